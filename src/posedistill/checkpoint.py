@@ -1,0 +1,91 @@
+"""Checkpoints: one dict per file, written atomically, read with ``torch.load(weights_only=True)``.
+
+Layout (all plain containers and tensors, so the safe unpickler can read them)::
+
+    {"format": "posedistill-checkpoint", "version": 1,
+     "arch": {"name": "hg4_128", "num_joints": 14},      # registry name + builder kwargs
+     "joint_set": "lsp", "input_size": 256, "sigma": 2.0,
+     "model": state_dict, "optimizer": ..., "scheduler": ..., "epoch": int, "rng": {...},
+     "config": {...}, "metrics": {...}}
+
+Only ``arch``, ``joint_set``, ``input_size`` and ``model`` are needed for inference.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError
+from .io import atomic_open
+from .models import build_model
+
+__all__ = ["save_checkpoint", "load_checkpoint", "model_from_checkpoint", "FORMAT"]
+
+FORMAT = "posedistill-checkpoint"
+
+
+def save_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> None:
+    """Write ``checkpoint`` (a dict with at least arch, joint_set, input_size, model) atomically."""
+    missing = {"arch", "joint_set", "input_size", "model"} - checkpoint.keys()
+    if missing:
+        raise ValueError(f"checkpoint lacks {sorted(missing)}")
+    payload = {"format": FORMAT, "version": 1, **checkpoint}
+    with atomic_open(path, "wb") as handle:
+        torch.save(payload, handle)
+
+
+def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely (never executes code from the file); one clear error for any bad file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: refused to load, not a plain-weights checkpoint ({first})") from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, AttributeError,
+            IndexError, TypeError, UnicodeDecodeError, MemoryError, OverflowError) as exc:
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({type(exc).__name__})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a posedistill checkpoint")
+    for key in ("arch", "joint_set", "input_size", "model"):
+        if key not in ckpt:
+            raise CheckpointError(f"{path}: checkpoint lacks '{key}'")
+    return ckpt
+
+
+def model_from_checkpoint(
+    source: str | os.PathLike | dict[str, Any],
+    *,
+    expect_arch: str | None = None,
+    expect_joint_set: str | None = None,
+    map_location: str | torch.device = "cpu",
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Build the checkpoint's model and load its weights; returns ``(model in eval mode, checkpoint)``.
+
+    ``expect_arch`` / ``expect_joint_set`` turn a mismatch into a clear :class:`CheckpointError`.
+    """
+    ckpt = source if isinstance(source, dict) else load_checkpoint(source, map_location=map_location)
+    where = "checkpoint" if isinstance(source, dict) else str(source)
+    arch = ckpt["arch"]
+    if expect_arch is not None and arch.get("name") != expect_arch:
+        raise CheckpointError(f"{where}: checkpoint is for model {arch.get('name')!r}, expected {expect_arch!r}")
+    if expect_joint_set is not None and ckpt["joint_set"] != expect_joint_set:
+        raise CheckpointError(
+            f"{where}: checkpoint is for joint set {ckpt['joint_set']!r}, expected {expect_joint_set!r}"
+        )
+    try:
+        model = build_model(arch["name"], num_joints=int(arch["num_joints"]))
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{where}: weights do not fit model {arch.get('name')!r} ({first})") from exc
+    return model.eval(), ckpt

@@ -1,0 +1,43 @@
+"""The ``posedistill`` command line: thin commands that call the library.
+
+Every subcommand lives in its own module here and is registered in ``_COMMANDS``. A user's mistake
+(:class:`~posedistill.errors.PosedistillError`) is printed as one line on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from ..errors import PosedistillError
+
+# (module, attribute) of each subcommand, in the order `posedistill --help` lists them.
+_COMMANDS: list[tuple[str, str]] = [
+    ("profile_cmd", "profile"),
+]
+
+
+class _Group(click.Group):
+    """Click group that turns library errors into one line on stderr, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except PosedistillError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="posedistill")
+def main() -> None:
+    """posedistill: fast 2D human pose estimation by Fast Pose Distillation (Zhang et al., CVPR 2019)."""
+
+
+for _module, _attr in _COMMANDS:
+    main.add_command(getattr(importlib.import_module(f"{__name__}.{_module}"), _attr))

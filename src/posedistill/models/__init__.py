@@ -1,0 +1,18 @@
+"""Hourglass model family for pose estimation (see :mod:`posedistill.models.hourglass`)."""
+
+from .hourglass import Hourglass, Residual, StackedHourglass
+from .registry import (
+    ModelSpec,
+    build_model,
+    get_model_spec,
+    list_models,
+    resolve_name,
+    stacked_hourglass,
+    student,
+    teacher,
+)
+
+__all__ = [
+    "Hourglass", "Residual", "StackedHourglass", "ModelSpec", "build_model", "get_model_spec", "list_models",
+    "resolve_name", "stacked_hourglass", "student", "teacher",
+]
