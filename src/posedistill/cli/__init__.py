@@ -16,6 +16,7 @@ from ..errors import PosedistillError
 # (module, attribute) of each subcommand, in the order `posedistill --help` lists them.
 _COMMANDS: list[tuple[str, str]] = [
     ("profile_cmd", "profile"),
+    ("data_cmd", "data"),
 ]
 
 

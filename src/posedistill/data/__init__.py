@@ -1,0 +1,40 @@
+"""Data pipeline: dataset readers, top-down crops and augmentation, heatmap targets, loaders.
+
+See docs/data.md for formats, visibility and coordinate conventions and the split protocol.
+"""
+
+from .dataset import PoseDataset, record_problem
+from .images import check_image_file, load_image
+from .loader import EpochSampler, build_loader
+from .readers import (
+    DATASET_KINDS,
+    LSP_SPLITS,
+    LSPET_SPLITS,
+    lsp_split,
+    lspet_split,
+    read_coco,
+    read_dataset,
+    read_jsonfile,
+    read_lsp,
+    read_lspet,
+    read_mpii,
+)
+from .records import PersonRecord, box_from_joints, torso_norm
+from .transforms import (
+    IMAGE_MEAN,
+    IMAGE_STD,
+    AugmentConfig,
+    Augmentation,
+    crop_person,
+    denormalize_image,
+    normalize_image,
+    sample_augmentation,
+)
+
+__all__ = [
+    "PersonRecord", "box_from_joints", "torso_norm", "read_lsp", "read_lspet", "lsp_split", "lspet_split",
+    "LSP_SPLITS", "LSPET_SPLITS", "read_mpii", "read_coco", "read_jsonfile", "read_dataset", "DATASET_KINDS",
+    "AugmentConfig", "Augmentation", "IMAGE_MEAN", "IMAGE_STD", "normalize_image", "denormalize_image",
+    "crop_person", "sample_augmentation", "PoseDataset", "record_problem", "build_loader", "EpochSampler",
+    "check_image_file", "load_image",
+]

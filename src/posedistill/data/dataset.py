@@ -1,0 +1,152 @@
+"""The top-down training/evaluation dataset: crop around each person, augment, encode heatmap targets."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..codec import HeatmapCodec, affine_points
+from ..errors import ConfigError, DataError
+from ..skeleton import JointSet, get_joint_set
+from .images import check_image_file, load_image
+from .records import PersonRecord
+from .transforms import AugmentConfig, Augmentation, color_jitter, crop_person, normalize_image, sample_augmentation
+
+__all__ = ["PoseDataset", "record_problem"]
+
+
+def record_problem(rec: PersonRecord, jset: JointSet, *, check_image: bool = True) -> str | None:
+    """Why ``rec`` cannot be used (``None`` when it can): joint count, non-finite values, bad box, bad image."""
+    k = jset.num_joints
+    if rec.joints.shape != (k, 2) or rec.visible.shape != (k,):
+        return f"{rec.joints.shape[0]} joints but the {jset.name} joint set has {k}"
+    if not np.isfinite(rec.joints[rec.visible > 0]).all():
+        return "non-finite joint coordinates"
+    if not (np.isfinite(rec.center).all() and np.isfinite(rec.scale) and rec.scale > 0):
+        return f"bad person box (center {rec.center.tolist()}, scale {rec.scale})"
+    return check_image_file(rec.image) if check_image else None
+
+
+class PoseDataset(Dataset):
+    """Top-down pose samples from :class:`PersonRecord` s.
+
+    Args:
+        records: people to sample (from :mod:`posedistill.data.readers`).
+        joint_set: the records' joint set (name or :class:`JointSet`).
+        input_size: crop side in pixels, a multiple of 64.
+        sigma: heatmap Gaussian sigma in heatmap pixels.
+        train: draw augmentation (else: plain crop of the person box, no flip, no jitter).
+        augment: augmentation settings (default :class:`AugmentConfig`); ignored when ``train`` is False.
+        seed: augmentation seed. Sample ``i`` in epoch ``e`` uses ``np.random.default_rng((seed, e, i))``, so
+            results do not depend on worker count, order or resumption.
+        skip_bad: drop unusable records (bad joints, missing/unreadable/truncated image) with one warning, and
+            replace a sample whose image fails to decode later by the next good one; else raise DataError.
+        check_images: check every image file at construction (cheap: header and end marker, no decoding).
+
+    An item is a dict: ``image`` (3, H, W) float32, ``target`` (K, h, w) float32, ``target_weight`` (K,),
+    ``joints`` (K, 2) original-image pixels, ``visible`` (K,), ``center`` (2,), ``scale`` (), ``norm`` (),
+    ``matrix`` (2, 3) float64 original->crop (flip included), ``flipped`` () bool, ``index`` () int64.
+    Items may be indexed by ``i`` (uses the epoch of :meth:`set_epoch`) or by ``(epoch, i)``.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[PersonRecord],
+        *,
+        joint_set: str | JointSet,
+        input_size: int = 256,
+        sigma: float = 2.0,
+        train: bool,
+        augment: AugmentConfig | None = None,
+        seed: int = 0,
+        skip_bad: bool = False,
+        check_images: bool = True,
+    ) -> None:
+        if not isinstance(input_size, (int, np.integer)) or input_size < 64 or input_size % 64:
+            raise ConfigError(f"input_size must be a positive multiple of 64, got {input_size!r}")
+        if seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {seed}")
+        self.joint_set = get_joint_set(joint_set)
+        self.input_size = int(input_size)
+        self.codec = HeatmapCodec(input_size=self.input_size, sigma=sigma, stride=4)
+        self.train = bool(train)
+        self.augment = augment if augment is not None else AugmentConfig()
+        self.seed = int(seed)
+        self.skip_bad = bool(skip_bad)
+        self.epoch = 0
+        self._flip_index = np.asarray(self.joint_set.flip_index)
+        good: list[PersonRecord] = []
+        bad: list[str] = []
+        for rec in records:
+            problem = record_problem(rec, self.joint_set, check_image=check_images)
+            if problem is None:
+                good.append(rec)
+            elif not self.skip_bad:
+                raise DataError(f"{rec.image}: {problem}")
+            else:
+                bad.append(f"{rec.image}: {problem}")
+        if bad:
+            warnings.warn(f"skipped {len(bad)} of {len(bad) + len(good)} samples with bad data (first: {bad[0]})",
+                          stacklevel=2)
+        self.num_skipped = len(bad)
+        self.records = good
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Epoch used for augmentation by items indexed with a plain int."""
+        self.epoch = int(epoch)
+
+    def augmentation(self, index: int, epoch: int | None = None) -> Augmentation:
+        """The augmentation sample ``index`` gets in ``epoch`` (identity when not training)."""
+        if not self.train:
+            return Augmentation()
+        e = self.epoch if epoch is None else int(epoch)
+        return sample_augmentation(np.random.default_rng((self.seed, e, int(index))), self.augment)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        epoch, index = (int(key[0]), int(key[1])) if isinstance(key, (tuple, list)) else (self.epoch, int(key))
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        index %= len(self)
+        for attempt in range(len(self)):
+            i = (index + attempt) % len(self)
+            try:
+                return self._sample(i, epoch)
+            except DataError as exc:
+                if not self.skip_bad:
+                    raise
+                warnings.warn(f"skipping unreadable sample {i}: {exc}", stacklevel=2)
+        raise DataError("no readable sample left in the dataset")
+
+    def _sample(self, index: int, epoch: int) -> dict:
+        rec = self.records[index]
+        image = load_image(rec.image)
+        aug = self.augmentation(index, epoch)
+        center = rec.center + np.asarray(aug.shift) * rec.scale
+        crop, matrix = crop_person(image, center, rec.scale * aug.scale, aug.rotation, self.input_size, aug.flip)
+        if aug.color != (1.0, 1.0, 1.0):
+            crop = color_jitter(crop, aug.color)
+        joints_crop = affine_points(rec.joints, matrix)
+        visible = rec.visible
+        if aug.flip:
+            joints_crop, visible = joints_crop[self._flip_index], visible[self._flip_index]
+        target, weight = self.codec.encode(joints_crop, visible)
+        return {
+            "image": torch.from_numpy(normalize_image(crop)),
+            "target": torch.from_numpy(target),
+            "target_weight": torch.from_numpy(weight),
+            "joints": torch.from_numpy(rec.joints.astype(np.float32)),
+            "visible": torch.from_numpy(rec.visible.astype(np.float32)),
+            "center": torch.from_numpy(rec.center.astype(np.float32)),
+            "scale": torch.tensor(rec.scale, dtype=torch.float32),
+            "norm": torch.tensor(rec.norm, dtype=torch.float32),
+            "matrix": torch.from_numpy(matrix),
+            "flipped": torch.tensor(aug.flip),
+            "index": torch.tensor(index, dtype=torch.int64),
+        }

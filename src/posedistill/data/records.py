@@ -1,0 +1,61 @@
+"""The per-person annotation record that every dataset reader yields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["PersonRecord", "box_from_joints", "torso_norm"]
+
+
+@dataclass
+class PersonRecord:
+    """One annotated person.
+
+    Attributes:
+        image: path of the image file.
+        joints: (K, 2) float32 joint coordinates (x, y) in image pixels, pixel centres at integers (0-based).
+        visible: (K,) float32 in {0, 1}: 1 = visible/annotated and usable as a training target and for the metric.
+        center: (2,) person box centre (x, y) in image pixels.
+        scale: side in pixels of the square person box that is cropped (already padded).
+        norm: the metric's normaliser in pixels: LSP/LSPET torso (left_shoulder to right_hip, nan when either is
+            not visible), MPII 0.6 x head-box diagonal (nan without head boxes), nan otherwise.
+        joint_set: name of the joint set (``"lsp"``, ``"mpii"``, ``"coco"``).
+        meta: free-form extras (dataset index, raw flags, bbox, ...).
+    """
+
+    image: Path
+    joints: np.ndarray
+    visible: np.ndarray
+    center: np.ndarray
+    scale: float
+    norm: float = float("nan")
+    joint_set: str = "lsp"
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.image = Path(self.image)
+        self.joints = np.asarray(self.joints, dtype=np.float32).reshape(-1, 2)
+        self.visible = (np.asarray(self.visible, dtype=np.float32).reshape(-1) > 0).astype(np.float32)
+        self.center = np.asarray(self.center, dtype=np.float64).reshape(2)
+        self.scale = float(self.scale)
+        self.norm = float(self.norm)
+
+
+def box_from_joints(joints: np.ndarray, visible: np.ndarray, padding: float = 1.25) -> tuple[np.ndarray, float]:
+    """Centre and padded square side of the bounding box of the visible joints (all joints if none visible)."""
+    j = np.asarray(joints, dtype=np.float64)
+    v = np.asarray(visible) > 0
+    pts = j[v] if v.any() else j
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    side = max(float((hi - lo).max()), 1.0) * padding
+    return (lo + hi) / 2.0, side
+
+
+def torso_norm(joints: np.ndarray, visible: np.ndarray) -> float:
+    """LSP torso size: distance from left_shoulder (9) to right_hip (2); nan when either is not visible."""
+    if visible[9] > 0 and visible[2] > 0:
+        return float(np.linalg.norm(np.asarray(joints[9], np.float64) - np.asarray(joints[2], np.float64)))
+    return float("nan")

@@ -1,0 +1,124 @@
+"""Top-down crop, augmentation parameters and image normalisation shared by training and inference."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from ..codec import get_affine_transform
+from ..errors import ConfigError
+
+__all__ = [
+    "AugmentConfig", "Augmentation", "IMAGE_MEAN", "IMAGE_STD", "normalize_image", "denormalize_image",
+    "crop_person", "flip_matrix", "sample_augmentation", "color_jitter",
+]
+
+#: RGB mean and std (ImageNet, on [0, 1] pixel values) used by training and inference alike.
+IMAGE_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGE_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training augmentation (all drawn per sample from a seeded generator).
+
+    Attributes:
+        scale_factor: box size multiplied by U(1 - f, 1 + f) (0.25: 0.75-1.25).
+        rotation: rotation U(-r, r) degrees, applied with probability ``rotation_prob``.
+        rotation_prob: probability of rotating a sample (0.6, as in the HRNet/Hourglass recipes).
+        flip: horizontal flip with probability 0.5 (with left/right joint swap).
+        color_jitter: each RGB channel multiplied by U(1 - c, 1 + c).
+        shift_factor: box centre moved by U(-s, s) x box size along x and y (0: off).
+    """
+
+    scale_factor: float = 0.25
+    rotation: float = 30.0
+    rotation_prob: float = 0.6
+    flip: bool = True
+    color_jitter: float = 0.2
+    shift_factor: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("scale_factor", "rotation", "rotation_prob", "color_jitter", "shift_factor"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"AugmentConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.scale_factor >= 1 or self.color_jitter >= 1 or self.rotation_prob > 1:
+            raise ConfigError("AugmentConfig: scale_factor and color_jitter must be < 1, rotation_prob <= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """One sample's drawn augmentation."""
+
+    scale: float = 1.0
+    rotation: float = 0.0
+    flip: bool = False
+    color: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    shift: tuple[float, float] = (0.0, 0.0)
+
+
+def sample_augmentation(rng: np.random.Generator, cfg: AugmentConfig) -> Augmentation:
+    """Draw one sample's augmentation. Always consumes the same random numbers whatever ``cfg`` says, so a
+    sample's draws do not depend on which options are on."""
+    u = rng.random(9)
+    scale = 1.0 + cfg.scale_factor * (2 * u[0] - 1)
+    rotation = cfg.rotation * (2 * u[1] - 1) if u[2] < cfg.rotation_prob else 0.0
+    flip = bool(cfg.flip and u[3] < 0.5)
+    color = tuple(float(1.0 + cfg.color_jitter * (2 * c - 1)) for c in u[4:7])
+    shift = (cfg.shift_factor * (2 * u[7] - 1), cfg.shift_factor * (2 * u[8] - 1))
+    return Augmentation(float(scale), float(rotation), flip, color, shift)  # type: ignore[arg-type]
+
+
+def flip_matrix(width: int) -> np.ndarray:
+    """2x3 matrix of a horizontal flip of an image ``width`` pixels wide (x -> width - 1 - x)."""
+    return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0]])
+
+
+def crop_person(
+    image: np.ndarray,
+    center: np.ndarray,
+    size: float,
+    rotation: float,
+    output_size: int,
+    flip: bool = False,
+    *,
+    interpolation: int = cv2.INTER_LINEAR,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Crop a square box (side ``size`` px, centred at ``center``, rotated by ``rotation`` degrees) to
+    ``output_size`` x ``output_size`` by one affine warp, mirrored when ``flip``. Outside the image is black.
+
+    Returns the crop and the (2, 3) original->crop matrix (flip included). Joint labels are not touched here:
+    after a flip the caller swaps left/right with ``JointSet.flip_index``.
+    """
+    m = get_affine_transform(center, size, rotation, output_size)
+    if flip:
+        f = flip_matrix(output_size)
+        m = f[:, :2] @ m + np.concatenate([np.zeros((2, 2)), f[:, 2:]], axis=1)
+    crop = cv2.warpAffine(image, m, (output_size, output_size), flags=interpolation,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    return crop, m
+
+
+def color_jitter(bgr: np.ndarray, factors_rgb: tuple[float, float, float]) -> np.ndarray:
+    """Multiply the R, G, B channels of a BGR uint8 image by ``factors_rgb`` (clipped to 0-255)."""
+    f = np.asarray(factors_rgb[::-1], dtype=np.float32)
+    return np.clip(bgr.astype(np.float32) * f, 0, 255).astype(np.uint8)
+
+
+def normalize_image(bgr: np.ndarray) -> np.ndarray:
+    """BGR uint8 (H, W, 3) -> RGB float32 (3, H, W), scaled to [0, 1] then standardised by IMAGE_MEAN/STD."""
+    if bgr.ndim != 3 or bgr.shape[2] != 3:
+        raise ConfigError(f"normalize_image expects an H x W x 3 BGR image, got shape {bgr.shape}")
+    rgb = bgr[:, :, ::-1].astype(np.float32) / 255.0
+    return np.ascontiguousarray(((rgb - IMAGE_MEAN) / IMAGE_STD).transpose(2, 0, 1))
+
+
+def denormalize_image(chw: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`normalize_image`: RGB float (3, H, W) -> BGR uint8 (H, W, 3)."""
+    rgb = np.asarray(chw, dtype=np.float32).transpose(1, 2, 0) * IMAGE_STD + IMAGE_MEAN
+    return np.ascontiguousarray(np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)[:, :, ::-1])

@@ -1,0 +1,144 @@
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+from posedistill.codec import HeatmapCodec, affine_points, crop_to_image, get_affine_transform
+from posedistill.data import AugmentConfig, PoseDataset, build_loader, read_lspet
+from posedistill.errors import ConfigError, DataError
+from posedistill.skeleton import LSP
+
+
+@pytest.fixture()
+def records(lspet_mini):
+    return read_lspet(lspet_mini)
+
+
+def test_item_layout_and_collate(records):
+    ds = PoseDataset(records, joint_set="lsp", input_size=128, train=True)
+    item = ds[0]
+    shapes = {k: tuple(v.shape) for k, v in item.items()}
+    assert shapes["image"] == (3, 128, 128) and shapes["target"] == (14, 32, 32) and shapes["matrix"] == (2, 3)
+    assert shapes["joints"] == (14, 2) and shapes["scale"] == () and shapes["index"] == ()
+    batch = default_collate([ds[i] for i in range(3)])
+    assert batch["image"].shape == (3, 3, 128, 128) and batch["norm"].shape == (3,)
+
+
+def test_eval_crop_is_plain_and_targets_decode_back_to_the_joints(records):
+    ds = PoseDataset(records, joint_set="lsp", input_size=256, train=False)
+    codec = HeatmapCodec(input_size=256)
+    for i, rec in enumerate(records):
+        item = ds[i]
+        assert not item["flipped"]
+        np.testing.assert_allclose(item["matrix"].numpy(), get_affine_transform(rec.center, rec.scale, 0, 256))
+        coords, _ = codec.decode(item["target"].numpy()[None], dark=True)
+        back = crop_to_image(coords, item["matrix"].numpy()[None])[0]
+        w = item["target_weight"].numpy() > 0
+        np.testing.assert_array_equal(w, rec.visible > 0)  # the eval box holds every visible joint
+        # < 0.5 px in the original image (a crop pixel is scale/256 of an image pixel)
+        assert np.abs(back[w] - rec.joints[w]).max() < 0.5
+    assert torch.equal(ds[1]["image"], ds[1]["image"])
+
+
+def test_train_augmentation_reproducible_and_epoch_dependent(records):
+    a = PoseDataset(records, joint_set="lsp", input_size=128, train=True, seed=3)
+    b = PoseDataset(records, joint_set="lsp", input_size=128, train=True, seed=3)
+    assert torch.equal(a[2]["image"], b[2]["image"]) and torch.equal(a[2]["target"], b[2]["target"])
+    b.set_epoch(1)
+    assert torch.equal(b[2]["matrix"], a[(1, 2)]["matrix"])
+    assert not torch.equal(a[(0, 2)]["matrix"], a[(1, 2)]["matrix"])
+    c = PoseDataset(records, joint_set="lsp", input_size=128, train=True, seed=4)
+    assert not torch.equal(a[2]["matrix"], c[2]["matrix"])
+
+
+def test_flip_swaps_left_and_right(records):
+    cfg = AugmentConfig(scale_factor=0, rotation=0, color_jitter=0)
+    ds = PoseDataset(records, joint_set="lsp", input_size=128, train=True, augment=cfg)
+    plain = PoseDataset(records, joint_set="lsp", input_size=128, train=False)
+    codec = HeatmapCodec(input_size=128)
+    epoch = next(e for e in range(20) if ds.augmentation(1, e).flip)
+    f, p = ds[(epoch, 1)], plain[1]
+    assert f["flipped"]
+    torch.testing.assert_close(f["image"], p["image"].flip(-1), atol=0.04, rtol=0)  # mirrored (+-1 grey level)
+    cf = codec.decode(f["target"].numpy(), dark=True)[0]
+    cp = codec.decode(p["target"].numpy(), dark=True)[0]
+    la, ra = LSP.index("left_ankle"), LSP.index("right_ankle")
+    lw, rw = LSP.index("left_wrist"), LSP.index("right_wrist")
+    for left, right in ((la, ra), (lw, rw)):
+        if p["target_weight"][right] > 0:  # flipped crop's LEFT joint = mirror of plain crop's RIGHT joint
+            np.testing.assert_allclose(cf[left], [127 - cp[right][0], cp[right][1]], atol=0.05)
+    np.testing.assert_array_equal(f["target_weight"].numpy(), p["target_weight"].numpy()[LSP.flip_index])
+
+
+def test_joints_outside_crop_get_zero_weight(records):
+    rec = records[1]
+    small = type(rec)(rec.image, rec.joints, rec.visible, rec.joints[LSP.index("head_top")], 30.0, rec.norm)
+    item = PoseDataset([small], joint_set="lsp", input_size=64, train=False)[0]
+    inside = np.abs(affine_points(rec.joints, item["matrix"].numpy()) - 31.5).max(1) <= 32
+    np.testing.assert_array_equal(item["target_weight"].numpy(), (inside & (rec.visible > 0)).astype(np.float32))
+    assert 0 < item["target_weight"].sum() < rec.visible.sum()
+    assert not item["target"][item["target_weight"] == 0].any()
+
+
+def test_config_errors(records):
+    with pytest.raises(ConfigError, match="multiple of 64"):
+        PoseDataset(records, joint_set="lsp", input_size=100, train=False)
+    with pytest.raises(DataError, match="im00001.jpg: 14 joints but the mpii joint set has 16"):
+        PoseDataset(records, joint_set="mpii", train=False)
+
+
+# --- bad images (item 6): real files corrupted in a temp dir ------------------------------------------------------
+
+@pytest.fixture()
+def broken(lspet_mini, tmp_path):
+    shutil.copytree(lspet_mini, tmp_path / "d")
+    img = tmp_path / "d" / "images"
+    (img / "im00002.jpg").unlink()  # missing
+    (img / "im00003.jpg").write_bytes(b"GIF? no, just text\n" * 50)  # unreadable
+    data = (img / "im00004.jpg").read_bytes()
+    (img / "im00004.jpg").write_bytes(data[: len(data) // 2])  # truncated
+    return read_lspet(tmp_path / "d")
+
+
+@pytest.mark.parametrize("idx,reason", [(1, "image file not found"), (2, "not a recognised image format"),
+                                        (3, "truncated JPEG")])
+def test_bad_image_raises_naming_file(broken, idx, reason):
+    with pytest.raises(DataError, match=rf"im0000{idx + 1}.jpg: {reason}"):
+        PoseDataset(broken[idx: idx + 1], joint_set="lsp", train=False)
+    ds = PoseDataset(broken[idx: idx + 1], joint_set="lsp", train=False, check_images=False)
+    with pytest.raises(DataError, match=rf"im0000{idx + 1}.jpg: {reason}"):
+        ds[0]
+
+
+def test_bad_images_skipped_with_one_warning(broken):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = PoseDataset(broken, joint_set="lsp", train=False, skip_bad=True)
+    assert len(ds) == 1 and ds.num_skipped == 3 and ds[0]["index"] == 0
+    assert len(caught) == 1 and "skipped 3 of 4 samples" in str(caught[0].message)
+    lazy = PoseDataset(broken, joint_set="lsp", train=False, skip_bad=True, check_images=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert lazy[1]["index"] == 0  # falls through the 3 bad ones to the next good sample
+    assert "im00002.jpg: image file not found" in str(caught[0].message) and len(caught) == 3
+
+
+# --- loader -----------------------------------------------------------------------------------------------------
+
+def test_loader_same_batches_with_and_without_workers(records):
+    ds = PoseDataset(records * 2, joint_set="lsp", input_size=64, train=True, seed=1)
+    serial = build_loader(ds, batch_size=4, shuffle=True, num_workers=0, seed=5)
+    parallel = build_loader(ds, batch_size=4, shuffle=True, num_workers=2, seed=5)
+    for epoch in range(2):  # persistent workers must follow the epoch
+        a, b = list(serial), list(parallel)
+        assert len(a) == len(b) == 2
+        for x, y in zip(a, b):
+            assert torch.equal(x["index"], y["index"]) and torch.equal(x["image"], y["image"])
+        if epoch == 0:
+            first = a
+    assert not torch.equal(first[0]["matrix"], a[0]["matrix"])
+    serial.sampler.set_epoch(0)
+    assert torch.equal(next(iter(serial))["image"], first[0]["image"])  # resume at an epoch
