@@ -16,6 +16,10 @@ from ..errors import PosedistillError
 # (module, attribute) of each subcommand, in the order `posedistill --help` lists them.
 _COMMANDS: list[tuple[str, str]] = [
     ("profile_cmd", "profile"),
+    ("train_cmd", "train"),
+    ("train_cmd", "distill"),
+    ("evaluate_cmd", "evaluate"),
+    ("quickstart_cmd", "quickstart"),
     ("data_cmd", "data"),
 ]
 

@@ -1,0 +1,39 @@
+"""``posedistill evaluate``: PCK@0.2, PCKh@0.5, AUC and a per-joint table of a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--data", "data_root", required=True, help="Dataset directory or annotation file.")
+@click.option("--dataset", type=click.Choice(["lsp", "lspet", "mpii", "coco", "json"]), default="lspet",
+              show_default=True)
+@click.option("--split", default="test", show_default=True,
+              help="Named split (lspet: train/val/test) or image-number range such as 7001-7500; 'all' for coco/json.")
+@click.option("--flip/--no-flip", default=True, show_default=True, help="Flip test.")
+@click.option("--multi-scale", is_flag=True, help="Also average over scales 0.8, 0.9, 1.0, 1.1, 1.2.")
+@click.option("--dark", is_flag=True, help="DARK (Taylor) sub-pixel decoding instead of the quarter offset.")
+@click.option("--pckh", is_flag=True, help="Also report PCKh@0.5 (needs head sizes, e.g. MPII with head boxes).")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the metrics as JSON.")
+def evaluate(checkpoint, data_root, dataset, split, flip, multi_scale, dark, pckh, batch_size, workers, device,
+             json_path):
+    """Evaluate CHECKPOINT: PCK@0.2 (torso), AUC, per-joint table; flip test on by default."""
+    from ..evaluation import evaluate_checkpoint
+    from ..io import atomic_write_json
+
+    result = evaluate_checkpoint(checkpoint, data_root, dataset=dataset, split=split, flip=flip,
+                                 multi_scale=multi_scale, dark=dark, pckh=pckh, batch_size=batch_size,
+                                 workers=workers, device=device, progress=True)
+    click.echo(result.table())
+    if json_path is not None:
+        atomic_write_json(json_path, {"checkpoint": str(checkpoint), "data": str(data_root), "dataset": dataset,
+                                      "split": split, "flip": flip, "multi_scale": multi_scale, **result.to_dict()})
+        click.echo(f"wrote {json_path}")

@@ -1,0 +1,80 @@
+"""``posedistill train`` (ground truth) and ``posedistill distill`` (Fast Pose Distillation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..config import load_config
+
+_common = [
+    click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="Experiment YAML (see configs/); defaults apply to missing keys."),
+    click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+                 help="Run directory (checkpoints, log.csv, TensorBoard, config.yaml)."),
+    click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                 help="Override a config key, e.g. --set train.epochs=5 --set data.input_size=128 (repeatable)."),
+    click.option("--model", default=None, help="Shortcut for --set model.name=NAME."),
+    click.option("--epochs", type=int, default=None, help="Shortcut for --set train.epochs=N."),
+    click.option("--batch-size", type=int, default=None, help="Shortcut for --set train.batch_size=N."),
+    click.option("--data", "data_root", default=None, help="Shortcut for --set data.root=PATH."),
+    click.option("--resume", is_flag=True, help="Continue exactly from OUT/last.pt."),
+    click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty run directory."),
+    click.option("--device", default=None, help="cpu, cuda, cuda:1... (default: the GPU when available)."),
+    click.option("--no-progress", is_flag=True, help="Hide progress bars."),
+]
+
+
+def _with_common(fn):
+    for option in reversed(_common):
+        fn = option(fn)
+    return fn
+
+
+def _config(config_path, overrides, model, epochs, batch_size, data_root):
+    sets = list(overrides)
+    for key, value in (("model.name", model), ("train.epochs", epochs), ("train.batch_size", batch_size),
+                       ("data.root", data_root)):
+        if value is not None:
+            sets.append(f"{key}={value}")
+    return load_config(config_path, sets)
+
+
+def _run(cfg, out, **kw):
+    from ..training import Trainer
+
+    summary = Trainer(cfg, out, **kw).fit()
+    best = summary["best_val_pck"]
+    click.echo(f"done: {summary['epochs_done']} epochs in {out}" + (f", best val PCK@0.2 {best:.1f}" if best else ""))
+
+
+@click.command()
+@_with_common
+def train(config_path, out, overrides, model, epochs, batch_size, data_root, resume, overwrite, device, no_progress):
+    """Train any model from ground-truth heatmaps (e.g. the teacher).
+
+    Multi-GPU / multi-node: launch with torchrun, e.g.
+    `torchrun --nproc_per_node 4 -m posedistill train --config configs/teacher.yaml --out runs/teacher`.
+    """
+    cfg = _config(config_path, overrides, model, epochs, batch_size, data_root)
+    _run(cfg, out, resume=resume, overwrite=overwrite, device=device, progress=not no_progress)
+
+
+@click.command()
+@_with_common
+@click.option("--teacher", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Teacher checkpoint (trained with `posedistill train`).")
+@click.option("--init", "init", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Start the student from this checkpoint (e.g. a student trained normally).")
+@click.option("--unlabeled", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of unlabeled images; only the distillation term applies to them.")
+@click.option("--alpha", type=float, default=None, help="Shortcut for --set distill.alpha=A (default 0.5).")
+def distill(config_path, out, overrides, model, epochs, batch_size, data_root, resume, overwrite, device,
+            no_progress, teacher, init, unlabeled, alpha):
+    """Train a student by Fast Pose Distillation: alpha * MSE(student, teacher) + (1 - alpha) * MSE(student, GT)."""
+    if alpha is not None:
+        overrides = (*overrides, f"distill.alpha={alpha}")
+    cfg = _config(config_path, overrides, model, epochs, batch_size, data_root)
+    _run(cfg, out, teacher=teacher, init=init, unlabeled=unlabeled, resume=resume, overwrite=overwrite,
+         device=device, progress=not no_progress)

@@ -1,0 +1,227 @@
+"""Experiment configuration: typed dataclasses loaded from YAML, overridable by dotted keys, validated.
+
+A config file has the sections below (every key optional; defaults follow the FPD paper's recipe: input 256,
+heatmaps 64, sigma 2, rotation 30, scale 0.25, flip, Adam lr 2.5e-4 with step decay, alpha 0.5)::
+
+    name: fpd_student
+    seed: 0
+    model: {name: hg4_128}
+    data: {dataset: lspet, root: ../shared/data/lspet, train: train, val: val, input_size: 256, sigma: 2.0}
+    optim: {optimizer: adam, lr: 2.5e-4, weight_decay: 0.0}
+    schedule: {milestones: [60, 90], gamma: 0.1}
+    train: {epochs: 100, batch_size: 16, val_every: 1}
+    distill: {alpha: 0.5, mask_distillation: true}
+
+Relative ``data.root`` paths are resolved against the current directory first, then the config file's folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .models import resolve_name
+
+__all__ = [
+    "ModelConfig", "DataConfig", "OptimConfig", "ScheduleConfig", "TrainConfig", "DistillConfig",
+    "ExperimentConfig", "load_config", "apply_overrides", "config_from_dict",
+]
+
+
+@dataclass
+class ModelConfig:
+    name: str = "hg4_128"
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "lspet"  # lsp | lspet | mpii | coco | json
+    root: str = "../shared/data/lspet"
+    train: str = "train"  # a named split of the dataset, or an image-number range such as "1-6500"
+    val: str = "val"
+    input_size: int = 256
+    sigma: float = 2.0
+    scale_factor: float = 0.25
+    rotation: float = 30.0
+    flip: bool = True
+    color_jitter: float = 0.2
+    workers: int = 2
+    skip_bad: bool = False
+    limit: int = 0  # use only the first N training records (0: all); for smoke tests
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str = "adam"  # adam | rmsprop | sgd
+    lr: float = 2.5e-4
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # rmsprop and sgd only
+
+
+@dataclass
+class ScheduleConfig:
+    milestones: list[int] = field(default_factory=lambda: [60, 90])  # epochs at which lr *= gamma
+    gamma: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 16
+    val_every: int = 1
+    amp: str = "none"  # none | bf16 | fp16 (fp16 on CUDA only)
+    channels_last: bool = False
+    nonfinite: str = "stop"  # stop | skip: what to do with a NaN/Inf loss or gradient
+    flip_test: bool = True  # flip test in validation
+
+
+@dataclass
+class DistillConfig:
+    alpha: float = 0.5
+    mask_distillation: bool = True
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> ExperimentConfig:
+        """Check values beyond their types; raises ConfigError naming the key."""
+        resolve_name(self.model.name)
+        d, o, t = self.data, self.optim, self.train
+        checks = [
+            (d.dataset in ("lsp", "lspet", "mpii", "coco", "json"), "data.dataset must be lsp, lspet, mpii, coco or json"),
+            (d.input_size > 0 and d.input_size % 64 == 0, "data.input_size must be a positive multiple of 64"),
+            (d.sigma > 0, "data.sigma must be > 0"),
+            (0 <= d.scale_factor < 1, "data.scale_factor must be in [0, 1)"),
+            (0 <= d.rotation <= 180, "data.rotation must be in [0, 180]"),
+            (d.workers >= 0 and d.limit >= 0, "data.workers and data.limit must be >= 0"),
+            (o.optimizer in ("adam", "rmsprop", "sgd"), "optim.optimizer must be adam, rmsprop or sgd"),
+            (o.lr > 0 and o.weight_decay >= 0, "optim.lr must be > 0 and optim.weight_decay >= 0"),
+            (all(m > 0 for m in self.schedule.milestones), "schedule.milestones must be positive epochs"),
+            (0 < self.schedule.gamma <= 1, "schedule.gamma must be in (0, 1]"),
+            (t.epochs > 0 and t.batch_size > 0 and t.val_every > 0, "train.epochs, batch_size, val_every must be > 0"),
+            (t.amp in ("none", "bf16", "fp16"), "train.amp must be none, bf16 or fp16"),
+            (t.nonfinite in ("stop", "skip"), "train.nonfinite must be stop or skip"),
+            (0 <= self.distill.alpha <= 1, "distill.alpha must be in [0, 1]"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        return self
+
+
+def _check_type(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_check_type(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if hint in (float, str) and not isinstance(value, hint):
+        raise ConfigError(f"{key}: expected a {hint.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(f"unknown config key {where}{unknown[0]}; valid keys: {', '.join(sorted(names))}")
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else name
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, key)
+        else:
+            kwargs[name] = _check_type(value, hint, key)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
+    """Build and validate a config from a (possibly partial) nested dict."""
+    return _build(ExperimentConfig, data, "").validate()
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML) to a nested dict, in place."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: value is not valid YAML") from exc
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part} is not a section")
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load a YAML experiment file (or defaults when ``path`` is None), apply overrides and validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: config file not found") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read config file ({exc})") from exc
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}: invalid YAML{where}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a config file must be a mapping of sections")
+        root = (data.get("data") or {}).get("root") if isinstance(data.get("data"), dict) else None
+        if isinstance(root, str) and not Path(root).is_absolute() and not Path(root).exists():
+            candidate = path.parent / root
+            if candidate.exists():
+                data["data"]["root"] = str(candidate)
+    apply_overrides(data, overrides or [])
+    try:
+        return config_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from None

@@ -1,0 +1,235 @@
+"""Evaluation: PCK / PCKh / AUC metrics and model evaluation with flip and multi-scale test.
+
+Metrics (each its own class, as in MMPose):
+
+* :class:`PCK` -- LSP protocol: a joint is correct when its error is at most ``threshold`` (0.2) x the torso
+  (distance left shoulder - right hip, the ``norm`` of LSP/LSPET records). Invisible joints and people without a
+  valid normaliser are excluded. ``mean`` is the average of the per-joint values (equal weight per joint).
+* :class:`PCKh` -- MPII protocol: threshold 0.5 x the head size (0.6 x head-box diagonal, the ``norm`` of MPII
+  records). ``mean`` pools all visible joints except pelvis and thorax (the MPII evaluation code's weighted mean).
+* :func:`auc` -- area under the PCK curve for thresholds evenly spaced in ``[0, max_threshold]``, normalised to
+  100.
+
+Flip test averages the heatmaps of the crop and of its mirror image (flipped back, left/right channels swapped).
+posedistill's coordinate convention (pixel centres at integers, ``x_heatmap = (x + 0.5) / 4 - 0.5``, see
+:mod:`posedistill.codec`) makes the mirrored heatmap align exactly, so the one-pixel shift that codes using
+``x_heatmap = x / 4`` need is not applied (it would add a bias of one heatmap pixel here).
+Multi-scale test resamples the crop at several scales, maps each scale's heatmaps back onto the base crop and
+averages them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from .codec import HeatmapCodec, crop_to_image
+from .skeleton import JointSet
+
+__all__ = ["joint_errors", "PCK", "PCKh", "auc", "flip_heatmaps", "predict_heatmaps", "predict_dataset",
+           "evaluate_predictions", "EvalResult"]
+
+
+def joint_errors(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray) -> np.ndarray:
+    """Normalised errors ``|pred - gt| / norm`` (N, K); NaN where the joint is invisible or norm invalid."""
+    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    norm = np.asarray(norm, np.float64).reshape(-1)
+    valid = (np.asarray(visible) > 0) & (np.isfinite(norm) & (norm > 0))[:, None]
+    dist = np.linalg.norm(pred - gt, axis=-1) / np.where(norm > 0, norm, 1.0)[:, None]
+    return np.where(valid, dist, np.nan)
+
+
+@dataclass
+class PCK:
+    """Percentage of Correct Keypoints at ``threshold`` x normaliser (LSP: torso), in percent."""
+
+    threshold: float = 0.2
+
+    def __call__(self, pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray) -> dict[str, Any]:
+        err = joint_errors(pred, gt, visible, norm)
+        count = np.sum(np.isfinite(err), axis=0)
+        hits = np.sum(np.nan_to_num(err, nan=np.inf) <= self.threshold, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_joint = np.where(count > 0, 100.0 * hits / np.maximum(count, 1), np.nan)
+        mean = float(np.nanmean(per_joint)) if np.any(count > 0) else float("nan")
+        return {"mean": mean, "per_joint": per_joint.tolist(), "count": count.tolist()}
+
+
+@dataclass
+class PCKh:
+    """PCKh at ``threshold`` x head size (MPII protocol), in percent; ``mean`` excludes ``exclude`` joints."""
+
+    threshold: float = 0.5
+    exclude: Sequence[int] = field(default_factory=lambda: (6, 7))  # MPII order: pelvis, thorax
+
+    def __call__(self, pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray) -> dict[str, Any]:
+        err = joint_errors(pred, gt, visible, norm)
+        count = np.sum(np.isfinite(err), axis=0)
+        hits = np.sum(np.nan_to_num(err, nan=np.inf) <= self.threshold, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_joint = np.where(count > 0, 100.0 * hits / np.maximum(count, 1), np.nan)
+        keep = np.ones(err.shape[1], bool)
+        keep[list(self.exclude)] = False
+        total = count[keep].sum()
+        mean = float(100.0 * hits[keep].sum() / total) if total else float("nan")
+        return {"mean": mean, "per_joint": per_joint.tolist(), "count": count.tolist()}
+
+
+def auc(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray, *,
+        max_threshold: float = 0.5, steps: int = 51) -> float:
+    """Area under the mean-PCK curve for thresholds in [0, max_threshold], in percent (100 = perfect)."""
+    thresholds = np.linspace(0.0, max_threshold, steps)
+    curve = [PCK(float(t))(pred, gt, visible, norm)["mean"] for t in thresholds]
+    return float(np.trapezoid(curve, thresholds) / max_threshold)
+
+
+def flip_heatmaps(heatmaps: Tensor, flip_index: Sequence[int]) -> Tensor:
+    """Mirror N x K x H x W heatmaps horizontally and swap left/right channels."""
+    return heatmaps.flip(-1)[:, list(flip_index)]
+
+
+def _resample(x: Tensor, zoom: float) -> Tensor:
+    """Resample ``x`` so that it shows a region ``zoom`` times as large around the same centre."""
+    n = x.shape[0]
+    theta = torch.tensor([[zoom, 0.0, 0.0], [0.0, zoom, 0.0]], dtype=x.dtype, device=x.device).expand(n, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+@torch.inference_mode()
+def predict_heatmaps(
+    model: nn.Module,
+    images: Tensor,
+    *,
+    flip_index: Sequence[int] | None = None,
+    scales: Sequence[float] = (1.0,),
+) -> Tensor:
+    """Final-stack heatmaps of ``images`` (N x 3 x H x W), averaged over flip (when ``flip_index`` is given)
+    and over ``scales`` (1.0 = the crop as it is; 1.2 = a region 1.2x as large)."""
+    total = None
+    for s in scales:
+        x = images if s == 1.0 else _resample(images, s)
+        views = [model(x)[-1].float()]
+        if flip_index is not None:
+            views.append(flip_heatmaps(model(x.flip(-1))[-1].float(), flip_index))
+        hm = torch.stack(views).mean(0)
+        if s != 1.0:
+            hm = _resample(hm, 1.0 / s)
+        total = hm if total is None else total + hm
+    assert total is not None
+    return total / len(scales)
+
+
+def predict_dataset(
+    model: nn.Module,
+    loader: Iterable[dict[str, Any]],
+    codec: HeatmapCodec,
+    *,
+    joint_set: JointSet,
+    flip: bool = True,
+    scales: Sequence[float] = (1.0,),
+    dark: bool = False,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Predict every sample of ``loader`` (batches of the dataset dict) in original image pixels.
+
+    Returns arrays ``pred (N,K,2), scores (N,K), gt (N,K,2), visible (N,K), norm (N), index (N)``.
+    """
+    model.eval()
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("pred", "scores", "gt", "visible", "norm", "index")}
+    for batch in tqdm(loader, desc="evaluate", disable=not progress, leave=False):
+        hm = predict_heatmaps(model, batch["image"].to(device),
+                              flip_index=joint_set.flip_index if flip else None, scales=scales)
+        coords, scores = codec.decode(hm.cpu().numpy(), dark=dark)
+        out["pred"].append(crop_to_image(coords, batch["matrix"].numpy()))
+        out["scores"].append(scores)
+        out["gt"].append(batch["joints"].numpy())
+        out["visible"].append(batch["visible"].numpy())
+        out["norm"].append(batch["norm"].numpy().reshape(-1))
+        out["index"].append(batch["index"].numpy().reshape(-1))
+    return {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in out.items()}
+
+
+@dataclass
+class EvalResult:
+    """Metrics of one evaluation: PCK@thr per joint and mean, AUC, optional PCKh."""
+
+    joint_names: list[str]
+    pck: dict[str, Any]
+    auc: float
+    threshold: float
+    num_people: int
+    pckh: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"joint_names": self.joint_names, "threshold": self.threshold, "num_people": self.num_people,
+             "pck": self.pck, "auc": self.auc}
+        if self.pckh is not None:
+            d["pckh"] = self.pckh
+        return d
+
+    def table(self) -> str:
+        """Per-joint table (percent)."""
+        rows = [f"{'joint':<16}{'PCK@' + format(self.threshold, 'g'):>10}" + (f"{'PCKh@0.5':>10}" if self.pckh else "")]
+        for j, name in enumerate(self.joint_names):
+            line = f"{name:<16}{self.pck['per_joint'][j]:>10.1f}"
+            if self.pckh:
+                line += f"{self.pckh['per_joint'][j]:>10.1f}"
+            rows.append(line)
+        line = f"{'mean':<16}{self.pck['mean']:>10.1f}" + (f"{self.pckh['mean']:>10.1f}" if self.pckh else "")
+        rows += [line, f"AUC (PCK 0-0.5): {self.auc:.1f}   people: {self.num_people}"]
+        return "\n".join(rows)
+
+
+def evaluate_predictions(pred: dict[str, np.ndarray], joint_set: JointSet, *, threshold: float = 0.2,
+                         pckh: bool = False) -> EvalResult:
+    """Metrics of :func:`predict_dataset` output."""
+    args = (pred["pred"], pred["gt"], pred["visible"], pred["norm"])
+    return EvalResult(
+        joint_names=list(joint_set.names),
+        pck=PCK(threshold)(*args),
+        auc=auc(*args),
+        threshold=threshold,
+        num_people=int(len(pred["pred"])),
+        pckh=PCKh(exclude=[joint_set.index(n) for n in ("pelvis", "thorax") if n in joint_set.names])(*args)
+        if pckh else None,
+    )
+
+
+MULTI_SCALES = (0.8, 0.9, 1.0, 1.1, 1.2)
+
+
+def evaluate_checkpoint(checkpoint, data_root, *, dataset: str = "lspet", split: str = "test", flip: bool = True,
+                        multi_scale: bool = False, dark: bool = False, pckh: bool = False, batch_size: int = 32,
+                        workers: int = 0, device: str = "cpu", progress: bool = False) -> EvalResult:
+    """Evaluate a checkpoint on a dataset split with the checkpoint's own input size and sigma."""
+    from .checkpoint import model_from_checkpoint
+    from .config import DataConfig
+    from .data import PoseDataset, build_loader
+    from .errors import CheckpointError
+    from .skeleton import get_joint_set
+    from .training.builders import joint_set_for, read_split
+
+    data = DataConfig(dataset=dataset, root=str(data_root))
+    records = read_split(data, split)
+    joint_set = get_joint_set(joint_set_for(data, records))
+    model, ckpt = model_from_checkpoint(checkpoint)
+    if ckpt["joint_set"] != joint_set.name:
+        raise CheckpointError(f"{checkpoint}: checkpoint is for joint set {ckpt['joint_set']!r}, the data has "
+                              f"{joint_set.name!r}")
+    input_size = int(ckpt["input_size"])
+    ds = PoseDataset(records, joint_set=joint_set, input_size=input_size, sigma=float(ckpt.get("sigma", 2.0)),
+                     train=False)
+    loader = build_loader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
+    pred = predict_dataset(model.to(device), loader, HeatmapCodec(input_size=input_size), joint_set=joint_set,
+                           flip=flip, scales=MULTI_SCALES if multi_scale else (1.0,), dark=dark, device=device,
+                           progress=progress)
+    return evaluate_predictions(pred, joint_set, pckh=pckh)

@@ -1,0 +1,84 @@
+"""Losses: heatmap MSE with intermediate supervision, and the Fast Pose Distillation (FPD) loss.
+
+FPD (Zhang, Zhu, Ye, "Fast Human Pose Estimation", CVPR 2019), for every student stack s::
+
+    L_s = alpha * MSE(student_s, teacher_final) + (1 - alpha) * MSE(student_s, ground_truth)
+
+summed over stacks. All terms are vectorised over the batch, joints and pixels (no Python loop over samples).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["weighted_heatmap_mse", "HeatmapLoss", "FPDLoss"]
+
+
+def weighted_heatmap_mse(pred: Tensor, target: Tensor, weight: Tensor) -> Tensor:
+    """Mean over N x K x H x W of ``weight[n, k] * (pred - target) ** 2``.
+
+    Args:
+        pred, target: ``N x K x H x W`` heatmaps.
+        weight: ``N x K`` per-joint weights (0 masks a joint out).
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"heatmap shapes differ: prediction {tuple(pred.shape)}, target {tuple(target.shape)}")
+    if weight.shape != pred.shape[:2]:
+        raise ValueError(f"weight must be N x K = {tuple(pred.shape[:2])}, got {tuple(weight.shape)}")
+    diff = (pred.float() - target.float()).square()
+    return (diff * weight.float()[:, :, None, None]).mean()
+
+
+class HeatmapLoss(nn.Module):
+    """Heatmap MSE with per-joint target weights, summed over all stacks (intermediate supervision)."""
+
+    def forward(self, outputs: Sequence[Tensor], target: Tensor, weight: Tensor) -> Tensor:
+        return torch.stack([weighted_heatmap_mse(o, target, weight) for o in outputs]).sum()
+
+
+class FPDLoss(nn.Module):
+    """Fast Pose Distillation loss ``alpha * L_pd + (1 - alpha) * L_gt`` at every student stack.
+
+    Args:
+        alpha: weight of the distillation term (the paper uses 0.5).
+        mask_distillation: if True (as the public FPD code does), the distillation term uses the same per-joint
+            visibility weights as the ground-truth term; if False it covers all joints. On unlabeled samples
+            (``labeled == 0``) it always covers all joints, and the ground-truth term is zero.
+    """
+
+    def __init__(self, alpha: float = 0.5, *, mask_distillation: bool = True) -> None:
+        super().__init__()
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        self.alpha = float(alpha)
+        self.mask_distillation = mask_distillation
+
+    def forward(
+        self,
+        outputs: Sequence[Tensor],
+        target: Tensor,
+        weight: Tensor,
+        teacher: Tensor,
+        labeled: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """Returns ``{"loss", "gt", "kd"}`` (the total and its two stack-summed terms, unweighted by alpha).
+
+        Args:
+            outputs: the student's per-stack heatmaps.
+            target, weight: ground-truth heatmaps ``N x K x H x W`` and weights ``N x K``.
+            teacher: the teacher's final-stack heatmaps ``N x K x H x W`` (no gradient flows into it).
+            labeled: optional ``N`` tensor, 1 for labeled samples and 0 for unlabeled ones.
+        """
+        teacher = teacher.detach()
+        gt_weight = weight
+        kd_weight = weight if self.mask_distillation else torch.ones_like(weight)
+        if labeled is not None:
+            lab = labeled.to(weight.dtype)[:, None]
+            gt_weight = weight * lab
+            kd_weight = kd_weight * lab + (1 - lab)
+        gt = torch.stack([weighted_heatmap_mse(o, target, gt_weight) for o in outputs]).sum()
+        kd = torch.stack([weighted_heatmap_mse(o, teacher, kd_weight) for o in outputs]).sum()
+        return {"loss": self.alpha * kd + (1 - self.alpha) * gt, "gt": gt, "kd": kd}

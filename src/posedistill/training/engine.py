@@ -1,0 +1,407 @@
+"""Training engine shared by ``posedistill train`` (ground truth) and ``posedistill distill`` (FPD).
+
+One :class:`Trainer` runs an experiment into a run directory::
+
+    run_dir/config.yaml   resolved config (with the teacher / init / unlabeled paths)
+    run_dir/log.csv       one row per epoch (rewritten atomically from the checkpoint's history)
+    run_dir/tb/           TensorBoard events
+    run_dir/last.pt       checkpoint after every epoch (atomic: temp file + rename)
+    run_dir/best.pt       checkpoint with the best validation PCK
+    run_dir/metrics.json  final summary
+
+Resuming (``resume=True``) restores model, optimiser, scheduler, epoch and RNG state from ``last.pt``; data order
+and augmentation are functions of (seed, epoch, index), so a resumed run reproduces the uninterrupted one.
+In FPD mode the teacher runs frozen, in eval mode under ``torch.inference_mode``, on the same augmented batch as
+the student (the paper's online scheme).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from ..checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from ..codec import HeatmapCodec
+from ..config import ExperimentConfig
+from ..data import build_loader
+from ..errors import ConfigError, PosedistillError
+from ..evaluation import evaluate_predictions, predict_dataset
+from ..io import atomic_write_json, atomic_write_text, check_writable_dir
+from ..losses import FPDLoss, HeatmapLoss
+from ..models import build_model
+from ..skeleton import get_joint_set
+from .builders import (build_dataset, build_optimizer, build_scheduler, joint_set_for, read_split,
+                       unlabeled_records)
+from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed, parameter_spread
+
+__all__ = ["Trainer", "TrainingError", "RunPaths"]
+
+LOG_FIELDS = ["epoch", "lr", "loss", "loss_gt", "loss_kd", "samples_per_s", "epoch_time_s", "skipped_batches",
+              "val_pck", "val_auc", "param_spread"]
+
+
+class TrainingError(PosedistillError):
+    """Training cannot go on (e.g. a non-finite loss); no checkpoint was overwritten."""
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path
+
+    @property
+    def last(self) -> Path:
+        return self.root / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.root / "best.pt"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "log.csv"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tb"
+
+
+class _Mixed(Dataset):
+    """Labeled and unlabeled datasets side by side; adds ``labeled`` (1 or 0) to every sample.
+
+    Indexed like :class:`~posedistill.data.PoseDataset`, by ``i`` or ``(epoch, i)``.
+    """
+
+    def __init__(self, labeled: Dataset, unlabeled: Dataset) -> None:
+        self.parts = (labeled, unlabeled)
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        epoch, i = key if isinstance(key, (tuple, list)) else (None, key)
+        n = len(self.parts[0])  # type: ignore[arg-type]
+        part, j, flag = (self.parts[0], i, 1) if i < n else (self.parts[1], i - n, 0)
+        return {**part[j if epoch is None else (epoch, j)], "labeled": flag}
+
+    def set_epoch(self, epoch: int) -> None:
+        for p in self.parts:
+            p.set_epoch(epoch)  # type: ignore[attr-defined]
+
+
+class Trainer:
+    """Train a model from ground truth, or distill a student from a teacher checkpoint (FPD).
+
+    Args:
+        cfg: the experiment.
+        run_dir: output directory.
+        teacher: teacher checkpoint; given, the run is FPD distillation with ``cfg.distill.alpha``.
+        init: checkpoint to initialise the model from (e.g. a student trained normally).
+        unlabeled: folder of unlabeled images (distillation term only); needs ``teacher``.
+        resume: continue from ``run_dir/last.pt``.
+        overwrite: allow writing into a non-empty run directory without resuming.
+        device: ``"cpu"``, ``"cuda"``...; default the GPU when available.
+        progress: show progress bars.
+    """
+
+    def __init__(self, cfg: ExperimentConfig, run_dir: str | Path, *, teacher: str | Path | None = None,
+                 init: str | Path | None = None, unlabeled: str | Path | None = None, resume: bool = False,
+                 overwrite: bool = False, device: str | None = None, progress: bool = True) -> None:
+        if unlabeled is not None and teacher is None:
+            raise ConfigError("--unlabeled needs --teacher: unlabeled images only carry the distillation term")
+        if resume and overwrite:
+            raise ConfigError("--resume and --overwrite exclude each other")
+        self.cfg, self.paths = cfg, RunPaths(Path(run_dir))
+        self.teacher_path, self.init_path, self.unlabeled = teacher, init, unlabeled
+        self.resume, self.overwrite, self.progress = resume, overwrite, progress
+        self.device_name = device
+
+    # ----------------------------------------------------------------------------------------------- setup
+    def _prepare_run_dir(self, dist: DistInfo) -> None:
+        root = self.paths.root
+        if self.resume:
+            if not self.paths.last.is_file():
+                raise ConfigError(f"{root}: nothing to resume (no last.pt)")
+        elif root.exists() and any(root.iterdir()) and not self.overwrite:
+            raise ConfigError(f"{root}: run directory exists and is not empty; use --resume or --overwrite")
+        if dist.is_main:
+            check_writable_dir(root)
+
+    def _build(self, dist: DistInfo) -> None:
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        train_records = read_split(cfg.data, cfg.data.train)
+        if cfg.data.limit:
+            train_records = train_records[: cfg.data.limit]
+        if not train_records:
+            raise ConfigError(f"{cfg.data.root}: training split {cfg.data.train!r} is empty")
+        self.joint_set_name = joint_set_for(cfg.data, train_records)
+        self.joint_set = get_joint_set(self.joint_set_name)
+        val_records = read_split(cfg.data, cfg.data.val) if cfg.data.val else []
+        train_set: Dataset = build_dataset(train_records, cfg, train=True, joint_set=self.joint_set_name)
+        self.val_set = build_dataset(val_records, cfg, train=False, joint_set=self.joint_set_name) if val_records else None
+        self.num_joints = self.joint_set.num_joints
+        self.codec = HeatmapCodec(input_size=cfg.data.input_size, sigma=cfg.data.sigma)
+
+        self.model = build_model(cfg.model.name, num_joints=self.num_joints)
+        if self.init_path is not None:
+            init_model, _ = model_from_checkpoint(self.init_path, expect_arch=cfg.model.name,
+                                                  expect_joint_set=self.joint_set_name)
+            self.model.load_state_dict(init_model.state_dict())
+        self.teacher: nn.Module | None = None
+        if self.teacher_path is not None:
+            teacher, tckpt = model_from_checkpoint(self.teacher_path, expect_joint_set=self.joint_set_name)
+            if int(tckpt["input_size"]) != cfg.data.input_size:
+                raise ConfigError(f"{self.teacher_path}: teacher was trained at input {tckpt['input_size']}, the "
+                                  f"student config uses {cfg.data.input_size}; set data.input_size to match")
+            self.teacher = teacher.to(dist.device).eval().requires_grad_(False)
+            self.teacher_arch = tckpt["arch"]["name"]
+        if self.unlabeled is not None:
+            unl = build_dataset(unlabeled_records(self.unlabeled, self.joint_set_name), cfg, train=True,
+                                joint_set=self.joint_set_name)
+            train_set = _Mixed(train_set, unl)
+        self.train_set = train_set
+
+        memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+        self.model = self.model.to(dist.device, memory_format=memory_format)
+        if self.teacher is not None:
+            self.teacher = self.teacher.to(memory_format=memory_format)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg)
+        self.net: nn.Module = (DistributedDataParallel(self.model) if dist.enabled else self.model)
+        self.loader = build_loader(train_set, batch_size=cfg.train.batch_size, shuffle=True,
+                                   num_workers=cfg.data.workers, seed=cfg.seed, drop_last=True,
+                                   distributed=dist.enabled)
+        if len(self.loader) == 0:
+            raise ConfigError(f"{len(train_set)} training samples per rank are fewer than one batch of "
+                              f"{cfg.train.batch_size}; lower train.batch_size")
+        self.loss_gt = HeatmapLoss()
+        self.loss_fpd = FPDLoss(cfg.distill.alpha, mask_distillation=cfg.distill.mask_distillation)
+        self.scaler = torch.amp.GradScaler("cuda") if (cfg.train.amp == "fp16" and dist.device.type == "cuda") else None
+        if cfg.train.amp == "fp16" and dist.device.type != "cuda":
+            raise ConfigError("train.amp=fp16 needs CUDA; use bf16 on the CPU")
+
+    def _checkpoint(self, epoch: int, history: list[dict], best: float) -> dict[str, Any]:
+        return {
+            "arch": {"name": self.cfg.model.name, "num_joints": self.num_joints},
+            "joint_set": self.joint_set_name,
+            "input_size": self.cfg.data.input_size,
+            "sigma": self.cfg.data.sigma,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": epoch,
+            "rng": {"torch": torch.get_rng_state()},
+            "config": self._resolved_config(),
+            "history": history,
+            "best_val_pck": best,
+            "metrics": history[-1] if history else {},
+        }
+
+    def _resolved_config(self) -> dict[str, Any]:
+        d = self.cfg.to_dict()
+        d["run"] = {"mode": "distill" if self.teacher_path else "train",
+                    "teacher": str(self.teacher_path) if self.teacher_path else None,
+                    "init": str(self.init_path) if self.init_path else None,
+                    "unlabeled": str(self.unlabeled) if self.unlabeled else None}
+        return d
+
+    def _restore(self) -> tuple[int, list[dict], float]:
+        ckpt = load_checkpoint(self.paths.last)
+        if ckpt["arch"]["name"] != self.cfg.model.name or ckpt["joint_set"] != self.joint_set_name:
+            raise ConfigError(f"{self.paths.last}: checkpoint is {ckpt['arch']['name']}/{ckpt['joint_set']}, the "
+                              f"config asks for {self.cfg.model.name}/{self.joint_set_name}")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        return int(ckpt["epoch"]), list(ckpt.get("history", [])), float(ckpt.get("best_val_pck", -1.0))
+
+    # ------------------------------------------------------------------------------------------- training
+    def _autocast(self, device: torch.device):
+        amp = self.cfg.train.amp
+        if amp == "none":
+            return nullcontext()
+        return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+    def _train_epoch(self, epoch: int, dist: DistInfo) -> dict[str, float]:
+        cfg, device = self.cfg, dist.device
+        self.net.train()
+        if hasattr(self.loader.sampler, "set_epoch"):
+            self.loader.sampler.set_epoch(epoch)
+        self.train_set.set_epoch(epoch)  # type: ignore[attr-defined]
+        memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+        sums = {"loss": 0.0, "gt": 0.0, "kd": 0.0}
+        steps = skipped = samples = 0
+        start = time.perf_counter()
+        bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", leave=False,
+                   disable=not (self.progress and dist.is_main), dynamic_ncols=True)
+        for it, batch in enumerate(bar):
+            images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=memory_format)
+            target = batch["target"].to(device, non_blocking=True)
+            weight = batch["target_weight"].to(device, non_blocking=True)
+            with self._autocast(device):
+                outputs = self.net(images)
+                if self.teacher is not None:
+                    with torch.inference_mode():
+                        teacher_hm = self.teacher(images)[-1].float()
+                    labeled = batch["labeled"].to(device) if "labeled" in batch else None
+                    terms = self.loss_fpd(outputs, target, weight, teacher_hm.clone(), labeled)
+                else:
+                    loss = self.loss_gt(outputs, target, weight)
+                    terms = {"loss": loss, "gt": loss, "kd": torch.zeros(())}
+            loss = terms["loss"]
+            self.optimizer.zero_grad(set_to_none=True)
+            if not torch.isfinite(loss):
+                if cfg.train.nonfinite == "stop":
+                    raise TrainingError(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, iteration {it + 1}; "
+                                        f"last.pt still holds epoch {epoch}")
+                skipped += 1
+                continue
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.optimizer)
+            else:
+                loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
+            if not torch.isfinite(grad_norm):
+                if self.scaler is not None:  # fp16 overflow: the scaler skips the step and lowers its scale
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                    skipped += 1
+                    continue
+                if cfg.train.nonfinite == "stop":
+                    raise TrainingError(f"non-finite gradient at epoch {epoch + 1}, iteration {it + 1}; "
+                                        f"last.pt still holds epoch {epoch}")
+                self.optimizer.zero_grad(set_to_none=True)
+                skipped += 1
+                continue
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            steps += 1
+            samples += images.shape[0]
+            for k in sums:
+                sums[k] += float(terms[k].detach())
+            rate = samples * dist.world_size / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix(loss=f"{sums['loss'] / steps:.2e}", samples_s=f"{rate:.1f}")
+        elapsed = time.perf_counter() - start
+        means = [sums[k] / max(steps, 1) for k in ("loss", "gt", "kd")]
+        means = all_reduce_mean(means, dist)
+        return {"loss": means[0], "loss_gt": means[1], "loss_kd": means[2],
+                "samples_per_s": samples * dist.world_size / max(elapsed, 1e-9), "epoch_time_s": elapsed,
+                "skipped_batches": skipped}
+
+    def validate(self, device: torch.device) -> dict[str, float]:
+        """PCK@0.2 (flip test as configured) and AUC on the validation split."""
+        assert self.val_set is not None
+        loader = build_loader(self.val_set, batch_size=max(self.cfg.train.batch_size, 16), shuffle=False,
+                              num_workers=min(self.cfg.data.workers, 2))
+        pred = predict_dataset(self.model, loader, self.codec, joint_set=self.joint_set,
+                               flip=self.cfg.train.flip_test, device=device, progress=self.progress)
+        result = evaluate_predictions(pred, self.joint_set)
+        return {"val_pck": result.pck["mean"], "val_auc": result.auc}
+
+    # --------------------------------------------------------------------------------------------- fit
+    def fit(self, *, stop_after: int | None = None, on_epoch: Callable[[dict], None] | None = None) -> dict[str, Any]:
+        """Run the remaining epochs; returns the summary written to ``metrics.json``.
+
+        ``stop_after``: stop after this many epochs of this call (to simulate an interruption in tests).
+        """
+        dist = init_distributed(self.device_name)
+        try:
+            self._prepare_run_dir(dist)
+            barrier(dist)
+            self._build(dist)
+            start_epoch, history, best = self._restore() if self.resume else (0, [], -1.0)
+            if dist.is_main:
+                atomic_write_text(self.paths.config, yaml.safe_dump(self._resolved_config(), sort_keys=False))
+            writer = _tensorboard(self.paths.tensorboard) if dist.is_main else None
+            done = 0
+            for epoch in range(start_epoch, self.cfg.train.epochs):
+                row: dict[str, Any] = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
+                row.update(self._train_epoch(epoch, dist))
+                self.scheduler.step()
+                row["param_spread"] = parameter_spread(self.model, dist)
+                last_epoch = epoch + 1 == self.cfg.train.epochs
+                if self.val_set is not None and ((epoch + 1) % self.cfg.train.val_every == 0 or last_epoch):
+                    if dist.is_main:
+                        row.update(self.validate(dist.device))
+                    barrier(dist)
+                history.append(row)
+                if dist.is_main:
+                    improved = "val_pck" in row and not math.isnan(row["val_pck"]) and row["val_pck"] > best
+                    if improved:
+                        best = row["val_pck"]
+                    ckpt = self._checkpoint(epoch + 1, history, best)
+                    save_checkpoint(self.paths.last, ckpt)
+                    if improved or (self.val_set is None and last_epoch):
+                        save_checkpoint(self.paths.best, ckpt)
+                    self._write_log(history)
+                    if writer is not None:
+                        for key, value in row.items():
+                            if key != "epoch" and isinstance(value, (int, float)) and not math.isnan(value):
+                                writer.add_scalar(key, value, epoch + 1)
+                        writer.flush()
+                    if self.progress:
+                        tqdm.write(_format_row(row))
+                barrier(dist)
+                if on_epoch is not None:
+                    on_epoch(row)
+                done += 1
+                if stop_after is not None and done >= stop_after:
+                    break
+            if writer is not None:
+                writer.close()
+            summary = {"run_dir": str(self.paths.root), "model": self.cfg.model.name,
+                       "joint_set": self.joint_set_name, "epochs_done": len(history),
+                       "best_val_pck": best if best >= 0 else None, "history": history}
+            if dist.is_main:
+                atomic_write_json(self.paths.metrics, summary)
+            return summary
+        finally:
+            cleanup(dist)
+
+    def _write_log(self, history: list[dict]) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=LOG_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: row.get(k, "") for k in LOG_FIELDS})
+        atomic_write_text(self.paths.log, buf.getvalue())
+
+
+def _tensorboard(path: Path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(path))
+
+
+def _format_row(row: dict[str, Any]) -> str:
+    parts = [f"epoch {row['epoch']}", f"loss {row['loss']:.3e}", f"{row['samples_per_s']:.1f} samples/s"]
+    if "val_pck" in row:
+        parts.append(f"val PCK@0.2 {row['val_pck']:.1f}")
+    return " | ".join(parts)

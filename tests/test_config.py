@@ -1,0 +1,62 @@
+import pytest
+
+from posedistill.config import ExperimentConfig, config_from_dict, load_config
+from posedistill.errors import ConfigError
+
+
+def test_defaults_follow_the_paper():
+    cfg = ExperimentConfig().validate()
+    assert cfg.data.input_size == 256 and cfg.data.sigma == 2.0
+    assert cfg.data.rotation == 30 and cfg.data.scale_factor == 0.25 and cfg.data.flip
+    assert cfg.optim.lr == 2.5e-4 and cfg.distill.alpha == 0.5
+
+
+def test_yaml_and_overrides(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("model: {name: hg2_64}\ntrain: {epochs: 3, batch_size: 4}\ndistill: {alpha: 0.25}\n")
+    cfg = load_config(path, ["train.epochs=7", "data.input_size=128", "schedule.milestones=[2, 5]"])
+    assert cfg.model.name == "hg2_64" and cfg.train.epochs == 7 and cfg.train.batch_size == 4
+    assert cfg.data.input_size == 128 and cfg.schedule.milestones == [2, 5] and cfg.distill.alpha == 0.25
+
+
+def test_every_committed_config_loads():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert configs, "no configs committed"
+    for path in configs:
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ({"trian": {}}, "unknown config key trian"),
+        ({"train": {"epoch": 3}}, "unknown config key train.epoch"),
+        ({"train": {"epochs": "ten"}}, "train.epochs: expected an integer"),
+        ({"data": {"flip": "yes"}}, "data.flip: expected true or false"),
+        ({"data": {"input_size": 100}}, "multiple of 64"),
+        ({"model": {"name": "hg5_5"}}, "unknown model 'hg5_5'"),
+        ({"distill": {"alpha": 2}}, "distill.alpha"),
+        ({"optim": {"optimizer": "lbfgs"}}, "optim.optimizer"),
+        ({"schedule": {"milestones": 5}}, "schedule.milestones: expected a list"),
+    ],
+)
+def test_validation_errors(data, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(data)
+
+
+def test_file_errors_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {epochs: [1\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: invalid YAML at line"):
+        load_config(bad)
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("train:\n  epochs: -1\n")
+    with pytest.raises(ConfigError, match=r"wrong.yaml: train.epochs"):
+        load_config(wrong)
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        load_config(None, ["train.epochs"])

@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import torch
+
+from posedistill.codec import HeatmapCodec
+from posedistill.evaluation import PCK, PCKh, auc, flip_heatmaps, joint_errors, predict_heatmaps
+from posedistill.skeleton import LSP, MPII
+
+
+def test_pck_hand_computed_with_invisible_and_unnormalisable_people():
+    gt = np.zeros((3, 2, 2))
+    pred = np.zeros((3, 2, 2))
+    pred[0, 0] = [1.0, 0.0]   # error 1 / norm 10 = 0.1 -> correct
+    pred[0, 1] = [3.0, 0.0]   # 0.3 -> wrong
+    pred[1, 0] = [0.0, 2.0]   # 2 / 10 = 0.2 -> correct (<= threshold)
+    pred[1, 1] = [50.0, 0.0]  # invisible -> excluded
+    pred[2] = 100.0           # person without a valid norm -> excluded
+    visible = np.array([[1, 1], [1, 0], [1, 1]])
+    norm = np.array([10.0, 10.0, np.nan])
+    res = PCK(0.2)(pred, gt, visible, norm)
+    assert res["per_joint"] == pytest.approx([100.0, 0.0])
+    assert res["count"] == [2, 1]
+    assert res["mean"] == pytest.approx(50.0)  # mean of the per-joint values
+    err = joint_errors(pred, gt, visible, norm)
+    assert np.isnan(err[1, 1]) and np.isnan(err[2]).all() and err[0, 1] == pytest.approx(0.3)
+
+
+def test_pckh_mean_excludes_pelvis_and_thorax_and_pools_joints():
+    n = 2
+    gt = np.zeros((n, 16, 2))
+    pred = np.zeros((n, 16, 2))
+    pred[:, 6] = 100.0  # pelvis wrong everywhere: excluded from the mean
+    pred[:, 7] = 100.0  # thorax wrong everywhere: excluded
+    pred[0, 0] = [10.0, 0.0]  # right ankle of person 0: 10 / 10 = 1.0 > 0.5 -> wrong
+    visible = np.ones((n, 16))
+    res = PCKh(0.5)(pred, gt, visible, np.array([10.0, 10.0]))
+    assert res["per_joint"][6] == 0.0 and res["per_joint"][0] == 50.0
+    assert res["mean"] == pytest.approx(100.0 * 27 / 28)
+
+
+def test_auc_perfect_and_partial():
+    gt = np.zeros((1, 1, 2))
+    vis, norm = np.ones((1, 1)), np.array([1.0])
+    assert auc(gt, gt, vis, norm) == pytest.approx(100.0)
+    half = np.array([[[0.25, 0.0]]])  # correct for thresholds >= 0.25 of [0, 0.5]
+    assert 45.0 < auc(half, gt, vis, norm, steps=101) < 55.0
+
+
+def test_flip_heatmaps_swaps_left_and_right():
+    hm = torch.zeros(1, LSP.num_joints, 8, 8)
+    hm[0, LSP.index("right_wrist"), 2, 1] = 1.0
+    out = flip_heatmaps(hm, LSP.flip_index)
+    assert out[0, LSP.index("left_wrist"), 2, 6] == 1.0
+    assert out.sum() == 1.0
+
+
+class _Oracle(torch.nn.Module):
+    """A 'model' that puts a Gaussian at fixed crop coordinates, mirrored when its input is mirrored."""
+
+    def __init__(self, coords: np.ndarray, codec: HeatmapCodec):
+        super().__init__()
+        self.coords, self.codec = coords, codec
+
+    def forward(self, x):
+        w = x.shape[-1]
+        mirrored = bool(x[0, 0, 0, 0] < x[0, 0, 0, -1])  # the test image is brighter on the left
+        coords = self.coords.copy()
+        if mirrored:
+            coords[:, 0] = w - 1 - coords[:, 0]
+            coords = coords[LSP.flip_index]
+        hm, _ = self.codec.encode(coords, np.ones(len(coords)))
+        return [torch.from_numpy(hm)[None].repeat(x.shape[0], 1, 1, 1)]
+
+
+def test_flip_test_is_unbiased():
+    codec = HeatmapCodec(input_size=64, sigma=1.5)
+    rng = np.random.default_rng(0)
+    coords = rng.uniform(8, 56, size=(LSP.num_joints, 2))
+    image = torch.linspace(1, 0, 64).expand(1, 3, 64, 64).contiguous()
+    model = _Oracle(coords, codec)
+    single = codec.decode(predict_heatmaps(model, image).numpy(), dark=True)[0][0]
+    flipped = codec.decode(predict_heatmaps(model, image, flip_index=LSP.flip_index).numpy(), dark=True)[0][0]
+    # averaging with the mirrored view must not move the prediction (no half- or one-pixel drift)
+    assert np.abs(flipped - single).max() < 0.05
+    assert np.abs(flipped - coords).mean() < 0.5
+
+
+class _PoolModel(torch.nn.Module):
+    """Heatmaps = the input's first channel pooled to 1/4: zooming the input zooms its heatmaps."""
+
+    def forward(self, x):
+        return [torch.nn.functional.avg_pool2d(x[:, :1], 4).repeat(1, LSP.num_joints, 1, 1)]
+
+
+def test_multi_scale_maps_heatmaps_back_onto_the_crop():
+    codec = HeatmapCodec(input_size=128, sigma=2.0)
+    blob, _ = HeatmapCodec(input_size=512, sigma=8.0).encode(np.array([[150.0, 210.0]]), np.ones(1))
+    image = torch.from_numpy(blob).expand(1, 3, 128, 128).contiguous()  # a blob centred at (37.4, 52.4)
+    model = _PoolModel()
+    base = codec.decode(predict_heatmaps(model, image).numpy(), dark=True)[0][0, 0]
+    multi = codec.decode(predict_heatmaps(model, image, scales=(0.8, 0.9, 1.0, 1.1, 1.2)).numpy(), dark=True)[0][0, 0]
+    assert np.abs(multi - base).max() < 0.5
+    assert torch.allclose(predict_heatmaps(model, image, scales=(1.0, 1.0)), predict_heatmaps(model, image))
+
+
+def test_mpii_names_for_pckh_exclusion():
+    assert MPII.names[6] == "pelvis" and MPII.names[7] == "thorax"
