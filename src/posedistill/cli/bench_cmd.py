@@ -1,0 +1,62 @@
+"""``posedistill bench``: latency and throughput of teacher and student under PyTorch and ONNX Runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..bench import BACKENDS, format_table, run_benchmark, tune_malloc
+from ..io import atomic_write_json
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        return [int(t) for t in _csv(text)]
+    except ValueError:
+        raise click.BadParameter(f"comma-separated integers expected, got {text!r}", param_hint=what) from None
+
+
+@click.command()
+@click.option("--teacher", default="hg8_256", show_default=True, help="Teacher model name.")
+@click.option("--student", default="hg4_128", show_default=True, help="Student model name.")
+@click.option("--backends", default=",".join(BACKENDS), show_default=True, help="torch, onnx, onnx-int8.")
+@click.option("--sizes", default="256,128", show_default=True, help="Input sizes (multiples of 64).")
+@click.option("--batches", default="1,8", show_default=True, help="Batch sizes.")
+@click.option("--threads", type=int, default=None, help="Threads for torch and ONNX Runtime (default: torch's).")
+@click.option("--repeats", type=int, default=10, show_default=True, help="Timed calls per row.")
+@click.option("--warmup", type=int, default=2, show_default=True, help="Untimed calls per row.")
+@click.option("--no-channels-last", is_flag=True, help="Eager torch in NCHW instead of channels_last.")
+@click.option("--no-fold-bn", is_flag=True, help="Eager torch without BN folding.")
+@click.option("--no-malloc-tuning", is_flag=True,
+              help="Keep glibc malloc defaults (by default freed memory is kept, as with MALLOC_MMAP_MAX_=0 "
+                   "MALLOC_TRIM_THRESHOLD_=100000000000).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write {peak_gmacs_per_s, rows: [...]} to this file.")
+@click.option("--no-interleave", is_flag=True,
+              help="Time each row's repeats back to back instead of in rounds over all rows.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def bench(teacher: str, student: str, backends: str, sizes: str, batches: str, threads: int | None, repeats: int,
+          warmup: int, no_channels_last: bool, no_fold_bn: bool, no_malloc_tuning: bool, json_path: Path | None,
+          no_interleave: bool, no_progress: bool) -> None:
+    """Latency (median, p90) and throughput of teacher and student: eager torch, ORT fp32, ORT int8.
+
+    Also prints student/teacher and ORT/eager latency ratios and each row's fraction of the machine's peak
+    (GMACs / time against a fp32 matmul peak measured in the same run). Weights are random.
+    """
+    if not no_malloc_tuning:
+        tune_malloc()
+    result = run_benchmark(
+        [teacher, student], backends=_csv(backends), input_sizes=_ints(sizes, "--sizes"),
+        batches=_ints(batches, "--batches"), threads=threads, repeats=repeats, warmup=warmup,
+        channels_last=not no_channels_last, fold_bn=not no_fold_bn, interleave=not no_interleave,
+        progress=not no_progress,
+    )
+    click.echo(format_table(result, teacher=teacher, student=student))
+    if json_path is not None:
+        atomic_write_json(json_path, result)
+        click.echo(f"wrote {json_path}")

@@ -1,0 +1,58 @@
+"""`posedistill bench` on tiny models (seconds)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from posedistill.bench import format_table, measure_peak_gmacs, run_benchmark, summarize, tune_malloc
+from posedistill.cli import main
+from posedistill.errors import ConfigError
+
+
+def test_peak_and_malloc():
+    assert measure_peak_gmacs(n=256, repeats=2, threads=1) > 0.1
+    assert isinstance(tune_malloc(), bool)
+
+
+def test_run_benchmark_rows_and_table(tmp_path):
+    result = run_benchmark(["hg2_32", "hg1_32"], input_sizes=(64,), batches=(1, 2), repeats=1, warmup=0,
+                           threads=1, progress=False, workdir=tmp_path)
+    rows = result["rows"]
+    assert len(rows) == 2 * 3 * 2
+    assert {(r["model"], r["backend"], r["batch"]) for r in rows} == {
+        (m, b, n) for m in ("hg2_32", "hg1_32") for b in ("torch", "onnx", "onnx-int8") for n in (1, 2)}
+    for r in rows:
+        assert r["latency_ms"] > 0 and r["p90_ms"] >= r["latency_ms"] and r["gmacs"] > 0
+    two = next(r for r in rows if r["model"] == "hg1_32" and r["batch"] == 2)
+    one = next(r for r in rows if r["model"] == "hg1_32" and r["batch"] == 1)
+    assert two["gmacs"] == pytest.approx(2 * one["gmacs"])
+    table = format_table(result, teacher="hg2_32", student="hg1_32")
+    assert "stu/tea" in table and "ort/eager" in table and "%peak" in table
+    assert any("compute-bound limit" in line for line in summarize(result, teacher="hg2_32", student="hg1_32"))
+    assert (tmp_path / "hg1_32_64_int8.onnx").is_file()
+
+
+def test_bench_cli_json(tmp_path):
+    out = tmp_path / "b.json"
+    res = CliRunner().invoke(main, ["bench", "--teacher", "hg1_64", "--student", "hg1_32", "--sizes", "64",
+                                    "--batches", "1", "--backends", "torch,onnx", "--repeats", "1",
+                                    "--warmup", "0", "--threads", "1", "--json", str(out), "--no-progress",
+                                    "--no-interleave"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert data["peak_gmacs_per_s"] > 0
+    assert {r["backend"] for r in data["rows"]} == {"torch", "onnx"}
+    for r in data["rows"]:
+        assert {"model", "backend", "input_size", "batch", "latency_ms", "p90_ms", "gmacs"} <= r.keys()
+
+
+def test_bench_bad_options():
+    with pytest.raises(ConfigError):
+        run_benchmark(["hg1_32"], backends=["tensorrt"], progress=False)
+    with pytest.raises(ConfigError):
+        run_benchmark(["hg1_32"], input_sizes=(100,), progress=False)
+    res = CliRunner().invoke(main, ["bench", "--teacher", "hg9_9"])
+    assert res.exit_code == 2 and "hg9_9" in res.output

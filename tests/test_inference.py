@@ -1,0 +1,227 @@
+"""Predictor, `posedistill predict`, default-weights lookup and bad-input handling (small models)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from posedistill import Predictor
+from posedistill.checkpoint import save_checkpoint
+from posedistill.cli import main
+from posedistill.errors import CheckpointError, DataError
+from posedistill.export import export_onnx
+from posedistill.inference import (
+    DEFAULT_WEIGHTS_DIR, box_to_square, default_weights, draw_pose, load_bbox_file, predict_paths,
+)
+from posedistill.models import stacked_hourglass
+from posedistill.skeleton import LSP
+
+def _ckpt(path: Path, *, joint_set: str = "lsp", num_joints: int = 14) -> Path:
+    torch.manual_seed(0)
+    model = stacked_hourglass(stacks=1, channels=32, num_joints=num_joints).eval()
+    save_checkpoint(path, {"arch": {"name": "hg1_32", "num_joints": num_joints}, "joint_set": joint_set,
+                           "input_size": 128, "sigma": 2.0, "model": model.state_dict()})
+    return path
+
+
+@pytest.fixture()
+def ckpt(tmp_path) -> Path:
+    return _ckpt(tmp_path / "c.pt")
+
+
+@pytest.fixture()
+def images(tmp_path, lspet_mini) -> Path:
+    """A folder with 3 real LSPET images (from tests/fixtures, always present)."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for p in sorted((lspet_mini / "images").glob("*.jpg"))[:3]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    assert len(list(folder.iterdir())) == 3
+    return folder
+
+
+def test_predict_on_shared_real_images(shared_data, ckpt, tmp_path):
+    """Folder of real LSPET test-slice images from ../shared/data: one record per image, in-image boxes."""
+    folder = tmp_path / "real"
+    folder.mkdir()
+    for p in sorted((shared_data / "lspet" / "images").glob("im0700*.jpg"))[:5]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    if not any(folder.iterdir()):
+        pytest.skip(f"no LSPET images under {shared_data / 'lspet' / 'images'}")
+    records = predict_paths(Predictor(ckpt), [folder], batch_size=4, progress=False)
+    assert len(records) == len(list(folder.iterdir()))
+    for r in records:
+        h, w = cv2.imread(r["image"]).shape[:2]
+        assert r["bbox"] == [0.0, 0.0, float(w), float(h)]
+        xy = np.array([[k["x"], k["y"]] for k in r["keypoints"]])
+        side = max(w, h) * 1.25  # keypoints lie inside the square crop around the image
+        assert np.all(np.abs(xy - [w / 2, h / 2]) <= side / 2 + 1)
+
+
+def _run(args: list[str]):
+    return CliRunner().invoke(main, args)
+
+
+# ---------------------------------------------------------------------------------------------- default weights
+def test_default_weights_verified_by_sha256(tmp_path):
+    with pytest.raises(CheckpointError, match="no default weights"):
+        default_weights(tmp_path)
+    weights = _ckpt(tmp_path / "student.pt")
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    (tmp_path / "default.json").write_text(json.dumps({"file": "student.pt", "sha256": digest}))
+    assert default_weights(tmp_path) == tmp_path / "student.pt"
+    (tmp_path / "default.json").write_text(json.dumps({"file": "student.pt", "sha256": "0" * 64}))
+    with pytest.raises(CheckpointError, match="sha256"):
+        default_weights(tmp_path)
+    (tmp_path / "default.json").write_text("{")
+    with pytest.raises(CheckpointError, match="malformed"):
+        default_weights(tmp_path)
+
+
+@pytest.mark.skipif((DEFAULT_WEIGHTS_DIR / "default.json").exists(), reason="default weights are installed")
+def test_cli_without_weights_is_one_line_error(images):
+    res = _run(["predict", str(images)])
+    assert res.exit_code == 2
+    assert "no default weights" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------------------- predictor
+def test_predict_maps_heatmap_peaks_back_to_image(ckpt, monkeypatch):
+    pred = Predictor(ckpt)
+    image = np.zeros((200, 100, 3), np.uint8)
+    box = [10.0, 20.0, 60.0, 80.0]
+
+    def peaked(batch):  # a single-pixel peak at heatmap (u, v) = (8, 8) for every joint
+        hm = np.zeros((len(batch), 14, 32, 32), np.float32)
+        hm[:, :, 8, 8] = 1.0
+        return hm
+
+    monkeypatch.setattr(pred, "heatmaps", peaked)
+    (person,) = pred.predict(image, [box])
+    center, side = box_to_square(box)
+    assert side == 80 * 1.25
+    crop_xy = (8 + 0.5) * 4 - 0.5  # heatmap pixel -> input-crop pixel
+    expected = center + (crop_xy - 63.5) * side / 128
+    kp = person["keypoints"][0]
+    assert [k["name"] for k in person["keypoints"]] == list(LSP.names)
+    assert kp["x"] == pytest.approx(expected[0]) and kp["y"] == pytest.approx(expected[1])
+    assert kp["score"] == 1.0 and person["bbox"] == box
+
+
+def test_torch_and_onnx_backends_agree(ckpt, images, tmp_path):
+    onnx_path = tmp_path / "m.onnx"
+    assert _run(["export", str(ckpt), "--onnx", str(onnx_path)]).exit_code == 0
+    a = predict_paths(Predictor(ckpt), [images], progress=False)
+    b = predict_paths(Predictor(onnx_path), [images], progress=False, batch_size=2)
+    assert len(a) == len(b) == 3
+    for ra, rb in zip(a, b):
+        assert ra["image"] == rb["image"] and ra["bbox"] == rb["bbox"]
+        xy_a = np.array([[k["x"], k["y"]] for k in ra["keypoints"]])
+        xy_b = np.array([[k["x"], k["y"]] for k in rb["keypoints"]])
+        assert np.abs(xy_a - xy_b).max() < 1e-3 * max(ra["bbox"][2:]) + 1e-6
+
+
+def test_cli_folder_json_draw_and_bbox_file(ckpt, images, tmp_path):
+    names = sorted(p.name for p in images.iterdir())
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({names[0]: [[5, 5, 60, 90], [20, 10, 50, 50]], names[1]: [0, 0, 40, 40]}))
+    out, draw = tmp_path / "out.json", tmp_path / "draw"
+    res = _run(["predict", str(images), "--weights", str(ckpt), "--bbox-file", str(boxes), "-o", str(out),
+                "--draw", str(draw), "--batch-size", "2"])
+    assert res.exit_code == 0, res.output
+    records = json.loads(out.read_text())
+    assert [Path(r["image"]).name for r in records] == [names[0], names[0], names[1], names[2]]
+    assert records[0]["bbox"] == [5, 5, 60, 90] and records[2]["bbox"] == [0, 0, 40, 40]
+    for r in records:
+        assert len(r["keypoints"]) == 14 and set(r["keypoints"][0]) == {"name", "x", "y", "score"}
+    assert sorted(p.name for p in draw.iterdir()) == names
+    assert cv2.imread(str(draw / names[0])) is not None
+    # one image, --bbox, JSON on stdout
+    res = _run(["predict", str(images / names[0]), "--weights", str(ckpt), "--bbox", "1,2,30,40", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)[0]["bbox"] == [1, 2, 30, 40]
+
+
+def test_cli_video(ckpt, images, tmp_path):
+    video = tmp_path / "clip.avi"
+    frames = [cv2.resize(cv2.imread(str(p)), (128, 96)) for p in sorted(images.iterdir())] * 2
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (128, 96))
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    out, draw = tmp_path / "v.json", tmp_path / "draw"
+    res = _run(["predict", str(video), "--weights", str(ckpt), "-o", str(out), "--draw", str(draw),
+                "--batch-size", "4"])
+    assert res.exit_code == 0, res.output
+    records = json.loads(out.read_text())
+    assert [r["frame"] for r in records] == list(range(len(frames)))
+    annotated = draw / "clip.mp4"
+    cap = cv2.VideoCapture(str(annotated))
+    assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == len(frames)
+    cap.release()
+
+
+def test_draw_pose_changes_pixels():
+    image = np.zeros((100, 100, 3), np.uint8)
+    pts = np.tile([[50.0, 50.0]], (14, 1)) + np.arange(14)[:, None]
+    out = draw_pose(image, pts, np.ones(14), "lsp", bbox=[10, 10, 80, 80])
+    assert out.shape == image.shape and out.any() and not image.any()
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+def _assert_clean_failure(res, name: str, *paths: Path) -> None:
+    assert res.exit_code == 2, res.output
+    assert name in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    for p in paths:
+        assert not p.exists() or not any(p.iterdir()), p
+
+
+def test_bad_inputs_fail_cleanly(ckpt, images, tmp_path):
+    out, draw = tmp_path / "o.json", tmp_path / "draw"
+    opts = ["--weights", str(ckpt), "-o", str(out), "--draw", str(draw)]
+    broken = images / "zz_broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff garbage without end marker")
+    _assert_clean_failure(_run(["predict", str(images), *opts]), "zz_broken.jpg", draw)
+    assert not out.exists()
+    broken.unlink()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _assert_clean_failure(_run(["predict", str(empty), *opts]), "empty", draw)
+    _assert_clean_failure(_run(["predict", str(images), *opts, "--bbox", "5000,5000,10,10"]), "outside", draw)
+    bad_video = tmp_path / "bad.mp4"
+    bad_video.write_bytes(b"not a video at all" * 10)
+    _assert_clean_failure(_run(["predict", str(bad_video), *opts]), "bad.mp4", draw)
+    bad_onnx = tmp_path / "bad.onnx"
+    bad_onnx.write_bytes(b"\x00garbage" * 10)
+    _assert_clean_failure(_run(["predict", str(images), "--weights", str(bad_onnx), "-o", str(out)]), "bad.onnx")
+    assert not out.exists()
+
+
+def test_weights_for_another_joint_set(ckpt, images, tmp_path):
+    wrong = _ckpt(tmp_path / "wrong.pt", joint_set="mpii", num_joints=14)  # MPII has 16 joints
+    with pytest.raises(CheckpointError, match="wrong.pt.*16"):
+        Predictor(wrong)
+    res = _run(["predict", str(images), "--weights", str(ckpt), "--joint-set", "mpii"])
+    assert res.exit_code == 2 and "joint set" in res.output
+    onnx_path = export_onnx(stacked_hourglass(stacks=1, channels=32, num_joints=16).eval(), tmp_path / "m.onnx",
+                            input_size=64, metadata={"joint_set": "lsp"}, check=False)
+    with pytest.raises(CheckpointError, match="m.onnx"):
+        Predictor(onnx_path)
+
+
+def test_bbox_file_errors(tmp_path):
+    bad = tmp_path / "b.json"
+    bad.write_text(json.dumps({"a.jpg": [1, 2, 3]}))
+    with pytest.raises(DataError, match="b.json"):
+        load_bbox_file(bad)
+    bad.write_text("[1, 2]")
+    with pytest.raises(DataError, match="JSON object"):
+        load_bbox_file(bad)
