@@ -60,3 +60,11 @@ def test_file_errors_name_the_file(tmp_path):
         load_config(wrong)
     with pytest.raises(ConfigError, match="key.sub=value"):
         load_config(None, ["train.epochs"])
+
+
+def test_exponent_without_dot_is_a_float():
+    # PyYAML (YAML 1.1) reads 1e-3 as a string; the config accepts it as the number users mean
+    cfg = load_config(None, ["optim.lr=1e-3"])
+    assert cfg.optim.lr == 1e-3
+    with pytest.raises(ConfigError, match="optim.lr: expected a number"):
+        load_config(None, ["optim.lr=fast"])

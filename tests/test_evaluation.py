@@ -105,3 +105,25 @@ def test_multi_scale_maps_heatmaps_back_onto_the_crop():
 
 def test_mpii_names_for_pckh_exclusion():
     assert MPII.names[6] == "pelvis" and MPII.names[7] == "thorax"
+
+
+def test_evaluate_checkpoint_torch_and_onnx_agree(tmp_path):
+    """evaluate on real embedded LSPET images: a .pt checkpoint and its ONNX export give the same PCK."""
+    from posedistill.checkpoint import save_checkpoint
+    from posedistill.evaluation import evaluate_checkpoint
+    from posedistill.export import export_onnx
+    from posedistill.models import build_model
+    from posedistill.quickstart import embedded_data_dir
+
+    torch.manual_seed(0)
+    model = build_model("hg1_32").eval()
+    save_checkpoint(tmp_path / "m.pt", {"arch": {"name": "hg1_32", "num_joints": 14}, "joint_set": "lsp",
+                                        "input_size": 64, "sigma": 2.0, "model": model.state_dict()})
+    export_onnx(model, tmp_path / "m.onnx", input_size=64,
+                metadata={"joint_set": "lsp", "arch": "hg1_32", "num_joints": "14", "input_size": "64"})
+    kw = dict(dataset="lspet", split="501-540", flip=True)
+    a = evaluate_checkpoint(tmp_path / "m.pt", embedded_data_dir(), **kw)
+    b = evaluate_checkpoint(tmp_path / "m.onnx", embedded_data_dir(), **kw)
+    assert a.num_people == b.num_people > 0
+    assert a.pck["mean"] == pytest.approx(b.pck["mean"], abs=1.0)
+    assert len(a.pck["per_joint"]) == 14

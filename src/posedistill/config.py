@@ -45,7 +45,7 @@ class DataConfig:
     dataset: str = "lspet"  # lsp | lspet | mpii | coco | json
     root: str = "../shared/data/lspet"
     train: str = "train"  # a named split of the dataset, or an image-number range such as "1-6500"
-    val: str = "val"
+    val: str | None = "val"  # None or "": no validation
     input_size: int = 256
     sigma: float = 2.0
     scale_factor: float = 0.25
@@ -142,6 +142,11 @@ def _check_type(value: Any, hint: Any, key: str) -> Any:
         return [_check_type(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"{key}: expected true or false, got {value!r}")
     if hint is int and (isinstance(value, bool) or not isinstance(value, int)):

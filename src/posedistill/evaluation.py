@@ -207,29 +207,48 @@ def evaluate_predictions(pred: dict[str, np.ndarray], joint_set: JointSet, *, th
 MULTI_SCALES = (0.8, 0.9, 1.0, 1.1, 1.2)
 
 
+class _OnnxHeatmaps(nn.Module):
+    """Adapter: an ONNX Runtime :class:`~posedistill.inference.Predictor` as a model returning ``[heatmaps]``."""
+
+    def __init__(self, predictor) -> None:
+        super().__init__()
+        self.predictor = predictor
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        return [torch.from_numpy(self.predictor.heatmaps(x.cpu().numpy()))]
+
+
 def evaluate_checkpoint(checkpoint, data_root, *, dataset: str = "lspet", split: str = "test", flip: bool = True,
                         multi_scale: bool = False, dark: bool = False, pckh: bool = False, batch_size: int = 32,
                         workers: int = 0, device: str = "cpu", progress: bool = False) -> EvalResult:
-    """Evaluate a checkpoint on a dataset split with the checkpoint's own input size and sigma."""
+    """Evaluate a checkpoint (``.pt``) or an exported ONNX model (``.onnx``, fp32 or int8, run by ONNX Runtime)
+    on a dataset split, at the model's own input size."""
+    from pathlib import Path
+
     from .checkpoint import model_from_checkpoint
     from .config import DataConfig
     from .data import PoseDataset, build_loader
     from .errors import CheckpointError
+    from .inference import Predictor
     from .skeleton import get_joint_set
     from .training.builders import joint_set_for, read_split
 
     data = DataConfig(dataset=dataset, root=str(data_root))
     records = read_split(data, split)
     joint_set = get_joint_set(joint_set_for(data, records))
-    model, ckpt = model_from_checkpoint(checkpoint)
-    if ckpt["joint_set"] != joint_set.name:
-        raise CheckpointError(f"{checkpoint}: checkpoint is for joint set {ckpt['joint_set']!r}, the data has "
-                              f"{joint_set.name!r}")
-    input_size = int(ckpt["input_size"])
-    ds = PoseDataset(records, joint_set=joint_set, input_size=input_size, sigma=float(ckpt.get("sigma", 2.0)),
-                     train=False)
+    model: nn.Module
+    if Path(checkpoint).suffix.lower() == ".onnx":
+        predictor = Predictor(checkpoint, backend="onnx")
+        model, declared, input_size = _OnnxHeatmaps(predictor), predictor.joints.name, predictor.input_size
+    else:
+        model, ckpt = model_from_checkpoint(checkpoint)
+        declared, input_size = ckpt["joint_set"], int(ckpt["input_size"])
+        model = model.to(device)
+    if declared != joint_set.name:
+        raise CheckpointError(f"{checkpoint}: model is for joint set {declared!r}, the data has {joint_set.name!r}")
+    ds = PoseDataset(records, joint_set=joint_set, input_size=input_size, train=False)
     loader = build_loader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
-    pred = predict_dataset(model.to(device), loader, HeatmapCodec(input_size=input_size), joint_set=joint_set,
+    pred = predict_dataset(model, loader, HeatmapCodec(input_size=input_size), joint_set=joint_set,
                            flip=flip, scales=MULTI_SCALES if multi_scale else (1.0,), dark=dark, device=device,
                            progress=progress)
     return evaluate_predictions(pred, joint_set, pckh=pckh)
