@@ -46,6 +46,14 @@ def joint_errors(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, norm: np
     return np.where(valid, dist, np.nan)
 
 
+def _per_joint(err: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per joint: number of valid errors, number within ``threshold``, and their percentage (NaN if none)."""
+    count = np.sum(np.isfinite(err), axis=0)
+    hits = np.sum(np.nan_to_num(err, nan=np.inf) <= threshold, axis=0)
+    per_joint = np.where(count > 0, 100.0 * hits / np.maximum(count, 1), np.nan)
+    return count, hits, per_joint
+
+
 @dataclass
 class PCK:
     """Percentage of Correct Keypoints at ``threshold`` x normaliser (LSP: torso), in percent."""
@@ -53,11 +61,7 @@ class PCK:
     threshold: float = 0.2
 
     def __call__(self, pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray) -> dict[str, Any]:
-        err = joint_errors(pred, gt, visible, norm)
-        count = np.sum(np.isfinite(err), axis=0)
-        hits = np.sum(np.nan_to_num(err, nan=np.inf) <= self.threshold, axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            per_joint = np.where(count > 0, 100.0 * hits / np.maximum(count, 1), np.nan)
+        count, hits, per_joint = _per_joint(joint_errors(pred, gt, visible, norm), self.threshold)
         mean = float(np.nanmean(per_joint)) if np.any(count > 0) else float("nan")
         return {"mean": mean, "per_joint": per_joint.tolist(), "count": count.tolist()}
 
@@ -70,12 +74,8 @@ class PCKh:
     exclude: Sequence[int] = field(default_factory=lambda: (6, 7))  # MPII order: pelvis, thorax
 
     def __call__(self, pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray) -> dict[str, Any]:
-        err = joint_errors(pred, gt, visible, norm)
-        count = np.sum(np.isfinite(err), axis=0)
-        hits = np.sum(np.nan_to_num(err, nan=np.inf) <= self.threshold, axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            per_joint = np.where(count > 0, 100.0 * hits / np.maximum(count, 1), np.nan)
-        keep = np.ones(err.shape[1], bool)
+        count, hits, per_joint = _per_joint(joint_errors(pred, gt, visible, norm), self.threshold)
+        keep = np.ones(len(count), bool)
         keep[list(self.exclude)] = False
         total = count[keep].sum()
         mean = float(100.0 * hits[keep].sum() / total) if total else float("nan")
