@@ -21,9 +21,8 @@ _COMMANDS: list[tuple[str, str]] = [
     ("evaluate_cmd", "evaluate"),
     ("quickstart_cmd", "quickstart"),
     ("data_cmd", "data"),
-    ("predict_cmd", "predict"),
-    ("export_cmd", "export"),
-    ("bench_cmd", "bench"),
+    ("predict_cmd", "predict"), ("export_cmd", "export"), ("bench_cmd", "bench"),
+    ("report_cmd", "report"),
 ]
 
 

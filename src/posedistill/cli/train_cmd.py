@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -45,6 +46,8 @@ def _run(cfg, out, **kw):
     from ..training import Trainer
 
     summary = Trainer(cfg, out, **kw).fit()
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
+        return
     best = summary["best_val_pck"]
     click.echo(f"done: {summary['epochs_done']} epochs in {out}" + (f", best val PCK@0.2 {best:.1f}" if best else ""))
 
@@ -63,18 +66,29 @@ def train(config_path, out, overrides, model, epochs, batch_size, data_root, res
 
 @click.command()
 @_with_common
-@click.option("--teacher", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Teacher checkpoint (trained with `posedistill train`).")
+@click.option("--teacher", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Teacher checkpoint (trained with `posedistill train`); optional with a complete --teacher-cache.")
+@click.option("--teacher-cache", "teacher_cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Teacher heatmap cache directory: built (or completed) from --teacher first when given, then "
+                   "used instead of the online teacher (same losses; see posedistill.training.teacher_cache).")
 @click.option("--init", "init", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Start the student from this checkpoint (e.g. a student trained normally).")
 @click.option("--unlabeled", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of unlabeled images; only the distillation term applies to them.")
 @click.option("--alpha", type=float, default=None, help="Shortcut for --set distill.alpha=A (default 0.5).")
 def distill(config_path, out, overrides, model, epochs, batch_size, data_root, resume, overwrite, device,
-            no_progress, teacher, init, unlabeled, alpha):
+            no_progress, teacher, teacher_cache, init, unlabeled, alpha):
     """Train a student by Fast Pose Distillation: alpha * MSE(student, teacher) + (1 - alpha) * MSE(student, GT)."""
     if alpha is not None:
         overrides = (*overrides, f"distill.alpha={alpha}")
     cfg = _config(config_path, overrides, model, epochs, batch_size, data_root)
+    # --- teacher-cache hook ---
+    if teacher is None and teacher_cache is None:
+        raise click.UsageError("give --teacher CKPT, --teacher-cache DIR, or both")
+    if teacher is not None and teacher_cache is not None and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        from ..training.teacher_cache import build_teacher_cache  # under torchrun: build it beforehand
+
+        build_teacher_cache(teacher, cfg, teacher_cache, device=device, progress=not no_progress)
+    # --- end teacher-cache hook ---
     _run(cfg, out, teacher=teacher, init=init, unlabeled=unlabeled, resume=resume, overwrite=overwrite,
-         device=device, progress=not no_progress)
+         device=device, progress=not no_progress, teacher_cache=teacher_cache)

@@ -1,5 +1,6 @@
 """Hourglass model family for pose estimation (see :mod:`posedistill.models.hourglass`)."""
 
+from .binarized import BinarizedStackedHourglass, BinaryConv2d, BinaryResidual, binarized_hourglass
 from .hourglass import Hourglass, Residual, StackedHourglass
 from .registry import (
     ModelSpec,
@@ -15,4 +16,5 @@ from .registry import (
 __all__ = [
     "Hourglass", "Residual", "StackedHourglass", "ModelSpec", "build_model", "get_model_spec", "list_models",
     "resolve_name", "stacked_hourglass", "student", "teacher",
+    "BinarizedStackedHourglass", "BinaryConv2d", "BinaryResidual", "binarized_hourglass",
 ]

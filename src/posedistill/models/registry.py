@@ -1,8 +1,9 @@
 """Model registry: build any Hourglass of the family by name (timm-style one-line entry point).
 
 Names: ``hg{S}_{C}`` (S stacks in 1, 2, 4, 8; C channels in 32, 64, 128, 256) and ``hg{S}_{C}_dw`` (the
-depthwise-separable mobile variant), plus the paper's pair ``teacher`` (= ``hg8_256``) and ``student``
-(= ``hg4_128``).
+depthwise-separable mobile variant) and ``hg{S}_{C}_bin`` (the binarized Hourglass of Bulat &
+Tzimiropoulos, ICCV 2017, see :mod:`posedistill.models.binarized`), plus the paper's pair ``teacher``
+(= ``hg8_256``) and ``student`` (= ``hg4_128``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import asdict, dataclass
 from torch import nn
 
 from ..errors import ConfigError
+from .binarized import binarized_hourglass
 from .hourglass import StackedHourglass
 
 __all__ = ["ModelSpec", "list_models", "get_model_spec", "build_model", "stacked_hourglass", "teacher", "student"]
@@ -28,6 +30,7 @@ class ModelSpec:
     channels: int
     depthwise: bool = False
     blocks: int = 1
+    binarized: bool = False  # binarized Hourglass (Bulat & Tzimiropoulos, ICCV 2017)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -39,6 +42,9 @@ def _family() -> dict[str, ModelSpec]:
         for c in CHANNEL_CHOICES:
             specs[f"hg{s}_{c}"] = ModelSpec(s, c)
             specs[f"hg{s}_{c}_dw"] = ModelSpec(s, c, depthwise=True)
+    for s in STACK_CHOICES:  # after the real-valued family, so existing names keep their order
+        for c in CHANNEL_CHOICES:
+            specs[f"hg{s}_{c}_bin"] = ModelSpec(s, c, binarized=True)
     return specs
 
 
@@ -76,6 +82,9 @@ def stacked_hourglass(
 def build_model(name: str, *, num_joints: int = 14) -> nn.Module:
     """Build a registered model by name, e.g. ``build_model("hg4_128", num_joints=14)``."""
     spec = get_model_spec(name)
+    if spec.binarized:
+        return binarized_hourglass(stacks=spec.stacks, channels=spec.channels, num_joints=num_joints,
+                                   blocks=spec.blocks)
     return stacked_hourglass(
         stacks=spec.stacks, channels=spec.channels, num_joints=num_joints, blocks=spec.blocks,
         depthwise=spec.depthwise,

@@ -123,11 +123,19 @@ class Trainer:
         overwrite: allow writing into a non-empty run directory without resuming.
         device: ``"cpu"``, ``"cuda"``...; default the GPU when available.
         progress: show progress bars.
+        teacher_cache: directory of a :mod:`~posedistill.training.teacher_cache` (FPD with precomputed teacher
+            heatmaps instead of the online teacher; ``teacher`` then optional, checked against the cache if given).
     """
 
     def __init__(self, cfg: ExperimentConfig, run_dir: str | Path, *, teacher: str | Path | None = None,
                  init: str | Path | None = None, unlabeled: str | Path | None = None, resume: bool = False,
-                 overwrite: bool = False, device: str | None = None, progress: bool = True) -> None:
+                 overwrite: bool = False, device: str | None = None, progress: bool = True,
+                 teacher_cache: str | Path | None = None) -> None:
+        # --- teacher-cache hook (teacher_cache.py) ---
+        self.teacher_cache_path, self.cache = teacher_cache, None
+        if unlabeled is not None and teacher_cache is not None:
+            raise ConfigError("--teacher-cache covers the labeled training split only; drop --unlabeled or the cache")
+        # --- end teacher-cache hook ---
         if unlabeled is not None and teacher is None:
             raise ConfigError("--unlabeled needs --teacher: unlabeled images only carry the distillation term")
         if resume and overwrite:
@@ -139,14 +147,15 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------------- setup
     def _prepare_run_dir(self, dist: DistInfo) -> None:
+        if not dist.is_main:  # rank 0 checks and creates; the others wait at the barrier that follows
+            return
         root = self.paths.root
         if self.resume:
             if not self.paths.last.is_file():
                 raise ConfigError(f"{root}: nothing to resume (no last.pt)")
         elif root.exists() and any(root.iterdir()) and not self.overwrite:
             raise ConfigError(f"{root}: run directory exists and is not empty; use --resume or --overwrite")
-        if dist.is_main:
-            check_writable_dir(root)
+        check_writable_dir(root)
 
     def _build(self, dist: DistInfo) -> None:
         cfg = self.cfg
@@ -161,6 +170,7 @@ class Trainer:
         val_records = read_split(cfg.data, cfg.data.val) if cfg.data.val else []
         train_set: Dataset = build_dataset(train_records, cfg, train=True, joint_set=self.joint_set_name)
         self.val_set = build_dataset(val_records, cfg, train=False, joint_set=self.joint_set_name) if val_records else None
+        self.val_loader = None
         self.num_joints = self.joint_set.num_joints
         self.codec = HeatmapCodec(input_size=cfg.data.input_size, sigma=cfg.data.sigma)
 
@@ -170,7 +180,12 @@ class Trainer:
                                                   expect_joint_set=self.joint_set_name)
             self.model.load_state_dict(init_model.state_dict())
         self.teacher: nn.Module | None = None
-        if self.teacher_path is not None:
+        if self.teacher_cache_path is not None:  # --- teacher-cache hook: no online teacher ---
+            from .teacher_cache import TeacherCache
+
+            self.cache = TeacherCache(self.teacher_cache_path)
+            self.cache.validate(cfg, teacher=self.teacher_path, dataset=train_set)  # type: ignore[arg-type]
+        elif self.teacher_path is not None:
             teacher, tckpt = model_from_checkpoint(self.teacher_path, expect_joint_set=self.joint_set_name)
             if int(tckpt["input_size"]) != cfg.data.input_size:
                 raise ConfigError(f"{self.teacher_path}: teacher was trained at input {tckpt['input_size']}, the "
@@ -221,10 +236,14 @@ class Trainer:
 
     def _resolved_config(self) -> dict[str, Any]:
         d = self.cfg.to_dict()
-        d["run"] = {"mode": "distill" if self.teacher_path else "train",
+        d["run"] = {"mode": "distill" if (self.teacher_path or self.teacher_cache_path) else "train",
                     "teacher": str(self.teacher_path) if self.teacher_path else None,
                     "init": str(self.init_path) if self.init_path else None,
                     "unlabeled": str(self.unlabeled) if self.unlabeled else None}
+        if self.teacher_cache_path is not None:  # --- teacher-cache hook ---
+            d["run"]["teacher_cache"] = str(self.teacher_cache_path)
+            if self.teacher_path is None and self.cache is not None:
+                d["run"]["teacher"] = self.cache.meta["teacher"]["path"]
         return d
 
     def _restore(self) -> tuple[int, list[dict], float]:
@@ -263,9 +282,12 @@ class Trainer:
             weight = batch["target_weight"].to(device, non_blocking=True)
             with self._autocast(device):
                 outputs = self.net(images)
-                if self.teacher is not None:
-                    with torch.inference_mode():
-                        teacher_hm = self.teacher(images)[-1].float()
+                if self.teacher is not None or self.cache is not None:
+                    if self.cache is not None:  # --- teacher-cache hook: precomputed heatmaps, same samples ---
+                        teacher_hm = self.cache.heatmaps(epoch, batch["index"]).to(device, non_blocking=True)
+                    else:
+                        with torch.inference_mode():
+                            teacher_hm = self.teacher(images)[-1].float()
                     labeled = batch["labeled"].to(device) if "labeled" in batch else None
                     terms = self.loss_fpd(outputs, target, weight, teacher_hm.clone(), labeled)
                 else:
@@ -318,9 +340,10 @@ class Trainer:
     def validate(self, device: torch.device) -> dict[str, float]:
         """PCK@0.2 (flip test as configured) and AUC on the validation split."""
         assert self.val_set is not None
-        loader = build_loader(self.val_set, batch_size=max(self.cfg.train.batch_size, 16), shuffle=False,
-                              num_workers=min(self.cfg.data.workers, 2))
-        pred = predict_dataset(self.model, loader, self.codec, joint_set=self.joint_set,
+        if self.val_loader is None:
+            self.val_loader = build_loader(self.val_set, batch_size=max(self.cfg.train.batch_size, 16),
+                                           shuffle=False, num_workers=min(self.cfg.data.workers, 2))
+        pred = predict_dataset(self.model, self.val_loader, self.codec, joint_set=self.joint_set,
                                flip=self.cfg.train.flip_test, device=device, progress=self.progress)
         result = evaluate_predictions(pred, self.joint_set)
         return {"val_pck": result.pck["mean"], "val_auc": result.auc}

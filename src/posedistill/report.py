@@ -1,0 +1,381 @@
+"""Results report: tables and accuracy-vs-cost plots from run directories, never a number typed by hand.
+
+``posedistill report RUN_DIR... --out docs/`` gathers, for every run directory:
+
+* ``config.yaml`` -- the resolved config the engine writes (model, input size, FPD alpha, teacher, cache...);
+* ``metrics.json`` -- the engine's summary (best validation PCK, epochs);
+* ``eval*.json`` -- what ``posedistill evaluate CKPT --json F`` writes (checkpoint, data, dataset, split, flip,
+  pck {mean, per_joint}, auc, joint_names); one with ``flip: true`` and one with ``flip: false`` give both
+  columns;
+* ``cost.json`` (optional) -- ``{params, gmacs, latency_ms, ...}`` measured elsewhere (e.g. an int8 ONNX model
+  timed by ``posedistill bench``); otherwise the cost is computed with
+  :func:`posedistill.profiling.profile_models` for the run's model at its input size;
+* ``results.json`` (optional) -- a list of rows ``{model, role, params, gmacs, latency_ms, pck, ...}`` as the
+  quickstart writes, each row becoming one entry (``role`` names it), or one dict of extra fields for the run.
+
+It writes ``results.md`` (cost and PCK@0.2 table with and without flip test, per-joint tables, figures, and
+the exact commands: the report's own, each run's training command rebuilt from its resolved config, each
+evaluation command rebuilt from its JSON), ``results.json`` (everything the tables show) and two figures,
+``pck_vs_gflops.png`` and ``pck_vs_latency.png``, with the Pareto front (no other model is both cheaper and more
+accurate) marked; every figure names the command that produced it.
+
+The models compared follow Zhang, Zhu, Ye, "Fast Human Pose Estimation" (CVPR 2019: Hourglass teacher, students
+trained from ground truth and by Fast Pose Distillation) and Bulat & Tzimiropoulos (ICCV 2017: binarized
+Hourglass). GFLOPs are GMACs, the unit Hourglass papers call GFLOPs; a binarized model's binary MACs are counted
+like real ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import ExperimentConfig
+from .errors import DataError
+from .io import atomic_open, atomic_write_json, atomic_write_text
+
+__all__ = ["RunEntry", "load_runs", "pareto_front", "training_command", "evaluate_command", "build_report",
+           "format_markdown"]
+
+
+@dataclass
+class RunEntry:
+    """One row of the report (a run directory, or one row of a quickstart ``results.json``)."""
+
+    label: str
+    run_dir: str
+    model: str
+    input_size: int | None = None
+    mode: str | None = None  # train | distill
+    alpha: float | None = None
+    teacher: str | None = None
+    teacher_cache: str | None = None
+    params: int | None = None
+    gmacs: float | None = None
+    latency_ms: float | None = None
+    cost_source: str | None = None
+    best_val_pck: float | None = None
+    evals: dict[str, dict[str, Any]] = field(default_factory=dict)  # "flip" / "noflip" -> eval JSON (+ path)
+    pck: float | None = None  # results.json rows: PCK of their own evaluation (no per-joint values)
+    commands: list[str] = field(default_factory=list)
+
+    @property
+    def binarized(self) -> bool:
+        return self.model.endswith("_bin")
+
+    @property
+    def training(self) -> str:
+        """How the model was trained, in words."""
+        if self.mode == "distill":
+            teacher = Path(self.teacher).parent.name if self.teacher else "?"
+            text = f"FPD alpha={self.alpha:g} from {teacher}" if self.alpha is not None else f"FPD from {teacher}"
+            return text + (" (cached)" if self.teacher_cache else "")
+        if self.mode == "train":
+            return "ground truth"
+        return self.mode or ""
+
+    def pck_mean(self, flip: bool) -> float | None:
+        ev = self.evals.get("flip" if flip else "noflip")
+        return float(ev["pck"]["mean"]) if ev else None
+
+    def headline_pck(self) -> tuple[float | None, str]:
+        """The PCK the figures use: flip test if evaluated, else without flip, else the results.json value."""
+        for flip, name in ((True, "flip"), (False, "no flip")):
+            value = self.pck_mean(flip)
+            if value is not None:
+                return value, name
+        return self.pck, "results.json"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable JSON ({exc})") from exc
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise DataError(f"{path}: unreadable YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a mapping")
+    return data
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def training_command(config: dict[str, Any], run_dir: str | Path) -> str:
+    """A command that reproduces a run from its resolved ``config.yaml``: every key that differs from the
+    defaults as ``--set``, plus the run's teacher / cache / init / unlabeled paths."""
+    run = config.get("run") or {}
+    mode = run.get("mode") or "train"
+    defaults = _flatten(ExperimentConfig().to_dict())
+    parts = ["posedistill", mode, "--out", str(run_dir)]
+    for key, value in _flatten({k: v for k, v in config.items() if k != "run"}).items():
+        if key in defaults and defaults[key] == value:
+            continue
+        text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+        text = text[:-4].strip() if text.endswith("\n...") or text.endswith(" ...") else text
+        parts += ["--set", f"{key}={text}"]
+    for flag, key in (("--teacher", "teacher"), ("--teacher-cache", "teacher_cache"), ("--init", "init"),
+                      ("--unlabeled", "unlabeled")):
+        if run.get(key):
+            parts += [flag, str(run[key])]
+    return shlex.join(parts)
+
+
+def evaluate_command(ev: dict[str, Any], json_path: str | Path) -> str:
+    """The ``posedistill evaluate`` command that wrote an evaluation JSON."""
+    parts = ["posedistill", "evaluate", str(ev.get("checkpoint", "?")), "--data", str(ev.get("data", "?")),
+             "--dataset", str(ev.get("dataset", "lspet")), "--split", str(ev.get("split", "test")),
+             "--flip" if ev.get("flip", True) else "--no-flip"]
+    if ev.get("multi_scale"):
+        parts.append("--multi-scale")
+    if ev.get("pckh"):
+        parts.append("--pckh")
+    return shlex.join([*parts, "--json", str(json_path)])
+
+
+def _load_evals(run_dir: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    evals: dict[str, dict[str, Any]] = {}
+    commands = []
+    for path in sorted(run_dir.glob("eval*.json")):
+        ev = _read_json(path)
+        if not isinstance(ev, dict) or "pck" not in ev or "mean" not in ev.get("pck", {}):
+            raise DataError(f"{path}: not an evaluation JSON (written by `posedistill evaluate --json`)")
+        key = "flip" if ev.get("flip", True) else "noflip"
+        if key in evals:
+            raise DataError(f"{run_dir}: two {key} evaluations ({evals[key]['path']} and {path}); keep one")
+        evals[key] = {**ev, "path": str(path)}
+        commands.append(evaluate_command(ev, path))
+    return evals, commands
+
+
+def load_runs(run_dirs: Sequence[str | Path]) -> list[RunEntry]:
+    """Read every run directory into report entries (costs not yet computed; see :func:`fill_costs`)."""
+    entries: list[RunEntry] = []
+    for item in run_dirs:
+        run_dir = Path(item)
+        if not run_dir.is_dir():
+            raise DataError(f"{run_dir}: run directory not found")
+        config = _read_yaml(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else {}
+        metrics = _read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+        results = _read_json(run_dir / "results.json") if (run_dir / "results.json").is_file() else None
+        cost = _read_json(run_dir / "cost.json") if (run_dir / "cost.json").is_file() else {}
+        evals, eval_commands = _load_evals(run_dir)
+        if isinstance(results, list):  # a quickstart directory: one entry per row
+            for row in results:
+                trained_by_fpd = row.get("role") not in ("teacher", "student")
+                entries.append(RunEntry(
+                    label=str(row.get("role", row["model"])), run_dir=str(run_dir / str(row.get("role", ""))),
+                    model=str(row["model"]), input_size=row.get("input_size"), params=row.get("params"),
+                    gmacs=row.get("gmacs"), latency_ms=row.get("latency_ms"), cost_source="results.json",
+                    pck=row.get("pck"), mode="distill" if trained_by_fpd else "train",
+                    teacher=str(run_dir / "teacher" / "last.pt") if trained_by_fpd else None,
+                    commands=[f"posedistill quickstart --out {shlex.quote(str(run_dir))}"]))
+            continue
+        extra = results if isinstance(results, dict) else {}
+        run = config.get("run") or {}
+        model = (cost.get("model") or extra.get("model") or (config.get("model") or {}).get("name")
+                 or metrics.get("model"))
+        if not model:
+            raise DataError(f"{run_dir}: cannot tell the model (no config.yaml, metrics.json, results.json or "
+                            f"cost.json naming it)")
+        entry = RunEntry(
+            label=str(cost.get("label") or extra.get("label") or run_dir.name), run_dir=str(run_dir),
+            model=str(model), input_size=(config.get("data") or {}).get("input_size") or cost.get("input_size"),
+            mode=run.get("mode"), alpha=(config.get("distill") or {}).get("alpha") if run.get("mode") == "distill"
+            else None, teacher=run.get("teacher"), teacher_cache=run.get("teacher_cache"),
+            best_val_pck=metrics.get("best_val_pck"), evals=evals)
+        source = cost if cost else extra
+        if source.get("gmacs") is not None:
+            entry.params, entry.gmacs = source.get("params"), source.get("gmacs")
+            entry.latency_ms = source.get("latency_ms")
+            entry.cost_source = "cost.json" if cost else "results.json"
+        if config:
+            entry.commands.append(training_command(config, run_dir))
+        entry.commands += eval_commands
+        entries.append(entry)
+    if not entries:
+        raise DataError("no runs to report")
+    return entries
+
+
+def fill_costs(entries: list[RunEntry], *, latency: bool = True, threads: int | None = None,
+               repeats: int = 10) -> None:
+    """Compute params, GMACs and batch-1 CPU latency (:func:`~posedistill.profiling.profile_models`) for
+    entries without a stored cost, once per (model, input size)."""
+    from .profiling import profile_models
+
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    for entry in entries:
+        if entry.gmacs is not None:
+            continue
+        size = int(entry.input_size or 256)
+        key = (entry.model, size)
+        if key not in done:
+            done[key] = profile_models([entry.model], input_size=size, threads=threads, repeats=repeats,
+                                       warmup=min(3, repeats), latency=latency)[0]
+        row = done[key]
+        entry.params, entry.gmacs, entry.latency_ms = row["params"], row["gmacs"], row["latency_ms"]
+        entry.cost_source = f"profile_models (input {size}, {row['threads']} threads)"
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
+    """For (cost, accuracy) points, whether each is on the Pareto front: no other point has cost <= and
+    accuracy >= with at least one strict (lower cost and higher accuracy are better)."""
+    flags = []
+    for i, (c, a) in enumerate(points):
+        dominated = any((c2 <= c and a2 >= a) and (c2 < c or a2 > a) for j, (c2, a2) in enumerate(points) if j != i)
+        flags.append(not dominated)
+    return flags
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def _axis(entries: list[RunEntry], cost: str) -> tuple[list[RunEntry], list[bool]]:
+    usable = [e for e in entries if getattr(e, cost) is not None and e.headline_pck()[0] is not None]
+    points = [(float(getattr(e, cost)), float(e.headline_pck()[0])) for e in usable]  # type: ignore[arg-type]
+    return usable, pareto_front(points)
+
+
+def plot_pareto(entries: list[RunEntry], cost: str, path: Path, *, command: str) -> list[str]:
+    """Scatter PCK vs ``cost`` ("gmacs" or "latency_ms") with the Pareto front; returns the front's labels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    usable, front = _axis(entries, cost)
+    kinds = sorted({e.headline_pck()[1] for e in usable})
+    fig, ax = plt.subplots(figsize=(7.0, 4.8), dpi=130)
+    for e, on in zip(usable, front):
+        x, y = float(getattr(e, cost)), float(e.headline_pck()[0])  # type: ignore[arg-type]
+        marker = "s" if e.binarized else ("*" if e.mode == "distill" else "o")
+        ax.scatter([x], [y], marker=marker, s=70 if on else 40, color="tab:red" if on else "tab:blue",
+                   edgecolors="black", linewidths=0.5, zorder=3)
+        ax.annotate(e.label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    pts = sorted((float(getattr(e, cost)), float(e.headline_pck()[0])) for e, on in zip(usable, front) if on)
+    if pts:
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "--", color="tab:red", lw=1, zorder=2,
+                label="Pareto front")
+    for marker, name in (("o", "trained from ground truth"), ("*", "FPD student"), ("s", "binarized")):
+        ax.scatter([], [], marker=marker, color="white", edgecolors="black", label=name)
+    if usable and min(float(getattr(e, cost)) for e in usable) > 0:
+        ax.set_xscale("log")
+        plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
+        ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set_xlabel("GFLOPs (GMACs), log scale" if cost == "gmacs" else "CPU latency, batch 1 (ms), log scale")
+    ax.set_ylabel("PCK@0.2 (%)" + (f", {kinds[0]}" if len(kinds) == 1 else f" ({' / '.join(kinds)})"))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("PCK@0.2 vs " + ("GFLOPs" if cost == "gmacs" else "CPU latency"), fontsize=10)
+    fig.text(0.01, 0.005, f"made by: {command}", fontsize=5.5, ha="left", va="bottom", wrap=True)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png")
+    plt.close(fig)
+    return [e.label for e, on in zip(usable, front) if on]
+
+
+def _short_joint(name: str) -> str:
+    return name.replace("right_", "r_").replace("left_", "l_")
+
+
+def format_markdown(entries: list[RunEntry], *, command: str, figures: dict[str, list[str]],
+                    generated: str) -> str:
+    """The text of ``results.md``."""
+    lines = [
+        "# Results",
+        "",
+        f"Generated {generated} by `{command}`. Every number comes from the runs' JSON files "
+        "(evaluation JSON, `cost.json` / `results.json`, or `profile_models` where no cost was stored); "
+        "nothing here is typed by hand. GFLOPs = GMACs (the Hourglass papers' unit); a binarized model's "
+        "binary MACs are counted like real ones.",
+        "",
+        "## Accuracy and cost",
+        "",
+        "| run | model | training | params (M) | GFLOPs | CPU latency (ms) | PCK@0.2 flip | PCK@0.2 no flip "
+        "| AUC | split | best val PCK |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for e in entries:
+        ev = e.evals.get("flip") or e.evals.get("noflip")
+        pck_flip = e.pck_mean(True) if e.evals else e.pck
+        lines.append(
+            f"| {e.label} | {e.model} | {e.training} | {_fmt(e.params and e.params / 1e6, '.3f')} | "
+            f"{_fmt(e.gmacs, '.3f')} | {_fmt(e.latency_ms, '.1f')} | {_fmt(pck_flip, '.1f')} | "
+            f"{_fmt(e.pck_mean(False), '.1f')} | {_fmt(ev and ev.get('auc'), '.1f')} | "
+            f"{ev.get('split', '') if ev else ''} | {_fmt(e.best_val_pck, '.1f')} |")
+    for key, title in (("flip", "with flip test"), ("noflip", "without flip test")):
+        rows = [e for e in entries if key in e.evals]
+        if not rows:
+            continue
+        names = rows[0].evals[key].get("joint_names") or [f"j{i}" for i in
+                                                          range(len(rows[0].evals[key]["pck"]["per_joint"]))]
+        lines += ["", f"## PCK@0.2 per joint, {title}", "",
+                  "| run | " + " | ".join(_short_joint(n) for n in names) + " | mean |",
+                  "| --- |" + " ---: |" * (len(names) + 1)]
+        for e in rows:
+            pck = e.evals[key]["pck"]
+            lines.append(f"| {e.label} | " + " | ".join(_fmt(v, ".1f") for v in pck["per_joint"])
+                         + f" | {_fmt(pck['mean'], '.1f')} |")
+    lines += ["", "## Figures", ""]
+    for name, front in figures.items():
+        what = "GFLOPs" if "gflops" in name else "CPU latency"
+        lines += [f"![PCK@0.2 vs {what}]({name})", "",
+                  f"*PCK@0.2 vs {what}; made by `{command}`. Pareto front (red): "
+                  f"{', '.join(front) if front else 'none'}.*", ""]
+    lines += ["## Commands", "", "Report:", "", "```sh", command, "```", ""]
+    for e in entries:
+        lines += [f"**{e.label}** ({e.run_dir}; cost from {e.cost_source or 'nowhere'}):", "", "```sh",
+                  *e.commands, "```", ""]
+    return "\n".join(lines)
+
+
+def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, command: str | None = None,
+                 latency: bool = True, threads: int | None = None, repeats: int = 10) -> dict[str, Any]:
+    """Write ``results.md``, ``results.json``, ``pck_vs_gflops.png`` and ``pck_vs_latency.png`` into
+    ``out_dir``; returns the content of ``results.json``."""
+    out = Path(out_dir)
+    command = command or shlex.join(["posedistill", "report", *map(str, run_dirs), "--out", str(out_dir)])
+    entries = load_runs(run_dirs)
+    fill_costs(entries, latency=latency, threads=threads, repeats=repeats)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {"pck_vs_gflops.png": plot_pareto(entries, "gmacs", out / "pck_vs_gflops.png", command=command)}
+    if any(e.latency_ms is not None for e in entries):
+        figures["pck_vs_latency.png"] = plot_pareto(entries, "latency_ms", out / "pck_vs_latency.png",
+                                                    command=command)
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    atomic_write_text(out / "results.md", format_markdown(entries, command=command, figures=figures,
+                                                          generated=generated) + "\n")
+    summary = {"command": command, "generated": generated, "pareto_front": figures,
+               "runs": [{**dataclasses.asdict(e), "training": e.training,
+                         "headline_pck": e.headline_pck()[0], "headline_pck_kind": e.headline_pck()[1]}
+                        for e in entries]}
+    atomic_write_json(out / "results.json", summary)
+    return summary

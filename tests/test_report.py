@@ -1,0 +1,145 @@
+"""`posedistill report`: tables, Pareto front and figures from synthetic run directories (JSON written here)."""
+
+import json
+import shlex
+
+import pytest
+import yaml
+
+from posedistill.config import ExperimentConfig, load_config
+from posedistill.errors import DataError
+from posedistill.report import build_report, evaluate_command, load_runs, pareto_front, training_command
+
+JOINTS = ["right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "right_wrist",
+          "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist", "neck", "head_top"]
+
+
+def make_run(root, name, *, model, pck_flip=None, pck_noflip=None, cost=None, mode="train", alpha=0.5,
+             teacher=None):
+    run = root / name
+    run.mkdir(parents=True)
+    config = ExperimentConfig().to_dict()
+    config["name"] = name
+    config["model"]["name"] = model
+    config["data"]["input_size"] = 128
+    config["distill"]["alpha"] = alpha
+    config["run"] = {"mode": mode, "teacher": teacher, "init": None, "unlabeled": None}
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (run / "metrics.json").write_text(json.dumps({"model": model, "best_val_pck": 50.0, "history": []}))
+    for flip, pck in ((True, pck_flip), (False, pck_noflip)):
+        if pck is None:
+            continue
+        per_joint = [pck + (j - 6.5) / 5 for j in range(14)]  # one decimal each, mean = pck
+        ev = {"checkpoint": str(run / "best.pt"), "data": "data/lspet", "dataset": "lspet", "split": "test",
+              "flip": flip, "multi_scale": False, "joint_names": JOINTS, "threshold": 0.2, "num_people": 500,
+              "pck": {"mean": sum(per_joint) / 14, "per_joint": per_joint, "count": [500] * 14}, "auc": pck / 2}
+        (run / f"eval_test{'' if flip else '_noflip'}.json").write_text(json.dumps(ev))
+    if cost is not None:
+        (run / "cost.json").write_text(json.dumps(cost))
+    return run
+
+
+@pytest.fixture
+def runs(tmp_path):
+    r = tmp_path / "runs"
+    return [
+        make_run(r, "teacher", model="hg4_128", pck_flip=80.0, pck_noflip=78.0,
+                 cost={"params": 3_000_000, "gmacs": 4.0, "latency_ms": 40.0}),
+        make_run(r, "student", model="hg2_64", pck_flip=70.0, pck_noflip=68.5,
+                 cost={"params": 800_000, "gmacs": 1.0, "latency_ms": 10.0}),
+        make_run(r, "fpd", model="hg2_64", pck_flip=74.0, pck_noflip=72.0, mode="distill",
+                 teacher=str(r / "teacher" / "best.pt"), cost={"params": 800_000, "gmacs": 1.0, "latency_ms": 11.0}),
+        make_run(r, "bin", model="hg2_64_bin", pck_flip=60.0,
+                 cost={"params": 700_000, "gmacs": 0.9, "latency_ms": 12.0}),
+        make_run(r, "big_bad", model="hg4_64", pck_flip=65.0,
+                 cost={"params": 1_500_000, "gmacs": 2.0, "latency_ms": 20.0}),
+    ]
+
+
+def test_pareto_front():
+    pts = [(4.0, 80.0), (1.0, 70.0), (1.0, 74.0), (0.9, 60.0), (2.0, 65.0), (0.9, 60.0)]
+    assert pareto_front(pts) == [True, False, True, True, False, True]
+    assert pareto_front([]) == [] and pareto_front([(1.0, 1.0)]) == [True]
+
+
+def test_report_tables_front_and_figures(tmp_path, runs):
+    out = tmp_path / "docs"
+    summary = build_report(runs, out, command="posedistill report runs/* --out docs")
+    for name in ("results.md", "results.json", "pck_vs_gflops.png", "pck_vs_latency.png"):
+        assert (out / name).is_file(), name
+    for png in ("pck_vs_gflops.png", "pck_vs_latency.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / png).stat().st_size > 10_000
+    # GFLOPs: the student (1.0, 70) is dominated by the FPD student (1.0, 74), big_bad by fpd
+    assert summary["pareto_front"]["pck_vs_gflops.png"] == ["teacher", "fpd", "bin"]
+    # latency: fpd (11 ms) is slower than student (10 ms), so both are on that front; bin (12 ms) is not
+    assert summary["pareto_front"]["pck_vs_latency.png"] == ["teacher", "student", "fpd"]
+    md = (out / "results.md").read_text()
+    table = md.split("## Accuracy and cost")[1].split("##")[0]
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
+    assert rows["teacher"].startswith("| teacher | hg4_128 | ground truth | 3.000 | 4.000 | 40.0 | 80.0 | 78.0 |")
+    assert rows["fpd"].startswith("| fpd | hg2_64 | FPD alpha=0.5 from teacher | 0.800 | 1.000 | 11.0 | 74.0 | 72.0 |")
+    assert rows["bin"].startswith("| bin | hg2_64_bin | ground truth | 0.700 | 0.900 | 12.0 | 60.0 | – |")
+    # per-joint tables (flip and no flip) with the JSON's values
+    assert "## PCK@0.2 per joint, with flip test" in md and "## PCK@0.2 per joint, without flip test" in md
+    assert "| run | r_ankle | r_knee |" in md
+    assert "| teacher | 78.7 | 78.9 | 79.1 |" in md and "| 81.3 | 80.0 |" in md  # 80 + (j - 6.5) / 5, mean
+    # the figures name the command; commands to reproduce every run are listed
+    assert md.count("made by `posedistill report runs/* --out docs`") == 2
+    assert "Pareto front (red): teacher, fpd, bin." in md
+    assert "posedistill distill --out" in md and "--teacher" in md and "--set distill.alpha" not in md
+    assert "posedistill evaluate" in md and "--no-flip" in md
+    data = json.loads((out / "results.json").read_text())
+    assert [r["label"] for r in data["runs"]] == ["teacher", "student", "fpd", "bin", "big_bad"]
+
+
+def test_costs_computed_when_not_stored_and_quickstart_results(tmp_path):
+    r = tmp_path / "runs"
+    plain = make_run(r, "tiny", model="hg1_32", pck_flip=50.0)
+    quick = r / "quick"
+    quick.mkdir()
+    (quick / "results.json").write_text(json.dumps([
+        {"model": "hg2_64", "role": "teacher", "params": 1, "gmacs": 0.5, "latency_ms": 5.0, "pck": 60.0},
+        {"model": "hg1_32", "role": "student_fpd", "params": 1, "gmacs": 0.1, "latency_ms": 2.0, "pck": 55.0}]))
+    summary = build_report([plain, quick], tmp_path / "docs", latency=False)
+    tiny = summary["runs"][0]
+    assert tiny["params"] > 0 and tiny["gmacs"] > 0 and tiny["latency_ms"] is None
+    assert tiny["cost_source"].startswith("profile_models (input 128")
+    assert [r["label"] for r in summary["runs"]] == ["tiny", "teacher", "student_fpd"]
+    assert [r["training"] for r in summary["runs"]] == ["ground truth", "ground truth", "FPD from teacher"]
+    assert (tmp_path / "docs" / "pck_vs_gflops.png").is_file()
+
+
+def test_rebuilt_commands_round_trip(tmp_path):
+    config = ExperimentConfig().to_dict()
+    config["model"]["name"] = "hg2_64"
+    config["data"]["train"] = "1-16"
+    config["schedule"]["milestones"] = [3, 5]
+    config["distill"]["alpha"] = 0.25
+    config["run"] = {"mode": "distill", "teacher": "runs/t/best.pt", "teacher_cache": "cache/t", "init": None,
+                     "unlabeled": None}
+    cmd = shlex.split(training_command(config, "runs/x"))
+    assert cmd[:4] == ["posedistill", "distill", "--out", "runs/x"]
+    assert cmd[cmd.index("--teacher") + 1] == "runs/t/best.pt" and "--teacher-cache" in cmd
+    sets = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--set"]
+    cfg = load_config(None, sets)  # the --set overrides rebuild the very config
+    assert cfg.to_dict() == {k: v for k, v in config.items() if k != "run"}
+    ev = {"checkpoint": "runs/x/best.pt", "data": "d", "dataset": "lspet", "split": "test", "flip": False}
+    assert evaluate_command(ev, "runs/x/eval.json") == ("posedistill evaluate runs/x/best.pt --data d --dataset "
+                                                        "lspet --split test --no-flip --json runs/x/eval.json")
+
+
+def test_report_cli_and_errors(tmp_path, runs):
+    from click.testing import CliRunner
+
+    from posedistill.cli import main
+
+    result = CliRunner().invoke(main, ["report", *map(str, runs[:2]), "--out", str(tmp_path / "d")])
+    assert result.exit_code == 0, result.output
+    assert "Pareto front teacher, student" in result.output
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "missing"), "--out", str(tmp_path / "d")])
+    assert result.exit_code == 2 and "run directory not found" in result.output
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "eval_test.json").write_text("{\"x\": 1}")
+    with pytest.raises(DataError, match="not an evaluation JSON"):
+        load_runs([bad])
