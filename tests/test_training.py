@@ -157,14 +157,17 @@ def test_non_finite_batches_skipped_when_asked(tmp_path):
 
 @pytest.mark.slow
 def test_end_to_end_loss_falls_and_pck_rises(tmp_path):
-    """A few dozen real iterations on real LSPET images: the loss falls and validation PCK rises."""
-    cfg = tiny_cfg(model__name="hg2_32", data__train="1-96", data__val="501-564", train__epochs=6,
-                   schedule__milestones=[100], optim__lr=2e-3)
+    """120 real iterations on 16 real LSPET images (no augmentation): the loss falls and PCK on them rises."""
+    cfg = tiny_cfg(data__train="1-16", data__val="1-16", data__rotation=0.0, data__scale_factor=0.0,
+                   data__flip=False, data__color_jitter=0.0, optim__lr=5e-3, schedule__milestones=[1000],
+                   train__epochs=60, train__val_every=10, train__flip_test=False)
     summary = Trainer(cfg, tmp_path / "run", progress=False).fit()
     losses = [row["loss"] for row in summary["history"]]
-    pcks = [row["val_pck"] for row in summary["history"]]
-    assert losses[-1] < 0.8 * losses[0]
-    assert max(pcks[2:]) > pcks[0] + 3.0
+    pcks = [row["val_pck"] for row in summary["history"] if "val_pck" in row]
+    assert len(pcks) == 6
+    assert losses[-1] < 0.5 * losses[0]
+    assert pcks[-1] > pcks[0] + 10.0
+    assert summary["best_val_pck"] == max(pcks)
 
 
 @pytest.mark.slow
