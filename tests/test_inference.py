@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -189,13 +190,22 @@ def test_bad_inputs_fail_cleanly(ckpt, images, tmp_path):
     opts = ["--weights", str(ckpt), "-o", str(out), "--draw", str(draw)]
     broken = images / "zz_broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff garbage without end marker")
-    _assert_clean_failure(_run(["predict", str(images), *opts]), "zz_broken.jpg", draw)
+    # named explicitly: fails before any work (issue 6); inside a folder: reported and skipped (issue 8)
+    _assert_clean_failure(_run(["predict", str(broken), *opts]), "zz_broken.jpg", draw)
     assert not out.exists()
+    res = _run(["predict", str(images), *opts])
+    assert res.exit_code == 0, res.output
+    assert "warning:" in res.output and "zz_broken.jpg" in res.output and "skipped 1 bad" in res.output
+    assert "zz_broken.jpg" not in out.read_text() and not (draw / "zz_broken.jpg").exists()
+    out.unlink()
+    shutil.rmtree(draw)
     broken.unlink()
     empty = tmp_path / "empty"
     empty.mkdir()
     _assert_clean_failure(_run(["predict", str(empty), *opts]), "empty", draw)
-    _assert_clean_failure(_run(["predict", str(images), *opts, "--bbox", "5000,5000,10,10"]), "outside", draw)
+    res = _run(["predict", str(images), *opts, "--bbox", "5000,5000,10,10"])  # every image skipped -> error
+    assert res.exit_code == 2 and "no image or frame could be processed" in res.output.strip().splitlines()[-1]
+    assert "outside" in res.output and not out.exists() and (not draw.exists() or not any(draw.iterdir()))
     bad_video = tmp_path / "bad.mp4"
     bad_video.write_bytes(b"not a video at all" * 10)
     _assert_clean_failure(_run(["predict", str(bad_video), *opts]), "bad.mp4", draw)

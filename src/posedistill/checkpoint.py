@@ -59,6 +59,19 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     for key in ("arch", "joint_set", "input_size", "model"):
         if key not in ckpt:
             raise CheckpointError(f"{path}: checkpoint lacks '{key}'")
+    arch, size = ckpt["arch"], ckpt["input_size"]
+    if (not isinstance(arch, dict) or not isinstance(arch.get("name"), str)
+            or not isinstance(arch.get("num_joints"), int) or isinstance(arch.get("num_joints"), bool)
+            or arch["num_joints"] < 1):
+        raise CheckpointError(f"{path}: malformed 'arch' (expected {{'name': str, 'num_joints': int >= 1}})")
+    if not isinstance(ckpt["joint_set"], str):
+        raise CheckpointError(f"{path}: malformed 'joint_set' (expected a name such as 'lsp')")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise CheckpointError(f"{path}: malformed 'input_size' (expected an integer >= 1)")
+    model = ckpt["model"]
+    if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in model.items()):
+        raise CheckpointError(f"{path}: malformed 'model' (expected a state dict of tensors)")
     return ckpt
 
 
@@ -85,7 +98,7 @@ def model_from_checkpoint(
     try:
         model = build_model(arch["name"], num_joints=int(arch["num_joints"]))
         model.load_state_dict(ckpt["model"])
-    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+    except (KeyError, RuntimeError, TypeError, ValueError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{where}: weights do not fit model {arch.get('name')!r} ({first})") from exc
     return model.eval(), ckpt

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -306,6 +307,7 @@ class Predictor:
 class _Source:
     path: Path  # as given (for the "image" field)
     kind: str  # "image" | "video"
+    in_folder: bool = False  # found by listing a folder: a bad one is reported and skipped, not fatal
 
 
 def collect_inputs(inputs: Iterable[str | os.PathLike]) -> list[_Source]:
@@ -317,7 +319,7 @@ def collect_inputs(inputs: Iterable[str | os.PathLike]) -> list[_Source]:
             found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS)
             if not found:
                 raise DataError(f"{p}: folder contains no images ({', '.join(IMAGE_EXTENSIONS)})")
-            sources += [_Source(q, "image") for q in found]
+            sources += [_Source(q, "image", in_folder=True) for q in found]
         elif not p.exists():
             raise DataError(f"{p}: input not found")
         elif p.suffix.lower() in VIDEO_EXTENSIONS:
@@ -364,7 +366,7 @@ def _check_sources(sources: Sequence[_Source]) -> int:
     for src in sources:
         if src.kind == "image":
             problem = check_image_file(src.path)
-            if problem:
+            if problem and not src.in_folder:
                 raise DataError(f"{src.path}: {problem}")
             total += 1
         else:
@@ -407,13 +409,16 @@ def predict_paths(
     draw_dir: str | os.PathLike | None = None,
     batch_size: int = 8,
     progress: bool = True,
+    skipped: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``predictor`` over image files, folders and videos, in batches of ``batch_size`` crops.
 
     Returns one record per image (or video frame) and person: ``{"image": path as given, ["frame": i,]
-    "bbox", "keypoints"}``. ``output`` (JSON) and the drawings in ``draw_dir`` are written only when every
-    input succeeded: drawings are staged in a hidden folder and moved into place at the end; the JSON is
-    written atomically.
+    "bbox", "keypoints"}``. An image named explicitly that cannot be read fails the whole call before any work
+    (one-line :class:`DataError`); a bad image inside a folder, or a bad frame of a video (e.g. a box outside
+    it), is reported on stderr (``warning: ...``), skipped, and its message appended to ``skipped`` when a list
+    is given. ``output`` (JSON) and the drawings in ``draw_dir`` are written only when the run finishes:
+    drawings are staged in a hidden folder and moved into place at the end; the JSON is written atomically.
     """
     if batch_size < 1:
         raise ConfigError(f"batch size must be >= 1, got {batch_size}")
@@ -422,6 +427,7 @@ def predict_paths(
     sources = collect_inputs(inputs)
     boxes = load_bbox_file(bbox_file) if bbox_file is not None else None
     total = _check_sources(sources)
+    skipped = skipped if skipped is not None else []
     records: list[dict[str, Any]] = []
     staging: Path | None = None
     if draw_dir is not None:
@@ -433,12 +439,20 @@ def predict_paths(
         for src in sources:
             draw_path = staging / _draw_name(src, used) if staging is not None else None
             if src.kind == "image":
-                frames: Iterable[np.ndarray] = [load_image(src.path)]
+                try:
+                    frames: Iterable[np.ndarray] = [load_image(src.path)]
+                except DataError as exc:
+                    if not src.in_folder:
+                        raise
+                    _skip(str(exc), skipped, bar)
+                    continue
             else:
                 frames = iter_frames(src.path)
             records += _run_source(predictor, src, frames, _boxes_for(src, boxes, bbox), draw_path, batch_size,
-                                   bar)
+                                   bar, skipped)
         bar.close()
+        if not records and skipped:
+            raise DataError(f"no image or frame could be processed ({len(skipped)} skipped; first: {skipped[0]})")
         if output is not None:
             atomic_write_json(output, records)
         if staging is not None:
@@ -450,8 +464,17 @@ def predict_paths(
     return records
 
 
+def _skip(message: str, skipped: list[str] | None, bar: tqdm) -> None:
+    """Report a skipped image or frame on stderr (above the progress bar) and remember it."""
+    tqdm.write(f"warning: {message}; skipped", file=sys.stderr)
+    bar.update()
+    if skipped is not None:
+        skipped.append(message)
+
+
 def _run_source(predictor: Predictor, src: _Source, frames: Iterable[np.ndarray], boxes: list[list[float]] | None,
-                draw_path: Path | None, batch_size: int, bar: tqdm) -> list[dict[str, Any]]:
+                draw_path: Path | None, batch_size: int, bar: tqdm,
+                skipped: list[str] | None = None) -> list[dict[str, Any]]:
     """Predict every frame of one source in batches; draw into ``draw_path`` (image or mp4) if given."""
     records: list[dict[str, Any]] = []
     writer: cv2.VideoWriter | None = None
@@ -495,10 +518,18 @@ def _run_source(predictor: Predictor, src: _Source, frames: Iterable[np.ndarray]
 
     try:
         for idx, frame in enumerate(frames):
-            h, w = frame.shape[:2]
             where = f"{src.path}" + (f" frame {idx}" if video else "")
-            for box in boxes or [[0.0, 0.0, float(w), float(h)]]:
-                box = check_box(box, w, h, where)
+            try:
+                if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.size == 0:
+                    raise DataError(f"{where}: not an H x W x 3 image")
+                h, w = frame.shape[:2]
+                people = [check_box(box, w, h, where) for box in boxes or [[0.0, 0.0, float(w), float(h)]]]
+            except DataError as exc:
+                if not (video or src.in_folder):
+                    raise
+                _skip(str(exc), skipped, bar)
+                continue
+            for box in people:
                 crop, matrix = predictor.preprocess(frame, box)
                 pending.append((idx, frame, box, crop, matrix))
             if len(pending) >= batch_size:

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..io import atomic_open
 
 # BGR colours: the person's left in blue, right in red, centre line in green.
 SIDE_COLOURS = {"left": (255, 128, 0), "right": (0, 0, 255), "centre": (0, 200, 0)}
@@ -91,7 +92,13 @@ def show(data_dir: Path, kind: str, index: int, out: Path, split: str | None, in
     title = (f"{rec.image.name}  #{index}  scale x{aug.scale:.2f}  rot {aug.rotation:+.0f}  "
              f"{'flipped' if aug.flip else 'not flipped'}")
     panel = render_sample(sample, ds.joint_set, title=title)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), panel):
+    ok, buf = cv2.imencode(out.suffix or ".png", panel) if out.suffix.lower() in (".png", ".jpg", ".jpeg",
+                                                                                  ".bmp") else (False, None)
+    if not ok:
         raise DataError(f"{out}: cannot write image (use a .png name in a writable folder)")
+    try:
+        with atomic_open(out, "wb") as handle:  # whole file or nothing
+            handle.write(buf.tobytes())
+    except OSError as exc:
+        raise DataError(f"{out}: cannot write image ({exc.strerror or exc})") from None
     click.echo(f"wrote {out}")

@@ -39,8 +39,12 @@ def predict(inputs: tuple[str, ...], weights: Path | None, backend: str | None, 
     """
     box = parse_bbox(bbox) if bbox is not None else None
     predictor = Predictor(weights, backend=backend, joint_set=joint_set, threads=threads, dark=dark)
+    skipped: list[str] = []
     records = predict_paths(predictor, inputs, bbox=box, bbox_file=bbox_file, output=output, draw_dir=draw_dir,
-                            batch_size=batch_size, progress=not no_progress)
+                            batch_size=batch_size, progress=not no_progress, skipped=skipped)
+    done = len({(r["image"], r.get("frame")) for r in records})
+    click.echo(f"predicted {done} images/frames, skipped {len(skipped)} bad ones"
+               + (" (see the warnings above)" if skipped else ""), err=True)
     if output is None:
         click.echo(json.dumps(records, indent=2))
     else:

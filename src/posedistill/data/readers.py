@@ -74,7 +74,10 @@ def _loadmat(path: Path) -> np.ndarray:
     if "joints" not in mat:
         names = [k for k in mat if not k.startswith("__")]
         raise DataError(f"{path}: no 'joints' variable (found: {', '.join(names) or 'none'})")
-    return np.asarray(mat["joints"], dtype=np.float64)
+    try:
+        return np.asarray(mat["joints"], dtype=np.float64)
+    except (TypeError, ValueError) as exc:  # strings, cells or structs instead of a numeric array
+        raise DataError(f"{path}: 'joints' is not a numeric array ({type(exc).__name__})") from None
 
 
 def _mat_root(root: str | Path) -> tuple[Path, Path]:
@@ -235,59 +238,63 @@ def read_mpii(json_path: str | Path, image_dir: str | Path | None = None, *, spl
     records: list[PersonRecord] = []
     k_mpii = MPII.num_joints
     for i, a in enumerate(data):
-        if not isinstance(a, dict):
-            bad(f"person {i}: not an object")
-            continue
-        if "joint_self" in a:  # bearpaw format
-            if split is not None and bool(a.get("isValidation", 0)) != (split != "train"):
-                continue
-            js = _array(a.get("joint_self"), (3,))
-            if js is None:
-                bad(f"person {i}: 'joint_self' is not a list of [x, y, v]")
-                continue
-            joints, vis = js[:, :2], js[:, 2]
-            image, center, s = a.get("img_paths"), a.get("objpos"), a.get("scale_provided")
-        else:
-            joints = _array(a.get("joints"), (2,))
-            if joints is None:
-                bad(f"person {i}: 'joints' missing or not a list of [x, y]")
-                continue
-            vis = np.asarray(a.get("joints_vis", np.ones(len(joints))), dtype=np.float64).reshape(-1)
-            image, center, s = a.get("image"), a.get("center"), a.get("scale")
-        if joints.shape[0] != k_mpii or vis.shape[0] != k_mpii:
-            bad(f"person {i}: {joints.shape[0]} joints but the MPII joint set has {k_mpii}")
-            continue
-        if not isinstance(image, str) or center is None or s is None:
-            bad(f"person {i}: missing 'image', 'center' or 'scale'")
-            continue
         try:
-            c = np.asarray(center, dtype=np.float64).reshape(2)
-            s = float(s)
-        except (TypeError, ValueError):
-            bad(f"person {i}: bad 'center' or 'scale'")
-            continue
-        if not (np.isfinite(c).all() and np.isfinite(s) and s > 0):
-            bad(f"person {i}: non-finite centre or non-positive scale")
-            continue
-        visible = vis > 0
-        if not np.isfinite(joints[visible]).all():
-            bad(f"person {i}: non-finite joint coordinates")
-            continue
-        joints = np.where(np.isfinite(joints), joints - 1.0, 0.0)
-        c = c - 1.0
-        c[1] += 15.0 * s
-        norm = float("nan")
-        hb = a.get("head_box", a.get("headbox"))
-        if hb is not None:
-            hb = np.asarray(hb, dtype=np.float64).reshape(-1)
-            if hb.shape[0] != 4 or not np.isfinite(hb).all():
-                bad(f"person {i}: 'head_box' must be 4 finite numbers [x1, y1, x2, y2]")
+            if not isinstance(a, dict):
+                bad(f"person {i}: not an object")
                 continue
-            norm = 0.6 * float(np.hypot(hb[2] - hb[0], hb[3] - hb[1]))
-        records.append(PersonRecord(
-            image=image_dir / image, joints=joints, visible=visible, center=c, scale=1.25 * 200.0 * s,
-            norm=norm, joint_set="mpii", meta={"index": i, "dataset": "mpii", "mpii_scale": s},
-        ))
+            if "joint_self" in a:  # bearpaw format
+                if split is not None and bool(a.get("isValidation", 0)) != (split != "train"):
+                    continue
+                js = _array(a.get("joint_self"), (3,))
+                if js is None:
+                    bad(f"person {i}: 'joint_self' is not a list of [x, y, v]")
+                    continue
+                joints, vis = js[:, :2], js[:, 2]
+                image, center, s = a.get("img_paths"), a.get("objpos"), a.get("scale_provided")
+            else:
+                joints = _array(a.get("joints"), (2,))
+                if joints is None:
+                    bad(f"person {i}: 'joints' missing or not a list of [x, y]")
+                    continue
+                vis = np.asarray(a.get("joints_vis", np.ones(len(joints))), dtype=np.float64).reshape(-1)
+                image, center, s = a.get("image"), a.get("center"), a.get("scale")
+            if joints.shape[0] != k_mpii or vis.shape[0] != k_mpii:
+                bad(f"person {i}: {joints.shape[0]} joints but the MPII joint set has {k_mpii}")
+                continue
+            if not isinstance(image, str) or center is None or s is None:
+                bad(f"person {i}: missing 'image', 'center' or 'scale'")
+                continue
+            try:
+                c = np.asarray(center, dtype=np.float64).reshape(2)
+                s = float(s)
+            except (TypeError, ValueError):
+                bad(f"person {i}: bad 'center' or 'scale'")
+                continue
+            if not (np.isfinite(c).all() and np.isfinite(s) and s > 0):
+                bad(f"person {i}: non-finite centre or non-positive scale")
+                continue
+            visible = vis > 0
+            if not np.isfinite(joints[visible]).all():
+                bad(f"person {i}: non-finite joint coordinates")
+                continue
+            joints = np.where(np.isfinite(joints), joints - 1.0, 0.0)
+            c = c - 1.0
+            c[1] += 15.0 * s
+            norm = float("nan")
+            hb = a.get("head_box", a.get("headbox"))
+            if hb is not None:
+                hb = np.asarray(hb, dtype=np.float64).reshape(-1)
+                if hb.shape[0] != 4 or not np.isfinite(hb).all():
+                    bad(f"person {i}: 'head_box' must be 4 finite numbers [x1, y1, x2, y2]")
+                    continue
+                norm = 0.6 * float(np.hypot(hb[2] - hb[0], hb[3] - hb[1]))
+            records.append(PersonRecord(
+                image=image_dir / image, joints=joints, visible=visible, center=c, scale=1.25 * 200.0 * s,
+                norm=norm, joint_set="mpii", meta={"index": i, "dataset": "mpii", "mpii_scale": s},
+            ))
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+            bad(f"person {i}: malformed value ({type(exc).__name__}: {exc})")
+            continue
     bad.warn(len(data))
     return records
 
@@ -313,36 +320,65 @@ def read_coco(ann_file: str | Path, image_dir: str | Path | None = None, *, min_
         raise DataError(f"{path}: not a COCO annotation file ({type(exc).__name__}: {exc})") from None
     bad = _Bad(path, skip_bad)
     records: list[PersonRecord] = []
-    cat_ids = api.getCatIds(catNms=["person"]) or [1]
+    _malformed = (TypeError, ValueError, KeyError, IndexError, AttributeError)  # pycocotools trusts the layout
+    try:
+        cat_ids = api.getCatIds(catNms=["person"]) or [1]
+        img_ids = sorted(api.getImgIds())
+    except _malformed as exc:
+        raise DataError(f"{path}: not a COCO annotation file (bad 'images'/'categories': "
+                        f"{type(exc).__name__}: {exc})") from None
     total = 0
-    for img_id in sorted(api.getImgIds()):
-        info = api.loadImgs(img_id)[0]
-        for ann in api.loadAnns(api.getAnnIds(imgIds=img_id, catIds=cat_ids, iscrowd=False)):
+    for img_id in img_ids:
+        try:
+            info = api.loadImgs(img_id)[0]
+            anns = api.loadAnns(api.getAnnIds(imgIds=img_id, catIds=cat_ids, iscrowd=False))
+        except _malformed as exc:
+            raise DataError(f"{path}: malformed image {img_id!r} or its annotations "
+                            f"({type(exc).__name__}: {exc})") from None
+        for ann in anns:
             total += 1
-            kp = _array(np.reshape(ann.get("keypoints", []), (-1, 3)) if len(ann.get("keypoints", [])) % 3 == 0
-                        else None, (3,))
-            if kp is None or kp.shape[0] != COCO.num_joints:
-                n = len(ann.get("keypoints", [])) / 3
-                bad(f"annotation {ann.get('id')}: {n:g} keypoints but the COCO joint set has {COCO.num_joints}")
+            try:
+                record = _coco_record(ann, info, img_id, image_dir, min_keypoints, padding, bad)
+            except _malformed as exc:
+                bad(f"annotation {ann.get('id') if isinstance(ann, dict) else '?'}: malformed "
+                    f"({type(exc).__name__}: {exc})")
                 continue
-            if not np.isfinite(kp).all():
-                bad(f"annotation {ann.get('id')}: non-finite keypoint values")
-                continue
-            if int((kp[:, 2] > 0).sum()) < min_keypoints:
-                continue
-            x, y, w, h = (float(v) for v in ann.get("bbox", (0, 0, 0, 0)))
-            if not (w > 0 and h > 0):
-                center, side = box_from_joints(kp[:, :2], kp[:, 2] > 0, padding)
-            else:
-                center, side = np.array([x + w / 2, y + h / 2]), max(w, h) * padding
-            records.append(PersonRecord(
-                image=image_dir / info["file_name"], joints=kp[:, :2], visible=kp[:, 2] > 0, center=center,
-                scale=side, joint_set="coco",
-                meta={"dataset": "coco", "image_id": img_id, "ann_id": ann.get("id"), "bbox": [x, y, w, h],
-                      "area": float(ann.get("area", w * h)), "v": kp[:, 2].astype(np.int8)},
-            ))
+            if record is not None:
+                records.append(record)
     bad.warn(total)
     return records
+
+
+def _coco_record(ann, info, img_id, image_dir: Path, min_keypoints: int, padding: float,
+                 bad: _Bad) -> PersonRecord | None:
+    """One COCO annotation -> record (None: skipped); ``bad`` reports (or raises on) a bad one."""
+    raw = ann.get("keypoints", [])
+    kp = _array(np.reshape(raw, (-1, 3)) if len(raw) % 3 == 0 else None, (3,))
+    if kp is None or kp.shape[0] != COCO.num_joints:
+        bad(f"annotation {ann.get('id')}: {len(raw) / 3:g} keypoints but the COCO joint set has {COCO.num_joints}")
+        return None
+    if not np.isfinite(kp).all():
+        bad(f"annotation {ann.get('id')}: non-finite keypoint values")
+        return None
+    if int((kp[:, 2] > 0).sum()) < min_keypoints:
+        return None
+    x, y, w, h = (float(v) for v in ann.get("bbox", (0, 0, 0, 0)))
+    if not (w > 0 and h > 0):
+        center, side = box_from_joints(kp[:, :2], kp[:, 2] > 0, padding)
+    else:
+        center, side = np.array([x + w / 2, y + h / 2]), max(w, h) * padding
+    if not (np.isfinite(center).all() and np.isfinite(side) and side > 0):
+        bad(f"annotation {ann.get('id')}: non-finite or empty box")
+        return None
+    if not isinstance(info.get("file_name"), str):
+        bad(f"annotation {ann.get('id')}: image {img_id!r} has no 'file_name'")
+        return None
+    return PersonRecord(
+        image=image_dir / info["file_name"], joints=kp[:, :2], visible=kp[:, 2] > 0, center=center,
+        scale=side, joint_set="coco",
+        meta={"dataset": "coco", "image_id": img_id, "ann_id": ann.get("id"), "bbox": [x, y, w, h],
+              "area": float(ann.get("area", w * h)), "v": kp[:, 2].astype(np.int8)},
+    )
 
 
 def read_jsonfile(path: str | Path, *, skip_bad: bool = False, padding: float = PADDING) -> list[PersonRecord]:
@@ -361,6 +397,8 @@ def read_jsonfile(path: str | Path, *, skip_bad: bool = False, padding: float = 
     data = _load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("people"), list):
         raise DataError(f"{path}: expected an object with a 'people' list")
+    if not isinstance(data.get("joint_set", "lsp"), str) or not isinstance(data.get("image_root", "."), str):
+        raise DataError(f"{path}: 'joint_set' and 'image_root' must be strings")
     try:
         jset = get_joint_set(data.get("joint_set", "lsp"))
     except ConfigError as exc:
@@ -369,48 +407,52 @@ def read_jsonfile(path: str | Path, *, skip_bad: bool = False, padding: float = 
     bad = _Bad(path, skip_bad)
     records: list[PersonRecord] = []
     for i, p in enumerate(data["people"]):
-        if not isinstance(p, dict) or not isinstance(p.get("image"), str):
-            bad(f"person {i}: missing 'image'")
-            continue
-        kp = p.get("keypoints")
-        arr = _array(kp, (3,))
-        if arr is None:
-            arr2 = _array(kp, (2,))
-            arr = None if arr2 is None else np.concatenate([arr2, np.ones((len(arr2), 1))], axis=1)
-        if arr is None:
-            bad(f"person {i}: 'keypoints' must be a list of [x, y, v] or [x, y]")
-            continue
-        if arr.shape[0] != jset.num_joints:
-            bad(f"person {i}: {arr.shape[0]} keypoints but the {jset.name} joint set has {jset.num_joints}")
-            continue
-        visible = arr[:, 2] > 0
-        if not np.isfinite(arr[visible]).all() or not np.isfinite(arr[:, 2]).all():
-            bad(f"person {i}: non-finite keypoint values")
-            continue
-        if not visible.any() and "center" not in p and "bbox" not in p:
-            bad(f"person {i}: no visible keypoint and no 'center'/'bbox' to place the crop")
-            continue
-        joints = np.where(np.isfinite(arr[:, :2]), arr[:, :2], 0.0)
         try:
-            if "center" in p and "scale" in p:
-                center, side = np.asarray(p["center"], dtype=np.float64).reshape(2), float(p["scale"])
-            elif "bbox" in p:
-                x, y, w, h = (float(v) for v in p["bbox"])
-                center, side = np.array([x + w / 2, y + h / 2]), max(w, h) * padding
-            else:
-                center, side = box_from_joints(joints, visible, padding)
-        except (TypeError, ValueError):
-            bad(f"person {i}: bad 'center'/'scale'/'bbox'")
+            if not isinstance(p, dict) or not isinstance(p.get("image"), str):
+                bad(f"person {i}: missing 'image'")
+                continue
+            kp = p.get("keypoints")
+            arr = _array(kp, (3,))
+            if arr is None:
+                arr2 = _array(kp, (2,))
+                arr = None if arr2 is None else np.concatenate([arr2, np.ones((len(arr2), 1))], axis=1)
+            if arr is None:
+                bad(f"person {i}: 'keypoints' must be a list of [x, y, v] or [x, y]")
+                continue
+            if arr.shape[0] != jset.num_joints:
+                bad(f"person {i}: {arr.shape[0]} keypoints but the {jset.name} joint set has {jset.num_joints}")
+                continue
+            visible = arr[:, 2] > 0
+            if not np.isfinite(arr[visible]).all() or not np.isfinite(arr[:, 2]).all():
+                bad(f"person {i}: non-finite keypoint values")
+                continue
+            if not visible.any() and "center" not in p and "bbox" not in p:
+                bad(f"person {i}: no visible keypoint and no 'center'/'bbox' to place the crop")
+                continue
+            joints = np.where(np.isfinite(arr[:, :2]), arr[:, :2], 0.0)
+            try:
+                if "center" in p and "scale" in p:
+                    center, side = np.asarray(p["center"], dtype=np.float64).reshape(2), float(p["scale"])
+                elif "bbox" in p:
+                    x, y, w, h = (float(v) for v in p["bbox"])
+                    center, side = np.array([x + w / 2, y + h / 2]), max(w, h) * padding
+                else:
+                    center, side = box_from_joints(joints, visible, padding)
+            except (TypeError, ValueError):
+                bad(f"person {i}: bad 'center'/'scale'/'bbox'")
+                continue
+            if not (np.isfinite(center).all() and np.isfinite(side) and side > 0):
+                bad(f"person {i}: non-finite centre or non-positive box size")
+                continue
+            norm = p.get("norm", torso_norm(joints, visible) if jset.name == "lsp" else float("nan"))
+            records.append(PersonRecord(
+                image=root / p["image"], joints=joints, visible=visible, center=center, scale=side,
+                norm=float(norm) if norm is not None else float("nan"), joint_set=jset.name,
+                meta={"index": i, "dataset": "json"},
+            ))
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+            bad(f"person {i}: malformed value ({type(exc).__name__}: {exc})")
             continue
-        if not (np.isfinite(center).all() and np.isfinite(side) and side > 0):
-            bad(f"person {i}: non-finite centre or non-positive box size")
-            continue
-        norm = p.get("norm", torso_norm(joints, visible) if jset.name == "lsp" else float("nan"))
-        records.append(PersonRecord(
-            image=root / p["image"], joints=joints, visible=visible, center=center, scale=side,
-            norm=float(norm) if norm is not None else float("nan"), joint_set=jset.name,
-            meta={"index": i, "dataset": "json"},
-        ))
     bad.warn(len(data["people"]))
     return records
 

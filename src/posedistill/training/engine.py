@@ -153,6 +153,8 @@ class Trainer:
         if self.resume:
             if not self.paths.last.is_file():
                 raise ConfigError(f"{root}: nothing to resume (no last.pt)")
+            for stale in root.glob(".*.tmp"):  # half-written files of a killed run (atomic_open temps)
+                stale.unlink(missing_ok=True)
         elif root.exists() and any(root.iterdir()) and not self.overwrite:
             raise ConfigError(f"{root}: run directory exists and is not empty; use --resume or --overwrite")
         check_writable_dir(root)
