@@ -34,15 +34,15 @@ class QuickstartSettings:
     teacher: str = "hg2_64"
     student: str = "hg1_32"
     input_size: int = 128
-    teacher_epochs: int = 30
-    student_epochs: int = 30
-    batch_size: int = 16
-    lr: float = 1e-3
+    teacher_epochs: int = 12
+    student_epochs: int = 12
+    batch_size: int = 8
+    lr: float = 2.5e-3
     alpha: float = 0.5
     train_range: str = "1-500"
     test_range: str = "501-600"
     seed: int = 0
-    workers: int = 0
+    workers: int = 1
     limit: int = 0  # first N training images only (0: all); for tests
 
 

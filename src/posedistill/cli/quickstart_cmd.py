@@ -10,7 +10,7 @@ import click
 @click.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run directory (default: runs/quickstart-<timestamp>).")
-@click.option("--epochs", type=int, default=None, help="Epochs for each of the three models (default 30).")
+@click.option("--epochs", type=int, default=None, help="Epochs for each of the three models (default 12).")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def quickstart(out: Path | None, epochs: int | None, no_progress: bool) -> None:
     """Train a small teacher, a student with and one without FPD on the embedded LSPET subset, and compare.
