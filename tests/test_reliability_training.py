@@ -22,23 +22,19 @@ from click.testing import CliRunner
 
 from posedistill.checkpoint import load_checkpoint
 from posedistill.cli import main
-from posedistill.config import config_from_dict
 from posedistill.errors import PosedistillError
 from posedistill.quickstart import embedded_data_dir
 from posedistill.training import Trainer, TrainingError
+
+from helpers import tiny_cfg as _tiny_cfg
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "posedistill"
 
 
 def tiny_cfg(**over):
-    cfg = {"seed": 5, "model": {"name": "hg1_32"},
-           "data": {"dataset": "lspet", "root": str(embedded_data_dir()), "train": "1-8", "val": "",
-                    "input_size": 64, "workers": 0},
-           "optim": {"lr": 1e-3}, "train": {"epochs": 1, "batch_size": 4}}
-    for key, value in over.items():
-        section, name = key.split("__")
-        cfg.setdefault(section, {})[name] = value
-    return config_from_dict(cfg)
+    defaults = {"seed": 5, "data__train": "1-8", "data__val": "", "train__epochs": 1, "train__batch_size": 4,
+                "schedule__milestones": [60]}
+    return _tiny_cfg(**{**defaults, **over})
 
 
 # ------------------------------------------------------------------------------------------------ kill -9

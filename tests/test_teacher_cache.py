@@ -8,7 +8,6 @@ import torch
 import yaml
 
 from posedistill.checkpoint import save_checkpoint
-from posedistill.config import config_from_dict
 from posedistill.errors import ConfigError
 from posedistill.models import build_model
 from posedistill.profiling import num_threads
@@ -16,21 +15,13 @@ from posedistill.quickstart import embedded_data_dir
 from posedistill.training import Trainer
 from posedistill.training.teacher_cache import TeacherCache, build_teacher_cache, epoch_file, training_dataset
 
+from helpers import tiny_cfg as _tiny_cfg
+
 
 def tiny_cfg(**over):
-    cfg = {
-        "seed": 5,
-        "model": {"name": "hg1_32"},
-        "data": {"dataset": "lspet", "root": str(embedded_data_dir()), "train": "1-16", "val": "",
-                 "input_size": 64, "workers": 0},
-        "optim": {"lr": 1e-3},
-        "schedule": {"milestones": [5]},
-        "train": {"epochs": 2, "batch_size": 8},
-    }
-    for key, value in over.items():
-        section, name = key.split("__")
-        cfg.setdefault(section, {})[name] = value
-    return config_from_dict(cfg)
+    defaults = {"seed": 5, "data__train": "1-16", "data__val": "", "schedule__milestones": [5],
+                "train__epochs": 2}
+    return _tiny_cfg(**{**defaults, **over})
 
 
 @pytest.fixture(scope="module")

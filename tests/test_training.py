@@ -10,27 +10,12 @@ import pytest
 import torch
 
 from posedistill.checkpoint import load_checkpoint, save_checkpoint
-from posedistill.config import config_from_dict
 from posedistill.errors import CheckpointError, ConfigError
 from posedistill.models import build_model
 from posedistill.quickstart import embedded_data_dir
 from posedistill.training import Trainer, TrainingError
 
-
-def tiny_cfg(**over):
-    cfg = {
-        "seed": 3,
-        "model": {"name": "hg1_32"},
-        "data": {"dataset": "lspet", "root": str(embedded_data_dir()), "train": "1-24", "val": "501-516",
-                 "input_size": 64, "workers": 0},
-        "optim": {"lr": 1e-3},
-        "schedule": {"milestones": [2]},
-        "train": {"epochs": 3, "batch_size": 8},
-    }
-    for key, value in over.items():
-        section, name = key.split("__")
-        cfg.setdefault(section, {})[name] = value
-    return config_from_dict(cfg)
+from helpers import tiny_cfg
 
 
 def read_log(run):

@@ -1,0 +1,24 @@
+"""Shared test helpers (imported by test modules; pytest puts this folder on sys.path)."""
+
+from posedistill.config import config_from_dict
+from posedistill.quickstart import embedded_data_dir
+
+
+def tiny_cfg(**over):
+    """A tiny experiment on the embedded LSPET images (hg1_32, 64x64 input); ``section__key=value`` (or ``seed=...``) overrides."""
+    cfg = {
+        "seed": 3,
+        "model": {"name": "hg1_32"},
+        "data": {"dataset": "lspet", "root": str(embedded_data_dir()), "train": "1-24", "val": "501-516",
+                 "input_size": 64, "workers": 0},
+        "optim": {"lr": 1e-3},
+        "schedule": {"milestones": [2]},
+        "train": {"epochs": 3, "batch_size": 8},
+    }
+    for key, value in over.items():
+        if "__" not in key:  # top-level keys: seed, name
+            cfg[key] = value
+            continue
+        section, name = key.split("__")
+        cfg.setdefault(section, {})[name] = value
+    return config_from_dict(cfg)
