@@ -8,6 +8,7 @@ the three on the held-aside images (PCK@0.2, flip test) and writes one table (Ma
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,13 +77,17 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
             ("student", s.student, s.student_epochs, {}),
             ("student_fpd", s.student, s.student_epochs, {"teacher": root / "teacher" / "last.pt"})]
     rows = []
+    costs: dict[str, dict[str, Any]] = {}
     for role, model, epochs, extra in runs:
         start = time.perf_counter()
         log(f"[{role}] training {model} for {epochs} epochs" + (" by FPD" if extra else " from ground truth"))
         Trainer(_config(s, model, epochs, role), root / role, progress=progress, **extra).fit()
         train_s = time.perf_counter() - start
         result = evaluate_checkpoint(root / role / "last.pt", data, dataset="lspet", split=s.test_range, flip=True)
-        cost = profile_models([model], input_size=s.input_size, repeats=10, warmup=3)[0]
+        if model not in costs:  # one measurement per architecture, so equal models show equal latency
+            gc.collect()  # let the finished run's loader workers exit before timing
+            costs[model] = profile_models([model], input_size=s.input_size, repeats=20, warmup=5)[0]
+        cost = costs[model]
         rows.append({"model": model, "role": role, "params": cost["params"], "gmacs": cost["gmacs"],
                      "latency_ms": cost["latency_ms"], "pck": result.pck["mean"], "auc": result.auc,
                      "train_s": train_s, "input_size": s.input_size})
