@@ -26,6 +26,7 @@ from posedistill.errors import PosedistillError
 from posedistill.quickstart import embedded_data_dir
 from posedistill.training import Trainer, TrainingError
 
+from helpers import after_build
 from helpers import tiny_cfg as _tiny_cfg
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "posedistill"
@@ -123,17 +124,13 @@ def test_kill9_training_then_resume_matches_uninterrupted(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ NaN gradients
-def _inf_gradient(trainer: Trainer, every: bool = True) -> Trainer:
+def _inf_gradient(trainer: Trainer) -> Trainer:
     """After the trainer is built, a hook makes one weight's gradient inf; the loss itself stays finite."""
-    original = trainer._build
 
-    def build(dist):
-        original(dist)
-        param = next(trainer.model.parameters())
-        param.register_hook(lambda g: torch.full_like(g, float("inf")))
+    def poison(t):
+        next(t.model.parameters()).register_hook(lambda g: torch.full_like(g, float("inf")))
 
-    trainer._build = build
-    return trainer
+    return after_build(trainer, poison)
 
 
 def test_inf_gradient_with_finite_loss_stops_without_writing(tmp_path):

@@ -15,7 +15,7 @@ from posedistill.models import build_model
 from posedistill.quickstart import embedded_data_dir
 from posedistill.training import Trainer, TrainingError
 
-from helpers import tiny_cfg
+from helpers import after_build, tiny_cfg
 
 
 def read_log(run):
@@ -108,14 +108,11 @@ def test_teacher_for_other_joint_set_or_size_is_refused(tmp_path):
 
 def _nan_loss(trainer):
     """Make every training loss NaN once the trainer is built."""
-    original = trainer._build
 
-    def build(dist):
-        original(dist)
-        trainer.loss_gt = lambda outputs, *a: outputs[-1].sum() * float("nan")
+    def poison(t):
+        t.loss_gt = lambda outputs, *a: outputs[-1].sum() * float("nan")
 
-    trainer._build = build
-    return trainer
+    return after_build(trainer, poison)
 
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path):
