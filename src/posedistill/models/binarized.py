@@ -33,6 +33,8 @@ scale, so the folded layer is again ``alpha' * sign(W')`` with the BN's scale in
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -40,7 +42,7 @@ from torch import Tensor, nn
 from .hourglass import StackedHourglass
 
 __all__ = [
-    "binary_sign", "BinaryActivation", "BinaryConv2d", "BinaryResidual", "BinaryHourglass",
+    "binary_sign", "BinaryActivation", "BinaryConv2d", "BinaryResidual",
     "BinarizedStackedHourglass", "binarized_hourglass", "binary_mac_fraction",
 ]
 
@@ -134,27 +136,6 @@ class BinaryResidual(nn.Module):
         return torch.cat(outs, dim=1) + self.skip(x)
 
 
-def _bresiduals(channels: int, blocks: int, block: str) -> nn.Sequential:
-    return nn.Sequential(*(BinaryResidual(channels, channels, block=block) for _ in range(blocks)))
-
-
-class BinaryHourglass(nn.Module):
-    """One recursive hourglass built from :class:`BinaryResidual` units (mirrors ``hourglass.Hourglass``)."""
-
-    def __init__(self, depth: int, channels: int, *, blocks: int = 1, block: str = "hierarchical") -> None:
-        super().__init__()
-        self.skip = _bresiduals(channels, blocks, block)
-        self.down = nn.MaxPool2d(2, 2)
-        self.low1 = _bresiduals(channels, blocks, block)
-        self.low2: nn.Module = (BinaryHourglass(depth - 1, channels, blocks=blocks, block=block) if depth > 1
-                                else _bresiduals(channels, blocks, block))
-        self.low3 = _bresiduals(channels, blocks, block)
-        self.up = nn.Upsample(scale_factor=2, mode="nearest")
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.skip(x) + self.up(self.low3(self.low2(self.low1(self.down(x)))))
-
-
 class BinarizedStackedHourglass(StackedHourglass):
     """Stacked Hourglass with binarized residual units and 1x1 feature convs (Bulat & Tzimiropoulos, ICCV 2017).
 
@@ -166,33 +147,12 @@ class BinarizedStackedHourglass(StackedHourglass):
 
     def __init__(self, *, stacks: int, channels: int, num_joints: int, blocks: int = 1, depth: int = 4,
                  block: str = "hierarchical") -> None:
-        nn.Module.__init__(self)
-        for name, value in (("stacks", stacks), ("channels", channels), ("num_joints", num_joints),
-                            ("blocks", blocks), ("depth", depth)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"BinarizedStackedHourglass: {name} must be a positive integer, got {value!r}")
-        if channels < 8 or channels % 8:
+        if isinstance(channels, int) and channels >= 1 and channels % 8:  # non-positive: the base class says so
             raise ValueError(f"BinarizedStackedHourglass: channels must be a multiple of 8, got {channels}")
-        self.stacks, self.channels, self.num_joints = stacks, channels, num_joints
-        self.blocks, self.depth, self.depthwise, self.block = blocks, depth, False, block
-        c = channels
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, c // 4, 7, stride=2, padding=3),  # real-valued first layer
-            nn.BatchNorm2d(c // 4),
-            nn.ReLU(inplace=True),
-            BinaryResidual(c // 4, c // 2, block=block),
-            nn.MaxPool2d(2, 2),
-            BinaryResidual(c // 2, c // 2, block=block),
-            BinaryResidual(c // 2, c, block=block),
-        )
-        self.hourglasses = nn.ModuleList(BinaryHourglass(depth, c, blocks=blocks, block=block) for _ in range(stacks))
-        self.features = nn.ModuleList(
-            nn.Sequential(_bresiduals(c, blocks, block), _bconv(c, c, 1), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
-            for _ in range(stacks)
-        )
-        self.heads = nn.ModuleList(nn.Conv2d(c, num_joints, 1) for _ in range(stacks))  # real-valued last layers
-        self.remap_features = nn.ModuleList(_bconv(c, c, 1) for _ in range(stacks - 1))
-        self.remap_heatmaps = nn.ModuleList(nn.Conv2d(num_joints, c, 1) for _ in range(stacks - 1))
+        super().__init__(stacks=stacks, channels=channels, num_joints=num_joints, blocks=blocks, depth=depth,
+                         residual=partial(BinaryResidual, block=block),
+                         conv1x1=partial(_bconv, kernel_size=1))
+        self.block = block
 
 
 def binarized_hourglass(*, stacks: int, channels: int, num_joints: int = 14, blocks: int = 1,

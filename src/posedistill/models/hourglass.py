@@ -17,10 +17,15 @@ Layout (input ``N x 3 x H x W``, H and W multiples of 64):
 
 from __future__ import annotations
 
-import torch
+from collections.abc import Callable
+from functools import partial
+
 from torch import Tensor, nn
 
-__all__ = ["Residual", "Hourglass", "StackedHourglass"]
+__all__ = ["Residual", "Hourglass", "StackedHourglass", "LayerFactory"]
+
+LayerFactory = Callable[[int, int], nn.Module]
+"""Builds a layer from (in_channels, out_channels): the residual unit or the 1x1 conv of a variant."""
 
 
 class Residual(nn.Module):
@@ -54,24 +59,29 @@ class Residual(nn.Module):
         return self.body(x) + self.skip(x)
 
 
-def _residuals(channels: int, blocks: int, depthwise: bool) -> nn.Sequential:
-    return nn.Sequential(*(Residual(channels, channels, depthwise=depthwise) for _ in range(blocks)))
+def _residuals(channels: int, blocks: int, residual: LayerFactory) -> nn.Sequential:
+    return nn.Sequential(*(residual(channels, channels) for _ in range(blocks)))
 
 
 class Hourglass(nn.Module):
-    """One recursive hourglass of the given depth (Newell et al. use depth 4)."""
+    """One recursive hourglass of the given depth (Newell et al. use depth 4).
 
-    def __init__(self, depth: int, channels: int, *, blocks: int = 1, depthwise: bool = False) -> None:
+    ``residual`` builds each residual unit (default :class:`Residual`, depthwise-separable when asked).
+    """
+
+    def __init__(self, depth: int, channels: int, *, blocks: int = 1, depthwise: bool = False,
+                 residual: LayerFactory | None = None) -> None:
         super().__init__()
-        self.skip = _residuals(channels, blocks, depthwise)
+        residual = residual or partial(Residual, depthwise=depthwise)
+        self.skip = _residuals(channels, blocks, residual)
         self.down = nn.MaxPool2d(2, 2)
-        self.low1 = _residuals(channels, blocks, depthwise)
+        self.low1 = _residuals(channels, blocks, residual)
         self.low2: nn.Module = (
-            Hourglass(depth - 1, channels, blocks=blocks, depthwise=depthwise)
+            Hourglass(depth - 1, channels, blocks=blocks, residual=residual)
             if depth > 1
-            else _residuals(channels, blocks, depthwise)
+            else _residuals(channels, blocks, residual)
         )
-        self.low3 = _residuals(channels, blocks, depthwise)
+        self.low3 = _residuals(channels, blocks, residual)
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
 
     def forward(self, x: Tensor) -> Tensor:
@@ -88,6 +98,10 @@ class StackedHourglass(nn.Module):
         blocks: residual units per hourglass level (and after each hourglass).
         depth: recursion depth of each hourglass (4: the input must be a multiple of 64 pixels).
         depthwise: use depthwise-separable 3x3 convolutions in the residual units.
+        residual: builds the residual units (default :class:`Residual`); variants such as the binarized
+            Hourglass pass their own.
+        conv1x1: builds the 1x1 feature and feature re-injection convs (default ``nn.Conv2d``). The first 7x7
+            conv, the heatmap heads and the heatmap re-injection stay real-valued ``nn.Conv2d`` always.
     """
 
     def __init__(
@@ -99,14 +113,19 @@ class StackedHourglass(nn.Module):
         blocks: int = 1,
         depth: int = 4,
         depthwise: bool = False,
+        residual: LayerFactory | None = None,
+        conv1x1: LayerFactory | None = None,
     ) -> None:
         super().__init__()
+        kind = type(self).__name__
         for name, value in (("stacks", stacks), ("channels", channels), ("num_joints", num_joints),
                             ("blocks", blocks), ("depth", depth)):
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"StackedHourglass: {name} must be a positive integer, got {value!r}")
+                raise ValueError(f"{kind}: {name} must be a positive integer, got {value!r}")
         if channels < 4 or channels % 4:
-            raise ValueError(f"StackedHourglass: channels must be a multiple of 4, got {channels}")
+            raise ValueError(f"{kind}: channels must be a multiple of 4, got {channels}")
+        residual = residual or partial(Residual, depthwise=depthwise)
+        conv1x1 = conv1x1 or partial(nn.Conv2d, kernel_size=1)
         self.stacks, self.channels, self.num_joints = stacks, channels, num_joints
         self.blocks, self.depth, self.depthwise = blocks, depth, depthwise
         c = channels
@@ -114,25 +133,25 @@ class StackedHourglass(nn.Module):
             nn.Conv2d(3, c // 4, 7, stride=2, padding=3),
             nn.BatchNorm2d(c // 4),
             nn.ReLU(inplace=True),
-            Residual(c // 4, c // 2, depthwise=depthwise),
+            residual(c // 4, c // 2),
             nn.MaxPool2d(2, 2),
-            Residual(c // 2, c // 2, depthwise=depthwise),
-            Residual(c // 2, c, depthwise=depthwise),
+            residual(c // 2, c // 2),
+            residual(c // 2, c),
         )
         self.hourglasses = nn.ModuleList(
-            Hourglass(depth, c, blocks=blocks, depthwise=depthwise) for _ in range(stacks)
+            Hourglass(depth, c, blocks=blocks, residual=residual) for _ in range(stacks)
         )
         self.features = nn.ModuleList(
             nn.Sequential(
-                _residuals(c, blocks, depthwise),
-                nn.Conv2d(c, c, 1),
+                _residuals(c, blocks, residual),
+                conv1x1(c, c),
                 nn.BatchNorm2d(c),
                 nn.ReLU(inplace=True),
             )
             for _ in range(stacks)
         )
         self.heads = nn.ModuleList(nn.Conv2d(c, num_joints, 1) for _ in range(stacks))
-        self.remap_features = nn.ModuleList(nn.Conv2d(c, c, 1) for _ in range(stacks - 1))
+        self.remap_features = nn.ModuleList(conv1x1(c, c) for _ in range(stacks - 1))
         self.remap_heatmaps = nn.ModuleList(nn.Conv2d(num_joints, c, 1) for _ in range(stacks - 1))
 
     @property
