@@ -19,7 +19,7 @@ def test_every_cpu_config_loads_and_names_itself():
     for stem, cfg in configs.items():
         assert cfg.name == stem
         assert cfg.data.dataset == "lspet" and (cfg.data.train, cfg.data.val) == ("train", "val")
-        assert cfg.data.input_size == 128
+        assert cfg.data.input_size == 64
     assert configs["teacher_hg4_128"].model.name == "hg4_128"
     assert get_model_spec(configs["bin_hg2_64"].model.name).binarized
     fpd_points = {cfg.model.name for stem, cfg in configs.items() if stem.startswith("fpd_")}

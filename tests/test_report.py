@@ -92,6 +92,29 @@ def test_report_tables_front_and_figures(tmp_path, runs):
     assert [r["label"] for r in data["runs"]] == ["teacher", "student", "fpd", "bin", "big_bad"]
 
 
+def test_fpd_gain_gap_and_alpha_sweep(tmp_path, runs):
+    r = runs[0].parent
+    teacher = str(r / "teacher" / "best.pt")
+    extra = [make_run(r, f"fpd_a{a}", model="hg2_64", pck_flip=p, mode="distill", alpha=a, teacher=teacher,
+                      cost={"params": 800_000, "gmacs": 1.0, "latency_ms": 11.0})
+             for a, p in ((0.25, 72.0), (1.0, 71.0))]
+    history = [{"epoch": 1, "epoch_time_s": 90.0}, {"epoch": 2, "epoch_time_s": 30.0}]
+    (runs[1] / "metrics.json").write_text(json.dumps({"best_val_pck": 69.0, "history": history}))
+    out = tmp_path / "docs"
+    build_report([*runs, *extra], out, command="posedistill report x --out docs")
+    md = (out / "results.md").read_text()
+    table = md.split("## Accuracy and cost")[1].split("##")[0]
+    assert "| 69.0 | 2 | 2.0 |" in table  # best val, epochs, minutes from the engine's history
+    fpd = md.split("## FPD students against their baselines")[1].split("##")[0]
+    # gain over the ground-truth hg2_64 (70) and gap to the teacher (80); cost ratio 1 / 4
+    assert "| fpd | FPD alpha=0.5 from teacher | 70.0 | 74.0 | +4.0 | 80.0 | 6.0 | 0.250 |" in fpd
+    assert "| fpd_a1.0 | FPD alpha=1 from teacher | 70.0 | 71.0 | +1.0 | 80.0 | 9.0 | 0.250 |" in fpd
+    sweep = md.split("## Alpha sweep: hg2_64 at 128x128")[1].split("##")[0]
+    alphas = [line.split(" | ")[0].strip("| ") for line in sweep.splitlines() if line.startswith("| ")][2:]
+    assert alphas == ["0", "0.25", "0.5", "1"]  # alpha 0 is the plain student
+    assert "| 0 | student | 70.0 |" in sweep
+
+
 def test_costs_computed_when_not_stored_and_quickstart_results(tmp_path):
     r = tmp_path / "runs"
     plain = make_run(r, "tiny", model="hg1_32", pck_flip=50.0)

@@ -58,6 +58,9 @@ class RunEntry:
     alpha: float | None = None
     teacher: str | None = None
     teacher_cache: str | None = None
+    init: str | None = None
+    train_minutes: float | None = None  # sum of the engine's per-epoch training times (validation excluded)
+    epochs: int | None = None
     params: int | None = None
     gmacs: float | None = None
     latency_ms: float | None = None
@@ -77,9 +80,10 @@ class RunEntry:
         if self.mode == "distill":
             teacher = Path(self.teacher).parent.name if self.teacher else "?"
             text = f"FPD alpha={self.alpha:g} from {teacher}" if self.alpha is not None else f"FPD from {teacher}"
-            return text + (" (cached)" if self.teacher_cache else "")
+            text += " (cached)" if self.teacher_cache else ""
+            return text + (f", init {Path(self.init).parent.name}" if self.init else "")
         if self.mode == "train":
-            return "ground truth"
+            return "ground truth" + (f", init {Path(self.init).parent.name}" if self.init else "")
         return self.mode or ""
 
     def pck_mean(self, flip: bool) -> float | None:
@@ -205,7 +209,11 @@ def load_runs(run_dirs: Sequence[str | Path]) -> list[RunEntry]:
             model=str(model), input_size=(config.get("data") or {}).get("input_size") or cost.get("input_size"),
             mode=run.get("mode"), alpha=(config.get("distill") or {}).get("alpha") if run.get("mode") == "distill"
             else None, teacher=run.get("teacher"), teacher_cache=run.get("teacher_cache"),
-            best_val_pck=metrics.get("best_val_pck"), evals=evals)
+            init=run.get("init"), best_val_pck=metrics.get("best_val_pck"), evals=evals)
+        history = metrics.get("history") or []
+        times = [row.get("epoch_time_s") for row in history if isinstance(row, dict)]
+        if history and all(isinstance(t, (int, float)) for t in times):
+            entry.train_minutes, entry.epochs = sum(times) / 60.0, len(history)
         source = cost if cost else extra
         if source.get("gmacs") is not None:
             entry.params, entry.gmacs = source.get("params"), source.get("gmacs")
@@ -302,6 +310,59 @@ def plot_pareto(entries: list[RunEntry], cost: str, path: Path, *, command: str)
     return [e.label for e, on in zip(usable, front) if on]
 
 
+def _run_of(path: str | None) -> str | None:
+    """The run directory a checkpoint path belongs to, normalised for comparison."""
+    return str(Path(path).parent.resolve()) if path else None
+
+
+def _distillation_sections(entries: list[RunEntry]) -> list[str]:
+    """FPD students against their teacher and the same model trained from ground truth (same input size, from
+    scratch, not binarized), and the alpha sweep per model; PCK is each entry's headline PCK."""
+    by_dir = {str(Path(e.run_dir).resolve()): e for e in entries}
+    fpd = [e for e in entries if e.mode == "distill" and e.headline_pck()[0] is not None]
+    lines: list[str] = []
+    rows = []
+    for e in fpd:
+        teacher = by_dir.get(_run_of(e.teacher) or "")
+        plain = next((g for g in entries if g.mode == "train" and g.model == e.model and not g.init
+                      and g.input_size == e.input_size and g.headline_pck()[0] is not None), None)
+        pck = e.headline_pck()[0]
+        t_pck = teacher.headline_pck()[0] if teacher else None
+        g_pck = plain.headline_pck()[0] if plain else None
+        rows.append(f"| {e.label} | {e.training} | {_fmt(g_pck, '.1f')} | {_fmt(pck, '.1f')} | "
+                    f"{_fmt(None if g_pck is None else pck - g_pck, '+.1f')} | {_fmt(t_pck, '.1f')} | "
+                    f"{_fmt(None if t_pck is None else t_pck - pck, '.1f')} | "
+                    f"{_fmt(teacher and teacher.gmacs and e.gmacs and e.gmacs / teacher.gmacs, '.3f')} |")
+    if rows:
+        lines += ["", "## FPD students against their baselines", "",
+                  "Gain: FPD student minus the same model trained from ground truth only (same input size, from "
+                  "scratch). Gap: teacher minus FPD student. Headline PCK@0.2 (flip test where evaluated).", "",
+                  "| FPD run | training | PCK, ground truth only | PCK, FPD | gain | PCK, teacher | gap to teacher "
+                  "| cost / teacher |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |", *rows]
+    sweeps: dict[tuple[str, Any], list[tuple[float, RunEntry]]] = {}
+    for e in entries:
+        if e.binarized or e.init or e.headline_pck()[0] is None:
+            continue
+        if e.mode == "distill" and e.alpha is not None:
+            sweeps.setdefault((e.model, e.input_size), []).append((float(e.alpha), e))
+    for (model, size), points in sweeps.items():
+        plain = next((g for g in entries if g.mode == "train" and g.model == model and not g.init
+                      and g.input_size == size and g.headline_pck()[0] is not None), None)
+        if plain is not None and all(a != 0.0 for a, _ in points):
+            points.append((0.0, plain))  # alpha = 0 is ground truth only: the plain student
+        if len(points) < 3:
+            continue
+        lines += ["", f"## Alpha sweep: {model} at {size}x{size}", "",
+                  "alpha weighs the teacher's heatmaps (1 - alpha the ground truth); alpha 0 is the student trained "
+                  "from ground truth only.", "",
+                  "| alpha | run | PCK@0.2 flip | PCK@0.2 no flip | best val PCK |", "| ---: | --- | ---: | ---: | ---: |"]
+        for alpha, e in sorted(points, key=lambda p: p[0]):
+            lines.append(f"| {alpha:g} | {e.label} | {_fmt(e.pck_mean(True), '.1f')} | "
+                         f"{_fmt(e.pck_mean(False), '.1f')} | {_fmt(e.best_val_pck, '.1f')} |")
+    return lines
+
+
 def _short_joint(name: str) -> str:
     return name.replace("right_", "r_").replace("left_", "l_")
 
@@ -320,8 +381,8 @@ def format_markdown(entries: list[RunEntry], *, command: str, figures: dict[str,
         "## Accuracy and cost",
         "",
         "| run | model | training | params (M) | GFLOPs | CPU latency (ms) | PCK@0.2 flip | PCK@0.2 no flip "
-        "| AUC | split | best val PCK |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+        "| AUC | split | best val PCK | epochs | train time (min) |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     for e in entries:
         ev = e.evals.get("flip") or e.evals.get("noflip")
@@ -330,7 +391,9 @@ def format_markdown(entries: list[RunEntry], *, command: str, figures: dict[str,
             f"| {e.label} | {e.model} | {e.training} | {_fmt(e.params and e.params / 1e6, '.3f')} | "
             f"{_fmt(e.gmacs, '.3f')} | {_fmt(e.latency_ms, '.1f')} | {_fmt(pck_flip, '.1f')} | "
             f"{_fmt(e.pck_mean(False), '.1f')} | {_fmt(ev and ev.get('auc'), '.1f')} | "
-            f"{ev.get('split', '') if ev else ''} | {_fmt(e.best_val_pck, '.1f')} |")
+            f"{ev.get('split', '') if ev else ''} | {_fmt(e.best_val_pck, '.1f')} | {_fmt(e.epochs, 'd')} | "
+            f"{_fmt(e.train_minutes, '.1f')} |")
+    lines += _distillation_sections(entries)
     for key, title in (("flip", "with flip test"), ("noflip", "without flip test")):
         rows = [e for e in entries if key in e.evals]
         if not rows:
