@@ -13,8 +13,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from posedistill import Predictor
-from posedistill.checkpoint import save_checkpoint
+from posedistill import Predictor, inference
+from posedistill.checkpoint import load_checkpoint, save_checkpoint, slim_checkpoint
 from posedistill.cli import main
 from posedistill.errors import CheckpointError, DataError
 from posedistill.export import export_onnx
@@ -84,13 +84,67 @@ def test_default_weights_verified_by_sha256(tmp_path):
     (tmp_path / "default.json").write_text("{")
     with pytest.raises(CheckpointError, match="malformed"):
         default_weights(tmp_path)
+    # the teacher is optional and verified the same way
+    (tmp_path / "default.json").write_text(json.dumps({"file": "student.pt", "sha256": digest}))
+    with pytest.raises(CheckpointError, match="malformed"):
+        default_weights(tmp_path, role="teacher")
+    (tmp_path / "default.json").write_text(json.dumps(
+        {"file": "student.pt", "sha256": digest, "teacher": {"file": "student.pt", "sha256": "1" * 64}}))
+    with pytest.raises(CheckpointError, match="sha256"):
+        default_weights(tmp_path, role="teacher")
 
 
-@pytest.mark.skipif((DEFAULT_WEIGHTS_DIR / "default.json").exists(), reason="default weights are installed")
-def test_cli_without_weights_is_one_line_error(images):
+def test_slim_checkpoint_keeps_what_inference_needs(tmp_path):
+    full = _ckpt(tmp_path / "full.pt")
+    ckpt = load_checkpoint(full)
+    ckpt.update(optimizer={"state": {}, "param_groups": []}, history=[{"epoch": 1}], best_val_pck=42.0)
+    save_checkpoint(full, ckpt)
+    slim_checkpoint(full, tmp_path / "slim.pt", provenance={"test_pck": 50.0})
+    slim = load_checkpoint(tmp_path / "slim.pt")
+    assert "optimizer" not in slim and "history" not in slim
+    assert slim["provenance"] == {"test_pck": 50.0} and slim["best_val_pck"] == 42.0
+    a, b = Predictor(full), Predictor(tmp_path / "slim.pt")
+    x = np.random.default_rng(0).standard_normal((2, 3, 128, 128)).astype(np.float32)
+    assert np.array_equal(a.heatmaps(x), b.heatmaps(x))
+
+
+def test_cli_without_weights_is_one_line_error(images, tmp_path, monkeypatch):
+    monkeypatch.setattr(inference, "DEFAULT_WEIGHTS_DIR", tmp_path)  # as if none were installed
     res = _run(["predict", str(images)])
     assert res.exit_code == 2
     assert "no default weights" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not (DEFAULT_WEIGHTS_DIR / "default.json").exists(), reason="no default weights installed")
+def test_shipped_default_weights_predict_with_no_flags(tmp_path):
+    # the package's own weights: sha256-verified, plain-weights checkpoints, and `predict IMAGE` works unflagged
+    manifest = json.loads((DEFAULT_WEIGHTS_DIR / "default.json").read_text())
+    for role in ("student", "teacher") if "teacher" in manifest else ("student",):
+        ckpt = load_checkpoint(default_weights(role=role))
+        assert "optimizer" not in ckpt and ckpt["joint_set"] == "lsp"
+    image = Path(inference.__file__).parent / "assets" / "lspet_mini" / "images" / "im00001.jpg"
+    out = tmp_path / "pred.json"
+    res = _run(["predict", str(image), "--output", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    text = out.read_text()
+    people = json.loads(text)
+    h, w = cv2.imread(str(image)).shape[:2]
+    flat = json.dumps(people)
+    assert "right_ankle" in flat and "head_top" in flat
+    points = [kp for item in (people if isinstance(people, list) else [people]) for kp in _keypoints(item)]
+    assert len(points) == 14
+    assert all(-0.25 * w <= x <= 1.25 * w and -0.25 * h <= y <= 1.25 * h for x, y in points)
+
+
+def _keypoints(obj):
+    """(x, y) of every keypoint dict found in predict's JSON."""
+    if isinstance(obj, dict):
+        if {"x", "y"} <= obj.keys():
+            return [(obj["x"], obj["y"])]
+        return [kp for v in obj.values() for kp in _keypoints(v)]
+    if isinstance(obj, list):
+        return [kp for v in obj for kp in _keypoints(v)]
+    return []
 
 
 # ---------------------------------------------------------------------------------------------- predictor

@@ -26,7 +26,10 @@ from .errors import CheckpointError
 from .io import atomic_open
 from .models import build_model
 
-__all__ = ["save_checkpoint", "load_checkpoint", "model_from_checkpoint", "FORMAT"]
+__all__ = ["save_checkpoint", "load_checkpoint", "model_from_checkpoint", "slim_checkpoint", "FORMAT"]
+
+#: What a deployed checkpoint keeps (:func:`slim_checkpoint`): enough to run, and to tell where it came from.
+DEPLOY_KEYS = ("arch", "joint_set", "input_size", "sigma", "model", "epoch", "config", "best_val_pck")
 
 FORMAT = "posedistill-checkpoint"
 
@@ -102,3 +105,18 @@ def model_from_checkpoint(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{where}: weights do not fit model {arch.get('name')!r} ({first})") from exc
     return model.eval(), ckpt
+
+
+def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *,
+                    provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write a deployable copy of the training checkpoint ``src`` to ``dst`` (atomically): the model's weights,
+    architecture, joint set, input size, resolved config and best validation PCK, without optimiser, scheduler,
+    RNG state or history; ``provenance`` (plain JSON-like values, e.g. test PCK and the commands) is stored
+    under ``"provenance"``. Returns the written dict."""
+    ckpt = load_checkpoint(src)
+    slim = {key: ckpt[key] for key in DEPLOY_KEYS if key in ckpt}
+    slim["model"] = {k: v.detach().clone().contiguous() for k, v in ckpt["model"].items()}
+    if provenance is not None:
+        slim["provenance"] = provenance
+    save_checkpoint(dst, slim)
+    return slim

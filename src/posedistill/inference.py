@@ -61,13 +61,17 @@ def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def default_weights(weights_dir: str | os.PathLike | None = None) -> Path:
+def default_weights(weights_dir: str | os.PathLike | None = None, *, role: str = "student") -> Path:
     """Path of the package's default weights, verified by sha256.
 
     ``weights_dir/default.json`` (default ``src/posedistill/weights/``) is ``{"file": NAME, "sha256": HEX}``
-    naming a checkpoint or ONNX file in the same folder. Raises :class:`CheckpointError` (one line) when the
-    manifest or the file is missing, malformed or does not match its checksum.
+    naming a checkpoint or ONNX file in the same folder (the deployed FPD student), optionally with
+    ``"teacher": {"file": NAME, "sha256": HEX}`` for its teacher (``role="teacher"``). Raises
+    :class:`CheckpointError` (one line) when the manifest or the file is missing, malformed or does not match
+    its checksum.
     """
+    if role not in ("student", "teacher"):
+        raise ValueError(f"role must be 'student' or 'teacher', got {role!r}")
     folder = Path(weights_dir) if weights_dir is not None else DEFAULT_WEIGHTS_DIR
     manifest = folder / "default.json"
     if not manifest.is_file():
@@ -77,10 +81,12 @@ def default_weights(weights_dir: str | os.PathLike | None = None) -> Path:
         )
     try:
         info = json.loads(manifest.read_text(encoding="utf-8"))
+        if role == "teacher":
+            info = info.get("teacher") or {}
         name, expected = str(info["file"]), str(info["sha256"]).lower()
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{manifest}: malformed default-weights manifest ({type(exc).__name__}; "
-                              "expected {{\"file\": ..., \"sha256\": ...}})") from exc
+                              "expected {\"file\": ..., \"sha256\": ...})") from exc
     path = folder / name
     if Path(name).name != name or not path.is_file():
         raise CheckpointError(f"{path}: default weights named by {manifest} not found")
