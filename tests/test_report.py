@@ -50,7 +50,8 @@ def runs(tmp_path):
         make_run(r, "fpd", model="hg2_64", pck_flip=74.0, pck_noflip=72.0, mode="distill",
                  teacher=str(r / "teacher" / "best.pt"), cost={"params": 800_000, "gmacs": 1.0, "latency_ms": 11.0}),
         make_run(r, "bin", model="hg2_64_bin", pck_flip=60.0,
-                 cost={"params": 700_000, "gmacs": 0.9, "latency_ms": 12.0}),
+                 cost={"params": 700_000, "gmacs": 0.9, "latency_ms": 12.0, "note": "binary weights",
+                       "commands": ["posedistill export x --int8"]}),
         make_run(r, "big_bad", model="hg4_64", pck_flip=65.0,
                  cost={"params": 1_500_000, "gmacs": 2.0, "latency_ms": 20.0}),
     ]
@@ -78,7 +79,8 @@ def test_report_tables_front_and_figures(tmp_path, runs):
     rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
     assert rows["teacher"].startswith("| teacher | hg4_128 | ground truth | 3.000 | 4.000 | 40.0 | 80.0 | 78.0 |")
     assert rows["fpd"].startswith("| fpd | hg2_64 | FPD alpha=0.5 from teacher | 0.800 | 1.000 | 11.0 | 74.0 | 72.0 |")
-    assert rows["bin"].startswith("| bin | hg2_64_bin | ground truth | 0.700 | 0.900 | 12.0 | 60.0 | – |")
+    assert "posedistill export x --int8" in md.split("**bin**")[1]
+    assert rows["bin"].startswith("| bin | hg2_64_bin | ground truth; binary weights | 0.700 | 0.900 | 12.0 | 60.0 | – |")
     # per-joint tables (flip and no flip) with the JSON's values
     assert "## PCK@0.2 per joint, with flip test" in md and "## PCK@0.2 per joint, without flip test" in md
     assert "| run | r_ankle | r_knee |" in md

@@ -8,7 +8,8 @@
   pck {mean, per_joint}, auc, joint_names); one with ``flip: true`` and one with ``flip: false`` give both
   columns;
 * ``cost.json`` (optional) -- ``{params, gmacs, latency_ms, ...}`` measured elsewhere (e.g. an int8 ONNX model
-  timed by ``posedistill bench``); otherwise the cost is computed with
+  timed by ``posedistill bench``), optionally with ``note`` (shown with the training, e.g. "ONNX Runtime int8")
+  and ``commands`` (listed before the evaluation commands, e.g. the export); otherwise the cost is computed with
   :func:`posedistill.profiling.profile_models` for the run's model at its input size;
 * ``results.json`` (optional) -- a list of rows ``{model, role, params, gmacs, latency_ms, pck, ...}`` as the
   quickstart writes, each row becoming one entry (``role`` names it), or one dict of extra fields for the run.
@@ -59,6 +60,7 @@ class RunEntry:
     teacher: str | None = None
     teacher_cache: str | None = None
     init: str | None = None
+    note: str | None = None  # e.g. "ONNX Runtime int8 of fpd_hg2_64" (cost.json / results.json "note")
     train_minutes: float | None = None  # sum of the engine's per-epoch training times (validation excluded)
     epochs: int | None = None
     params: int | None = None
@@ -76,7 +78,11 @@ class RunEntry:
 
     @property
     def training(self) -> str:
-        """How the model was trained, in words."""
+        """How the model was trained, in words (plus the run's note, e.g. how it was exported)."""
+        text = self._training()
+        return f"{text}; {self.note}" if text and self.note else text or self.note or ""
+
+    def _training(self) -> str:
         if self.mode == "distill":
             teacher = Path(self.teacher).parent.name if self.teacher else "?"
             text = f"FPD alpha={self.alpha:g} from {teacher}" if self.alpha is not None else f"FPD from {teacher}"
@@ -215,6 +221,8 @@ def load_runs(run_dirs: Sequence[str | Path]) -> list[RunEntry]:
         if history and all(isinstance(t, (int, float)) for t in times):
             entry.train_minutes, entry.epochs = sum(times) / 60.0, len(history)
         source = cost if cost else extra
+        entry.note = source.get("note")
+        entry.commands += [str(c) for c in source.get("commands", [])]
         if source.get("gmacs") is not None:
             entry.params, entry.gmacs = source.get("params"), source.get("gmacs")
             entry.latency_ms = source.get("latency_ms")
