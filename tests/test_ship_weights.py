@@ -1,0 +1,67 @@
+"""tools/ship_weights.py: slim default weights, a manifest whose sha256 verifies, and a generated model card."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+import yaml
+
+from posedistill.checkpoint import load_checkpoint, save_checkpoint
+from posedistill.config import ExperimentConfig
+from posedistill.inference import Predictor, default_weights
+from posedistill.models import build_model
+
+TOOL = Path(__file__).parents[1] / "tools" / "ship_weights.py"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("ship_weights", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(root: Path, name: str, model: str, mode: str, pck: float) -> Path:
+    run = root / name
+    run.mkdir(parents=True)
+    config = ExperimentConfig().to_dict()
+    config["name"], config["model"]["name"], config["data"]["input_size"] = name, model, 64
+    config["run"] = {"mode": mode, "teacher": "runs/t/best.pt" if mode == "distill" else None, "init": None,
+                     "unlabeled": None}
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    torch.manual_seed(0)
+    net = build_model(model)
+    opt = torch.optim.Adam(net.parameters())
+    save_checkpoint(run / "best.pt", {"arch": {"name": model, "num_joints": 14}, "joint_set": "lsp",
+                                      "input_size": 64, "sigma": 1.5, "model": net.state_dict(),
+                                      "optimizer": opt.state_dict(), "epoch": 3, "best_val_pck": pck - 1,
+                                      "config": config, "history": [{"epoch": 1}]})
+    for flip, value in ((True, pck), (False, pck - 0.5)):
+        ev = {"split": "test", "flip": flip, "pck": {"mean": value, "per_joint": [value] * 14}, "auc": value / 2}
+        (run / f"eval_test{'' if flip else '_noflip'}.json").write_text(json.dumps(ev))
+    return run
+
+
+def test_ship_weights_manifest_card_and_predictor(tmp_path, monkeypatch):
+    tool = _tool()
+    student = _run(tmp_path / "runs", "fpd_hg1_32", "hg1_32", "distill", 30.0)
+    teacher = _run(tmp_path / "runs", "teacher_hg2_32", "hg2_32", "train", 33.0)
+    out, card = tmp_path / "weights", tmp_path / "model_card.md"
+    monkeypatch.setattr("sys.argv", ["ship_weights.py", "--student", str(student), "--teacher", str(teacher),
+                                     "--out", str(out), "--card", str(card), "--threads", "1"])
+    tool.main()
+    manifest = json.loads((out / "default.json").read_text())
+    assert manifest["model"] == "hg1_32" and manifest["alpha"] == 0.5 and manifest["test"]["flip"]["pck_mean"] == 30
+    assert manifest["teacher"]["model"] == "hg2_32" and manifest["teacher"]["alpha"] is None
+    for role in ("student", "teacher"):
+        ckpt = load_checkpoint(default_weights(out, role=role))  # sha256 verified
+        assert "optimizer" not in ckpt and "history" not in ckpt and ckpt["provenance"]["test"]
+    # the student is smaller than its training checkpoint (no optimiser state) and predicts the same
+    assert (out / manifest["file"]).stat().st_size < (student / "best.pt").stat().st_size
+    x = torch.randn(2, 3, 64, 64).numpy()
+    assert (Predictor(out / manifest["file"]).heatmaps(x) == Predictor(student / "best.pt").heatmaps(x)).all()
+    text = card.read_text()
+    assert "| student | `fpd_hg1_32_lspet.pt` | hg1_32 |" in text and "| 30.0 | 29.5 | 29.0 |" in text
+    assert "| teacher | `teacher_hg2_32_lspet.pt` | hg2_32 |" in text and "| 33.0 | 32.5 | 32.0 |" in text
+    assert "posedistill distill --out" in text and "alpha 0.5" in text
