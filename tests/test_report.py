@@ -100,6 +100,13 @@ def test_fpd_gain_gap_and_alpha_sweep(tmp_path, runs):
     extra = [make_run(r, f"fpd_a{a}", model="hg2_64", pck_flip=p, mode="distill", alpha=a, teacher=teacher,
                       cost={"params": 800_000, "gmacs": 1.0, "latency_ms": 11.0})
              for a, p in ((0.25, 72.0), (1.0, 71.0))]
+    for name, a, p in (("init_a0.5", 0.5, 76.0), ("init_a0", 0.0, 73.0)):
+        run = make_run(r, name, model="hg2_64", pck_flip=p, mode="distill", alpha=a, teacher=teacher,
+                       cost={"params": 800_000, "gmacs": 1.0, "latency_ms": 11.0})
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        config["run"]["init"] = str(r / "student" / "best.pt")
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+        extra.append(run)
     history = [{"epoch": 1, "epoch_time_s": 90.0}, {"epoch": 2, "epoch_time_s": 30.0}]
     (runs[1] / "metrics.json").write_text(json.dumps({"best_val_pck": 69.0, "history": history}))
     out = tmp_path / "docs"
@@ -111,6 +118,9 @@ def test_fpd_gain_gap_and_alpha_sweep(tmp_path, runs):
     # gain over the ground-truth hg2_64 (70) and gap to the teacher (80); cost ratio 1 / 4
     assert "| fpd | FPD alpha=0.5 from teacher | 70.0 | 74.0 | +4.0 | 80.0 | 6.0 | 0.250 |" in fpd
     assert "| fpd_a1.0 | FPD alpha=1 from teacher | 70.0 | 71.0 | +1.0 | 80.0 | 9.0 | 0.250 |" in fpd
+    # a student started from another run is compared with the same start at alpha 0 (equal epochs)
+    assert "| init_a0.5 | FPD alpha=0.5 from teacher, init student | 73.0 | 76.0 | +3.0 | 80.0 | 4.0 |" in fpd
+    assert "| init_a0 | FPD alpha=0 from teacher, init student | 70.0 | 73.0 | +3.0 |" in fpd  # vs scratch
     sweep = md.split("## Alpha sweep: hg2_64 at 128x128")[1].split("##")[0]
     alphas = [line.split(" | ")[0].strip("| ") for line in sweep.splitlines() if line.startswith("| ")][2:]
     assert alphas == ["0", "0.25", "0.5", "1"]  # alpha 0 is the plain student

@@ -334,6 +334,12 @@ def _distillation_sections(entries: list[RunEntry]) -> list[str]:
         teacher = by_dir.get(_run_of(e.teacher) or "")
         plain = next((g for g in entries if g.mode == "train" and g.model == e.model and not g.init
                       and g.input_size == e.input_size and g.headline_pck()[0] is not None), None)
+        if e.init:  # a student started from another checkpoint: compare with the same start and alpha 0
+            plain = next((g for g in entries if g.mode == "distill" and g.alpha == 0 and g is not e
+                          and g.model == e.model and _run_of(g.init) == _run_of(e.init)
+                          and g.headline_pck()[0] is not None), plain)
+        if e.alpha == 0 and plain is not None and plain.mode != "train":
+            plain = None  # the alpha-0 control itself
         pck = e.headline_pck()[0]
         t_pck = teacher.headline_pck()[0] if teacher else None
         g_pck = plain.headline_pck()[0] if plain else None
@@ -344,7 +350,9 @@ def _distillation_sections(entries: list[RunEntry]) -> list[str]:
     if rows:
         lines += ["", "## FPD students against their baselines", "",
                   "Gain: FPD student minus the same model trained from ground truth only (same input size, from "
-                  "scratch). Gap: teacher minus FPD student. Headline PCK@0.2 (flip test where evaluated).", "",
+                  "scratch; for a student started with `--init`, the run from the same start with alpha 0, when "
+                  "there is one: equal epochs, ground truth only). Gap: teacher minus FPD student. Headline "
+                  "PCK@0.2 (flip test where evaluated).", "",
                   "| FPD run | training | PCK, ground truth only | PCK, FPD | gain | PCK, teacher | gap to teacher "
                   "| cost / teacher |",
                   "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |", *rows]
