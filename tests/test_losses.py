@@ -80,3 +80,17 @@ def test_fpd_gradient_reaches_student_not_teacher():
 def test_fpd_rejects_bad_alpha():
     with pytest.raises(ValueError, match="alpha"):
         FPDLoss(1.5)
+
+
+def test_fpd_peak_normalised_teacher():
+    target, weight = _maps(seed=1), torch.ones(2, 3)
+    teacher = 0.4 * _maps(seed=4)  # a low, soft teacher
+    teacher[0, 0] = 0.0  # a blank map: the floor keeps it finite (and zero)
+    outs = [_maps(seed=2)]
+    peak = teacher / teacher.amax(dim=(-2, -1), keepdim=True).clamp_min(FPDLoss.PEAK_FLOOR)
+    assert peak[1].amax(dim=(-2, -1)).allclose(torch.ones(3)) and peak[0, 0].abs().max() == 0
+    kd = FPDLoss(1.0, teacher_norm="peak")(outs, target, weight, teacher)["kd"]
+    assert kd.item() == pytest.approx(weighted_heatmap_mse(outs[0], peak, weight).item())
+    assert kd.item() != pytest.approx(FPDLoss(1.0)(outs, target, weight, teacher)["kd"].item())
+    with pytest.raises(ValueError, match="teacher_norm"):
+        FPDLoss(0.5, teacher_norm="softmax")

@@ -10,7 +10,7 @@ heatmaps 64, sigma 2, rotation 30, scale 0.25, flip, Adam lr 2.5e-4 with step de
     optim: {optimizer: adam, lr: 2.5e-4, weight_decay: 0.0}
     schedule: {milestones: [60, 90], gamma: 0.1}
     train: {epochs: 100, batch_size: 16, val_every: 1}
-    distill: {alpha: 0.5, mask_distillation: true}
+    distill: {alpha: 0.5, mask_distillation: true, teacher_norm: none}
 
 Relative ``data.root`` paths are resolved against the current directory first, then the config file's folder.
 """
@@ -86,6 +86,7 @@ class TrainConfig:
 class DistillConfig:
     alpha: float = 0.5
     mask_distillation: bool = True
+    teacher_norm: str = "none"  # "none" (the paper) or "peak": teacher maps rescaled to peak 1 (see FPDLoss)
 
 
 @dataclass
@@ -121,6 +122,7 @@ class ExperimentConfig:
             (t.amp in ("none", "bf16", "fp16"), "train.amp must be none, bf16 or fp16"),
             (t.nonfinite in ("stop", "skip"), "train.nonfinite must be stop or skip"),
             (0 <= self.distill.alpha <= 1, "distill.alpha must be in [0, 1]"),
+            (self.distill.teacher_norm in ("none", "peak"), "distill.teacher_norm must be none or peak"),
         ]
         for ok, message in checks:
             if not ok:

@@ -60,6 +60,7 @@ class RunEntry:
     teacher: str | None = None
     teacher_cache: str | None = None
     init: str | None = None
+    teacher_norm: str | None = None  # distill.teacher_norm when not "none"
     note: str | None = None  # e.g. "ONNX Runtime int8 of fpd_hg2_64" (cost.json / results.json "note")
     train_minutes: float | None = None  # sum of the engine's per-epoch training times (validation excluded)
     epochs: int | None = None
@@ -87,6 +88,7 @@ class RunEntry:
             teacher = Path(self.teacher).parent.name if self.teacher else "?"
             text = f"FPD alpha={self.alpha:g} from {teacher}" if self.alpha is not None else f"FPD from {teacher}"
             text += " (cached)" if self.teacher_cache else ""
+            text += f", {self.teacher_norm}-normalised teacher" if self.teacher_norm else ""
             return text + (f", init {Path(self.init).parent.name}" if self.init else "")
         if self.mode == "train":
             return "ground truth" + (f", init {Path(self.init).parent.name}" if self.init else "")
@@ -215,7 +217,9 @@ def load_runs(run_dirs: Sequence[str | Path]) -> list[RunEntry]:
             model=str(model), input_size=(config.get("data") or {}).get("input_size") or cost.get("input_size"),
             mode=run.get("mode"), alpha=(config.get("distill") or {}).get("alpha") if run.get("mode") == "distill"
             else None, teacher=run.get("teacher"), teacher_cache=run.get("teacher_cache"),
-            init=run.get("init"), best_val_pck=metrics.get("best_val_pck"), evals=evals)
+            init=run.get("init"), teacher_norm=((config.get("distill") or {}).get("teacher_norm") or "none")
+            if run.get("mode") == "distill" and (config.get("distill") or {}).get("teacher_norm", "none") != "none"
+            else None, best_val_pck=metrics.get("best_val_pck"), evals=evals)
         history = metrics.get("history") or []
         times = [row.get("epoch_time_s") for row in history if isinstance(row, dict)]
         if history and all(isinstance(t, (int, float)) for t in times):
@@ -358,7 +362,7 @@ def _distillation_sections(entries: list[RunEntry]) -> list[str]:
                   "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |", *rows]
     sweeps: dict[tuple[str, Any], list[tuple[float, RunEntry]]] = {}
     for e in entries:
-        if e.binarized or e.init or e.headline_pck()[0] is None:
+        if e.binarized or e.init or e.teacher_norm or e.headline_pck()[0] is None:
             continue
         if e.mode == "distill" and e.alpha is not None:
             sweeps.setdefault((e.model, e.input_size), []).append((float(e.alpha), e))

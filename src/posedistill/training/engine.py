@@ -214,7 +214,8 @@ class Trainer:
             raise ConfigError(f"{len(train_set)} training samples per rank are fewer than one batch of "
                               f"{cfg.train.batch_size}; lower train.batch_size")
         self.loss_gt = HeatmapLoss()
-        self.loss_fpd = FPDLoss(cfg.distill.alpha, mask_distillation=cfg.distill.mask_distillation)
+        self.loss_fpd = FPDLoss(cfg.distill.alpha, mask_distillation=cfg.distill.mask_distillation,
+                                teacher_norm=cfg.distill.teacher_norm)
         self.scaler = torch.amp.GradScaler("cuda") if (cfg.train.amp == "fp16" and dist.device.type == "cuda") else None
         if cfg.train.amp == "fp16" and dist.device.type != "cuda":
             raise ConfigError("train.amp=fp16 needs CUDA; use bf16 on the CPU")
