@@ -94,3 +94,11 @@ def test_fpd_peak_normalised_teacher():
     assert kd.item() != pytest.approx(FPDLoss(1.0)(outs, target, weight, teacher)["kd"].item())
     with pytest.raises(ValueError, match="teacher_norm"):
         FPDLoss(0.5, teacher_norm="softmax")
+
+
+def test_fpd_clipped_teacher():
+    target, weight, outs = _maps(seed=1), torch.ones(2, 3), [_maps(seed=2)]
+    teacher = 12 * _maps(seed=4) - 6  # outliers both ways, as a teacher in eval mode can emit
+    kd = FPDLoss(1.0, teacher_norm="clip")(outs, target, weight, teacher)["kd"]
+    assert kd.item() == pytest.approx(weighted_heatmap_mse(outs[0], teacher.clamp(0, 1), weight).item())
+    assert kd.item() < FPDLoss(1.0)(outs, target, weight, teacher)["kd"].item()

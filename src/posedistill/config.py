@@ -86,7 +86,7 @@ class TrainConfig:
 class DistillConfig:
     alpha: float = 0.5
     mask_distillation: bool = True
-    teacher_norm: str = "none"  # "none" (the paper) or "peak": teacher maps rescaled to peak 1 (see FPDLoss)
+    teacher_norm: str = "none"  # "none" (the paper), "peak" (rescaled to peak 1) or "clip" (to [0, 1]); FPDLoss
 
 
 @dataclass
@@ -122,7 +122,7 @@ class ExperimentConfig:
             (t.amp in ("none", "bf16", "fp16"), "train.amp must be none, bf16 or fp16"),
             (t.nonfinite in ("stop", "skip"), "train.nonfinite must be stop or skip"),
             (0 <= self.distill.alpha <= 1, "distill.alpha must be in [0, 1]"),
-            (self.distill.teacher_norm in ("none", "peak"), "distill.teacher_norm must be none or peak"),
+            (self.distill.teacher_norm in ("none", "peak", "clip"), "distill.teacher_norm must be none, peak or clip"),
         ]
         for ok, message in checks:
             if not ok:

@@ -47,11 +47,16 @@ class FPDLoss(nn.Module):
         mask_distillation: if True (as the public FPD code does), the distillation term uses the same per-joint
             visibility weights as the ground-truth term; if False it covers all joints. On unlabeled samples
             (``labeled == 0``) it always covers all joints, and the ground-truth term is zero.
-        teacher_norm: ``"none"`` (the paper: the teacher's heatmaps as they are) or ``"peak"``: every teacher
-            heatmap is divided by its maximum (floored at ``PEAK_FLOOR``), so that its peak is 1 like the ground
-            truth's. A weak or uncertain teacher emits low, wide maps (peak ~0.4 for the CPU-scale teacher of
-            docs/results.md); matched as they are, they pull the student towards flat outputs. Rescaling keeps
-            where the teacher puts the joint and the shape of its belief, at the ground truth's amplitude.
+        teacher_norm: how the teacher's heatmaps are used:
+
+            * ``"none"`` (the paper): as they are.
+            * ``"peak"``: every teacher heatmap is divided by its maximum (floored at ``PEAK_FLOOR``), so that its
+              peak is 1 like the ground truth's. A weak or uncertain teacher emits low, wide maps (peak ~0.4 for
+              the CPU-scale teacher of docs/results.md); rescaling keeps where the teacher puts the joint and the
+              shape of its belief, at the ground truth's amplitude. Negative values are scaled too.
+            * ``"clip"``: clamped to [0, 1], the range of the ground-truth Gaussians. The same teacher, in eval
+              mode on some augmented crops, emits values from -5.8 to 10 (``benchmarks/teacher_heatmaps.py``);
+              squared, a few such maps dominate the distillation term.
     """
 
     PEAK_FLOOR = 0.05
@@ -60,8 +65,8 @@ class FPDLoss(nn.Module):
         super().__init__()
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        if teacher_norm not in ("none", "peak"):
-            raise ValueError(f"teacher_norm must be 'none' or 'peak', got {teacher_norm!r}")
+        if teacher_norm not in ("none", "peak", "clip"):
+            raise ValueError(f"teacher_norm must be 'none', 'peak' or 'clip', got {teacher_norm!r}")
         self.alpha = float(alpha)
         self.mask_distillation = mask_distillation
         self.teacher_norm = teacher_norm
@@ -85,6 +90,8 @@ class FPDLoss(nn.Module):
         teacher = teacher.detach()
         if self.teacher_norm == "peak":
             teacher = teacher / teacher.amax(dim=(-2, -1), keepdim=True).clamp_min(self.PEAK_FLOOR)
+        elif self.teacher_norm == "clip":
+            teacher = teacher.clamp(0.0, 1.0)
         gt_weight = weight
         kd_weight = weight if self.mask_distillation else torch.ones_like(weight)
         if labeled is not None:
