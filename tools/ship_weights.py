@@ -39,19 +39,21 @@ latency was measured by that command. Full results and the runs behind them: `do
 `posedistill predict photo.jpg` uses the student; the Python API is `Predictor()` (student) or
 `Predictor(default_weights(role="teacher"))`. Both files are plain-weights checkpoints loaded with
 `torch.load(weights_only=True)` after their sha256 (in `default.json`) has been checked; a changed or truncated
-file is refused with a one-line error. Latency: eager PyTorch with BN folding, {threads} thread(s), this machine
-({cpu}); `posedistill export` + ONNX Runtime is faster (`docs/results.md`).
+file is refused with a one-line error. Latency: eager PyTorch (`posedistill.profiling.profile_models`), {threads}
+thread(s), this machine ({cpu}); `posedistill export` + ONNX Runtime is several times faster (`docs/results.md`).
 
 ## Data and training
 
-* Data: LSP Extended (LSPET; Johnson & Everingham, CVPR 2011), 10,000 sports images (athletics, badminton,
-  baseball, gymnastics, parkour, soccer, tennis, volleyball) with 14 joints, crowd-sourced and noisy. Trained on
+* Data: LSP Extended (LSPET; Johnson & Everingham, CVPR 2011): sports images (athletics, badminton, baseball,
+  gymnastics, parkour, soccer, tennis, volleyball) with 14 joints, crowd-sourced and noisy. Trained on
   the project's train split (im00001-06500); the checkpoint is the epoch with the best PCK@0.2 on the
   validation split (im06501-07000); the test split (im07001-07500) was used for the figures above only.
 * Joints (LSP order): right ankle, right knee, right hip, left hip, left knee, left ankle, right wrist, right
   elbow, right shoulder, left shoulder, left elbow, left wrist, neck, head top.
 * Student: Fast Pose Distillation (Zhang, Zhu, Ye, CVPR 2019), alpha {alpha}, from the teacher's heatmaps
-  (cached for the student's augmentation schedule). Training command:
+  (cached for the student's augmentation schedule){init}. It is the hg2_64 FPD run with the best validation
+  PCK@0.2; at this budget distillation itself did not beat ground-truth training (`docs/experiments.md`).
+  Training command:
 
   ```sh
   {student_command}
@@ -131,7 +133,9 @@ def write_card(manifest: dict, path: Path, *, threads: int, command: str) -> Non
     text = CARD.format(command=command, rows="\n".join(rows), threads=threads, cpu=platform.processor() or
                        platform.machine(), alpha=manifest.get("alpha"), student_command=manifest["training_command"],
                        teacher_command=manifest.get("teacher", {}).get("training_command", "(not shipped)"),
-                       input=size, cell=4)
+                       input=size, cell=4, init=(", started from the ground-truth student `"
+                       + manifest["training_command"].split("--init ")[1].split()[0] + "`")
+                       if "--init " in manifest["training_command"] else "")
     atomic_write_text(path, text)
 
 

@@ -88,7 +88,8 @@ class RunEntry:
             teacher = Path(self.teacher).parent.name if self.teacher else "?"
             text = f"FPD alpha={self.alpha:g} from {teacher}" if self.alpha is not None else f"FPD from {teacher}"
             text += " (cached)" if self.teacher_cache else ""
-            text += f", {self.teacher_norm}-normalised teacher" if self.teacher_norm else ""
+            text += {"peak": ", teacher rescaled to peak 1", "clip": ", teacher clipped to [0, 1]"}.get(
+                self.teacher_norm or "", f", teacher_norm={self.teacher_norm}" if self.teacher_norm else "")
             return text + (f", init {Path(self.init).parent.name}" if self.init else "")
         if self.mode == "train":
             return "ground truth" + (f", init {Path(self.init).parent.name}" if self.init else "")
@@ -307,7 +308,9 @@ def plot_pareto(entries: list[RunEntry], cost: str, path: Path, *, command: str)
         ax.set_xscale("log")
         plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
         ax.xaxis.set_major_formatter(plain)
-        ax.xaxis.set_minor_formatter(plain)
+        lo, hi = (f(float(getattr(e, cost)) for e in usable) for f in (min, max))
+        # label the minor ticks only when the axis spans less than a decade (else they overlap)
+        ax.xaxis.set_minor_formatter(plain if hi / lo < 10 else matplotlib.ticker.NullFormatter())
         ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("GFLOPs (GMACs), log scale" if cost == "gmacs" else "CPU latency, batch 1 (ms), log scale")
     ax.set_ylabel("PCK@0.2 (%)" + (f", {kinds[0]}" if len(kinds) == 1 else f" ({' / '.join(kinds)})"))
