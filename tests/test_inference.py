@@ -126,25 +126,13 @@ def test_shipped_default_weights_predict_with_no_flags(tmp_path):
     out = tmp_path / "pred.json"
     res = _run(["predict", str(image), "--output", str(out), "--no-progress"])
     assert res.exit_code == 0, res.output
-    text = out.read_text()
-    people = json.loads(text)
+    (person,) = json.loads(out.read_text())  # one record: one image, one person
     h, w = cv2.imread(str(image)).shape[:2]
-    flat = json.dumps(people)
-    assert "right_ankle" in flat and "head_top" in flat
-    points = [kp for item in (people if isinstance(people, list) else [people]) for kp in _keypoints(item)]
+    names = [kp["name"] for kp in person["keypoints"]]
+    assert "right_ankle" in names and "head_top" in names
+    points = [(kp["x"], kp["y"]) for kp in person["keypoints"]]
     assert len(points) == 14
     assert all(-0.25 * w <= x <= 1.25 * w and -0.25 * h <= y <= 1.25 * h for x, y in points)
-
-
-def _keypoints(obj):
-    """(x, y) of every keypoint dict found in predict's JSON."""
-    if isinstance(obj, dict):
-        if {"x", "y"} <= obj.keys():
-            return [(obj["x"], obj["y"])]
-        return [kp for v in obj.values() for kp in _keypoints(v)]
-    if isinstance(obj, list):
-        return [kp for v in obj for kp in _keypoints(v)]
-    return []
 
 
 # ---------------------------------------------------------------------------------------------- predictor

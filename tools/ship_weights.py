@@ -22,7 +22,7 @@ from posedistill.checkpoint import slim_checkpoint
 from posedistill.inference import DEFAULT_WEIGHTS_DIR, sha256_file
 from posedistill.io import atomic_write_json, atomic_write_text
 from posedistill.profiling import profile_models
-from posedistill.report import training_command
+from posedistill.report import load_runs, training_command
 
 CARD = """# Model card: posedistill default weights
 
@@ -80,15 +80,11 @@ thread(s), this machine ({cpu}); `posedistill export` + ONNX Runtime is several 
 
 
 def _ship(run_dir: Path, out_dir: Path, name: str) -> dict:
+    entry = load_runs([run_dir])[0]  # mode, alpha and the flip / no-flip evaluations, as the report reads them
     config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-    evals = {}
-    for path in sorted(run_dir.glob("eval*.json")):
-        ev = json.loads(path.read_text(encoding="utf-8"))
-        evals["flip" if ev.get("flip", True) else "noflip"] = {
-            "split": ev.get("split"), "pck_mean": ev["pck"]["mean"], "auc": ev.get("auc")}
-    run = config.get("run") or {}
-    alpha = (config.get("distill") or {}).get("alpha") if run.get("mode") == "distill" else None
-    provenance = {"run": run_dir.name, "mode": run.get("mode"), "alpha": alpha,
+    evals = {key: {"split": ev.get("split"), "pck_mean": ev["pck"]["mean"], "auc": ev.get("auc")}
+             for key, ev in entry.evals.items()}
+    provenance = {"run": run_dir.name, "mode": entry.mode, "alpha": entry.alpha,
                   "training_command": training_command(config, run_dir), "test": evals}
     slim = slim_checkpoint(run_dir / "best.pt", out_dir / name, provenance=provenance)
     return {"file": name, "sha256": sha256_file(out_dir / name), "model": slim["arch"]["name"],
@@ -124,8 +120,7 @@ def write_card(manifest: dict, path: Path, *, threads: int, command: str) -> Non
     for role, info in entries:
         cost = profile_models([info["model"]], input_size=info["input_size"], threads=threads, repeats=20)[0]
         test = info.get("test", {})
-        pck = {k: (f"{v['pck_mean']:.1f}" if k in test else "-") for k, v in (("flip", test.get("flip", {})),
-                                                                          ("noflip", test.get("noflip", {})))}
+        pck = {k: f"{test[k]['pck_mean']:.1f}" if k in test else "-" for k in ("flip", "noflip")}
         rows.append(f"| {role} | `{info['file']}` | {info['model']} | {cost['params'] / 1e6:.3f} | "
                     f"{cost['gmacs']:.3f} | {info['input_size']} | {cost['latency_ms']:.1f} | {pck['flip']} | "
                     f"{pck['noflip']} | {info.get('best_val_pck') or 0:.1f} |")

@@ -47,6 +47,9 @@ __all__ = ["RunEntry", "load_runs", "pareto_front", "training_command", "evaluat
            "format_markdown"]
 
 
+_TEACHER_NORM_WORDS = {"peak": ", teacher rescaled to peak 1", "clip": ", teacher clipped to [0, 1]"}
+
+
 @dataclass
 class RunEntry:
     """One row of the report (a run directory, or one row of a quickstart ``results.json``)."""
@@ -84,15 +87,16 @@ class RunEntry:
         return f"{text}; {self.note}" if text and self.note else text or self.note or ""
 
     def _training(self) -> str:
+        init = f", init {Path(self.init).parent.name}" if self.init else ""
         if self.mode == "distill":
             teacher = Path(self.teacher).parent.name if self.teacher else "?"
             text = f"FPD alpha={self.alpha:g} from {teacher}" if self.alpha is not None else f"FPD from {teacher}"
             text += " (cached)" if self.teacher_cache else ""
-            text += {"peak": ", teacher rescaled to peak 1", "clip": ", teacher clipped to [0, 1]"}.get(
-                self.teacher_norm or "", f", teacher_norm={self.teacher_norm}" if self.teacher_norm else "")
-            return text + (f", init {Path(self.init).parent.name}" if self.init else "")
+            if self.teacher_norm:
+                text += _TEACHER_NORM_WORDS.get(self.teacher_norm, f", teacher_norm={self.teacher_norm}")
+            return text + init
         if self.mode == "train":
-            return "ground truth" + (f", init {Path(self.init).parent.name}" if self.init else "")
+            return "ground truth" + init
         return self.mode or ""
 
     def pck_mean(self, flip: bool) -> float | None:
@@ -213,14 +217,14 @@ def load_runs(run_dirs: Sequence[str | Path]) -> list[RunEntry]:
         if not model:
             raise DataError(f"{run_dir}: cannot tell the model (no config.yaml, metrics.json, results.json or "
                             f"cost.json naming it)")
+        distill = (config.get("distill") or {}) if run.get("mode") == "distill" else {}
         entry = RunEntry(
             label=str(cost.get("label") or extra.get("label") or run_dir.name), run_dir=str(run_dir),
             model=str(model), input_size=(config.get("data") or {}).get("input_size") or cost.get("input_size"),
-            mode=run.get("mode"), alpha=(config.get("distill") or {}).get("alpha") if run.get("mode") == "distill"
-            else None, teacher=run.get("teacher"), teacher_cache=run.get("teacher_cache"),
-            init=run.get("init"), teacher_norm=((config.get("distill") or {}).get("teacher_norm") or "none")
-            if run.get("mode") == "distill" and (config.get("distill") or {}).get("teacher_norm", "none") != "none"
-            else None, best_val_pck=metrics.get("best_val_pck"), evals=evals)
+            mode=run.get("mode"), alpha=distill.get("alpha"), teacher=run.get("teacher"),
+            teacher_cache=run.get("teacher_cache"), init=run.get("init"),
+            teacher_norm=None if distill.get("teacher_norm", "none") == "none" else distill["teacher_norm"],
+            best_val_pck=metrics.get("best_val_pck"), evals=evals)
         history = metrics.get("history") or []
         times = [row.get("epoch_time_s") for row in history if isinstance(row, dict)]
         if history and all(isinstance(t, (int, float)) for t in times):
@@ -330,6 +334,12 @@ def _run_of(path: str | None) -> str | None:
     return str(Path(path).parent.resolve()) if path else None
 
 
+def _ground_truth_twin(entries: list[RunEntry], model: str, input_size: int | None) -> RunEntry | None:
+    """The first evaluated run of ``model`` at ``input_size`` trained from ground truth, from scratch."""
+    return next((g for g in entries if g.mode == "train" and g.model == model and not g.init
+                 and g.input_size == input_size and g.headline_pck()[0] is not None), None)
+
+
 def _distillation_sections(entries: list[RunEntry]) -> list[str]:
     """FPD students against their teacher and the same model trained from ground truth (same input size, from
     scratch, not binarized), and the alpha sweep per model; PCK is each entry's headline PCK."""
@@ -339,14 +349,13 @@ def _distillation_sections(entries: list[RunEntry]) -> list[str]:
     rows = []
     for e in fpd:
         teacher = by_dir.get(_run_of(e.teacher) or "")
-        plain = next((g for g in entries if g.mode == "train" and g.model == e.model and not g.init
-                      and g.input_size == e.input_size and g.headline_pck()[0] is not None), None)
+        plain = _ground_truth_twin(entries, e.model, e.input_size)
         if e.init:  # a student started from another checkpoint: compare with the same start and alpha 0
-            plain = next((g for g in entries if g.mode == "distill" and g.alpha == 0 and g is not e
-                          and g.model == e.model and _run_of(g.init) == _run_of(e.init)
-                          and g.headline_pck()[0] is not None), plain)
-        if e.alpha == 0 and plain is not None and plain.mode != "train":
-            plain = None  # the alpha-0 control itself
+            control = next((g for g in entries if g.mode == "distill" and g.alpha == 0 and g is not e
+                            and g.model == e.model and _run_of(g.init) == _run_of(e.init)
+                            and g.headline_pck()[0] is not None), None)
+            if control is not None:  # an alpha-0 control is not compared with another alpha-0 control
+                plain = None if e.alpha == 0 else control
         pck = e.headline_pck()[0]
         t_pck = teacher.headline_pck()[0] if teacher else None
         g_pck = plain.headline_pck()[0] if plain else None
@@ -370,8 +379,7 @@ def _distillation_sections(entries: list[RunEntry]) -> list[str]:
         if e.mode == "distill" and e.alpha is not None:
             sweeps.setdefault((e.model, e.input_size), []).append((float(e.alpha), e))
     for (model, size), points in sweeps.items():
-        plain = next((g for g in entries if g.mode == "train" and g.model == model and not g.init
-                      and g.input_size == size and g.headline_pck()[0] is not None), None)
+        plain = _ground_truth_twin(entries, model, size)
         if plain is not None and all(a != 0.0 for a, _ in points):
             points.append((0.0, plain))  # alpha = 0 is ground truth only: the plain student
         if len(points) < 3:
