@@ -8,8 +8,9 @@ heatmaps 64, sigma 2, rotation 30, scale 0.25, flip, Adam lr 2.5e-4 with step de
     model: {name: hg4_128}
     data: {dataset: lspet, root: ../shared/data/lspet, train: train, val: val, input_size: 256, sigma: 2.0}
     optim: {optimizer: adam, lr: 2.5e-4, weight_decay: 0.0}
-    schedule: {milestones: [60, 90], gamma: 0.1}
-    train: {epochs: 100, batch_size: 16, val_every: 1}
+    schedule: {kind: step, milestones: [60, 90], gamma: 0.1, warmup_epochs: 0}
+    loss: {fg_weight: 0.0}
+    train: {epochs: 100, batch_size: 16, val_every: 1, amp: none}
     distill: {alpha: 0.5, mask_distillation: true, teacher_norm: none}
 
 Relative ``data.root`` paths are resolved against the current directory first, then the config file's folder.
@@ -30,7 +31,7 @@ from .errors import ConfigError
 from .models import resolve_name
 
 __all__ = [
-    "ModelConfig", "DataConfig", "OptimConfig", "ScheduleConfig", "TrainConfig", "DistillConfig",
+    "ModelConfig", "DataConfig", "OptimConfig", "ScheduleConfig", "LossConfig", "TrainConfig", "DistillConfig",
     "ExperimentConfig", "load_config", "apply_overrides", "config_from_dict",
 ]
 
@@ -48,6 +49,8 @@ class DataConfig:
     val: str | None = "val"  # None or "": no validation
     input_size: int = 256
     sigma: float = 2.0
+    sigma_start: float = 0.0  # > 0: ground-truth sigma starts here and moves linearly to `sigma` over sigma_epochs
+    sigma_epochs: int = 0
     scale_factor: float = 0.25
     rotation: float = 30.0
     flip: bool = True
@@ -67,8 +70,16 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    milestones: list[int] = field(default_factory=lambda: [60, 90])  # epochs at which lr *= gamma
+    kind: str = "step"  # step: lr *= gamma at each milestone | cosine: cosine decay to min_lr_ratio * lr
+    milestones: list[int] = field(default_factory=lambda: [60, 90])  # epochs at which lr *= gamma (step)
     gamma: float = 0.1
+    warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs (per iteration)
+    min_lr_ratio: float = 0.0  # cosine: final lr as a fraction of optim.lr
+
+
+@dataclass
+class LossConfig:
+    fg_weight: float = 0.0  # heatmap MSE pixel weight 1 + fg_weight * target (0: the plain MSE of the paper)
 
 
 @dataclass
@@ -76,7 +87,7 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 16
     val_every: int = 1
-    amp: str = "none"  # none | bf16 | fp16 (fp16 on CUDA only)
+    amp: str = "none"  # none | bf16 | fp16 (fp16 on CUDA only) | auto (bf16 where the hardware has it)
     channels_last: bool = False
     nonfinite: str = "stop"  # stop | skip: what to do with a NaN/Inf loss or gradient
     flip_test: bool = True  # flip test in validation
@@ -97,6 +108,7 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
 
@@ -111,6 +123,8 @@ class ExperimentConfig:
             (d.dataset in ("lsp", "lspet", "mpii", "coco", "json"), "data.dataset must be lsp, lspet, mpii, coco or json"),
             (d.input_size > 0 and d.input_size % 64 == 0, "data.input_size must be a positive multiple of 64"),
             (d.sigma > 0, "data.sigma must be > 0"),
+            (d.sigma_start >= 0 and d.sigma_epochs >= 0, "data.sigma_start and data.sigma_epochs must be >= 0"),
+            (d.sigma_start == 0 or d.sigma_epochs > 0, "data.sigma_start needs data.sigma_epochs > 0"),
             (0 <= d.scale_factor < 1, "data.scale_factor must be in [0, 1)"),
             (0 <= d.rotation <= 180, "data.rotation must be in [0, 180]"),
             (d.workers >= 0 and d.limit >= 0, "data.workers and data.limit must be >= 0"),
@@ -118,8 +132,12 @@ class ExperimentConfig:
             (o.lr > 0 and o.weight_decay >= 0, "optim.lr must be > 0 and optim.weight_decay >= 0"),
             (all(m > 0 for m in self.schedule.milestones), "schedule.milestones must be positive epochs"),
             (0 < self.schedule.gamma <= 1, "schedule.gamma must be in (0, 1]"),
+            (self.schedule.kind in ("step", "cosine"), "schedule.kind must be step or cosine"),
+            (0 <= self.schedule.min_lr_ratio <= 1, "schedule.min_lr_ratio must be in [0, 1]"),
+            (self.loss.fg_weight >= 0, "loss.fg_weight must be >= 0"),
             (t.epochs > 0 and t.batch_size > 0 and t.val_every > 0, "train.epochs, batch_size, val_every must be > 0"),
-            (t.amp in ("none", "bf16", "fp16"), "train.amp must be none, bf16 or fp16"),
+            (0 <= self.schedule.warmup_epochs < t.epochs, "schedule.warmup_epochs must be in [0, train.epochs)"),
+            (t.amp in ("none", "bf16", "fp16", "auto"), "train.amp must be none, bf16, fp16 or auto"),
             (t.nonfinite in ("stop", "skip"), "train.nonfinite must be stop or skip"),
             (0 <= self.distill.alpha <= 1, "distill.alpha must be in [0, 1]"),
             (self.distill.teacher_norm in ("none", "peak", "clip"), "distill.teacher_norm must be none, peak or clip"),

@@ -46,6 +46,8 @@ class PoseDataset(Dataset):
         skip_bad: drop unusable records (bad joints, missing/unreadable/truncated image) with one warning, and
             replace a sample whose image fails to decode later by the next good one; else raise DataError.
         check_images: check every image file at construction (cheap: header and end marker, no decoding).
+        sigma_schedule: ``(sigma_start, epochs)``: targets of epoch ``e`` use a sigma moved linearly from
+            ``sigma_start`` to ``sigma`` over ``epochs`` epochs (wide, easy targets first); None: always ``sigma``.
 
     An item is a dict: ``image`` (3, H, W) float32, ``target`` (K, h, w) float32, ``target_weight`` (K,),
     ``joints`` (K, 2) original-image pixels, ``visible`` (K,), ``center`` (2,), ``scale`` (), ``norm`` (),
@@ -65,6 +67,7 @@ class PoseDataset(Dataset):
         seed: int = 0,
         skip_bad: bool = False,
         check_images: bool = True,
+        sigma_schedule: tuple[float, int] | None = None,
     ) -> None:
         if not isinstance(input_size, (int, np.integer)) or input_size < 64 or input_size % 64:
             raise ConfigError(f"input_size must be a positive multiple of 64, got {input_size!r}")
@@ -73,6 +76,9 @@ class PoseDataset(Dataset):
         self.joint_set = get_joint_set(joint_set)
         self.input_size = int(input_size)
         self.codec = HeatmapCodec(input_size=self.input_size, sigma=sigma, stride=4)
+        if sigma_schedule is not None and not (sigma_schedule[0] > 0 and sigma_schedule[1] > 0):
+            raise ConfigError(f"sigma_schedule must be (sigma_start > 0, epochs > 0), got {sigma_schedule!r}")
+        self.sigma_schedule = sigma_schedule
         self.train = bool(train)
         self.augment = augment if augment is not None else AugmentConfig()
         self.seed = int(seed)
@@ -101,6 +107,16 @@ class PoseDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         """Epoch used for augmentation by items indexed with a plain int."""
         self.epoch = int(epoch)
+
+    def codec_for(self, epoch: int) -> HeatmapCodec:
+        """The codec that encodes epoch ``epoch``'s targets (its sigma follows ``sigma_schedule``)."""
+        if self.sigma_schedule is None:
+            return self.codec
+        start, epochs = self.sigma_schedule
+        sigma = start + (self.codec.sigma - start) * min(epoch / epochs, 1.0)
+        if sigma == self.codec.sigma:
+            return self.codec
+        return HeatmapCodec(input_size=self.input_size, sigma=sigma, stride=self.codec.stride)
 
     def augmentation(self, index: int, epoch: int | None = None) -> Augmentation:
         """The augmentation sample ``index`` gets in ``epoch`` (identity when not training)."""
@@ -136,7 +152,7 @@ class PoseDataset(Dataset):
         visible = rec.visible
         if aug.flip:
             joints_crop, visible = joints_crop[self._flip_index], visible[self._flip_index]
-        target, weight = self.codec.encode(joints_crop, visible)
+        target, weight = self.codec_for(epoch).encode(joints_crop, visible)
         return {
             "image": torch.from_numpy(normalize_image(crop)),
             "target": torch.from_numpy(target),

@@ -7,10 +7,15 @@ One :class:`Trainer` runs an experiment into a run directory::
     run_dir/tb/           TensorBoard events
     run_dir/last.pt       checkpoint after every epoch (atomic: temp file + rename)
     run_dir/best.pt       checkpoint with the best validation PCK
+    run_dir/snapshot.pt   slim copy of last.pt (weights, epoch, history, schedule; no optimiser state), small
+                          enough to keep in git: ``--resume`` falls back to it when last.pt is lost
     run_dir/metrics.json  final summary
 
 Resuming (``resume=True``) restores model, optimiser, scheduler, epoch and RNG state from ``last.pt``; data order
-and augmentation are functions of (seed, epoch, index), so a resumed run reproduces the uninterrupted one.
+and augmentation are functions of (seed, epoch, index), so a resumed run reproduces the uninterrupted one. Without
+``last.pt`` it resumes from ``snapshot.pt`` with fresh optimiser moments (close, not bit-exact; a notice says so).
+``train.amp: auto`` picks the precision on every start, per machine (:func:`resolve_amp`): the weights and the
+optimiser state are fp32 either way, so a run resumes on a machine of the other kind.
 In FPD mode the teacher runs frozen, in eval mode under ``torch.inference_mode``, on the same augmented batch as
 the student (the paper's online scheme).
 """
@@ -45,13 +50,30 @@ from ..losses import FPDLoss, HeatmapLoss
 from ..models import build_model
 from ..skeleton import get_joint_set
 from .builders import (build_dataset, build_optimizer, build_scheduler, joint_set_for, read_split,
-                       unlabeled_records)
+                       scheduler_steps_per_iteration, unlabeled_records)
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed, parameter_spread
 
-__all__ = ["Trainer", "TrainingError", "RunPaths"]
+__all__ = ["Trainer", "TrainingError", "RunPaths", "resolve_amp"]
 
 LOG_FIELDS = ["epoch", "lr", "loss", "loss_gt", "loss_kd", "samples_per_s", "epoch_time_s", "skipped_batches",
-              "val_pck", "val_auc", "param_spread"]
+              "val_pck", "val_auc", "param_spread", "amp"]
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when this CPU runs bf16 matrix work natively (AVX-512-BF16 or AMX). On AVX2-only CPUs bf16 autocast
+    is emulated: measured 11x slower than fp32 for hg4_128 training (docs/training.md)."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def resolve_amp(setting: str, device: torch.device) -> str:
+    """The autocast precision to train with: ``auto`` becomes ``bf16`` on a CUDA GPU with bf16 or a CPU with
+    native bf16 (:func:`cpu_has_fast_bf16`), else ``none`` (fp32); other settings are returned as they are."""
+    if setting != "auto":
+        return setting
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "none"
+    return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "none"
 
 
 class TrainingError(PosedistillError):
@@ -73,6 +95,10 @@ class RunPaths:
     @property
     def log(self) -> Path:
         return self.root / "log.csv"
+
+    @property
+    def snapshot(self) -> Path:
+        return self.root / "snapshot.pt"
 
     @property
     def config(self) -> Path:
@@ -151,8 +177,8 @@ class Trainer:
             return
         root = self.paths.root
         if self.resume:
-            if not self.paths.last.is_file():
-                raise ConfigError(f"{root}: nothing to resume (no last.pt)")
+            if not self.paths.last.is_file() and not self.paths.snapshot.is_file():
+                raise ConfigError(f"{root}: nothing to resume (no last.pt or snapshot.pt)")
             for stale in root.glob(".*.tmp"):  # half-written files of a killed run (atomic_open temps)
                 stale.unlink(missing_ok=True)
         elif root.exists() and any(root.iterdir()) and not self.overwrite:
@@ -204,8 +230,6 @@ class Trainer:
         self.model = self.model.to(dist.device, memory_format=memory_format)
         if self.teacher is not None:
             self.teacher = self.teacher.to(memory_format=memory_format)
-        self.optimizer = build_optimizer(self.model, cfg)
-        self.scheduler = build_scheduler(self.optimizer, cfg)
         self.net: nn.Module = (DistributedDataParallel(self.model) if dist.enabled else self.model)
         self.loader = build_loader(train_set, batch_size=cfg.train.batch_size, shuffle=True,
                                    num_workers=cfg.data.workers, seed=cfg.seed, drop_last=True,
@@ -213,11 +237,18 @@ class Trainer:
         if len(self.loader) == 0:
             raise ConfigError(f"{len(train_set)} training samples per rank are fewer than one batch of "
                               f"{cfg.train.batch_size}; lower train.batch_size")
-        self.loss_gt = HeatmapLoss()
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg, steps_per_epoch=len(self.loader))
+        self.step_per_iteration = scheduler_steps_per_iteration(cfg)
+        self.amp = resolve_amp(cfg.train.amp, dist.device)
+        if cfg.train.amp == "auto" and self.progress and dist.is_main:
+            tqdm.write(f"train.amp=auto: {self.amp} on {dist.device.type}"
+                       + (f" ({torch.backends.cpu.get_cpu_capability()})" if dist.device.type == "cpu" else ""))
+        self.loss_gt = HeatmapLoss(cfg.loss.fg_weight)
         self.loss_fpd = FPDLoss(cfg.distill.alpha, mask_distillation=cfg.distill.mask_distillation,
-                                teacher_norm=cfg.distill.teacher_norm)
-        self.scaler = torch.amp.GradScaler("cuda") if (cfg.train.amp == "fp16" and dist.device.type == "cuda") else None
-        if cfg.train.amp == "fp16" and dist.device.type != "cuda":
+                                teacher_norm=cfg.distill.teacher_norm, fg_weight=cfg.loss.fg_weight)
+        self.scaler = torch.amp.GradScaler("cuda") if (self.amp == "fp16" and dist.device.type == "cuda") else None
+        if self.amp == "fp16" and dist.device.type != "cuda":
             raise ConfigError("train.amp=fp16 needs CUDA; use bf16 on the CPU")
 
     def _checkpoint(self, epoch: int, history: list[dict], best: float) -> dict[str, Any]:
@@ -249,20 +280,32 @@ class Trainer:
                 d["run"]["teacher"] = self.cache.meta["teacher"]["path"]
         return d
 
+    def _snapshot(self, ckpt: dict[str, Any]) -> dict[str, Any]:
+        """``last.pt`` less the optimiser state: what ``snapshot.pt`` keeps (weights cloned, so the file holds
+        only the model's tensors, not the storages they share)."""
+        slim = {k: v for k, v in ckpt.items() if k != "optimizer"}
+        slim["model"] = {k: v.detach().clone().contiguous() for k, v in ckpt["model"].items()}
+        return slim
+
     def _restore(self) -> tuple[int, list[dict], float]:
-        ckpt = load_checkpoint(self.paths.last)
+        path = self.paths.last if self.paths.last.is_file() else self.paths.snapshot
+        ckpt = load_checkpoint(path)
         if ckpt["arch"]["name"] != self.cfg.model.name or ckpt["joint_set"] != self.joint_set_name:
-            raise ConfigError(f"{self.paths.last}: checkpoint is {ckpt['arch']['name']}/{ckpt['joint_set']}, the "
+            raise ConfigError(f"{path}: checkpoint is {ckpt['arch']['name']}/{ckpt['joint_set']}, the "
                               f"config asks for {self.cfg.model.name}/{self.joint_set_name}")
         self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if "optimizer" in ckpt:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        else:
+            tqdm.write(f"{self.paths.last} is missing: resuming from {path} (epoch {ckpt['epoch']}) with fresh "
+                       "optimiser moments; the run continues close to, not exactly as, an uninterrupted one")
         self.scheduler.load_state_dict(ckpt["scheduler"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         return int(ckpt["epoch"]), list(ckpt.get("history", [])), float(ckpt.get("best_val_pck", -1.0))
 
     # ------------------------------------------------------------------------------------------- training
     def _autocast(self, device: torch.device):
-        amp = self.cfg.train.amp
+        amp = self.amp
         if amp == "none":
             return nullcontext()
         return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
@@ -327,6 +370,8 @@ class Trainer:
                 self.scaler.update()
             else:
                 self.optimizer.step()
+            if self.step_per_iteration:
+                self.scheduler.step()
             steps += 1
             samples += images.shape[0]
             for k in sums:
@@ -338,7 +383,7 @@ class Trainer:
         means = all_reduce_mean(means, dist)
         return {"loss": means[0], "loss_gt": means[1], "loss_kd": means[2],
                 "samples_per_s": samples * dist.world_size / max(elapsed, 1e-9), "epoch_time_s": elapsed,
-                "skipped_batches": skipped}
+                "skipped_batches": skipped, "amp": self.amp}
 
     def validate(self, device: torch.device) -> dict[str, float]:
         """PCK@0.2 (flip test as configured) and AUC on the validation split."""
@@ -370,7 +415,8 @@ class Trainer:
             for epoch in range(start_epoch, self.cfg.train.epochs):
                 row: dict[str, Any] = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
                 row.update(self._train_epoch(epoch, dist))
-                self.scheduler.step()
+                if not self.step_per_iteration:
+                    self.scheduler.step()
                 row["param_spread"] = parameter_spread(self.model, dist)
                 last_epoch = epoch + 1 == self.cfg.train.epochs
                 if self.val_set is not None and ((epoch + 1) % self.cfg.train.val_every == 0 or last_epoch):
@@ -384,6 +430,7 @@ class Trainer:
                         best = row["val_pck"]
                     ckpt = self._checkpoint(epoch + 1, history, best)
                     save_checkpoint(self.paths.last, ckpt)
+                    save_checkpoint(self.paths.snapshot, self._snapshot(ckpt))
                     if improved or (self.val_set is None and last_epoch):
                         save_checkpoint(self.paths.best, ckpt)
                     self._write_log(history)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Issue 12: which recipe reaches a given validation PCK in fewer epochs? Short runs (4 epochs) of the hg2_64
+# student from ground truth at 128 input, two at a time with one thread each (small Hourglasses gain little
+# from a second thread: benchmarks/train_throughput.py). Results: runs/lspet128/compare/*/log.csv, summarised
+# by `python tools/lspet128_compare_table.py`.
+#   bash tools/lspet128_compare.sh [VARIANT...]      (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+base=configs/lspet128/compare_base.yaml
+declare -A SETS=(
+  [base]=""
+  [fg10]="--set loss.fg_weight=10"
+  [lr2e-3_warm]="--set optim.lr=2e-3 --set schedule.warmup_epochs=0.5"
+  [bs8]="--set train.batch_size=8"
+  [sigma4to2]="--set data.sigma_start=4 --set data.sigma_epochs=3"
+  [fg10_lr2e-3_warm]="--set loss.fg_weight=10 --set optim.lr=2e-3 --set schedule.warmup_epochs=0.5"
+)
+variants=("$@")
+[ ${#variants[@]} -gt 0 ] || variants=(base fg10 lr2e-3_warm bs8 sigma4to2 fg10_lr2e-3_warm)
+mkdir -p runs/lspet128/compare
+for v in "${variants[@]}"; do
+  out=runs/lspet128/compare/$v
+  resume=""; [ -f "$out/last.pt" ] && resume="--resume"
+  [ -z "$resume" ] && [ -d "$out" ] && rm -rf "$out"
+  # shellcheck disable=SC2086
+  OMP_NUM_THREADS=1 posedistill train --config $base --out "$out" --set name=$v ${SETS[$v]} $resume --no-progress \
+    > "runs/lspet128/compare/$v.log" 2>&1
+done
