@@ -202,10 +202,13 @@ class Trainer:
         self.num_joints = self.joint_set.num_joints
         self.codec = HeatmapCodec(input_size=cfg.data.input_size, sigma=cfg.data.sigma)
 
-        self.model = build_model(cfg.model.name, num_joints=self.num_joints)
+        self.model = build_model(cfg.model.name, num_joints=self.num_joints, depth=cfg.model.depth)
         if self.init_path is not None:
-            init_model, _ = model_from_checkpoint(self.init_path, expect_arch=cfg.model.name,
-                                                  expect_joint_set=self.joint_set_name)
+            init_model, init_ckpt = model_from_checkpoint(self.init_path, expect_arch=cfg.model.name,
+                                                          expect_joint_set=self.joint_set_name)
+            if int(init_ckpt["arch"].get("depth", 4)) != cfg.model.depth:
+                raise ConfigError(f"{self.init_path}: --init model has depth {init_ckpt['arch'].get('depth', 4)}, "
+                                  f"the config asks for model.depth={cfg.model.depth}")
             self.model.load_state_dict(init_model.state_dict())
         self.teacher: nn.Module | None = None
         if self.teacher_cache_path is not None:  # --- teacher-cache hook: no online teacher ---
@@ -253,7 +256,7 @@ class Trainer:
 
     def _checkpoint(self, epoch: int, history: list[dict], best: float) -> dict[str, Any]:
         return {
-            "arch": {"name": self.cfg.model.name, "num_joints": self.num_joints},
+            "arch": self._arch(),
             "joint_set": self.joint_set_name,
             "input_size": self.cfg.data.input_size,
             "sigma": self.cfg.data.sigma,
@@ -267,6 +270,14 @@ class Trainer:
             "best_val_pck": best,
             "metrics": history[-1] if history else {},
         }
+
+    def _arch(self) -> dict[str, Any]:
+        """Builder arguments stored in checkpoints (``depth`` only when it is not the default 4, so that
+        checkpoints of default models keep their old form)."""
+        arch: dict[str, Any] = {"name": self.cfg.model.name, "num_joints": self.num_joints}
+        if self.cfg.model.depth != 4:
+            arch["depth"] = self.cfg.model.depth
+        return arch
 
     def _resolved_config(self) -> dict[str, Any]:
         d = self.cfg.to_dict()
@@ -290,7 +301,7 @@ class Trainer:
     def _restore(self) -> tuple[int, list[dict], float]:
         path = self.paths.last if self.paths.last.is_file() else self.paths.snapshot
         ckpt = load_checkpoint(path)
-        if ckpt["arch"]["name"] != self.cfg.model.name or ckpt["joint_set"] != self.joint_set_name:
+        if ckpt["arch"] != self._arch() or ckpt["joint_set"] != self.joint_set_name:
             raise ConfigError(f"{path}: checkpoint is {ckpt['arch']['name']}/{ckpt['joint_set']}, the "
                               f"config asks for {self.cfg.model.name}/{self.joint_set_name}")
         self.model.load_state_dict(ckpt["model"])
