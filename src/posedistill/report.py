@@ -88,6 +88,8 @@ class RunEntry:
 
     def _training(self) -> str:
         init = f", init {Path(self.init).parent.name}" if self.init else ""
+        if self.mode == "distill" and self.alpha == 0:  # no teacher term: a ground-truth control, not FPD
+            return "ground truth only (alpha-0 control of the FPD runs)" + init
         if self.mode == "distill":
             teacher = Path(self.teacher).parent.name if self.teacher else "?"
             text = f"FPD alpha={self.alpha:g} from {teacher}" if self.alpha is not None else f"FPD from {teacher}"
@@ -344,7 +346,8 @@ def _distillation_sections(entries: list[RunEntry]) -> list[str]:
     """FPD students against their teacher and the same model trained from ground truth (same input size, from
     scratch, not binarized), and the alpha sweep per model; PCK is each entry's headline PCK."""
     by_dir = {str(Path(e.run_dir).resolve()): e for e in entries}
-    fpd = [e for e in entries if e.mode == "distill" and e.headline_pck()[0] is not None]
+    # an alpha-0 run has no teacher term: it is the ground-truth control of the FPD runs, never an FPD run itself
+    fpd = [e for e in entries if e.mode == "distill" and e.alpha != 0 and e.headline_pck()[0] is not None]
     lines: list[str] = []
     rows = []
     for e in fpd:
@@ -354,8 +357,8 @@ def _distillation_sections(entries: list[RunEntry]) -> list[str]:
             control = next((g for g in entries if g.mode == "distill" and g.alpha == 0 and g is not e
                             and g.model == e.model and _run_of(g.init) == _run_of(e.init)
                             and g.headline_pck()[0] is not None), None)
-            if control is not None:  # an alpha-0 control is not compared with another alpha-0 control
-                plain = None if e.alpha == 0 else control
+            if control is not None:
+                plain = control
         pck = e.headline_pck()[0]
         t_pck = teacher.headline_pck()[0] if teacher else None
         g_pck = plain.headline_pck()[0] if plain else None
