@@ -146,3 +146,57 @@ def test_lost_last_checkpoint_resumes_from_snapshot(tmp_path):
     assert [r["epoch"] for r in summary["history"]] == [1, 2, 3]
     assert load_checkpoint(run / "last.pt")["epoch"] == 3
     assert np.isfinite(summary["history"][-1]["loss"])
+
+
+# ----------------------------------------------------------------------------------------- hourglass depth
+def test_depth_is_trained_stored_and_rebuilt(tmp_path):
+    from posedistill.checkpoint import model_from_checkpoint
+    from posedistill.models import build_model
+
+    assert sum(p.numel() for p in build_model("hg1_32", depth=3).parameters()) < \
+        sum(p.numel() for p in build_model("hg1_32").parameters())
+    cfg = tiny_cfg(model__depth=3, train__epochs=1, data__val="")
+    Trainer(cfg, tmp_path / "run", progress=False).fit()
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["arch"] == {"name": "hg1_32", "num_joints": 14, "depth": 3}
+    model, _ = model_from_checkpoint(tmp_path / "run" / "last.pt")
+    assert model.depth == 3
+    default = tiny_cfg(train__epochs=1, data__val="")
+    with pytest.raises(ConfigError, match="checkpoint is"):
+        Trainer(default.__class__(**{**default.__dict__, "train": cfg.train}), tmp_path / "run", resume=True,
+                progress=False).fit()
+
+
+def test_depth_must_fit_the_input():
+    with pytest.raises(ConfigError, match="model.depth"):
+        tiny_cfg(model__depth=5)  # 64 input: 4 * 2**5 = 128 does not divide it
+    with pytest.raises(ConfigError, match="binarized"):
+        from posedistill.models import build_model
+        build_model("hg1_32_bin", depth=3)
+
+
+def test_bad_depth_in_a_checkpoint_is_refused(tmp_path):
+    from posedistill.checkpoint import save_checkpoint
+    from posedistill.errors import CheckpointError
+
+    save_checkpoint(tmp_path / "x.pt", {"arch": {"name": "hg1_32", "num_joints": 14, "depth": "deep"},
+                                        "joint_set": "lsp", "input_size": 64, "model": {}})
+    with pytest.raises(CheckpointError, match="depth"):
+        load_checkpoint(tmp_path / "x.pt")
+
+
+# ------------------------------------------------------------------------------------- BN recalibration
+def test_recalibrated_batchnorm_holds_the_exact_average():
+    from posedistill.training.bn_recalibration import recalibrate_batchnorm
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
+    g = torch.Generator().manual_seed(0)
+    batches = [{"image": torch.randn(8, 3, 5, 5, generator=g) * (i + 1) + i} for i in range(4)]
+    used = recalibrate_batchnorm(model, batches)
+    assert used == 4 and not model.training and model[1].momentum == 0.1
+    with torch.no_grad():
+        feats = [model[0](b["image"]) for b in batches]
+    mean = torch.stack([f.mean(dim=(0, 2, 3)) for f in feats]).mean(0)
+    var = torch.stack([f.var(dim=(0, 2, 3), unbiased=True) for f in feats]).mean(0)
+    assert torch.allclose(model[1].running_mean, mean, atol=1e-5)
+    assert torch.allclose(model[1].running_var, var, rtol=1e-4)

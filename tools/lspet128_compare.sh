@@ -14,6 +14,7 @@ declare -A SETS=(
   [bs8]="--set train.batch_size=8"
   [sigma4to2]="--set data.sigma_start=4 --set data.sigma_epochs=3"
   [fg10_lr2e-3_warm]="--set loss.fg_weight=10 --set optim.lr=2e-3 --set schedule.warmup_epochs=0.5"
+  [depth3]="--set model.depth=3"
 )
 variants=("$@")
 [ ${#variants[@]} -gt 0 ] || variants=(base fg10 lr2e-3_warm bs8 sigma4to2 fg10_lr2e-3_warm)

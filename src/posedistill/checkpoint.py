@@ -69,6 +69,9 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
             or not isinstance(arch.get("num_joints"), int) or isinstance(arch.get("num_joints"), bool)
             or arch["num_joints"] < 1):
         raise CheckpointError(f"{path}: malformed 'arch' (expected {{'name': str, 'num_joints': int >= 1}})")
+    depth = arch.get("depth", 4)
+    if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= 6:
+        raise CheckpointError(f"{path}: malformed 'arch' depth {depth!r} (expected an integer in 1..6)")
     if not isinstance(ckpt["joint_set"], str):
         raise CheckpointError(f"{path}: malformed 'joint_set' (expected a name such as 'lsp')")
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
@@ -101,7 +104,7 @@ def model_from_checkpoint(
             f"{where}: checkpoint is for joint set {ckpt['joint_set']!r}, expected {expect_joint_set!r}"
         )
     try:
-        model = build_model(arch["name"], num_joints=int(arch["num_joints"]))
+        model = build_model(arch["name"], num_joints=int(arch["num_joints"]), depth=int(arch.get("depth", 4)))
         model.load_state_dict(ckpt["model"])
     except (KeyError, RuntimeError, TypeError, ValueError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

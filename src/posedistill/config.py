@@ -46,6 +46,7 @@ __all__ = [
 @dataclass
 class ModelConfig:
     name: str = "hg4_128"
+    depth: int = 4  # hourglass recursion depth (3 at 128 input keeps Newell's 4x4 lowest level)
 
 
 @dataclass
@@ -126,6 +127,8 @@ class ExperimentConfig:
         checks = [
             (d.dataset in DATASET_KINDS, f"data.dataset must be one of {', '.join(DATASET_KINDS)}"),
             (d.input_size > 0 and d.input_size % 64 == 0, "data.input_size must be a positive multiple of 64"),
+            (1 <= self.model.depth <= 6 and d.input_size % (4 * 2 ** self.model.depth) == 0,
+             "model.depth must be in 1..6, with data.input_size a multiple of 4 * 2**depth"),
             (d.sigma > 0, "data.sigma must be > 0"),
             (d.sigma_start >= 0 and d.sigma_epochs >= 0, "data.sigma_start and data.sigma_epochs must be >= 0"),
             (d.sigma_start == 0 or d.sigma_epochs > 0, "data.sigma_start needs data.sigma_epochs > 0"),

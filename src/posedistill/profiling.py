@@ -90,8 +90,9 @@ def profile_models(
     repeats: int = 10,
     warmup: int = 3,
     latency: bool = True,
+    depth: int = 4,
 ) -> list[dict[str, Any]]:
-    """Parameters, GMACs and batch-1 eager CPU latency of registered models.
+    """Parameters, GMACs and batch-1 eager CPU latency of registered models (hourglass ``depth``, default 4).
 
     Returns one dict per model: ``name, stacks, channels, depthwise, params, gmacs, latency_ms, p90_ms,
     input_size, threads``.
@@ -103,12 +104,13 @@ def profile_models(
     with num_threads(threads):
         for name in names:
             spec = get_model_spec(name)
-            model = build_model(name, num_joints=num_joints).eval()
+            model = build_model(name, num_joints=num_joints, depth=depth).eval()
             row: dict[str, Any] = {
                 "name": name,
                 "stacks": spec.stacks,
                 "channels": spec.channels,
                 "depthwise": spec.depthwise,
+                "depth": depth,
                 "params": count_parameters(model),
                 "gmacs": count_gmacs(model, input_size),
                 "latency_ms": None,

@@ -61,6 +61,7 @@ class RunEntry:
     run_dir: str
     model: str
     input_size: int | None = None
+    depth: int = 4  # hourglass depth (model.depth)
     mode: str | None = None  # train | distill
     alpha: float | None = None
     teacher: str | None = None
@@ -78,6 +79,7 @@ class RunEntry:
     evals: dict[str, dict[str, Any]] = field(default_factory=dict)  # "flip" / "noflip" -> eval JSON (+ path)
     pck: float | None = None  # results.json rows: PCK of their own evaluation (no per-joint values)
     commands: list[str] = field(default_factory=list)
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (epoch, validation PCK) from the history
 
     @property
     def binarized(self) -> bool:
@@ -91,6 +93,8 @@ class RunEntry:
 
     def _training(self) -> str:
         init = f", init {Path(self.init).parent.name}" if self.init else ""
+        if self.mode == "distill" and self.alpha == 0:  # no teacher term: a ground-truth control, not FPD
+            return "ground truth only (alpha-0 control of the FPD runs)" + init
         if self.mode == "distill":
             teacher = Path(self.teacher).parent.name if self.teacher else "?"
             text = f"FPD alpha={self.alpha:g} from {teacher}" if self.alpha is not None else f"FPD from {teacher}"
@@ -241,7 +245,7 @@ def load_runs(run_dirs: Sequence[str | Path]) -> list[RunEntry]:
         entry = RunEntry(
             label=str(cost.get("label") or extra.get("label") or run_dir.name), run_dir=str(run_dir),
             model=str(model), input_size=(config.get("data") or {}).get("input_size") or cost.get("input_size"),
-            mode=run.get("mode"), alpha=distill.get("alpha"), teacher=run.get("teacher"),
+            depth=int((config.get("model") or {}).get("depth", 4)), mode=run.get("mode"), alpha=distill.get("alpha"), teacher=run.get("teacher"),
             teacher_cache=run.get("teacher_cache"), init=run.get("init"),
             teacher_norm=None if distill.get("teacher_norm", "none") == "none" else distill["teacher_norm"],
             best_val_pck=metrics.get("best_val_pck"), evals=evals)
@@ -259,6 +263,8 @@ def load_runs(run_dirs: Sequence[str | Path]) -> list[RunEntry]:
         if config:
             entry.commands.append(run_command(run_dir, config))
         entry.commands += eval_commands
+        entry.curve = [(int(r["epoch"]), float(r["val_pck"])) for r in history
+                       if isinstance(r, dict) and isinstance(r.get("val_pck"), (int, float))]
         entries.append(entry)
     if not entries:
         raise DataError("no runs to report")
@@ -271,15 +277,15 @@ def fill_costs(entries: list[RunEntry], *, latency: bool = True, threads: int | 
     entries without a stored cost, once per (model, input size)."""
     from .profiling import profile_models
 
-    done: dict[tuple[str, int], dict[str, Any]] = {}
+    done: dict[tuple[str, int, int], dict[str, Any]] = {}
     for entry in entries:
         if entry.gmacs is not None:
             continue
         size = int(entry.input_size or 256)
-        key = (entry.model, size)
+        key = (entry.model, size, entry.depth)
         if key not in done:
             done[key] = profile_models([entry.model], input_size=size, threads=threads, repeats=repeats,
-                                       warmup=min(3, repeats), latency=latency)[0]
+                                       warmup=min(3, repeats), latency=latency, depth=entry.depth)[0]
         row = done[key]
         entry.params, entry.gmacs, entry.latency_ms = row["params"], row["gmacs"], row["latency_ms"]
         entry.cost_source = f"profile_models (input {size}, {row['threads']} threads)"
@@ -349,6 +355,33 @@ def plot_pareto(entries: list[RunEntry], cost: str, path: Path, *, command: str)
     return [e.label for e, on in zip(usable, front) if on]
 
 
+def plot_curves(entries: list[RunEntry], path: Path, *, command: str) -> list[str]:
+    """Validation PCK@0.2 per epoch of every run with a training history, one line each; returns their labels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [e for e in entries if len(e.curve) >= 1]
+    if not runs:
+        return []
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for e in runs:
+        epochs, pck = zip(*e.curve)
+        ax.plot(epochs, pck, marker="." if len(epochs) < 40 else None, label=f"{e.label} ({e.model})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation PCK@0.2 (%)")
+    ax.set_title("Validation PCK@0.2 per epoch", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.text(0.01, 0.005, command[:160], fontsize=5, color="0.4")
+    fig.tight_layout()
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=110)
+    plt.close(fig)
+    return [e.label for e in runs]
+
+
 def _run_of(path: str | None) -> str | None:
     """The run directory a checkpoint path belongs to, normalised for comparison."""
     return str(Path(path).parent.resolve()) if path else None
@@ -364,7 +397,8 @@ def _distillation_sections(entries: list[RunEntry]) -> list[str]:
     """FPD students against their teacher and the same model trained from ground truth (same input size, from
     scratch, not binarized), and the alpha sweep per model; PCK is each entry's headline PCK."""
     by_dir = {str(Path(e.run_dir).resolve()): e for e in entries}
-    fpd = [e for e in entries if e.mode == "distill" and e.headline_pck()[0] is not None]
+    # an alpha-0 run has no teacher term: it is the ground-truth control of the FPD runs, never an FPD run itself
+    fpd = [e for e in entries if e.mode == "distill" and e.alpha != 0 and e.headline_pck()[0] is not None]
     lines: list[str] = []
     rows = []
     for e in fpd:
@@ -374,8 +408,8 @@ def _distillation_sections(entries: list[RunEntry]) -> list[str]:
             control = next((g for g in entries if g.mode == "distill" and g.alpha == 0 and g is not e
                             and g.model == e.model and _run_of(g.init) == _run_of(e.init)
                             and g.headline_pck()[0] is not None), None)
-            if control is not None:  # an alpha-0 control is not compared with another alpha-0 control
-                plain = None if e.alpha == 0 else control
+            if control is not None:
+                plain = control
         pck = e.headline_pck()[0]
         t_pck = teacher.headline_pck()[0] if teacher else None
         g_pck = plain.headline_pck()[0] if plain else None
@@ -484,9 +518,14 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, command
     if any(e.latency_ms is not None for e in entries):
         figures["pck_vs_latency.png"] = plot_pareto(entries, "latency_ms", out / "pck_vs_latency.png",
                                                     command=command)
+    curves = plot_curves(entries, out / "val_curves.png", command=command)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    atomic_write_text(out / "results.md", format_markdown(entries, command=command, figures=figures,
-                                                          generated=generated) + "\n")
+    text = format_markdown(entries, command=command, figures=figures, generated=generated)
+    if curves:
+        text = text.replace("## Commands\n", "![validation PCK per epoch](val_curves.png)\n\n*Validation PCK@0.2 per "
+                            "epoch (the engine's log.csv / metrics.json history) of " + ", ".join(curves)
+                            + ".*\n\n## Commands\n", 1)
+    atomic_write_text(out / "results.md", text + "\n")
     summary = {"command": command, "generated": generated, "pareto_front": figures,
                "runs": [{**dataclasses.asdict(e), "training": e.training,
                          "headline_pck": e.headline_pck()[0], "headline_pck_kind": e.headline_pck()[1]}

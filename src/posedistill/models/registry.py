@@ -71,23 +71,30 @@ def get_model_spec(name: str) -> ModelSpec:
 
 
 def stacked_hourglass(
-    *, stacks: int, channels: int, num_joints: int = 14, blocks: int = 1, depthwise: bool = False
+    *, stacks: int, channels: int, num_joints: int = 14, blocks: int = 1, depthwise: bool = False, depth: int = 4
 ) -> StackedHourglass:
     """A stacked Hourglass (Newell et al., ECCV 2016) of any size; see :class:`StackedHourglass`."""
     return StackedHourglass(
-        stacks=stacks, channels=channels, num_joints=num_joints, blocks=blocks, depthwise=depthwise
+        stacks=stacks, channels=channels, num_joints=num_joints, blocks=blocks, depthwise=depthwise, depth=depth
     )
 
 
-def build_model(name: str, *, num_joints: int = 14) -> nn.Module:
-    """Build a registered model by name, e.g. ``build_model("hg4_128", num_joints=14)``."""
+def build_model(name: str, *, num_joints: int = 14, depth: int = 4) -> nn.Module:
+    """Build a registered model by name, e.g. ``build_model("hg4_128", num_joints=14)``.
+
+    ``depth`` is each hourglass's recursion depth. Newell et al. use 4 at 256x256 input, so that the lowest level
+    is 4x4; at 128 input depth 3 keeps that 4x4 bottom (with depth 4 it is 2x2, and at 64 input 1x1, where
+    BatchNorm sees a handful of values per channel and batch: see docs/experiments.md on teacher outliers).
+    """
     spec = get_model_spec(name)
     if spec.binarized:
+        if depth != 4:
+            raise ConfigError(f"model {name!r}: the binarized Hourglass has depth 4 only, got depth={depth}")
         return binarized_hourglass(stacks=spec.stacks, channels=spec.channels, num_joints=num_joints,
                                    blocks=spec.blocks)
     return stacked_hourglass(
         stacks=spec.stacks, channels=spec.channels, num_joints=num_joints, blocks=spec.blocks,
-        depthwise=spec.depthwise,
+        depthwise=spec.depthwise, depth=depth,
     )
 
 

@@ -153,7 +153,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         data = read_training_data(cfg)
         self.joint_set_name = data.joint_set
-        self.model = build_model(cfg.model.name, num_joints=get_joint_set(data.joint_set).num_joints)
+        self.model = build_model(cfg.model.name, num_joints=get_joint_set(data.joint_set).num_joints,
+                                 depth=cfg.model.depth)
         self.meta = ModelMeta.for_model(self.model, arch=cfg.model.name, joint_set=data.joint_set,
                                         input_size=cfg.data.input_size, sigma=cfg.data.sigma)
         self.joint_set, self.num_joints, self.codec = self.meta.joints, self.meta.num_joints, self.meta.codec()
@@ -161,8 +162,11 @@ class Trainer:
         self.val_set = data.val_set(stride=self.meta.stride)
         self.val_loader = None
         if self.init_path is not None:
-            init_model, _ = model_from_checkpoint(self.init_path, expect_arch=cfg.model.name,
-                                                  expect_joint_set=self.joint_set_name)
+            init_model, init_ckpt = model_from_checkpoint(self.init_path, expect_arch=cfg.model.name,
+                                                          expect_joint_set=self.joint_set_name)
+            if int(init_ckpt["arch"].get("depth", 4)) != cfg.model.depth:
+                raise ConfigError(f"{self.init_path}: --init model has depth {init_ckpt['arch'].get('depth', 4)}, "
+                                  f"the config asks for model.depth={cfg.model.depth}")
             self.model.load_state_dict(init_model.state_dict())
         memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
         self.teacher = build_teacher(cfg, teacher=self.teacher_path, cache=self.teacher_cache_path,
@@ -192,7 +196,7 @@ class Trainer:
 
     def _checkpoint(self, epoch: int, history: list[dict], best: float) -> dict[str, Any]:
         return {
-            "arch": {"name": self.cfg.model.name, "num_joints": self.num_joints},
+            "arch": self._arch(),
             "joint_set": self.joint_set_name,
             "input_size": self.cfg.data.input_size,
             "sigma": self.cfg.data.sigma,
@@ -207,6 +211,14 @@ class Trainer:
             "best_val_pck": best,
             "metrics": history[-1] if history else {},
         }
+
+    def _arch(self) -> dict[str, Any]:
+        """Builder arguments stored in checkpoints (``depth`` only when it is not the default 4, so that
+        checkpoints of default models keep their old form)."""
+        arch: dict[str, Any] = {"name": self.cfg.model.name, "num_joints": self.num_joints}
+        if self.cfg.model.depth != 4:
+            arch["depth"] = self.cfg.model.depth
+        return arch
 
     def _resolved_config(self) -> dict[str, Any]:
         d = self.cfg.to_dict()
@@ -227,7 +239,7 @@ class Trainer:
     def _restore(self) -> tuple[int, list[dict], float]:
         path = self.paths.last if self.paths.last.is_file() else self.paths.snapshot
         ckpt = load_checkpoint(path)
-        if ckpt["arch"]["name"] != self.cfg.model.name or ckpt["joint_set"] != self.joint_set_name:
+        if ckpt["arch"] != self._arch() or ckpt["joint_set"] != self.joint_set_name:
             raise ConfigError(f"{path}: checkpoint is {ckpt['arch']['name']}/{ckpt['joint_set']}, the "
                               f"config asks for {self.cfg.model.name}/{self.joint_set_name}")
         self.model.load_state_dict(ckpt["model"])

@@ -1,0 +1,116 @@
+"""Where a teacher's out-of-range heatmap values come from (issue 12, run 2).
+
+A 10-epoch hg4_128 teacher at 64 input emitted heatmap values from -5.8 to 10 on some augmented training crops,
+in eval mode, while the targets lie in [0, 1]. This script runs a teacher checkpoint on the students' augmented
+training crops and reports, for several ways of running it, how often a crop's heatmaps leave [-0.5, 1.5]
+("outlier crops"), the extreme values, and the MSE to the ground truth:
+
+* ``eval``: eval mode, BatchNorm with its running statistics (how the teacher is run for FPD);
+* ``train_bn``: BatchNorm with the batch's own statistics (how the network saw these crops in training);
+* ``recalibrated``: eval mode after re-estimating the BatchNorm running statistics as an exact average over
+  ``--recal-batches`` augmented training batches (``posedistill.training.bn_recalibration``).
+
+It also splits the eval-mode outliers by augmentation (padding in the crop, rotation, scale, colour jitter), so
+the cause can be read off the table. Prints tables and writes benchmarks/results/teacher_outliers.json.
+
+    python benchmarks/teacher_outliers.py --teacher src/posedistill/weights/teacher_hg4_128_lspet.pt \
+        --config configs/cpu/teacher_hg4_128.yaml [--samples 512] [--recal-batches 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from posedistill.checkpoint import model_from_checkpoint
+from posedistill.config import load_config
+from posedistill.data import build_loader
+from posedistill.io import atomic_write_json
+from posedistill.training.bn_recalibration import recalibrate_batchnorm
+from posedistill.training.teacher_cache import training_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+LOW, HIGH = -0.5, 1.5
+
+
+@torch.no_grad()
+def run_teacher(model, loader, *, train_bn: bool) -> dict[str, np.ndarray]:
+    model.eval()
+    if train_bn:
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.train()
+                m.momentum = 0.0  # use batch statistics, leave the running ones untouched
+    lo, hi, mse, pad = [], [], [], []
+    for batch in loader:
+        hm = model(batch["image"])[-1].float()
+        lo.append(hm.amin(dim=(1, 2, 3)))
+        hi.append(hm.amax(dim=(1, 2, 3)))
+        w = batch["target_weight"][:, :, None, None]
+        mse.append(((hm - batch["target"]) ** 2 * w).mean(dim=(1, 2, 3)))
+        # padding: pixels the crop took from outside the image are exactly 0 before normalisation, so all
+        # three normalised channels sit at -mean/std
+        img = batch["image"]
+        pad.append((img[:, 0] < -2.11).float().mean(dim=(1, 2)))
+    return {k: torch.cat(v).numpy() for k, v in (("min", lo), ("max", hi), ("mse", mse), ("pad", pad))}
+
+
+def summary(name: str, r: dict[str, np.ndarray]) -> dict:
+    out = (r["min"] < LOW) | (r["max"] > HIGH)
+    row = {"mode": name, "crops": int(len(out)), "outlier_crops": int(out.sum()),
+           "outlier_fraction": float(out.mean()), "min": float(r["min"].min()), "max": float(r["max"].max()),
+           "mse_to_gt": float(r["mse"].mean())}
+    print(f"{name:<14}{row['crops']:>7}{row['outlier_fraction']:>10.1%}{row['min']:>9.2f}{row['max']:>9.2f}"
+          f"{row['mse_to_gt']:>11.4f}")
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--teacher", type=Path, required=True)
+    parser.add_argument("--config", type=Path, required=True, help="the student's config (augmentation, input)")
+    parser.add_argument("--samples", type=int, default=512)
+    parser.add_argument("--recal-batches", type=int, default=50)
+    parser.add_argument("--epoch", type=int, default=0, help="augmentation epoch of the inspected crops")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "teacher_outliers.json")
+    args = parser.parse_args()
+    cfg = load_config(args.config)
+    dataset, _ = training_dataset(cfg)
+    dataset.set_epoch(args.epoch)
+    subset = torch.utils.data.Subset(dataset, list(range(0, len(dataset), max(1, len(dataset) // args.samples))))
+    subset.set_epoch = dataset.set_epoch  # type: ignore[attr-defined]
+    loader = torch.utils.data.DataLoader(subset, batch_size=16, shuffle=False, num_workers=0)
+    teacher, _ = model_from_checkpoint(args.teacher)
+    print(f"{'mode':<14}{'crops':>7}{'outliers':>10}{'min':>9}{'max':>9}{'MSE to GT':>11}")
+    results = {"eval": run_teacher(teacher, loader, train_bn=False)}
+    rows = [summary("eval", results["eval"])]
+    results["train_bn"] = run_teacher(copy.deepcopy(teacher), loader, train_bn=True)
+    rows.append(summary("train_bn", results["train_bn"]))
+    recal = copy.deepcopy(teacher)
+    train_loader = build_loader(dataset, batch_size=16, shuffle=True, num_workers=0, seed=cfg.seed + 1)
+    recalibrate_batchnorm(recal, train_loader, max_batches=args.recal_batches)
+    results["recalibrated"] = run_teacher(recal, loader, train_bn=False)
+    rows.append(summary("recalibrated", results["recalibrated"]))
+
+    ev = results["eval"]
+    out = (ev["min"] < LOW) | (ev["max"] > HIGH)
+    padded = ev["pad"] > 0.02
+    split = {"padded_crops": {"crops": int(padded.sum()), "outlier_fraction": float(out[padded].mean()) if padded.any() else None},
+             "unpadded_crops": {"crops": int((~padded).sum()),
+                                "outlier_fraction": float(out[~padded].mean()) if (~padded).any() else None}}
+    print(f"eval-mode outliers: {split['padded_crops']['outlier_fraction']:.1%} of {split['padded_crops']['crops']} crops "
+          f"with > 2% padding, {split['unpadded_crops']['outlier_fraction']:.1%} of {split['unpadded_crops']['crops']} "
+          f"without")
+    atomic_write_json(args.out, {"teacher": str(args.teacher), "config": str(args.config), "range": [LOW, HIGH],
+                                 "rows": rows, "by_padding": split,
+                                 "command": "python benchmarks/teacher_outliers.py " + " ".join(
+                                     f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out")})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""The issue-12 configs (configs/lspet128/): they load, and every student shares the teacher's recipe."""
+
+from pathlib import Path
+
+import pytest
+
+from posedistill.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1] / "configs" / "lspet128"
+LONG = ["teacher_hg4_128", "student_hg2_64", "fpd_hg2_64"]
+
+
+@pytest.mark.parametrize("name", [p.stem for p in sorted(ROOT.glob("*.yaml"))])
+def test_config_loads(name):
+    cfg = load_config(ROOT / f"{name}.yaml")
+    assert cfg.data.input_size == 128 and cfg.data.train == "train" and cfg.data.val == "val"
+
+
+def test_students_share_seed_schedule_and_loss_with_the_teacher():
+    cfgs = {n: load_config(ROOT / f"{n}.yaml") for n in LONG}
+    teacher = cfgs["teacher_hg4_128"]
+    for name in LONG[1:]:
+        c = cfgs[name]
+        assert c.model.name == "hg2_64" and c.model.depth == teacher.model.depth == 3
+        for section in ("data", "optim", "schedule", "loss", "train"):
+            assert getattr(c, section) == getattr(teacher, section), (name, section)
+        assert c.seed == teacher.seed
+    assert cfgs["fpd_hg2_64"].distill.alpha == 0.5
