@@ -22,15 +22,3 @@ def tiny_cfg(**over):
         section, name = key.split("__")
         cfg.setdefault(section, {})[name] = value
     return config_from_dict(cfg)
-
-
-def after_build(trainer, fn):
-    """Run ``fn(trainer)`` right after the trainer has built its model, data and losses (to inject faults)."""
-    original = trainer._build
-
-    def build(dist):
-        original(dist)
-        fn(trainer)
-
-    trainer._build = build
-    return trainer

@@ -17,6 +17,7 @@ def test_peak_and_malloc():
     assert isinstance(tune_malloc(), bool)
 
 
+@pytest.mark.slow  # exports and quantizes two models; test_bench_cli_json covers the command
 def test_run_benchmark_rows_and_table(tmp_path):
     result = run_benchmark(["hg2_32", "hg1_32"], input_sizes=(64,), batches=(1, 2), repeats=1, warmup=0,
                            threads=1, progress=False, workdir=tmp_path)

@@ -7,7 +7,7 @@ from posedistill.errors import ConfigError
 def test_defaults_follow_the_paper():
     cfg = ExperimentConfig().validate()
     assert cfg.data.input_size == 256 and cfg.data.sigma == 2.0
-    assert cfg.data.rotation == 30 and cfg.data.scale_factor == 0.25 and cfg.data.flip
+    assert cfg.data.augment.rotation == 30 and cfg.data.augment.scale_factor == 0.25 and cfg.data.augment.flip
     assert cfg.optim.lr == 2.5e-4 and cfg.distill.alpha == 0.5
 
 
@@ -20,12 +20,35 @@ def test_yaml_and_overrides(tmp_path):
 
 
 def test_every_committed_config_loads():
+    """configs/**.yaml and the config.yaml of every committed run, nested or in the older flat layout."""
     from pathlib import Path
 
-    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    import yaml
+
+    root = Path(__file__).parents[1]
+    configs = sorted((root / "configs").rglob("*.yaml"))
     assert configs, "no configs committed"
     for path in configs:
         load_config(path)
+    runs = sorted((root / "runs").rglob("config.yaml"))
+    for path in runs:  # a run's resolved config: the experiment plus its "run" record
+        data = yaml.safe_load(path.read_text())
+        data.pop("run", None)
+        config_from_dict(data)
+
+
+def test_flat_augmentation_keys_are_read_into_the_nested_section():
+    flat = config_from_dict({"data": {"scale_factor": 0.3, "rotation": 40, "flip": False, "color_jitter": 0.1}})
+    nested = config_from_dict({"data": {"augment": {"scale_factor": 0.3, "rotation": 40, "flip": False,
+                                                    "color_jitter": 0.1}}})
+    assert flat.data.augment == nested.data.augment
+    assert flat.to_dict() == nested.to_dict()
+    assert load_config(None, ["data.rotation=15"]).data.augment.rotation == 15  # flat --set still works
+
+
+def test_every_augmentation_option_can_be_set():
+    cfg = load_config(None, ["data.augment.rotation_prob=1.0", "data.augment.shift_factor=0.1"])
+    assert cfg.data.augment.rotation_prob == 1.0 and cfg.data.augment.shift_factor == 0.1
 
 
 @pytest.mark.parametrize(
@@ -34,7 +57,10 @@ def test_every_committed_config_loads():
         ({"trian": {}}, "unknown config key trian"),
         ({"train": {"epoch": 3}}, "unknown config key train.epoch"),
         ({"train": {"epochs": "ten"}}, "train.epochs: expected an integer"),
-        ({"data": {"flip": "yes"}}, "data.flip: expected true or false"),
+        ({"data": {"augment": {"flip": "yes"}}}, "data.augment.flip: expected true or false"),
+        ({"data": {"augment": {"rotation_prob": 2}}}, "data.augment.*rotation_prob"),
+        ({"data": {"rotation": 10, "augment": {"rotation": 20}}}, "data.rotation and data.augment.rotation"),
+        ({"data": {"dataset": "voc"}}, "data.dataset must be one of lsp, lspet, mpii, coco, json"),
         ({"data": {"input_size": 100}}, "multiple of 64"),
         ({"model": {"name": "hg5_5"}}, "unknown model 'hg5_5'"),
         ({"distill": {"alpha": 2}}, "distill.alpha"),

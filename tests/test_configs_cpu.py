@@ -30,6 +30,6 @@ def test_students_share_what_the_teacher_cache_depends_on():
     # TeacherCache.validate compares seed, data split and augmentation, input size and amp; epochs must fit
     configs = _configs()
     students = [cfg for stem, cfg in configs.items() if not stem.startswith("teacher")]
-    keys = {(c.seed, c.data.train, c.data.input_size, c.data.scale_factor, c.data.rotation, c.data.flip,
-             c.data.color_jitter, c.data.limit, c.data.skip_bad, c.train.amp, c.train.epochs) for c in students}
+    keys = {(c.seed, c.data.train, c.data.input_size, c.data.augment,
+             c.data.limit, c.data.skip_bad, c.train.amp, c.train.epochs) for c in students}
     assert len(keys) == 1, keys

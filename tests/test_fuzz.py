@@ -298,3 +298,39 @@ def test_fuzz_onnx(tmp_path_factory, onnx_bytes, data):
         return
     event("loaded and ran")
     assert len(people) == 1 and len(people[0]["keypoints"]) == 14
+
+
+# ------------------------------------------------------------------------------------------------ valid inputs
+# A reader that refused everything would pass every fuzz test above; these show that the unmutated inputs the
+# fuzzers start from are accepted and read correctly.
+def test_valid_images_are_read(tmp_path):
+    for name, data, shape in (("a.jpg", JPEG, None), ("b.png", PNG, (40, 40, 3))):
+        image = load_image(_write(tmp_path, name, data))
+        assert image.dtype == np.uint8 and image.ndim == 3 and (shape is None or image.shape == shape)
+
+
+def test_valid_joints_mat_is_read(tmp_path):
+    _write(tmp_path, "joints.mat", MAT)
+    records = read_lspet(tmp_path)
+    assert len(records) > 0
+    _check_records(records)
+
+
+@pytest.mark.parametrize("kind", sorted(READERS))
+def test_valid_annotation_json_is_read(tmp_path, kind):
+    path = _write(tmp_path, "ann.json", json.dumps(VALID[kind]).encode())
+    records = READERS[kind](path)
+    assert len(records) == 1
+    _check_records(records)
+
+
+def test_valid_config_checkpoint_and_onnx_are_accepted(tmp_path, onnx_bytes):
+    from posedistill.inference import Predictor
+
+    cfg = load_config(_write(tmp_path, "c.yaml", YAML_OK))
+    assert (cfg.model.name, cfg.data.input_size, cfg.train.epochs) == ("hg1_32", 64, 2)
+    model, ckpt = model_from_checkpoint(_write(tmp_path, "c.pt", CKPT))
+    assert ckpt["input_size"] == 64
+    people = Predictor(_write(tmp_path, "m.onnx", onnx_bytes), backend="onnx", threads=1).predict(
+        np.zeros((48, 40, 3), np.uint8))
+    assert len(people) == 1 and len(people[0]["keypoints"]) == 14

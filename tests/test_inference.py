@@ -13,7 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from posedistill import Predictor, inference
+from posedistill import Predictor, inference, weights
 from posedistill.checkpoint import load_checkpoint, save_checkpoint, slim_checkpoint
 from posedistill.cli import main
 from posedistill.errors import CheckpointError, DataError
@@ -109,7 +109,7 @@ def test_slim_checkpoint_keeps_what_inference_needs(tmp_path):
 
 
 def test_cli_without_weights_is_one_line_error(images, tmp_path, monkeypatch):
-    monkeypatch.setattr(inference, "DEFAULT_WEIGHTS_DIR", tmp_path)  # as if none were installed
+    monkeypatch.setattr(weights, "DEFAULT_WEIGHTS_DIR", tmp_path)  # as if none were installed
     res = _run(["predict", str(images)])
     assert res.exit_code == 2
     assert "no default weights" in res.output and len(res.output.strip().splitlines()) == 1

@@ -71,6 +71,7 @@ def _predict_peak(ckpt: Path, source: Path, out: Path) -> tuple[int, str]:
     return int(peak), res.stderr
 
 
+@pytest.mark.slow  # subprocesses measuring peak memory over a folder and a video
 def test_folder_and_video_memory_flat_and_bad_items_skipped(ckpt, tmp_path):
     peaks = {}
     small = _folder(tmp_path / "f100", 100, bad=3)

@@ -33,6 +33,12 @@ def test_quickstart_writes_the_table(tmp_path):
         assert (tmp_path / "qs" / role / "log.csv").is_file()
     fpd_log = (tmp_path / "qs" / "student_fpd" / "log.csv").read_text().splitlines()
     assert float(fpd_log[1].split(",")[4]) > 0  # the distillation term was used
+    # every model's folder is an ordinary run directory: the report reads the quickstart like any runs
+    from posedistill.report import load_runs
+
+    entries = {e.label: e for e in load_runs([tmp_path / "qs"])}
+    assert sorted(entries) == ["student", "student_fpd", "teacher"]
+    assert entries["student_fpd"].mode == "distill" and entries["teacher"].pck_mean(flip=True) is not None
 
 
 def test_quickstart_refuses_a_non_empty_output(tmp_path):

@@ -26,7 +26,6 @@ from posedistill.errors import PosedistillError
 from posedistill.quickstart import embedded_data_dir
 from posedistill.training import Trainer, TrainingError
 
-from helpers import after_build
 from helpers import tiny_cfg as _tiny_cfg
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "posedistill"
@@ -52,6 +51,7 @@ for epoch in range(1, 10**6):
 """
 
 
+@pytest.mark.slow  # repeated SIGKILLs of training subprocesses
 def test_kill9_during_checkpoint_writes_never_corrupts_last(tmp_path):
     """A process rewriting last.pt in a loop is SIGKILLed at seeded random moments: last.pt always loads."""
     rng = random.Random(8)
@@ -85,6 +85,7 @@ def _losses(run: Path) -> list[float]:
     return [row["loss"] for row in json.loads((run / "metrics.json").read_text())["history"]]
 
 
+@pytest.mark.slow  # two training subprocesses killed and resumed
 def test_kill9_training_then_resume_matches_uninterrupted(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     full = tmp_path / "full"
@@ -124,29 +125,24 @@ def test_kill9_training_then_resume_matches_uninterrupted(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ NaN gradients
-def _inf_gradient(trainer: Trainer) -> Trainer:
-    """After the trainer is built, a hook makes one weight's gradient inf; the loss itself stays finite."""
-
-    def poison(t):
-        next(t.model.parameters()).register_hook(lambda g: torch.full_like(g, float("inf")))
-
-    return after_build(trainer, poison)
+def _inf_gradient(trainer: Trainer) -> None:
+    """``on_built`` hook: one weight's gradient becomes inf; the loss itself stays finite."""
+    next(trainer.model.parameters()).register_hook(lambda g: torch.full_like(g, float("inf")))
 
 
 def test_inf_gradient_with_finite_loss_stops_without_writing(tmp_path):
     cfg = tiny_cfg(train__epochs=2)
     Trainer(cfg, tmp_path / "run", progress=False).fit(stop_after=1)
     good = load_checkpoint(tmp_path / "run" / "last.pt")
-    trainer = _inf_gradient(Trainer(cfg, tmp_path / "run", resume=True, progress=False))
+    trainer = Trainer(cfg, tmp_path / "run", resume=True, progress=False)
     with pytest.raises(TrainingError, match=r"non-finite gradient at epoch 2, iteration 1"):
-        trainer.fit()
+        trainer.fit(on_built=_inf_gradient)
     after = load_checkpoint(tmp_path / "run" / "last.pt")
     assert after["epoch"] == 1 and all(torch.equal(after["model"][k], good["model"][k]) for k in good["model"])
 
 
 def test_inf_gradient_batches_skipped_when_asked(tmp_path):
-    trainer = _inf_gradient(Trainer(tiny_cfg(train__nonfinite="skip"), tmp_path / "run", progress=False))
-    trainer.fit()
+    Trainer(tiny_cfg(train__nonfinite="skip"), tmp_path / "run", progress=False).fit(on_built=_inf_gradient)
     row = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"][0]
     assert row["skipped_batches"] == 2
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
@@ -154,32 +150,27 @@ def test_inf_gradient_batches_skipped_when_asked(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ output dirs
-def _no_build(monkeypatch):
-    def fail(self, dist):
-        raise AssertionError("training started before the output directory was checked")
-
-    monkeypatch.setattr(Trainer, "_build", fail)
+def _no_build(trainer):
+    """``on_built`` hook of runs whose output directory must be refused before anything is built."""
+    raise AssertionError("training started before the output directory was checked")
 
 
-def test_unwritable_output_dir_detected_before_training(tmp_path, monkeypatch):
+def test_unwritable_output_dir_detected_before_training(tmp_path):
     """Read-only, simulated by a path under a regular file (chmod does not stop root): mkdir fails with ENOTDIR."""
-    _no_build(monkeypatch)
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(PosedistillError, match="output directory is not writable"):
-        Trainer(tiny_cfg(), blocker / "run", progress=False).fit()
+        Trainer(tiny_cfg(), blocker / "run", progress=False).fit(on_built=_no_build)
 
 
 def test_full_disk_detected_before_training(tmp_path, monkeypatch):
     """'Disk full' simulated: the probe write's fsync fails with ENOSPC (what a full filesystem reports)."""
-    _no_build(monkeypatch)
-
     def enospc(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(os, "fsync", enospc)
     with pytest.raises(PosedistillError, match="not writable.*No space left"):
-        Trainer(tiny_cfg(), tmp_path / "run", progress=False).fit()
+        Trainer(tiny_cfg(), tmp_path / "run", progress=False).fit(on_built=_no_build)
     monkeypatch.undo()
     assert not [p for p in (tmp_path / "run").iterdir() if p.name != ".write-probe"]
     assert not list((tmp_path / "run").glob(".*.tmp"))

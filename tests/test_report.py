@@ -4,6 +4,7 @@ import json
 import shlex
 
 import pytest
+import torch
 import yaml
 
 from posedistill.config import ExperimentConfig, load_config
@@ -129,20 +130,22 @@ def test_fpd_gain_gap_and_alpha_sweep(tmp_path, runs):
     assert "| 0 | student | 70.0 |" in sweep
 
 
-def test_costs_computed_when_not_stored_and_quickstart_results(tmp_path):
+def test_costs_computed_when_not_stored_and_a_folder_of_runs(tmp_path):
     r = tmp_path / "runs"
     plain = make_run(r, "tiny", model="hg1_32", pck_flip=50.0)
-    quick = r / "quick"
-    quick.mkdir()
-    (quick / "results.json").write_text(json.dumps([
-        {"model": "hg2_64", "role": "teacher", "params": 1, "gmacs": 0.5, "latency_ms": 5.0, "pck": 60.0},
-        {"model": "hg1_32", "role": "student_fpd", "params": 1, "gmacs": 0.1, "latency_ms": 2.0, "pck": 55.0}]))
+    quick = r / "quick"  # laid out as the quickstart writes it: one ordinary run directory per model
+    make_run(quick, "teacher", model="hg2_64", pck_flip=60.0,
+             cost={"label": "teacher", "params": 1, "gmacs": 0.5, "latency_ms": 5.0})
+    make_run(quick, "student_fpd", model="hg1_32", pck_flip=55.0, mode="distill",
+             teacher=str(quick / "teacher" / "last.pt"),
+             cost={"label": "student_fpd", "params": 1, "gmacs": 0.1, "latency_ms": 2.0})
     summary = build_report([plain, quick], tmp_path / "docs", latency=False)
     tiny = summary["runs"][0]
     assert tiny["params"] > 0 and tiny["gmacs"] > 0 and tiny["latency_ms"] is None
     assert tiny["cost_source"].startswith("profile_models (input 128")
-    assert [r["label"] for r in summary["runs"]] == ["tiny", "teacher", "student_fpd"]
-    assert [r["training"] for r in summary["runs"]] == ["ground truth", "ground truth", "FPD from teacher"]
+    assert sorted(r["label"] for r in summary["runs"]) == ["student_fpd", "teacher", "tiny"]
+    assert {r["label"]: r["training"] for r in summary["runs"]} == {
+        "tiny": "ground truth", "teacher": "ground truth", "student_fpd": "FPD alpha=0.5 from teacher"}
     assert (tmp_path / "docs" / "pck_vs_gflops.png").is_file()
 
 
@@ -163,6 +166,30 @@ def test_rebuilt_commands_round_trip(tmp_path):
     ev = {"checkpoint": "runs/x/best.pt", "data": "d", "dataset": "lspet", "split": "test", "flip": False}
     assert evaluate_command(ev, "runs/x/eval.json") == ("posedistill evaluate runs/x/best.pt --data d --dataset "
                                                         "lspet --split test --no-flip --json runs/x/eval.json")
+
+
+def test_recorded_commands_are_quoted_not_rebuilt(tmp_path):
+    """A run and an evaluation made by this version carry their command lines; the report quotes them."""
+    from click.testing import CliRunner
+
+    from posedistill.cli import main
+    from posedistill.quickstart import embedded_data_dir
+
+    run = tmp_path / "run"
+    train = ["train", "--out", str(run), "--model", "hg1_32", "--epochs", "1", "--batch-size", "8", "--no-progress",
+             "--set", f"data.root={embedded_data_dir()}", "--set", "data.train=1-8", "--set", "data.val=",
+             "--set", "data.input_size=64", "--set", "data.workers=0", "--set", "data.rotation=10"]
+    evaluate = ["evaluate", str(run / "last.pt"), "--data", str(embedded_data_dir()), "--split", "9-12",
+                "--dark", "--workers", "0", "--json", str(run / "eval_test.json")]
+    for args in (train, evaluate):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+    ev = json.loads((run / "eval_test.json").read_text())
+    assert ev["dark"] is True and ev["sigma"] == 2.0 and ev["stride"] == 4 and ev["input_size"] == 64
+    entry = load_runs([run])[0]
+    assert entry.commands[0].endswith(shlex.join(train)) and entry.commands[1].endswith(shlex.join(evaluate))
+    manifest = json.loads((run / "run.json").read_text())
+    assert manifest["invocations"][0]["versions"]["torch"] == torch.__version__
 
 
 def test_report_cli_and_errors(tmp_path, runs):

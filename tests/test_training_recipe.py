@@ -14,7 +14,7 @@ from posedistill.errors import ConfigError
 from posedistill.losses import FPDLoss, HeatmapLoss, weighted_heatmap_mse
 from posedistill.quickstart import embedded_data_dir
 from posedistill.training import Trainer
-from posedistill.training import engine
+from posedistill.training import precision
 from posedistill.training.builders import lr_factor
 
 from helpers import tiny_cfg
@@ -110,19 +110,19 @@ def test_sigma_schedule_widens_early_targets():
 # -------------------------------------------------------------------------------------------------- amp
 def test_amp_auto_follows_the_cpu(monkeypatch):
     cpu = torch.device("cpu")
-    monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: False)
-    assert engine.resolve_amp("auto", cpu) == "none"
-    monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: True)
-    assert engine.resolve_amp("auto", cpu) == "bf16"
-    assert engine.resolve_amp("none", cpu) == "none" and engine.resolve_amp("bf16", cpu) == "bf16"
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: False)
+    assert precision.resolve_amp("auto", cpu) == "none"
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: True)
+    assert precision.resolve_amp("auto", cpu) == "bf16"
+    assert precision.resolve_amp("none", cpu) == "none" and precision.resolve_amp("bf16", cpu) == "bf16"
 
 
 def test_run_resumes_on_a_machine_of_the_other_kind(tmp_path, monkeypatch):
     """amp=auto chose fp32 on the first machine and bf16 on the second: the run goes on, the log says which."""
     cfg = tiny_cfg(train__amp="auto", data__val="")
-    monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: False)
     Trainer(cfg, tmp_path / "run", progress=False).fit(stop_after=1)
-    monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: True)
     Trainer(cfg, tmp_path / "run", resume=True, progress=False).fit()
     rows = read_log(tmp_path / "run")
     assert [r["amp"] for r in rows] == ["none", "bf16", "bf16"]

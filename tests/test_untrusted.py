@@ -73,6 +73,7 @@ def _cli(*args, cwd):
                           cwd=cwd, timeout=240)
 
 
+@pytest.mark.slow  # one subprocess per command; the library test covers the loaders
 def test_cli_entry_points_refuse_pickle_payloads(evil, tmp_path):
     files, marker = evil
     evil_pt = files[0]
@@ -132,13 +133,9 @@ def test_default_weights_verified_by_sha256(tmp_path):
         default_weights(folder)
 
 
-def test_predictor_uses_only_verified_default_weights(tmp_path, monkeypatch):
-    import posedistill.inference as inf
-
+def test_predictor_uses_only_verified_default_weights(tmp_path):
     folder = _install(tmp_path / "w", _good(tmp_path / "good.pt"))
-    monkeypatch.setattr(inf, "DEFAULT_WEIGHTS_DIR", folder)
-    monkeypatch.setattr(inf.default_weights, "__defaults__", (folder,))
-    assert Predictor().input_size == 64
+    assert Predictor(weights_dir=folder).input_size == 64
     (folder / "student.pt").write_bytes(_good(tmp_path / "other.pt").read_bytes())
     with pytest.raises(CheckpointError, match="does not match"):
-        Predictor()
+        Predictor(weights_dir=folder)

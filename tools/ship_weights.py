@@ -4,7 +4,7 @@ Writes a deployable copy (:func:`posedistill.checkpoint.slim_checkpoint`: weight
 input size, resolved config; no optimiser state) of the FPD student's ``best.pt`` (and optionally its
 teacher's) into ``src/posedistill/weights/``, with the test-slice evaluation and the training command as
 provenance, and the manifest ``default.json`` holding each file's sha256, which
-:func:`posedistill.inference.default_weights` verifies before every load. It also writes ``docs/model_card.md``
+:func:`posedistill.weights.default_weights` verifies before every load. It also writes ``docs/model_card.md``
 from the manifest and a latency measurement (every number in it comes from the runs' JSON or is measured here).
 
     python tools/ship_weights.py --student runs/cpu/fpd_hg2_64 --teacher runs/cpu/teacher_hg4_128
@@ -19,10 +19,10 @@ from pathlib import Path
 import yaml
 
 from posedistill.checkpoint import slim_checkpoint
-from posedistill.inference import DEFAULT_WEIGHTS_DIR, sha256_file
+from posedistill.weights import DEFAULT_WEIGHTS_DIR, manifest_entry
 from posedistill.io import atomic_write_json, atomic_write_text
 from posedistill.profiling import profile_models
-from posedistill.report import load_runs, training_command
+from posedistill.report import load_runs, run_command
 
 CARD = """# Model card: posedistill default weights
 
@@ -85,11 +85,11 @@ def _ship(run_dir: Path, out_dir: Path, name: str) -> dict:
     evals = {key: {"split": ev.get("split"), "pck_mean": ev["pck"]["mean"], "auc": ev.get("auc")}
              for key, ev in entry.evals.items()}
     provenance = {"run": run_dir.name, "mode": entry.mode, "alpha": entry.alpha,
-                  "training_command": training_command(config, run_dir), "test": evals}
+                  "training_command": run_command(run_dir, config), "test": evals}
     slim = slim_checkpoint(run_dir / "best.pt", out_dir / name, provenance=provenance)
-    return {"file": name, "sha256": sha256_file(out_dir / name), "model": slim["arch"]["name"],
-            "input_size": slim["input_size"], "joint_set": slim["joint_set"], "epoch": slim.get("epoch"),
-            "best_val_pck": slim.get("best_val_pck"), **provenance}
+    return manifest_entry(out_dir, name, model=slim["arch"]["name"], input_size=slim["input_size"],
+                          joint_set=slim["joint_set"], epoch=slim.get("epoch"),
+                          best_val_pck=slim.get("best_val_pck"), **provenance)
 
 
 def main() -> None:

@@ -38,9 +38,12 @@ import torch
 from tqdm import tqdm
 
 from .errors import ConfigError
-from .export import export_onnx, load_onnx_session, optimize_for_inference, quantize_onnx
+from .export import export_onnx, optimize_for_inference, quantize_onnx
+from .model_meta import ModelMeta
 from .models import build_model, resolve_name
+from .pose_model import load_pose_model
 from .profiling import check_input_size, count_gmacs, num_threads, time_call
+from .skeleton import JOINT_SETS
 
 __all__ = [
     "BACKENDS", "MALLOC_ENV", "tune_malloc", "measure_peak_gmacs", "run_benchmark", "format_table",
@@ -142,6 +145,14 @@ def _workdir(path: str | os.PathLike | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
+def _meta(model: torch.nn.Module, name: str, size: int, num_joints: int) -> dict[str, str]:
+    """The exported file's model meta (:mod:`posedistill.model_meta`) when the joint count names a joint set."""
+    joint_set = next((js for js in JOINT_SETS.values() if js.num_joints == num_joints), None)
+    if joint_set is None:
+        return {}
+    return ModelMeta.for_model(model, arch=name, joint_set=joint_set, input_size=size).to_onnx_props()
+
+
 def run_benchmark(
     models: Sequence[str] = ("hg8_256", "hg4_128"),
     *,
@@ -197,7 +208,8 @@ def run_benchmark(
                     make = lambda b, m=fast: _torch_runner(m, b, size, channels_last)  # noqa: E731
                 else:
                     if not fp32_path.exists():
-                        export_onnx(model, fp32_path, input_size=size, check=False)
+                        export_onnx(model, fp32_path, input_size=size, check=False,
+                                    metadata=_meta(model, name, size, num_joints))
                     path = fp32_path
                     if backend == "onnx-int8":
                         if not int8_path.exists():
@@ -206,7 +218,7 @@ def run_benchmark(
                                      for _ in range(calibration_batches)]
                             quantize_onnx(fp32_path, int8_path, calibration=calib)
                         path = int8_path
-                    session = load_onnx_session(path, threads=ort_threads, spin=False)
+                    session = load_pose_model(path, threads=ort_threads, spin=False).session
                     make = lambda b, s=session: _onnx_runner(s, b, size)  # noqa: E731
                 for batch in batches:
                     runners.append(({"model": name, "backend": backend, "input_size": int(size),

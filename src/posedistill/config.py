@@ -6,12 +6,17 @@ heatmaps 64, sigma 2, rotation 30, scale 0.25, flip, Adam lr 2.5e-4 with step de
     name: fpd_student
     seed: 0
     model: {name: hg4_128}
-    data: {dataset: lspet, root: ../shared/data/lspet, train: train, val: val, input_size: 256, sigma: 2.0}
+    data: {dataset: lspet, root: ../shared/data/lspet, train: train, val: val, input_size: 256, sigma: 2.0,
+           augment: {scale_factor: 0.25, rotation: 30, rotation_prob: 0.6, flip: true, color_jitter: 0.2,
+                     shift_factor: 0.0}}
     optim: {optimizer: adam, lr: 2.5e-4, weight_decay: 0.0}
     schedule: {kind: step, milestones: [60, 90], gamma: 0.1, warmup_epochs: 0}
     loss: {fg_weight: 0.0}
     train: {epochs: 100, batch_size: 16, val_every: 1, amp: none}
     distill: {alpha: 0.5, mask_distillation: true, teacher_norm: none}
+
+The augmentation keys directly under ``data:`` (``scale_factor``, ``rotation``, ``flip``, ``color_jitter``: the
+layout of configs and runs written before ``data.augment`` existed) are still read, into ``data.augment``.
 
 Relative ``data.root`` paths are resolved against the current directory first, then the config file's folder.
 """
@@ -27,6 +32,8 @@ from typing import Any
 
 import yaml
 
+from .data.readers import DATASET_KINDS
+from .data.transforms import AugmentConfig
 from .errors import ConfigError
 from .models import resolve_name
 
@@ -44,7 +51,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    dataset: str = "lspet"  # lsp | lspet | mpii | coco | json
+    dataset: str = "lspet"  # a key of posedistill.data.READERS: lsp | lspet | mpii | coco | json
     root: str = "../shared/data/lspet"
     train: str = "train"  # a named split of the dataset, or an image-number range such as "1-6500"
     val: str | None = "val"  # None or "": no validation
@@ -52,10 +59,7 @@ class DataConfig:
     sigma: float = 2.0
     sigma_start: float = 0.0  # > 0: ground-truth sigma starts here and moves linearly to `sigma` over sigma_epochs
     sigma_epochs: int = 0
-    scale_factor: float = 0.25
-    rotation: float = 30.0
-    flip: bool = True
-    color_jitter: float = 0.2
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # scale_factor, rotation, rotation_prob, ...
     workers: int = 2
     skip_bad: bool = False
     limit: int = 0  # use only the first N training records (0: all); for smoke tests
@@ -121,15 +125,14 @@ class ExperimentConfig:
         resolve_name(self.model.name)
         d, o, t = self.data, self.optim, self.train
         checks = [
-            (d.dataset in ("lsp", "lspet", "mpii", "coco", "json"), "data.dataset must be lsp, lspet, mpii, coco or json"),
+            (d.dataset in DATASET_KINDS, f"data.dataset must be one of {', '.join(DATASET_KINDS)}"),
             (d.input_size > 0 and d.input_size % 64 == 0, "data.input_size must be a positive multiple of 64"),
             (1 <= self.model.depth <= 6 and d.input_size % (4 * 2 ** self.model.depth) == 0,
              "model.depth must be in 1..6, with data.input_size a multiple of 4 * 2**depth"),
             (d.sigma > 0, "data.sigma must be > 0"),
             (d.sigma_start >= 0 and d.sigma_epochs >= 0, "data.sigma_start and data.sigma_epochs must be >= 0"),
             (d.sigma_start == 0 or d.sigma_epochs > 0, "data.sigma_start needs data.sigma_epochs > 0"),
-            (0 <= d.scale_factor < 1, "data.scale_factor must be in [0, 1)"),
-            (0 <= d.rotation <= 180, "data.rotation must be in [0, 180]"),
+            (d.augment.rotation <= 180, "data.augment.rotation must be in [0, 180]"),
             (d.workers >= 0 and d.limit >= 0, "data.workers and data.limit must be >= 0"),
             (o.optimizer in ("adam", "rmsprop", "sgd"), "optim.optimizer must be adam, rmsprop or sgd"),
             (o.lr > 0 and o.weight_decay >= 0, "optim.lr must be > 0 and optim.weight_decay >= 0"),
@@ -193,15 +196,42 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         key = f"{prefix}.{name}" if prefix else name
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, key)
+            try:
+                kwargs[name] = _build(hint, value, key)
+            except ConfigError as exc:  # AugmentConfig checks its own values: name the key as the file does
+                raise ConfigError(str(exc).replace(hint.__name__, key)) from None
         else:
             kwargs[name] = _check_type(value, hint, key)
     return cls(**kwargs)
 
 
+#: Augmentation keys that older configs put directly under ``data:``; read into ``data.augment``.
+FLAT_AUGMENT_KEYS = tuple(f.name for f in dataclasses.fields(AugmentConfig))
+
+
+def nest_flat_augment(data: dict[str, Any]) -> dict[str, Any]:
+    """``data.<augmentation key>`` (the older flat layout) moved into ``data.augment``; a copy, the input is
+    left as it is. A key given both ways is an error."""
+    section = data.get("data")
+    if not isinstance(section, dict) or not any(k in section for k in FLAT_AUGMENT_KEYS):
+        return data
+    section = dict(section)
+    augment = section.get("augment") or {}
+    if not isinstance(augment, dict):
+        raise ConfigError(f"data.augment: expected a mapping, got {augment!r}")
+    augment = dict(augment)
+    for key in FLAT_AUGMENT_KEYS:
+        if key in section:
+            if key in augment:
+                raise ConfigError(f"data.{key} and data.augment.{key} are both set; keep data.augment.{key}")
+            augment[key] = section.pop(key)
+    section["augment"] = augment
+    return {**data, "data": section}
+
+
 def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
-    """Build and validate a config from a (possibly partial) nested dict."""
-    return _build(ExperimentConfig, data, "").validate()
+    """Build and validate a config from a (possibly partial) nested dict (flat augmentation keys accepted)."""
+    return _build(ExperimentConfig, nest_flat_augment(data), "").validate()
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

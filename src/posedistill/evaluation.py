@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from .codec import HeatmapCodec, crop_to_image
-from .skeleton import JointSet
+from .skeleton import JointSet, get_joint_set
 
 __all__ = ["joint_errors", "PCK", "PCKh", "auc", "flip_heatmaps", "predict_heatmaps", "predict_dataset",
            "evaluate_predictions", "EvalResult"]
@@ -168,9 +168,10 @@ class EvalResult:
     threshold: float
     num_people: int
     pckh: dict[str, Any] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # what was evaluated and how (evaluate_checkpoint)
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"joint_names": self.joint_names, "threshold": self.threshold, "num_people": self.num_people,
+        d = {**self.settings, "joint_names": self.joint_names, "threshold": self.threshold, "num_people": self.num_people,
              "pck": self.pck, "auc": self.auc}
         if self.pckh is not None:
             d["pckh"] = self.pckh
@@ -207,48 +208,35 @@ def evaluate_predictions(pred: dict[str, np.ndarray], joint_set: JointSet, *, th
 MULTI_SCALES = (0.8, 0.9, 1.0, 1.1, 1.2)
 
 
-class _OnnxHeatmaps(nn.Module):
-    """Adapter: an ONNX Runtime :class:`~posedistill.inference.Predictor` as a model returning ``[heatmaps]``."""
-
-    def __init__(self, predictor) -> None:
-        super().__init__()
-        self.predictor = predictor
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        return [torch.from_numpy(self.predictor.heatmaps(x.cpu().numpy()))]
-
-
 def evaluate_checkpoint(checkpoint, data_root, *, dataset: str = "lspet", split: str = "test", flip: bool = True,
-                        multi_scale: bool = False, dark: bool = False, pckh: bool = False, batch_size: int = 32,
-                        workers: int = 0, device: str = "cpu", progress: bool = False) -> EvalResult:
+                        multi_scale: bool = False, dark: bool | None = None, pckh: bool = False,
+                        batch_size: int = 32, workers: int = 0, device: str = "cpu",
+                        progress: bool = False) -> EvalResult:
     """Evaluate a checkpoint (``.pt``) or an exported ONNX model (``.onnx``, fp32 or int8, run by ONNX Runtime)
-    on a dataset split, at the model's own input size."""
-    from pathlib import Path
-
-    from .checkpoint import model_from_checkpoint
-    from .config import DataConfig
+    on a dataset split, with the model's own meta record (input size, stride, sigma; see
+    :func:`posedistill.pose_model.load_pose_model`). ``dark``: force DARK decoding on or off (None: the meta's).
+    The result's ``settings`` hold every option and the meta values used."""
     from .data import PoseDataset, build_loader
+    from .data.splits import joint_set_for, read_split
     from .errors import CheckpointError
-    from .inference import Predictor
-    from .skeleton import get_joint_set
-    from .training.builders import joint_set_for, read_split
+    from .pose_model import load_pose_model
 
-    data = DataConfig(dataset=dataset, root=str(data_root))
-    records = read_split(data, split)
-    joint_set = get_joint_set(joint_set_for(data, records))
-    model: nn.Module
-    if Path(checkpoint).suffix.lower() == ".onnx":
-        predictor = Predictor(checkpoint, backend="onnx")
-        model, declared, input_size = _OnnxHeatmaps(predictor), predictor.joints.name, predictor.input_size
-    else:
-        model, ckpt = model_from_checkpoint(checkpoint)
-        declared, input_size = ckpt["joint_set"], int(ckpt["input_size"])
-        model = model.to(device)
-    if declared != joint_set.name:
-        raise CheckpointError(f"{checkpoint}: model is for joint set {declared!r}, the data has {joint_set.name!r}")
-    ds = PoseDataset(records, joint_set=joint_set, input_size=input_size, train=False)
+    records = read_split(dataset, data_root, split)
+    joint_set = get_joint_set(joint_set_for(dataset, records, where=str(data_root)))
+    loaded = load_pose_model(checkpoint)
+    meta = loaded.meta.with_decode(dark)
+    if meta.joint_set != joint_set.name:
+        raise CheckpointError(f"{checkpoint}: model is for joint set {meta.joint_set!r}, the data has "
+                              f"{joint_set.name!r}")
+    model = loaded.as_module().to(device)
+    ds = PoseDataset(records, joint_set=joint_set, input_size=meta.input_size, sigma=meta.sigma,
+                     stride=meta.stride, train=False)
     loader = build_loader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
-    pred = predict_dataset(model, loader, HeatmapCodec(input_size=input_size), joint_set=joint_set,
-                           flip=flip, scales=MULTI_SCALES if multi_scale else (1.0,), dark=dark, device=device,
+    pred = predict_dataset(model, loader, meta.codec(), joint_set=joint_set, flip=flip,
+                           scales=MULTI_SCALES if multi_scale else (1.0,), dark=meta.decode == "dark", device=device,
                            progress=progress)
-    return evaluate_predictions(pred, joint_set, pckh=pckh)
+    result = evaluate_predictions(pred, joint_set, pckh=pckh)
+    result.settings = {"checkpoint": str(checkpoint), "data": str(data_root), "dataset": dataset, "split": split,
+                       "flip": flip, "multi_scale": multi_scale, "dark": meta.decode == "dark", "pckh": pckh,
+                       "input_size": meta.input_size, "stride": meta.stride, "sigma": meta.sigma}
+    return result

@@ -20,6 +20,7 @@ from .config import config_from_dict
 from .evaluation import evaluate_checkpoint
 from .io import atomic_write_json, atomic_write_text
 from .profiling import profile_models
+from .run_files import write_evaluation
 from .training import Trainer
 
 __all__ = ["QuickstartSettings", "embedded_data_dir", "run_quickstart", "format_markdown"]
@@ -62,8 +63,13 @@ def _config(s: QuickstartSettings, model: str, epochs: int, name: str):
 
 
 def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings | None = None, *,
-                   progress: bool = True, log=print) -> list[dict[str, Any]]:
-    """Run the quickstart into ``out`` (default ``runs/quickstart-<timestamp>``); returns the table rows."""
+                   progress: bool = True, log=print, command: list[str] | None = None) -> list[dict[str, Any]]:
+    """Run the quickstart into ``out`` (default ``runs/quickstart-<timestamp>``); returns the table rows.
+
+    Each model's folder ``out/<role>/`` is an ordinary run directory (``run.json``, ``config.yaml``,
+    ``metrics.json``, checkpoints) with its evaluation (``eval_test.json``) and cost (``cost.json``), so
+    ``posedistill report out`` reads it like any folder of runs. ``command`` is recorded in the run files
+    (default: the equivalent ``posedistill quickstart --out OUT``)."""
     s = settings or QuickstartSettings()
     root = Path(out) if out is not None else Path("runs") / f"quickstart-{datetime.now():%Y%m%d-%H%M%S}"
     if root.exists() and any(root.iterdir()):
@@ -78,16 +84,21 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
             ("student_fpd", s.student, s.student_epochs, {"teacher": root / "teacher" / "last.pt"})]
     rows = []
     costs: dict[str, dict[str, Any]] = {}
+    command = command if command is not None else ["posedistill", "quickstart", "--out", str(root)]
     for role, model, epochs, extra in runs:
         start = time.perf_counter()
         log(f"[{role}] training {model} for {epochs} epochs" + (" by FPD" if extra else " from ground truth"))
-        Trainer(_config(s, model, epochs, role), root / role, progress=progress, **extra).fit()
+        Trainer(_config(s, model, epochs, role), root / role, progress=progress, command=command, **extra).fit()
         train_s = time.perf_counter() - start
         result = evaluate_checkpoint(root / role / "last.pt", data, dataset="lspet", split=s.test_range, flip=True)
+        write_evaluation(root / role / "eval_test.json", result, command)
         if model not in costs:  # one measurement per architecture, so equal models show equal latency
             gc.collect()  # let the finished run's loader workers exit before timing
             costs[model] = profile_models([model], input_size=s.input_size, repeats=20, warmup=5)[0]
         cost = costs[model]
+        atomic_write_json(root / role / "cost.json", {
+            "label": role, "model": model, "input_size": s.input_size, "params": cost["params"],
+            "gmacs": cost["gmacs"], "latency_ms": cost["latency_ms"]})
         rows.append({"model": model, "role": role, "params": cost["params"], "gmacs": cost["gmacs"],
                      "latency_ms": cost["latency_ms"], "pck": result.pck["mean"], "auc": result.auc,
                      "train_s": train_s, "input_size": s.input_size})

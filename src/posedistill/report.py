@@ -1,22 +1,23 @@
 """Results report: tables and accuracy-vs-cost plots from run directories, never a number typed by hand.
 
-``posedistill report RUN_DIR... --out docs/`` gathers, for every run directory:
+``posedistill report RUN_DIR... --out docs/`` gathers, for every run directory (a folder that holds only run
+directories, such as a quickstart's, stands for them):
 
+* ``run.json`` -- the command lines that started and resumed the run (:mod:`posedistill.run_files`);
 * ``config.yaml`` -- the resolved config the engine writes (model, input size, FPD alpha, teacher, cache...);
 * ``metrics.json`` -- the engine's summary (best validation PCK, epochs);
 * ``eval*.json`` -- what ``posedistill evaluate CKPT --json F`` writes (checkpoint, data, dataset, split, flip,
-  pck {mean, per_joint}, auc, joint_names); one with ``flip: true`` and one with ``flip: false`` give both
+  dark, model meta values, pck {mean, per_joint}, auc, joint_names, the invocation); one with ``flip: true`` and one with ``flip: false`` give both
   columns;
 * ``cost.json`` (optional) -- ``{params, gmacs, latency_ms, ...}`` measured elsewhere (e.g. an int8 ONNX model
   timed by ``posedistill bench``), optionally with ``note`` (shown with the training, e.g. "ONNX Runtime int8")
   and ``commands`` (listed before the evaluation commands, e.g. the export); otherwise the cost is computed with
   :func:`posedistill.profiling.profile_models` for the run's model at its input size;
-* ``results.json`` (optional) -- a list of rows ``{model, role, params, gmacs, latency_ms, pck, ...}`` as the
-  quickstart writes, each row becoming one entry (``role`` names it), or one dict of extra fields for the run.
+* ``results.json`` (optional) -- one dict of extra fields for the run (label, model, cost, note, commands).
 
 It writes ``results.md`` (cost and PCK@0.2 table with and without flip test, per-joint tables, figures, and
-the exact commands: the report's own, each run's training command rebuilt from its resolved config, each
-evaluation command rebuilt from its JSON), ``results.json`` (everything the tables show) and two figures,
+the exact commands: the report's own, each run's training command and each evaluation command as recorded in
+their run files; only for runs made before those files existed are they rebuilt from the config and the JSON), ``results.json`` (everything the tables show) and two figures,
 ``pck_vs_gflops.png`` and ``pck_vs_latency.png``, with the Pareto front (no other model is both cheaper and more
 accurate) marked; every figure names the command that produced it.
 
@@ -42,8 +43,10 @@ import yaml
 from .config import ExperimentConfig
 from .errors import DataError
 from .io import atomic_open, atomic_write_json, atomic_write_text
+from .run_files import read_run_manifest, started_by
 
-__all__ = ["RunEntry", "load_runs", "pareto_front", "training_command", "evaluate_command", "build_report",
+__all__ = ["RunEntry", "load_runs", "pareto_front", "run_command", "training_command", "evaluate_command",
+           "build_report",
            "format_markdown"]
 
 
@@ -52,7 +55,7 @@ _TEACHER_NORM_WORDS = {"peak": ", teacher rescaled to peak 1", "clip": ", teache
 
 @dataclass
 class RunEntry:
-    """One row of the report (a run directory, or one row of a quickstart ``results.json``)."""
+    """One row of the report (a run directory)."""
 
     label: str
     run_dir: str
@@ -144,9 +147,16 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def run_command(run_dir: str | Path, config: dict[str, Any]) -> str:
+    """The command that started a run: quoted from its ``run.json`` (:mod:`posedistill.run_files`); for a run made
+    before run manifests existed, rebuilt from its ``config.yaml`` by :func:`training_command`."""
+    return started_by(read_run_manifest(run_dir)) or training_command(config, run_dir)
+
+
 def training_command(config: dict[str, Any], run_dir: str | Path) -> str:
-    """A command that reproduces a run from its resolved ``config.yaml``: every key that differs from the
-    defaults as ``--set``, plus the run's teacher / cache / init / unlabeled paths."""
+    """For runs made before ``run.json``: a command that reproduces a run from its resolved ``config.yaml``:
+    every key that differs from the defaults as ``--set``, plus the run's teacher / cache / init / unlabeled
+    paths."""
     run = config.get("run") or {}
     mode = run.get("mode") or "train"
     defaults = _flatten(ExperimentConfig().to_dict())
@@ -165,7 +175,11 @@ def training_command(config: dict[str, Any], run_dir: str | Path) -> str:
 
 
 def evaluate_command(ev: dict[str, Any], json_path: str | Path) -> str:
-    """The ``posedistill evaluate`` command that wrote an evaluation JSON."""
+    """The ``posedistill evaluate`` command that wrote an evaluation JSON: quoted from its ``invocation``
+    (:func:`posedistill.run_files.write_evaluation`), rebuilt from its fields for older files."""
+    quoted = (ev.get("invocation") or {}).get("command")
+    if quoted:
+        return str(quoted)
     parts = ["posedistill", "evaluate", str(ev.get("checkpoint", "?")), "--data", str(ev.get("data", "?")),
              "--dataset", str(ev.get("dataset", "lspet")), "--split", str(ev.get("split", "test")),
              "--flip" if ev.get("flip", True) else "--no-flip"]
@@ -191,29 +205,35 @@ def _load_evals(run_dir: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
     return evals, commands
 
 
+_RUN_FILES = ("config.yaml", "metrics.json", "cost.json", "run.json")  # results.json may be a folder's table
+
+
+def _is_run(path: Path) -> bool:
+    return any((path / name).is_file() for name in _RUN_FILES) or any(path.glob("eval*.json"))
+
+
+def expand_run_dirs(run_dirs: Sequence[str | Path]) -> list[Path]:
+    """Run directories, a folder that holds only run directories (e.g. a quickstart's) standing for them, sorted
+    by name; DataError for a missing directory."""
+    out: list[Path] = []
+    for item in run_dirs:
+        path = Path(item)
+        if not path.is_dir():
+            raise DataError(f"{path}: run directory not found")
+        inner = sorted(p for p in path.iterdir() if p.is_dir() and _is_run(p))
+        out += inner if (inner and not _is_run(path)) else [path]
+    return out
+
+
 def load_runs(run_dirs: Sequence[str | Path]) -> list[RunEntry]:
     """Read every run directory into report entries (costs not yet computed; see :func:`fill_costs`)."""
     entries: list[RunEntry] = []
-    for item in run_dirs:
-        run_dir = Path(item)
-        if not run_dir.is_dir():
-            raise DataError(f"{run_dir}: run directory not found")
+    for run_dir in expand_run_dirs(run_dirs):
         config = _read_yaml(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else {}
         metrics = _read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
         results = _read_json(run_dir / "results.json") if (run_dir / "results.json").is_file() else None
         cost = _read_json(run_dir / "cost.json") if (run_dir / "cost.json").is_file() else {}
         evals, eval_commands = _load_evals(run_dir)
-        if isinstance(results, list):  # a quickstart directory: one entry per row
-            for row in results:
-                trained_by_fpd = row.get("role") not in ("teacher", "student")
-                entries.append(RunEntry(
-                    label=str(row.get("role", row["model"])), run_dir=str(run_dir / str(row.get("role", ""))),
-                    model=str(row["model"]), input_size=row.get("input_size"), params=row.get("params"),
-                    gmacs=row.get("gmacs"), latency_ms=row.get("latency_ms"), cost_source="results.json",
-                    pck=row.get("pck"), mode="distill" if trained_by_fpd else "train",
-                    teacher=str(run_dir / "teacher" / "last.pt") if trained_by_fpd else None,
-                    commands=[f"posedistill quickstart --out {shlex.quote(str(run_dir))}"]))
-            continue
         extra = results if isinstance(results, dict) else {}
         run = config.get("run") or {}
         model = (cost.get("model") or extra.get("model") or (config.get("model") or {}).get("name")
@@ -241,7 +261,7 @@ def load_runs(run_dirs: Sequence[str | Path]) -> list[RunEntry]:
             entry.latency_ms = source.get("latency_ms")
             entry.cost_source = "cost.json" if cost else "results.json"
         if config:
-            entry.commands.append(training_command(config, run_dir))
+            entry.commands.append(run_command(run_dir, config))
         entry.commands += eval_commands
         entry.curve = [(int(r["epoch"]), float(r["val_pck"])) for r in history
                        if isinstance(r, dict) and isinstance(r.get("val_pck"), (int, float))]

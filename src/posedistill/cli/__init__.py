@@ -26,8 +26,23 @@ _COMMANDS: list[tuple[str, str]] = [
 ]
 
 
+_ARGV_KEY = "posedistill.argv"
+
+
+def command_line() -> list[str]:
+    """The command line of the running ``posedistill`` command (recorded in run files), as the user typed it."""
+    return list(click.get_current_context().meta.get(_ARGV_KEY) or ["posedistill", *sys.argv[1:]])
+
+
 class _Group(click.Group):
-    """Click group that turns library errors into one line on stderr, never a traceback."""
+    """Click group that turns library errors into one line on stderr, never a traceback, and remembers the
+    command line (:func:`command_line`)."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        argv = ["posedistill", *args]
+        ctx = super().make_context(info_name, args, parent=parent, **extra)
+        ctx.meta[_ARGV_KEY] = argv
+        return ctx
 
     def invoke(self, ctx: click.Context):
         try:

@@ -8,11 +8,10 @@ import click
 import cv2
 import numpy as np
 
+from ..data import DATASET_KINDS
+from ..drawing import SIDE_COLOURS, draw_skeleton
 from ..errors import ConfigError, DataError
 from ..io import atomic_open
-
-# BGR colours: the person's left in blue, right in red, centre line in green.
-SIDE_COLOURS = {"left": (255, 128, 0), "right": (0, 0, 255), "centre": (0, 200, 0)}
 
 
 def render_sample(sample: dict, joint_set, *, title: str = "") -> np.ndarray:
@@ -31,16 +30,8 @@ def render_sample(sample: dict, joint_set, *, title: str = "") -> np.ndarray:
     pts = pts[0]
     scale = max(1, 512 // size)
     big = cv2.resize(crop, (size * scale, size * scale), interpolation=cv2.INTER_LINEAR)
-    p = (pts + 0.5) * scale - 0.5
-    shift = 4
-    to_int = lambda q: (int(round(q[0] * (1 << shift))), int(round(q[1] * (1 << shift))))  # noqa: E731
-    for a, b in joint_set.limbs:
-        if weight[a] > 0 and weight[b] > 0:
-            cv2.line(big, to_int(p[a]), to_int(p[b]), SIDE_COLOURS[joint_set.limb_side((a, b))], 2 * scale // 2 + 1,
-                     cv2.LINE_AA, shift)
-    for j in range(joint_set.num_joints):
-        if weight[j] > 0:
-            cv2.circle(big, to_int(p[j]), 3 * scale // 2 + 2, SIDE_COLOURS[joint_set.side(j)], -1, cv2.LINE_AA, shift)
+    draw_skeleton(big, (pts + 0.5) * scale - 0.5, joint_set, shown=weight > 0, line=2 * scale // 2 + 1,
+                  radius=3 * scale // 2 + 2)
     heat = np.clip(target.sum(axis=0), 0, 1)
     heat = cv2.resize(heat, (size * scale, size * scale), interpolation=cv2.INTER_LINEAR)
     heat_rgb = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
@@ -64,7 +55,7 @@ def data() -> None:
 
 @data.command("show")
 @click.argument("data_dir", type=click.Path(path_type=Path))
-@click.option("--dataset", "kind", type=click.Choice(["lsp", "lspet", "mpii", "coco", "json"]), default="lspet",
+@click.option("--dataset", "kind", type=click.Choice(DATASET_KINDS), default="lspet",
               show_default=True, help="Dataset format of DATA_DIR.")
 @click.option("--index", type=int, default=0, show_default=True, help="Sample index (after --split).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG to write.")

@@ -6,34 +6,36 @@ from pathlib import Path
 
 import click
 
+from ..data.readers import DATASET_KINDS
+
 
 @click.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--data", "data_root", required=True, help="Dataset directory or annotation file.")
-@click.option("--dataset", type=click.Choice(["lsp", "lspet", "mpii", "coco", "json"]), default="lspet",
+@click.option("--dataset", type=click.Choice(DATASET_KINDS), default="lspet",
               show_default=True)
 @click.option("--split", default="test", show_default=True,
               help="Named split (lspet: train/val/test) or image-number range such as 7001-7500; 'all' for coco/json.")
 @click.option("--flip/--no-flip", default=True, show_default=True, help="Flip test.")
 @click.option("--multi-scale", is_flag=True, help="Also average over scales 0.8, 0.9, 1.0, 1.1, 1.2.")
-@click.option("--dark", is_flag=True, help="DARK (Taylor) sub-pixel decoding instead of the quarter offset.")
+@click.option("--dark", is_flag=True, help="DARK (Taylor) sub-pixel decoding (default: the model's own choice, the quarter offset).")
 @click.option("--pckh", is_flag=True, help="Also report PCKh@0.5 (needs head sizes, e.g. MPII with head boxes).")
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the metrics as JSON.")
+              help="Write the settings, metrics and the command line as JSON (posedistill.run_files).")
 def evaluate(checkpoint, data_root, dataset, split, flip, multi_scale, dark, pckh, batch_size, workers, device,
              json_path):
     """Evaluate CHECKPOINT: PCK@0.2 (torso), AUC, per-joint table; flip test on by default."""
     from ..evaluation import evaluate_checkpoint
-    from ..io import atomic_write_json
+    from ..run_files import write_evaluation
+    from . import command_line
 
     result = evaluate_checkpoint(checkpoint, data_root, dataset=dataset, split=split, flip=flip,
-                                 multi_scale=multi_scale, dark=dark, pckh=pckh, batch_size=batch_size,
+                                 multi_scale=multi_scale, dark=dark or None, pckh=pckh, batch_size=batch_size,
                                  workers=workers, device=device, progress=True)
     click.echo(result.table())
     if json_path is not None:
-        atomic_write_json(json_path, {"checkpoint": str(checkpoint), "data": str(data_root), "dataset": dataset,
-                                      "split": split, "flip": flip, "multi_scale": multi_scale, **result.to_dict()})
+        write_evaluation(json_path, result, command_line())
         click.echo(f"wrote {json_path}")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..checkpoint import model_from_checkpoint
+from ..calibration import calibration_batches
 from ..export import export_onnx, quantize_onnx
-from ..inference import calibration_batches
+from ..pose_model import load_pose_model
 
 
 @click.command()
@@ -30,18 +30,18 @@ def export(checkpoint: Path, onnx_path: Path, input_size: int | None, int8: bool
            int8_mode: str, calib: Path | None, calib_limit: int, calib_bbox_file: Path | None) -> None:
     """Export CHECKPOINT to ONNX (last-stack heatmaps, dynamic batch axis), optionally also int8.
 
-    The fp32 model is checked with onnx.checker and against PyTorch (max |diff| <= 1e-4).
+    The fp32 model is checked with onnx.checker and against PyTorch (max |diff| <= 1e-4). The checkpoint's
+    model meta (input size, stride, sigma, joint set, normalisation) is stored in the file.
     """
-    model, ckpt = model_from_checkpoint(checkpoint)
-    size = input_size or int(ckpt["input_size"])
+    loaded = load_pose_model(checkpoint, backend="torch")
+    meta = loaded.meta.with_input_size(input_size) if input_size else loaded.meta
+    size = meta.input_size
     calib_data = None
     if int8 and int8_mode == "static":
         if calib is None:
             raise click.UsageError("--int8 (static) needs --calib DATA (or use --int8-mode dynamic)")
         calib_data = calibration_batches(calib, size, limit=calib_limit, bbox_file=calib_bbox_file)
-    meta = {"joint_set": str(ckpt["joint_set"]), "arch": str(ckpt["arch"]["name"]),
-            "num_joints": str(ckpt["arch"]["num_joints"])}
-    export_onnx(model, onnx_path, input_size=size, metadata=meta)
+    export_onnx(loaded.module, onnx_path, input_size=size, metadata=meta.to_onnx_props())
     click.echo(f"wrote {onnx_path}")
     if int8:
         out = int8_output or onnx_path.with_suffix(".int8.onnx")

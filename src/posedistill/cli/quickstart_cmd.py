@@ -19,11 +19,13 @@ def quickstart(out: Path | None, epochs: int | None, no_progress: bool) -> None:
     logs, results.md and results.json under the run directory.
     """
     from ..quickstart import QuickstartSettings, format_markdown, run_quickstart
+    from . import command_line
 
     settings = QuickstartSettings()
     if epochs is not None:
         if epochs < 1:
             raise click.BadParameter("must be >= 1", param_hint="--epochs")
         settings.teacher_epochs = settings.student_epochs = epochs
-    rows = run_quickstart(out, settings, progress=not no_progress, log=click.echo)
+    rows = run_quickstart(out, settings, progress=not no_progress, log=click.echo,
+                          command=command_line() if out is not None else None)
     click.echo(format_markdown(rows, settings))

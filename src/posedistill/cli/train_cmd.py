@@ -43,9 +43,10 @@ def _config(config_path, overrides, model, epochs, batch_size, data_root):
 
 
 def _run(cfg, out, **kw):
+    from . import command_line
     from ..training import Trainer
 
-    summary = Trainer(cfg, out, **kw).fit()
+    summary = Trainer(cfg, out, command=command_line(), **kw).fit()
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
         return
     best = summary["best_val_pck"]
@@ -82,13 +83,11 @@ def distill(config_path, out, overrides, model, epochs, batch_size, data_root, r
     if alpha is not None:
         overrides = (*overrides, f"distill.alpha={alpha}")
     cfg = _config(config_path, overrides, model, epochs, batch_size, data_root)
-    # --- teacher-cache hook ---
     if teacher is None and teacher_cache is None:
         raise click.UsageError("give --teacher CKPT, --teacher-cache DIR, or both")
     if teacher is not None and teacher_cache is not None and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         from ..training.teacher_cache import build_teacher_cache  # under torchrun: build it beforehand
 
         build_teacher_cache(teacher, cfg, teacher_cache, device=device, progress=not no_progress)
-    # --- end teacher-cache hook ---
     _run(cfg, out, teacher=teacher, init=init, unlabeled=unlabeled, resume=resume, overwrite=overwrite,
          device=device, progress=not no_progress, teacher_cache=teacher_cache)

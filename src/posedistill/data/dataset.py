@@ -48,6 +48,7 @@ class PoseDataset(Dataset):
         check_images: check every image file at construction (cheap: header and end marker, no decoding).
         sigma_schedule: ``(sigma_start, epochs)``: targets of epoch ``e`` use a sigma moved linearly from
             ``sigma_start`` to ``sigma`` over ``epochs`` epochs (wide, easy targets first); None: always ``sigma``.
+        stride: input pixels per heatmap pixel: the model's ``stride``.
 
     An item is a dict: ``image`` (3, H, W) float32, ``target`` (K, h, w) float32, ``target_weight`` (K,),
     ``joints`` (K, 2) original-image pixels, ``visible`` (K,), ``center`` (2,), ``scale`` (), ``norm`` (),
@@ -68,6 +69,7 @@ class PoseDataset(Dataset):
         skip_bad: bool = False,
         check_images: bool = True,
         sigma_schedule: tuple[float, int] | None = None,
+        stride: int = 4,
     ) -> None:
         if not isinstance(input_size, (int, np.integer)) or input_size < 64 or input_size % 64:
             raise ConfigError(f"input_size must be a positive multiple of 64, got {input_size!r}")
@@ -75,7 +77,7 @@ class PoseDataset(Dataset):
             raise ConfigError(f"seed must be >= 0, got {seed}")
         self.joint_set = get_joint_set(joint_set)
         self.input_size = int(input_size)
-        self.codec = HeatmapCodec(input_size=self.input_size, sigma=sigma, stride=4)
+        self.codec = HeatmapCodec(input_size=self.input_size, sigma=sigma, stride=stride)
         if sigma_schedule is not None and not (sigma_schedule[0] > 0 and sigma_schedule[1] > 0):
             raise ConfigError(f"sigma_schedule must be (sigma_start > 0, epochs > 0), got {sigma_schedule!r}")
         self.sigma_schedule = sigma_schedule

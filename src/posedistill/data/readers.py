@@ -21,18 +21,19 @@ import contextlib
 import io
 import json
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..skeleton import COCO, LSP, MPII, get_joint_set
-from .records import PersonRecord, box_from_joints, torso_norm
+from .records import PersonRecord, box_from_joints, box_to_square, torso_norm
 
 __all__ = [
     "read_lsp", "read_lspet", "lsp_split", "lspet_split", "LSPET_SPLITS", "LSP_SPLITS", "read_mpii",
-    "read_coco", "read_jsonfile", "read_dataset", "DATASET_KINDS",
+    "read_coco", "read_jsonfile", "read_dataset", "DATASET_KINDS", "READERS", "ReaderSpec", "reader_spec",
 ]
 
 #: The project's LSPET protocol, 0-based image index ranges [start, stop) (im00001 is index 0).
@@ -366,7 +367,7 @@ def _coco_record(ann, info, img_id, image_dir: Path, min_keypoints: int, padding
     if not (w > 0 and h > 0):
         center, side = box_from_joints(kp[:, :2], kp[:, 2] > 0, padding)
     else:
-        center, side = np.array([x + w / 2, y + h / 2]), max(w, h) * padding
+        center, side = box_to_square((x, y, w, h), padding)
     if not (np.isfinite(center).all() and np.isfinite(side) and side > 0):
         bad(f"annotation {ann.get('id')}: non-finite or empty box")
         return None
@@ -435,7 +436,7 @@ def read_jsonfile(path: str | Path, *, skip_bad: bool = False, padding: float = 
                     center, side = np.asarray(p["center"], dtype=np.float64).reshape(2), float(p["scale"])
                 elif "bbox" in p:
                     x, y, w, h = (float(v) for v in p["bbox"])
-                    center, side = np.array([x + w / 2, y + h / 2]), max(w, h) * padding
+                    center, side = box_to_square((x, y, w, h), padding)
                 else:
                     center, side = box_from_joints(joints, visible, padding)
             except (TypeError, ValueError):
@@ -457,9 +458,6 @@ def read_jsonfile(path: str | Path, *, skip_bad: bool = False, padding: float = 
     return records
 
 
-DATASET_KINDS = ("lsp", "lspet", "mpii", "coco", "json")
-
-
 def _find_json(path: Path, kind: str) -> Path:
     if path.is_dir():
         found = sorted(path.glob("*.json"))
@@ -469,26 +467,58 @@ def _find_json(path: Path, kind: str) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class ReaderSpec:
+    """One dataset kind: how to read it and what it implies.
+
+    Attributes:
+        kind: the name in configs and on the command line.
+        read: ``read(path, split, **kw) -> records``.
+        joint_set: the joint set of every record (None: each file says, as ``json`` does).
+        has_splits: accepts named splits (``split=...``).
+        numbered: accepts image-number ranges such as ``"1-6500"`` (LSP, LSPET).
+    """
+
+    kind: str
+    read: Callable[..., list[PersonRecord]]
+    joint_set: str | None
+    has_splits: bool = False
+    numbered: bool = False
+
+
+def _read_leeds_kind(split_reader: Callable[..., list[PersonRecord]],
+                     whole_reader: Callable[..., list[PersonRecord]]) -> Callable[..., list[PersonRecord]]:
+    return lambda path, split, **kw: split_reader(path, split, **kw) if split else whole_reader(path, **kw)
+
+
+#: The single list of dataset kinds: config validation, the CLI choices and the split helpers all read it.
+READERS: dict[str, ReaderSpec] = {
+    "lsp": ReaderSpec("lsp", _read_leeds_kind(lsp_split, read_lsp), "lsp", has_splits=True, numbered=True),
+    "lspet": ReaderSpec("lspet", _read_leeds_kind(lspet_split, read_lspet), "lsp", has_splits=True, numbered=True),
+    "mpii": ReaderSpec("mpii", lambda p, s, **kw: read_mpii(_find_json(p, "mpii"), split=s, **kw), "mpii",
+                       has_splits=True),
+    "coco": ReaderSpec("coco", lambda p, s, **kw: read_coco(_find_json(p, "coco"), **kw), "coco"),
+    "json": ReaderSpec("json", lambda p, s, **kw: read_jsonfile(_find_json(p, "json"), **kw), None),
+}
+DATASET_KINDS = tuple(READERS)
+
+
+def reader_spec(kind: str) -> ReaderSpec:
+    """The :class:`ReaderSpec` of a dataset kind; ConfigError listing the valid kinds otherwise."""
+    spec = READERS.get(str(kind).lower())
+    if spec is None:
+        raise ConfigError(f"unknown dataset kind {kind!r}; valid: {', '.join(DATASET_KINDS)}")
+    return spec
+
+
 def read_dataset(kind: str, path: str | Path, *, split: str | None = None, **kw) -> list[PersonRecord]:
-    """Read a dataset by name: ``"lsp"``, ``"lspet"``, ``"mpii"``, ``"coco"`` or ``"json"``.
+    """Read a dataset by kind (a key of :data:`READERS`: ``"lsp"``, ``"lspet"``, ``"mpii"``, ``"coco"``, ``"json"``).
 
     ``path`` is the dataset directory (LSP/LSPET: containing ``joints.mat`` and ``images/``) or the annotation
     file (a directory holding exactly one ``.json`` is accepted for mpii/coco/json). ``split`` selects the LSP
     (train/test), LSPET (train/val/test) or MPII (train/valid) split; other keywords go to the reader.
     """
-    kind = kind.lower()
-    path = Path(path)
-    if kind == "lsp":
-        return lsp_split(path, split, **kw) if split else read_lsp(path, **kw)
-    if kind == "lspet":
-        return lspet_split(path, split, **kw) if split else read_lspet(path, **kw)
-    if kind == "mpii":
-        return read_mpii(_find_json(path, kind), split=split, **kw)
-    if split is not None:
-        raise ConfigError(f"dataset kind {kind!r} takes no split (got {split!r})")
-    if kind == "coco":
-        return read_coco(_find_json(path, kind), **kw)
-    if kind == "json":
-        return read_jsonfile(_find_json(path, kind), **kw)
-    raise ConfigError(f"unknown dataset kind {kind!r}; valid: {', '.join(DATASET_KINDS)}")
-
+    spec = reader_spec(kind)
+    if split is not None and not spec.has_splits:
+        raise ConfigError(f"dataset kind {spec.kind!r} takes no split (got {split!r})")
+    return spec.read(Path(path), split, **kw)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PersonRecord", "box_from_joints", "torso_norm"]
+__all__ = ["PersonRecord", "box_from_joints", "box_to_square", "whole_image_box", "torso_norm"]
 
 
 @dataclass
@@ -52,6 +52,20 @@ def box_from_joints(joints: np.ndarray, visible: np.ndarray, padding: float = 1.
     lo, hi = pts.min(axis=0), pts.max(axis=0)
     side = max(float((hi - lo).max()), 1.0) * padding
     return (lo + hi) / 2.0, side
+
+
+def box_to_square(box, padding: float = 1.25) -> tuple[np.ndarray, float]:
+    """Centre and padded square side of a person box ``[x, y, w, h]``: ``(x + w/2, y + h/2)`` and
+    ``max(w, h) * padding``. The one box convention of posedistill (COCO's): the whole image is the box
+    ``[0, 0, W, H]`` (:func:`whole_image_box`), centred at ``(W/2, H/2)``; readers, unlabeled images and inference
+    all use it."""
+    x, y, w, h = (float(v) for v in box)
+    return np.array([x + w / 2.0, y + h / 2.0]), max(w, h) * padding
+
+
+def whole_image_box(width: int, height: int) -> list[float]:
+    """The person box ``[0, 0, width, height]`` used when no box is given."""
+    return [0.0, 0.0, float(width), float(height)]
 
 
 def torso_norm(joints: np.ndarray, visible: np.ndarray) -> float:

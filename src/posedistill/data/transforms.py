@@ -110,12 +110,14 @@ def color_jitter(bgr: np.ndarray, factors_rgb: tuple[float, float, float]) -> np
     return np.clip(bgr.astype(np.float32) * f, 0, 255).astype(np.uint8)
 
 
-def normalize_image(bgr: np.ndarray) -> np.ndarray:
-    """BGR uint8 (H, W, 3) -> RGB float32 (3, H, W), scaled to [0, 1] then standardised by IMAGE_MEAN/STD."""
+def normalize_image(bgr: np.ndarray, *, mean=IMAGE_MEAN, std=IMAGE_STD) -> np.ndarray:
+    """BGR uint8 (H, W, 3) -> RGB float32 (3, H, W), scaled to [0, 1] then standardised by ``mean`` / ``std``
+    (RGB, default IMAGE_MEAN / IMAGE_STD)."""
     if bgr.ndim != 3 or bgr.shape[2] != 3:
         raise ConfigError(f"normalize_image expects an H x W x 3 BGR image, got shape {bgr.shape}")
     rgb = bgr[:, :, ::-1].astype(np.float32) / 255.0
-    return np.ascontiguousarray(((rgb - IMAGE_MEAN) / IMAGE_STD).transpose(2, 0, 1))
+    mean, std = np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(((rgb - mean) / std).transpose(2, 0, 1))
 
 
 def denormalize_image(chw: np.ndarray) -> np.ndarray:

@@ -1,83 +1,16 @@
-"""Build datasets, optimiser and schedule from an :class:`~posedistill.config.ExperimentConfig`."""
+"""Build the optimiser and the learning-rate schedule from an :class:`~posedistill.config.ExperimentConfig`
+(datasets: :mod:`posedistill.training.datasets`)."""
 
 from __future__ import annotations
 
 import math
-import re
-from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
 from torch import nn
 
-from ..config import DataConfig, ExperimentConfig
-from ..data import AugmentConfig, PersonRecord, PoseDataset, read_dataset
-from ..errors import ConfigError, DataError
-from ..skeleton import get_joint_set
+from ..config import ExperimentConfig
 
-__all__ = ["joint_set_for", "read_split", "build_dataset", "unlabeled_records", "build_optimizer",
-           "build_scheduler"]
-
-_RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
-_JOINT_SETS = {"lsp": "lsp", "lspet": "lsp", "mpii": "mpii", "coco": "coco"}
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
-def joint_set_for(data: DataConfig, records: list[PersonRecord] | None = None) -> str:
-    """Joint-set name of a dataset kind (for ``json`` data: the records' own joint set)."""
-    if data.dataset in _JOINT_SETS:
-        return _JOINT_SETS[data.dataset]
-    if records:
-        return records[0].joint_set
-    raise ConfigError(f"{data.root}: cannot tell the joint set of an empty json dataset")
-
-
-def read_split(data: DataConfig, split: str) -> list[PersonRecord]:
-    """Records of a named split (``train``/``val``/``test``...) or an image-number range ``"a-b"`` (1-based,
-    inclusive; LSP and LSPET only)."""
-    match = _RANGE.match(split)
-    if match:
-        if data.dataset not in ("lsp", "lspet"):
-            raise ConfigError(f"image-number ranges like {split!r} are for lsp/lspet data, not {data.dataset}")
-        first, last = int(match.group(1)), int(match.group(2))
-        if not 1 <= first <= last:
-            raise ConfigError(f"bad image-number range {split!r}")
-        return read_dataset(data.dataset, data.root, indices=range(first - 1, last), skip_bad=data.skip_bad)
-    if data.dataset in ("coco", "json") and split in ("all", ""):
-        return read_dataset(data.dataset, data.root, skip_bad=data.skip_bad)
-    return read_dataset(data.dataset, data.root, split=split, skip_bad=data.skip_bad)
-
-
-def build_dataset(records: list[PersonRecord], cfg: ExperimentConfig, *, train: bool, joint_set: str) -> PoseDataset:
-    d = cfg.data
-    augment = AugmentConfig(scale_factor=d.scale_factor, rotation=d.rotation, flip=d.flip,
-                            color_jitter=d.color_jitter) if train else None
-    sigma_schedule = (d.sigma_start, d.sigma_epochs) if (train and d.sigma_start > 0) else None
-    return PoseDataset(records, joint_set=get_joint_set(joint_set), input_size=d.input_size, sigma=d.sigma,
-                       train=train, augment=augment, seed=cfg.seed, skip_bad=d.skip_bad,
-                       sigma_schedule=sigma_schedule)
-
-
-def unlabeled_records(directory: str | Path, joint_set: str) -> list[PersonRecord]:
-    """Records for a folder of unlabeled images: the whole image as the person box, no visible joints."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise DataError(f"{directory}: unlabeled image folder not found")
-    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise DataError(f"{directory}: no images ({', '.join(IMAGE_SUFFIXES)}) in the unlabeled folder")
-    k = get_joint_set(joint_set).num_joints
-    records = []
-    for path in files:
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise DataError(f"{path}: unreadable image")
-        h, w = image.shape[:2]
-        records.append(PersonRecord(image=path, joints=np.zeros((k, 2)), visible=np.zeros(k),
-                                    center=np.array([(w - 1) / 2, (h - 1) / 2]), scale=float(max(w, h)),
-                                    joint_set=joint_set, meta={"unlabeled": True}))
-    return records
+__all__ = ["build_optimizer", "build_scheduler", "lr_factor", "scheduler_steps_per_iteration"]
 
 
 def build_optimizer(model: nn.Module, cfg: ExperimentConfig) -> torch.optim.Optimizer:

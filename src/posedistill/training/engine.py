@@ -10,6 +10,7 @@ One :class:`Trainer` runs an experiment into a run directory::
     run_dir/snapshot.pt   slim copy of last.pt (weights, epoch, history, schedule; no optimiser state), small
                           enough to keep in git: ``--resume`` falls back to it when last.pt is lost
     run_dir/metrics.json  final summary
+    run_dir/run.json      the command lines that started and resumed the run, with software versions
 
 Resuming (``resume=True``) restores model, optimiser, scheduler, epoch and RNG state from ``last.pt``; data order
 and augmentation are functions of (seed, epoch, index), so a resumed run reproduces the uninterrupted one. Without
@@ -26,8 +27,7 @@ import csv
 import io
 import math
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,44 +36,29 @@ import torch
 import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from ..codec import HeatmapCodec
 from ..config import ExperimentConfig
 from ..data import build_loader
 from ..errors import ConfigError, PosedistillError
 from ..evaluation import evaluate_predictions, predict_dataset
 from ..io import atomic_write_json, atomic_write_text, check_writable_dir
 from ..losses import FPDLoss, HeatmapLoss
+from ..model_meta import CHECKPOINT_KEY, ModelMeta
 from ..models import build_model
+from ..run_files import record_run_start
 from ..skeleton import get_joint_set
-from .builders import (build_dataset, build_optimizer, build_scheduler, joint_set_for, read_split,
-                       scheduler_steps_per_iteration, unlabeled_records)
+from .builders import build_optimizer, build_scheduler, scheduler_steps_per_iteration
+from .datasets import read_training_data
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed, parameter_spread
+from .precision import autocast, resolve_amp
+from .teachers import NoTeacher, Teacher, build_teacher
 
 __all__ = ["Trainer", "TrainingError", "RunPaths", "resolve_amp"]
 
 LOG_FIELDS = ["epoch", "lr", "loss", "loss_gt", "loss_kd", "samples_per_s", "epoch_time_s", "skipped_batches",
               "val_pck", "val_auc", "param_spread", "amp"]
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when this CPU runs bf16 matrix work natively (AVX-512-BF16 or AMX). On AVX2-only CPUs bf16 autocast
-    is emulated: measured 11x slower than fp32 for hg4_128 training (docs/training.md)."""
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
-
-
-def resolve_amp(setting: str, device: torch.device) -> str:
-    """The autocast precision to train with: ``auto`` becomes ``bf16`` on a CUDA GPU with bf16 or a CPU with
-    native bf16 (:func:`cpu_has_fast_bf16`), else ``none`` (fp32); other settings are returned as they are."""
-    if setting != "auto":
-        return setting
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "none"
-    return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "none"
 
 
 class TrainingError(PosedistillError):
@@ -113,29 +98,6 @@ class RunPaths:
         return self.root / "tb"
 
 
-class _Mixed(Dataset):
-    """Labeled and unlabeled datasets side by side; adds ``labeled`` (1 or 0) to every sample.
-
-    Indexed like :class:`~posedistill.data.PoseDataset`, by ``i`` or ``(epoch, i)``.
-    """
-
-    def __init__(self, labeled: Dataset, unlabeled: Dataset) -> None:
-        self.parts = (labeled, unlabeled)
-
-    def __len__(self) -> int:
-        return sum(len(p) for p in self.parts)  # type: ignore[arg-type]
-
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        epoch, i = key if isinstance(key, (tuple, list)) else (None, key)
-        n = len(self.parts[0])  # type: ignore[arg-type]
-        part, j, flag = (self.parts[0], i, 1) if i < n else (self.parts[1], i - n, 0)
-        return {**part[j if epoch is None else (epoch, j)], "labeled": flag}
-
-    def set_epoch(self, epoch: int) -> None:
-        for p in self.parts:
-            p.set_epoch(epoch)  # type: ignore[attr-defined]
-
-
 class Trainer:
     """Train a model from ground truth, or distill a student from a teacher checkpoint (FPD).
 
@@ -151,25 +113,26 @@ class Trainer:
         progress: show progress bars.
         teacher_cache: directory of a :mod:`~posedistill.training.teacher_cache` (FPD with precomputed teacher
             heatmaps instead of the online teacher; ``teacher`` then optional, checked against the cache if given).
+        command: the command line that runs this (recorded in ``run.json``, :mod:`posedistill.run_files`).
     """
 
     def __init__(self, cfg: ExperimentConfig, run_dir: str | Path, *, teacher: str | Path | None = None,
                  init: str | Path | None = None, unlabeled: str | Path | None = None, resume: bool = False,
                  overwrite: bool = False, device: str | None = None, progress: bool = True,
-                 teacher_cache: str | Path | None = None) -> None:
-        # --- teacher-cache hook (teacher_cache.py) ---
-        self.teacher_cache_path, self.cache = teacher_cache, None
+                 teacher_cache: str | Path | None = None, command: Sequence[str] | None = None) -> None:
         if unlabeled is not None and teacher_cache is not None:
             raise ConfigError("--teacher-cache covers the labeled training split only; drop --unlabeled or the cache")
-        # --- end teacher-cache hook ---
         if unlabeled is not None and teacher is None:
             raise ConfigError("--unlabeled needs --teacher: unlabeled images only carry the distillation term")
         if resume and overwrite:
             raise ConfigError("--resume and --overwrite exclude each other")
         self.cfg, self.paths = cfg, RunPaths(Path(run_dir))
         self.teacher_path, self.init_path, self.unlabeled = teacher, init, unlabeled
+        self.teacher_cache_path = teacher_cache
+        self.teacher: Teacher = NoTeacher()
         self.resume, self.overwrite, self.progress = resume, overwrite, progress
         self.device_name = device
+        self.command = list(command) if command is not None else None
 
     # ----------------------------------------------------------------------------------------------- setup
     def _prepare_run_dir(self, dist: DistInfo) -> None:
@@ -188,21 +151,16 @@ class Trainer:
     def _build(self, dist: DistInfo) -> None:
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
-        train_records = read_split(cfg.data, cfg.data.train)
-        if cfg.data.limit:
-            train_records = train_records[: cfg.data.limit]
-        if not train_records:
-            raise ConfigError(f"{cfg.data.root}: training split {cfg.data.train!r} is empty")
-        self.joint_set_name = joint_set_for(cfg.data, train_records)
-        self.joint_set = get_joint_set(self.joint_set_name)
-        val_records = read_split(cfg.data, cfg.data.val) if cfg.data.val else []
-        train_set: Dataset = build_dataset(train_records, cfg, train=True, joint_set=self.joint_set_name)
-        self.val_set = build_dataset(val_records, cfg, train=False, joint_set=self.joint_set_name) if val_records else None
+        data = read_training_data(cfg)
+        self.joint_set_name = data.joint_set
+        self.model = build_model(cfg.model.name, num_joints=get_joint_set(data.joint_set).num_joints,
+                                 depth=cfg.model.depth)
+        self.meta = ModelMeta.for_model(self.model, arch=cfg.model.name, joint_set=data.joint_set,
+                                        input_size=cfg.data.input_size, sigma=cfg.data.sigma)
+        self.joint_set, self.num_joints, self.codec = self.meta.joints, self.meta.num_joints, self.meta.codec()
+        train_set = data.train_set(stride=self.meta.stride, unlabeled=self.unlabeled)
+        self.val_set = data.val_set(stride=self.meta.stride)
         self.val_loader = None
-        self.num_joints = self.joint_set.num_joints
-        self.codec = HeatmapCodec(input_size=cfg.data.input_size, sigma=cfg.data.sigma)
-
-        self.model = build_model(cfg.model.name, num_joints=self.num_joints, depth=cfg.model.depth)
         if self.init_path is not None:
             init_model, init_ckpt = model_from_checkpoint(self.init_path, expect_arch=cfg.model.name,
                                                           expect_joint_set=self.joint_set_name)
@@ -210,29 +168,12 @@ class Trainer:
                 raise ConfigError(f"{self.init_path}: --init model has depth {init_ckpt['arch'].get('depth', 4)}, "
                                   f"the config asks for model.depth={cfg.model.depth}")
             self.model.load_state_dict(init_model.state_dict())
-        self.teacher: nn.Module | None = None
-        if self.teacher_cache_path is not None:  # --- teacher-cache hook: no online teacher ---
-            from .teacher_cache import TeacherCache
-
-            self.cache = TeacherCache(self.teacher_cache_path)
-            self.cache.validate(cfg, teacher=self.teacher_path, dataset=train_set)  # type: ignore[arg-type]
-        elif self.teacher_path is not None:
-            teacher, tckpt = model_from_checkpoint(self.teacher_path, expect_joint_set=self.joint_set_name)
-            if int(tckpt["input_size"]) != cfg.data.input_size:
-                raise ConfigError(f"{self.teacher_path}: teacher was trained at input {tckpt['input_size']}, the "
-                                  f"student config uses {cfg.data.input_size}; set data.input_size to match")
-            self.teacher = teacher.to(dist.device).eval().requires_grad_(False)
-            self.teacher_arch = tckpt["arch"]["name"]
-        if self.unlabeled is not None:
-            unl = build_dataset(unlabeled_records(self.unlabeled, self.joint_set_name), cfg, train=True,
-                                joint_set=self.joint_set_name)
-            train_set = _Mixed(train_set, unl)
-        self.train_set = train_set
-
         memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+        self.teacher = build_teacher(cfg, teacher=self.teacher_path, cache=self.teacher_cache_path,
+                                     joint_set=self.joint_set_name, stride=self.meta.stride,
+                                     dataset=train_set, device=dist.device, memory_format=memory_format)
+        self.train_set = train_set
         self.model = self.model.to(dist.device, memory_format=memory_format)
-        if self.teacher is not None:
-            self.teacher = self.teacher.to(memory_format=memory_format)
         self.net: nn.Module = (DistributedDataParallel(self.model) if dist.enabled else self.model)
         self.loader = build_loader(train_set, batch_size=cfg.train.batch_size, shuffle=True,
                                    num_workers=cfg.data.workers, seed=cfg.seed, drop_last=True,
@@ -251,8 +192,7 @@ class Trainer:
         self.loss_fpd = FPDLoss(cfg.distill.alpha, mask_distillation=cfg.distill.mask_distillation,
                                 teacher_norm=cfg.distill.teacher_norm, fg_weight=cfg.loss.fg_weight)
         self.scaler = torch.amp.GradScaler("cuda") if (self.amp == "fp16" and dist.device.type == "cuda") else None
-        if self.amp == "fp16" and dist.device.type != "cuda":
-            raise ConfigError("train.amp=fp16 needs CUDA; use bf16 on the CPU")
+        autocast(self.amp, dist.device)  # fp16 without CUDA: refused here, before any epoch
 
     def _checkpoint(self, epoch: int, history: list[dict], best: float) -> dict[str, Any]:
         return {
@@ -260,6 +200,7 @@ class Trainer:
             "joint_set": self.joint_set_name,
             "input_size": self.cfg.data.input_size,
             "sigma": self.cfg.data.sigma,
+            CHECKPOINT_KEY: self.meta.to_dict(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -284,11 +225,8 @@ class Trainer:
         d["run"] = {"mode": "distill" if (self.teacher_path or self.teacher_cache_path) else "train",
                     "teacher": str(self.teacher_path) if self.teacher_path else None,
                     "init": str(self.init_path) if self.init_path else None,
-                    "unlabeled": str(self.unlabeled) if self.unlabeled else None}
-        if self.teacher_cache_path is not None:  # --- teacher-cache hook ---
-            d["run"]["teacher_cache"] = str(self.teacher_cache_path)
-            if self.teacher_path is None and self.cache is not None:
-                d["run"]["teacher"] = self.cache.meta["teacher"]["path"]
+                    "unlabeled": str(self.unlabeled) if self.unlabeled else None,
+                    **self.teacher.run_fields()}
         return d
 
     def _snapshot(self, ckpt: dict[str, Any]) -> dict[str, Any]:
@@ -315,12 +253,6 @@ class Trainer:
         return int(ckpt["epoch"]), list(ckpt.get("history", [])), float(ckpt.get("best_val_pck", -1.0))
 
     # ------------------------------------------------------------------------------------------- training
-    def _autocast(self, device: torch.device):
-        amp = self.amp
-        if amp == "none":
-            return nullcontext()
-        return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
-
     def _train_epoch(self, epoch: int, dist: DistInfo) -> dict[str, float]:
         cfg, device = self.cfg, dist.device
         self.net.train()
@@ -337,16 +269,12 @@ class Trainer:
             images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=memory_format)
             target = batch["target"].to(device, non_blocking=True)
             weight = batch["target_weight"].to(device, non_blocking=True)
-            with self._autocast(device):
+            with autocast(self.amp, device):
                 outputs = self.net(images)
-                if self.teacher is not None or self.cache is not None:
-                    if self.cache is not None:  # --- teacher-cache hook: precomputed heatmaps, same samples ---
-                        teacher_hm = self.cache.heatmaps(epoch, batch["index"]).to(device, non_blocking=True)
-                    else:
-                        with torch.inference_mode():
-                            teacher_hm = self.teacher(images)[-1].float()
+                teacher_hm = self.teacher.heatmaps(epoch, {**batch, "image": images})
+                if teacher_hm is not None:
                     labeled = batch["labeled"].to(device) if "labeled" in batch else None
-                    terms = self.loss_fpd(outputs, target, weight, teacher_hm.clone(), labeled)
+                    terms = self.loss_fpd(outputs, target, weight, teacher_hm, labeled)
                 else:
                     loss = self.loss_gt(outputs, target, weight)
                     terms = {"loss": loss, "gt": loss, "kd": torch.zeros(())}
@@ -408,19 +336,26 @@ class Trainer:
         return {"val_pck": result.pck["mean"], "val_auc": result.auc}
 
     # --------------------------------------------------------------------------------------------- fit
-    def fit(self, *, stop_after: int | None = None, on_epoch: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    def fit(self, *, stop_after: int | None = None, on_epoch: Callable[[dict], None] | None = None,
+            on_built: Callable[[Trainer], None] | None = None) -> dict[str, Any]:
         """Run the remaining epochs; returns the summary written to ``metrics.json``.
 
         ``stop_after``: stop after this many epochs of this call (to simulate an interruption in tests).
+        ``on_epoch(row)``: called after every epoch. ``on_built(trainer)``: called once the run directory is
+        checked and the model, data, teacher and losses are built, before resuming and training (to inspect
+        them, or to inject a fault in tests).
         """
         dist = init_distributed(self.device_name)
         try:
             self._prepare_run_dir(dist)
             barrier(dist)
             self._build(dist)
+            if on_built is not None:
+                on_built(self)
             start_epoch, history, best = self._restore() if self.resume else (0, [], -1.0)
             if dist.is_main:
                 atomic_write_text(self.paths.config, yaml.safe_dump(self._resolved_config(), sort_keys=False))
+                record_run_start(self.paths.root, self.command, resume=self.resume)
             writer = _tensorboard(self.paths.tensorboard) if dist.is_main else None
             done = 0
             for epoch in range(start_epoch, self.cfg.train.epochs):

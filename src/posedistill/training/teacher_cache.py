@@ -38,7 +38,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from contextlib import nullcontext
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +49,14 @@ from tqdm import tqdm
 from ..checkpoint import model_from_checkpoint
 from ..config import ExperimentConfig
 from ..data import PoseDataset, build_loader
-from ..errors import CheckpointError, ConfigError, DataError
+from ..errors import ConfigError, DataError
 from ..io import atomic_write_json
-from .builders import build_dataset, joint_set_for, read_split
+from ..weights import sha256_file
+from .datasets import read_training_data
+from .precision import autocast, resolve_amp
+from .teachers import check_teacher_fits
 
-__all__ = ["TeacherCache", "build_teacher_cache", "cache_meta", "file_sha256", "training_dataset"]
+__all__ = ["TeacherCache", "build_teacher_cache", "cache_meta", "training_dataset"]
 
 FORMAT = "posedistill-teacher-cache"
 META = "meta.json"
@@ -67,15 +70,6 @@ def epoch_file(cache_dir: str | Path, epoch: int) -> Path:
     return Path(cache_dir) / f"epoch_{epoch:04d}.npy"
 
 
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file, streamed."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _records_sha256(dataset: PoseDataset) -> str:
     """Fingerprint of the records a dataset samples from (image names, joints, boxes), independent of the root."""
     digest = hashlib.sha256()
@@ -86,15 +80,11 @@ def _records_sha256(dataset: PoseDataset) -> str:
     return digest.hexdigest()
 
 
-def training_dataset(cfg: ExperimentConfig) -> tuple[PoseDataset, str]:
-    """The training dataset exactly as :class:`~posedistill.training.Trainer` builds it, and its joint set."""
-    records = read_split(cfg.data, cfg.data.train)
-    if cfg.data.limit:
-        records = records[: cfg.data.limit]
-    if not records:
-        raise ConfigError(f"{cfg.data.root}: training split {cfg.data.train!r} is empty")
-    joint_set = joint_set_for(cfg.data, records)
-    return build_dataset(records, cfg, train=True, joint_set=joint_set), joint_set
+def training_dataset(cfg: ExperimentConfig, *, stride: int = 4) -> tuple[PoseDataset, str]:
+    """The training dataset exactly as :class:`~posedistill.training.Trainer` builds it (the same
+    :func:`~posedistill.training.datasets.read_training_data`), and its joint set."""
+    data = read_training_data(cfg, validation=False)
+    return data.train_set(stride=stride), data.joint_set  # type: ignore[return-value]
 
 
 def cache_meta(cfg: ExperimentConfig, dataset: PoseDataset, joint_set: str) -> dict[str, Any]:
@@ -102,7 +92,7 @@ def cache_meta(cfg: ExperimentConfig, dataset: PoseDataset, joint_set: str) -> d
     return {
         "joint_set": joint_set,
         "input_size": cfg.data.input_size,
-        "heatmap_size": dataset.input_size // 4,
+        "heatmap_size": dataset.codec.heatmap_size[0],
         "sigma": cfg.data.sigma,  # recorded only: the teacher's heatmaps do not depend on the target's sigma
         "seed": cfg.seed,
         "dataset": cfg.data.dataset,
@@ -173,7 +163,7 @@ class TeacherCache:
         ``dataset``: the student's training dataset when already built (saves reading the split again).
         """
         if dataset is None:
-            dataset, joint_set = training_dataset(cfg)
+            dataset, joint_set = training_dataset(cfg, stride=cfg.data.input_size // self.shape[-1])
         else:
             joint_set = dataset.joint_set.name
         want = cache_meta(cfg, dataset, joint_set)
@@ -184,7 +174,7 @@ class TeacherCache:
                 raise ConfigError(f"{self.root}: teacher cache does not match the student config: {what} is "
                                   f"{_short(have)} in the cache, {_short(want[key])} in the config")
         if teacher is not None:
-            sha = file_sha256(teacher)
+            sha = sha256_file(teacher)
             if sha != self.meta["teacher"]["sha256"]:
                 raise ConfigError(f"{self.root}: teacher cache was built from another teacher "
                                   f"({self.meta['teacher']['path']}, sha256 {self.meta['teacher']['sha256'][:12]}), "
@@ -216,23 +206,17 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _autocast(amp: str, device: torch.device):
-    if amp == "none":
-        return nullcontext()
-    if amp == "fp16" and device.type != "cuda":
-        raise ConfigError("train.amp=fp16 needs CUDA; use bf16 on the CPU")
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
-
-
 def build_teacher_cache(teacher_ckpt: str | Path, cfg: ExperimentConfig, cache_dir: str | Path, *,
                         epochs: int | None = None, batch_size: int | None = None, device: str | None = None,
-                        progress: bool = True, dtype: str = "float32") -> TeacherCache:
+                        progress: bool = True, dtype: str = "float32",
+                        on_batch: Callable[[int, int], None] | None = None) -> TeacherCache:
     """Run the frozen teacher (eval mode, ``torch.inference_mode``, ``cfg.train.amp`` autocast as in the online
     engine) over the training split of ``cfg`` for epochs ``0..epochs-1`` (default ``cfg.train.epochs``) and
     store its final-stack heatmaps in ``cache_dir``. Resumes an interrupted build; a complete cache is left
     as it is. Returns the cache.
 
     Raises ConfigError when ``cache_dir`` already holds a cache for other settings or another teacher.
+    ``on_batch(epoch, samples_done)`` is called after every batch is stored (progress, or a fault in tests).
     """
     if dtype not in DTYPES:
         raise ConfigError(f"teacher-cache dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -240,17 +224,13 @@ def build_teacher_cache(teacher_ckpt: str | Path, cfg: ExperimentConfig, cache_d
     if epochs < 1:
         raise ConfigError(f"teacher cache: epochs must be >= 1, got {epochs}")
     root = Path(cache_dir)
-    dataset, joint_set = training_dataset(cfg)
     teacher, tckpt = model_from_checkpoint(teacher_ckpt)
-    if tckpt["joint_set"] != joint_set:
-        raise CheckpointError(f"{teacher_ckpt}: teacher is for joint set {tckpt['joint_set']!r}, the data has "
-                              f"{joint_set!r}")
-    if int(tckpt["input_size"]) != cfg.data.input_size:
-        raise ConfigError(f"{teacher_ckpt}: teacher was trained at input {tckpt['input_size']}, the student config "
-                          f"uses {cfg.data.input_size}; set data.input_size to match")
-    k, h = int(tckpt["arch"]["num_joints"]), cfg.data.input_size // 4
+    stride = int(teacher.stride)
+    dataset, joint_set = training_dataset(cfg, stride=stride)
+    check_teacher_fits(tckpt, cfg, joint_set=joint_set, stride=stride, teacher_stride=stride, where=teacher_ckpt)
+    k, h = int(tckpt["arch"]["num_joints"]), cfg.data.input_size // stride
     meta = {"format": FORMAT, "version": 1,
-            "teacher": {"path": str(teacher_ckpt), "sha256": file_sha256(teacher_ckpt), "arch": tckpt["arch"]},
+            "teacher": {"path": str(teacher_ckpt), "sha256": sha256_file(teacher_ckpt), "arch": tckpt["arch"]},
             **cache_meta(cfg, dataset, joint_set), "dtype": dtype, "shape": [len(dataset), k, h, h]}
     if (root / META).is_file():
         existing = TeacherCache(root)
@@ -278,12 +258,12 @@ def build_teacher_cache(teacher_ckpt: str | Path, cfg: ExperimentConfig, cache_d
             if cache._epoch_ok(epoch):
                 bar.update(len(dataset))
                 continue
-            _write_epoch(root, epoch, teacher, loader, meta, dev, cfg.train.amp, bar)
+            _write_epoch(root, epoch, teacher, loader, meta, dev, resolve_amp(cfg.train.amp, dev), bar, on_batch)
     return cache
 
 
 def _write_epoch(root: Path, epoch: int, teacher: torch.nn.Module, loader, meta: dict, device: torch.device,
-                 amp: str, bar: tqdm) -> None:
+                 amp: str, bar: tqdm, on_batch: Callable[[int, int], None] | None) -> None:
     """Compute one epoch into a temporary memory-mapped .npy and rename it into place (atomic)."""
     final = epoch_file(root, epoch)
     tmp = root / f".{final.name}.partial"
@@ -291,11 +271,15 @@ def _write_epoch(root: Path, epoch: int, teacher: torch.nn.Module, loader, meta:
     try:
         out[...] = np.nan
         loader.sampler.set_epoch(epoch)
+        done = 0
         for batch in loader:
-            with torch.inference_mode(), _autocast(amp, device):
+            with torch.inference_mode(), autocast(amp, device):
                 hm = teacher(batch["image"].to(device))[-1].float()
             out[batch["index"].numpy()] = hm.cpu().numpy().astype(out.dtype)
             bar.update(len(batch["index"]))
+            done += len(batch["index"])
+            if on_batch is not None:
+                on_batch(epoch, done)
         out.flush()
         del out
         with open(tmp, "rb+") as handle:

@@ -1,0 +1,117 @@
+"""The FPD teacher seen by the trainer: one interface, three kinds.
+
+Every teacher answers ``heatmaps(epoch, batch)`` with the final-stack heatmaps of the batch's samples (a float32
+tensor on the batch's device) or None:
+
+* :class:`NoTeacher` -- ground-truth training: None, the trainer uses the ground-truth loss alone.
+* :class:`OnlineTeacher` -- the paper's scheme: the frozen teacher runs on the same augmented batch.
+* :class:`CachedTeacher` -- the heatmaps the same teacher gave these samples in this epoch, precomputed by
+  :mod:`posedistill.training.teacher_cache`.
+
+:func:`build_teacher` picks the kind from the run's options; :func:`check_teacher_fits` is the check the online
+teacher and the cache builder share (joint set, input size, heatmap stride).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from ..checkpoint import model_from_checkpoint
+from ..config import ExperimentConfig
+from ..errors import CheckpointError, ConfigError
+
+__all__ = ["Teacher", "NoTeacher", "OnlineTeacher", "CachedTeacher", "build_teacher", "load_teacher",
+           "check_teacher_fits"]
+
+
+class Teacher(Protocol):
+    """What the trainer asks a teacher."""
+
+    def heatmaps(self, epoch: int, batch: dict[str, Any]) -> torch.Tensor | None:
+        """Final-stack teacher heatmaps of ``batch`` (its ``image`` already on the device), or None."""
+
+    def run_fields(self) -> dict[str, str | None]:
+        """What the run's ``config.yaml`` records about the teacher (``teacher``, ``teacher_cache``)."""
+
+
+@dataclass
+class NoTeacher:
+    def heatmaps(self, epoch: int, batch: dict[str, Any]) -> torch.Tensor | None:
+        return None
+
+    def run_fields(self) -> dict[str, str | None]:
+        return {"teacher": None}
+
+
+@dataclass
+class OnlineTeacher:
+    """A frozen teacher model run in eval mode under ``torch.inference_mode`` on each batch."""
+
+    model: nn.Module
+    path: str | Path
+
+    def heatmaps(self, epoch: int, batch: dict[str, Any]) -> torch.Tensor:
+        with torch.inference_mode():
+            heatmaps = self.model(batch["image"])[-1].float()
+        return heatmaps.clone()  # a normal tensor (inference tensors cannot enter autograd)
+
+    def run_fields(self) -> dict[str, str | None]:
+        return {"teacher": str(self.path)}
+
+
+@dataclass
+class CachedTeacher:
+    """Precomputed heatmaps of a :class:`~posedistill.training.teacher_cache.TeacherCache`."""
+
+    cache: Any  # TeacherCache
+    teacher_path: str | Path | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def heatmaps(self, epoch: int, batch: dict[str, Any]) -> torch.Tensor:
+        return self.cache.heatmaps(epoch, batch["index"]).to(self.device, non_blocking=True)
+
+    def run_fields(self) -> dict[str, str | None]:
+        teacher = self.teacher_path if self.teacher_path is not None else self.cache.meta["teacher"]["path"]
+        return {"teacher": str(teacher), "teacher_cache": str(self.cache.root)}
+
+
+def check_teacher_fits(ckpt: dict[str, Any], cfg: ExperimentConfig, *, joint_set: str, stride: int,
+                       teacher_stride: int, where: str | Path) -> None:
+    """ConfigError / CheckpointError when a teacher checkpoint cannot teach a student of ``cfg``: another joint
+    set, input size or heatmap stride (the two models' heatmaps must have the same shape)."""
+    if ckpt["joint_set"] != joint_set:
+        raise CheckpointError(f"{where}: teacher is for joint set {ckpt['joint_set']!r}, the data has {joint_set!r}")
+    if int(ckpt["input_size"]) != cfg.data.input_size:
+        raise ConfigError(f"{where}: teacher was trained at input {ckpt['input_size']}, the student config uses "
+                          f"{cfg.data.input_size}; set data.input_size to match")
+    if teacher_stride != stride:
+        raise ConfigError(f"{where}: teacher heatmaps have stride {teacher_stride}, the student's {stride}")
+
+
+def load_teacher(path: str | Path, cfg: ExperimentConfig, *, joint_set: str, stride: int) -> nn.Module:
+    """A teacher checkpoint's model, eval mode and frozen, checked by :func:`check_teacher_fits`."""
+    model, ckpt = model_from_checkpoint(path)
+    check_teacher_fits(ckpt, cfg, joint_set=joint_set, stride=stride, teacher_stride=int(model.stride), where=path)
+    return model.eval().requires_grad_(False)
+
+
+def build_teacher(cfg: ExperimentConfig, *, teacher: str | Path | None, cache: str | Path | None, joint_set: str,
+                  stride: int, dataset: Any, device: torch.device,
+                  memory_format: torch.memory_format = torch.contiguous_format) -> Teacher:
+    """The run's teacher: cached (``cache`` given; checked against ``cfg``, the training ``dataset`` and, when
+    given, the ``teacher`` checkpoint), online (``teacher`` only) or none."""
+    if cache is not None:
+        from .teacher_cache import TeacherCache
+
+        opened = TeacherCache(cache)
+        opened.validate(cfg, teacher=teacher, dataset=dataset)
+        return CachedTeacher(opened, teacher, device)
+    if teacher is not None:
+        model = load_teacher(teacher, cfg, joint_set=joint_set, stride=stride)
+        return OnlineTeacher(model.to(device, memory_format=memory_format), teacher)
+    return NoTeacher()
