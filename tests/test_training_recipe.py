@@ -200,3 +200,19 @@ def test_recalibrated_batchnorm_holds_the_exact_average():
     var = torch.stack([f.var(dim=(0, 2, 3), unbiased=True) for f in feats]).mean(0)
     assert torch.allclose(model[1].running_mean, mean, atol=1e-5)
     assert torch.allclose(model[1].running_var, var, rtol=1e-4)
+
+
+def test_cli_without_progress_bars_prints_one_line_per_epoch(tmp_path):
+    from click.testing import CliRunner
+
+    from posedistill.cli import main
+
+    out = tmp_path / "run"
+    args = ["train", "--out", str(out), "--model", "hg1_32", "--epochs", "2", "--batch-size", "8", "--no-progress",
+            "--device", "cpu", "--set", f"data.root={embedded_data_dir()}", "--set", "data.train=1-16",
+            "--set", "data.val=501-508", "--set", "data.input_size=64", "--set", "data.workers=0"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("epoch ")]
+    assert [line.split(" | ")[0] for line in lines] == ["epoch 1", "epoch 2"]
+    assert all("val PCK@0.2" in line for line in lines)

@@ -45,8 +45,12 @@ def _config(config_path, overrides, model, epochs, batch_size, data_root):
 def _run(cfg, out, **kw):
     from . import command_line
     from ..training import Trainer
+    from ..training.engine import format_epoch_row
 
-    summary = Trainer(cfg, out, command=command_line(), **kw).fit()
+    # without progress bars (background runs, logs) still one line per epoch, flushed, from rank 0
+    quiet_log = (lambda row: click.echo(format_epoch_row(row))) if (
+        not kw.get("progress", True) and int(os.environ.get("RANK", "0")) == 0) else None
+    summary = Trainer(cfg, out, command=command_line(), **kw).fit(on_epoch=quiet_log)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
         return
     best = summary["best_val_pck"]

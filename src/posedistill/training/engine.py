@@ -55,7 +55,7 @@ from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distr
 from .precision import autocast, resolve_amp
 from .teachers import NoTeacher, Teacher, build_teacher
 
-__all__ = ["Trainer", "TrainingError", "RunPaths", "resolve_amp"]
+__all__ = ["Trainer", "TrainingError", "RunPaths", "resolve_amp", "format_epoch_row"]
 
 LOG_FIELDS = ["epoch", "lr", "loss", "loss_gt", "loss_kd", "samples_per_s", "epoch_time_s", "skipped_batches",
               "val_pck", "val_auc", "param_spread", "amp"]
@@ -386,7 +386,7 @@ class Trainer:
                                 writer.add_scalar(key, value, epoch + 1)
                         writer.flush()
                     if self.progress:
-                        tqdm.write(_format_row(row))
+                        tqdm.write(format_epoch_row(row))
                 barrier(dist)
                 if on_epoch is not None:
                     on_epoch(row)
@@ -419,7 +419,8 @@ def _tensorboard(path: Path):
     return SummaryWriter(log_dir=str(path))
 
 
-def _format_row(row: dict[str, Any]) -> str:
+def format_epoch_row(row: dict[str, Any]) -> str:
+    """One line summing up an epoch of the history (what the CLI prints after every epoch)."""
     parts = [f"epoch {row['epoch']}", f"loss {row['loss']:.3e}", f"{row['samples_per_s']:.1f} samples/s"]
     if "val_pck" in row:
         parts.append(f"val PCK@0.2 {row['val_pck']:.1f}")
