@@ -21,9 +21,11 @@ def shared_lspet() -> Path:
     return Path(__file__).resolve().parents[2] / "shared" / "data" / "lspet"
 
 
-def lspet_people(root: Path, split: str, limit: int | None = None) -> list[PersonRecord]:
-    """LSPET people of a split with a valid torso (the PCK normaliser)."""
-    recs = [r for r in lspet_split(root, split) if np.isfinite(r.norm) and r.norm > 0]
+def lspet_people(root: Path, split: str, limit: int | None = None, *, need_torso: bool = False
+                 ) -> list[PersonRecord]:
+    """LSPET people of a split (with ``need_torso``, only those whose torso, the PCK normaliser, is visible;
+    PCK skips the others anyway)."""
+    recs = [r for r in lspet_split(root, split) if not need_torso or (np.isfinite(r.norm) and r.norm > 0)]
     return recs[:limit] if limit else recs
 
 

@@ -100,7 +100,7 @@ def main() -> None:
     args = parser.parse_args()
 
     root = shared_lspet()
-    people = lspet_people(root, args.split)
+    people = lspet_people(root, args.split, need_torso=True)
     pick = np.random.default_rng(args.seed).choice(len(people), size=min(args.clips, len(people)), replace=False)
     backgrounds = lspet_split(root, "train")
     predictor = Predictor(args.weights, threads=args.threads)

@@ -45,7 +45,7 @@ from .io import atomic_write_json
 from .localize import Localizer
 from .tracking import PoseTracker, TrackingConfig
 
-__all__ = ["StageTimes", "predict_paths", "predict_crops_timed"]
+__all__ = ["StageTimes", "predict_paths", "predict_crops_timed", "estimate_people", "Item"]
 
 
 @dataclass
@@ -101,6 +101,35 @@ def predict_crops_timed(predictor: Predictor, crops: np.ndarray, matrices: np.nd
         return crop_to_image(coords, matrices), scores
 
 
+def estimate_people(predictor: Predictor, localizer: Localizer | None, items: Sequence[Item],
+                    clock: _Clock | None = None, codec: HeatmapCodec | None = None,
+                    ) -> list[list[tuple[list[float], np.ndarray, np.ndarray]]]:
+    """People (box, keypoints, scores) of each item: items with boxes (and their crops) in one forward pass,
+    items without (``boxes is None``) localised together by ``localizer``."""
+    clock = clock or _Clock(None)
+    codec = codec or HeatmapCodec(input_size=predictor.input_size, stride=4)
+    people: list[list[tuple[list[float], np.ndarray, np.ndarray]]] = [[] for _ in items]
+    cropped = [i for i, it in enumerate(items) if it.boxes is not None and it.crops]
+    if cropped:
+        crops = np.stack([c for i in cropped for c in items[i].crops])
+        mats = np.stack([m for i in cropped for m in items[i].matrices])
+        pts, scores = predict_crops_timed(predictor, crops, mats, clock, codec)
+        k = 0
+        for i in cropped:
+            for b in items[i].boxes:
+                people[i].append((b, pts[k], scores[k]))
+                k += 1
+    lost = [i for i, it in enumerate(items) if it.boxes is None]
+    if lost:
+        if localizer is None:
+            raise ConfigError("an image without a box needs a Localizer")
+        with clock("locate"):
+            found = localizer.locate_many([items[i].frame for i in lost])
+        for i, persons in zip(lost, found):
+            people[i] = [(q.box, q.keypoints, q.scores) for q in persons]
+    return people
+
+
 class _Writer:
     """A thread that runs drawing/encoding jobs in order; the first failure is raised by :meth:`close`."""
 
@@ -133,11 +162,11 @@ class _Writer:
 
 
 @dataclass
-class _Item:
+class Item:
     """One image or frame on its way through the pipeline."""
 
-    src: _Source
-    index: int  # frame index (0 for an image)
+    src: _Source | None  # None: an image that did not come from a file (e.g. an upload)
+    index: int = 0  # frame index (0 for an image)
     frame: np.ndarray | None = None
     boxes: list[list[float]] | None = None  # None: localise
     crops: list[np.ndarray] = field(default_factory=list)
@@ -166,7 +195,7 @@ class _Run:
         self.bar.update()
         self.skipped.append(message)
 
-    def prepare(self, item: _Item, fixed: list[list[float]] | None, loader: Callable[[], np.ndarray] | None) -> _Item:
+    def prepare(self, item: Item, fixed: list[list[float]] | None, loader: Callable[[], np.ndarray] | None) -> Item:
         """Decode (images) and crop; runs in a worker thread. Problems are stored, not raised."""
         where = f"{item.src.path}" + (f" frame {item.index}" if item.src.kind == "video" else "")
         try:
@@ -190,28 +219,11 @@ class _Run:
             item.problem = str(exc)
         return item
 
-    def infer(self, items: Sequence[_Item]) -> list[list[tuple[list[float], np.ndarray, np.ndarray]]]:
+    def infer(self, items: Sequence[Item]) -> list[list[tuple[list[float], np.ndarray, np.ndarray]]]:
         """People (box, keypoints, scores) of each prepared item: cropped ones in one batch, others localised."""
-        people: list[list[tuple[list[float], np.ndarray, np.ndarray]]] = [[] for _ in items]
-        cropped = [i for i, it in enumerate(items) if it.boxes is not None and it.crops]
-        if cropped:
-            crops = np.stack([c for i in cropped for c in items[i].crops])
-            mats = np.stack([m for i in cropped for m in items[i].matrices])
-            pts, scores = predict_crops_timed(self.p, crops, mats, self.clock, self.codec)
-            k = 0
-            for i in cropped:
-                for b in items[i].boxes:
-                    people[i].append((b, pts[k], scores[k]))
-                    k += 1
-        lost = [i for i, it in enumerate(items) if it.boxes is None]
-        if lost:
-            with self.clock("locate"):
-                found = self.localizer.locate_many([items[i].frame for i in lost])
-            for i, persons in zip(lost, found):
-                people[i] = [(q.box, q.keypoints, q.scores) for q in persons]
-        return people
+        return estimate_people(self.p, self.localizer, items, self.clock, self.codec)
 
-    def emit(self, item: _Item, people: Sequence[tuple[list[float], np.ndarray, np.ndarray]],
+    def emit(self, item: Item, people: Sequence[tuple[list[float], np.ndarray, np.ndarray]],
              draw: Callable[[np.ndarray], None] | None) -> None:
         video = item.src.kind == "video"
         for box, pts, scores in people:
@@ -235,7 +247,7 @@ class _Run:
     def run_images(self, sources: Sequence[_Source], boxes_for: Callable[[_Source], list[list[float]] | None]) -> None:
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="posedistill-decode")
         try:
-            pending: deque[Future[_Item]] = deque()
+            pending: deque[Future[Item]] = deque()
             it = iter(sources)
             window = max(2 * self.batch_size, self.workers)
 
@@ -243,13 +255,13 @@ class _Run:
                 src = next(it, None)
                 if src is None:
                     return False
-                pending.append(pool.submit(self.prepare, _Item(src, 0), boxes_for(src),
+                pending.append(pool.submit(self.prepare, Item(src, 0), boxes_for(src),
                                            lambda s=src: load_image(s.path)))
                 return True
 
             while len(pending) < window and submit():
                 pass
-            batch: list[_Item] = []
+            batch: list[Item] = []
             while pending:
                 item = pending.popleft().result()
                 submit()
@@ -267,7 +279,7 @@ class _Run:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _flush_images(self, batch: list[_Item]) -> None:
+    def _flush_images(self, batch: list[Item]) -> None:
         for item, people in zip(batch, self.infer(batch)):
             draw = None
             if self.staging is not None:
@@ -296,7 +308,7 @@ class _Run:
         elif fixed is not None and self.tracking is not None and self.tracking.smooth and len(fixed) == 1:
             tracker = PoseTracker(self.p, TrackingConfig(**{**asdict(self.tracking), "track": False}), box=fixed[0])
         try:
-            batch: list[_Item] = []
+            batch: list[Item] = []
             for item in self._frames(src, fixed, crop=tracker is None):
                 if item.problem is not None:
                     self.skip(item.problem)
@@ -315,14 +327,14 @@ class _Run:
             if video_writer:
                 self.writer.put(video_writer[0].release)
 
-    def _flush_frames(self, batch: list[_Item], draw: Callable[[np.ndarray], None] | None) -> None:
+    def _flush_frames(self, batch: list[Item], draw: Callable[[np.ndarray], None] | None) -> None:
         if batch:
             for item, people in zip(batch, self.infer(batch)):
                 self.emit(item, people, draw)
 
-    def _frames(self, src: _Source, fixed: list[list[float]] | None, *, crop: bool) -> Iterator[_Item]:
+    def _frames(self, src: _Source, fixed: list[list[float]] | None, *, crop: bool) -> Iterator[Item]:
         """Frames decoded (and, with ``crop``, cropped at the ``fixed`` boxes) by a reader thread, in order."""
-        out: queue.Queue[_Item | BaseException | None] = queue.Queue(maxsize=2 * self.batch_size)
+        out: queue.Queue[Item | BaseException | None] = queue.Queue(maxsize=2 * self.batch_size)
         stop = threading.Event()
 
         def read() -> None:
@@ -333,7 +345,7 @@ class _Run:
                         frame = next(frames, None)
                     if frame is None:
                         break
-                    item = _Item(src, index, frame=frame)
+                    item = Item(src, index, frame=frame)
                     index += 1
                     if crop:
                         self.prepare(item, fixed, None)
