@@ -6,6 +6,7 @@ Each clip is one LSPET photo moving over a pixelated background (another photo):
 smoothly. Runs, per clip:
 
 * ``gt-box``: the ground-truth box every frame (no tracking, no smoothing): the model's own ceiling;
+* ``gt-box+smooth``: the same keypoints through the One Euro filter (the filter's effect alone);
 * ``locate``: the person localised afresh in every frame (no tracking, no smoothing);
 * ``track``: box from the previous frame's joints, re-localised when the mean joint score drops;
 * ``track+smooth``: the same with the One Euro filter on the keypoints.
@@ -35,7 +36,7 @@ from posedistill.evaluation import PCK
 from posedistill.inference import Predictor
 from posedistill.io import atomic_write_json
 from posedistill.localize import Localizer
-from posedistill.tracking import PoseTracker, TrackingConfig
+from posedistill.tracking import OneEuroFilter, PoseTracker, TrackingConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FPS = 25.0
@@ -74,11 +75,16 @@ def jitter(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, torso: np.ndar
     return float(100 * np.mean(err / torso[1:, None])), float(np.mean(err))
 
 
-def run(name: str, predictor: Predictor, frames, gt_boxes, cfg: TrackingConfig) -> tuple[np.ndarray, float, int]:
-    if name == "gt-box":
+def run(name: str, predictor: Predictor, frames, gt_boxes, cfg: TrackingConfig | None
+        ) -> tuple[np.ndarray, float, int]:
+    if name.startswith("gt-box"):
         start = time.perf_counter()
         pts = [predictor.predict(f, [b])[0]["keypoints"] for f, b in zip(frames, gt_boxes)]
-        return np.array([[[k["x"], k["y"]] for k in p] for p in pts]), time.perf_counter() - start, 0
+        pts = np.array([[[k["x"], k["y"]] for k in p] for p in pts])
+        if cfg is not None:  # the filter alone, on the ground-truth box's keypoints
+            f = OneEuroFilter(cfg.min_cutoff, cfg.beta, cfg.d_cutoff)
+            pts = np.array([f(p, i / FPS, scale=max(b[2:])) for i, (p, b) in enumerate(zip(pts, gt_boxes))])
+        return pts, time.perf_counter() - start, 0
     tracker = PoseTracker(predictor, cfg, localizer=Localizer(predictor))
     start = time.perf_counter()
     pts = np.array([tracker.update(f, i / FPS).keypoints for i, f in enumerate(frames)])
@@ -108,6 +114,7 @@ def main() -> None:
                                "relocalize_below": args.relocalize_below}.items() if v is not None}
     configs = {
         "gt-box": None,
+        "gt-box+smooth": TrackingConfig(**tuned),
         "locate": TrackingConfig(track=False, smooth=False, **tuned),
         "track": TrackingConfig(track=True, smooth=False, **tuned),
         "track+smooth": TrackingConfig(track=True, smooth=True, **tuned),
