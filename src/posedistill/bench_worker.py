@@ -63,12 +63,17 @@ def time_rounds(fns: Sequence[Callable[[], Any]], *, repeats: int, warmup: int, 
     return result
 
 
-def ort_session(model: Any, threads: int | None, *, spin: bool = True) -> Any:
-    """ONNX Runtime CPU session on a file path or serialized model, all graph optimisations."""
+def ort_session(model: Any, threads: int | None, *, spin: bool = True, optimization: str = "all") -> Any:
+    """ONNX Runtime CPU session on a file path or serialized model (also behind
+    :func:`posedistill.export.load_onnx_session`); ``spin=False``: idle threads sleep instead of busy-waiting."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.graph_optimization_level = {
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    }[optimization]
     if threads is not None:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
