@@ -57,3 +57,29 @@ def test_bench_bad_options():
         run_benchmark(["hg1_32"], input_sizes=(100,), progress=False)
     res = CliRunner().invoke(main, ["bench", "--teacher", "hg9_9"])
     assert res.exit_code == 2 and "hg9_9" in res.output
+
+
+def test_each_backend_is_timed_in_its_own_process_and_same_process_still_works(tmp_path, monkeypatch):
+    import posedistill.bench as bench
+
+    launched = []
+    real_run = bench.subprocess.run
+
+    def spy(cmd, **kw):
+        launched.append(cmd)
+        return real_run(cmd, **kw)
+
+    monkeypatch.setattr(bench.subprocess, "run", spy)
+    own = run_benchmark(["hg1_32"], input_sizes=(64,), batches=(1,), repeats=1, warmup=0, threads=1,
+                        progress=False, workdir=tmp_path)
+    assert len(launched) == 3 and all("-I" in c and c[-1].endswith(f"times_{b}.json")
+                                      for c, b in zip(launched, ("torch", "onnx", "onnx-int8")))
+    # the ORT workers did not load torch (run_benchmark raises otherwise); their results are what came back
+    for b in ("onnx", "onnx-int8"):
+        assert json.loads((tmp_path / f"times_{b}.json").read_text())["torch_loaded"] is False
+    assert json.loads((tmp_path / "times_torch.json").read_text())["torch_loaded"] is True
+    assert own["settings"]["process"] == "one per backend" and own["peak_gmacs_per_s"] > 0
+    launched.clear()
+    shared = run_benchmark(["hg1_32"], input_sizes=(64,), batches=(1,), backends=["onnx"], repeats=1, warmup=0,
+                           threads=1, progress=False, isolate=False)
+    assert not launched and shared["settings"]["process"] == "shared" and shared["rows"][0]["latency_ms"] > 0

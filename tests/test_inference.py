@@ -19,8 +19,9 @@ from posedistill.cli import main
 from posedistill.errors import CheckpointError, DataError
 from posedistill.export import export_onnx
 from posedistill.inference import (
-    DEFAULT_WEIGHTS_DIR, box_to_square, default_weights, draw_pose, load_bbox_file, predict_paths,
+    DEFAULT_WEIGHTS_DIR, box_to_square, default_weights, draw_pose, load_bbox_file,
 )
+from posedistill.pipeline import predict_paths
 from posedistill.models import stacked_hourglass
 from posedistill.skeleton import LSP
 

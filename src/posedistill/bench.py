@@ -1,7 +1,7 @@
 """Inference latency benchmark: teacher vs student under eager PyTorch, ONNX Runtime fp32 and ONNX Runtime int8.
 
 For every (model, backend, input size, batch) the benchmark times ``repeats`` calls after ``warmup`` calls
-(:func:`posedistill.profiling.time_call`) and reports the median and 90th percentile latency, throughput and
+(:func:`posedistill.bench_worker.time_rounds`), each backend in a process of its own, and reports the median and 90th percentile latency, throughput and
 the fraction of this machine's *measured* peak: ``model GMACs / time`` against the best multiply-accumulate
 rate of a large fp32 matrix product timed in the same run (:func:`measure_peak_gmacs`).
 
@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import platform
-import statistics
+import subprocess
+import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,12 +38,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import bench_worker
+from .bench_worker import best_seconds, ort_conv_peak, time_rounds
 from .errors import ConfigError
-from .export import export_onnx, optimize_for_inference, quantize_onnx
+from .export import export_onnx, load_onnx_session, optimize_for_inference, quantize_onnx
 from .model_meta import ModelMeta
 from .models import build_model, resolve_name
-from .pose_model import load_pose_model
-from .profiling import check_input_size, count_gmacs, num_threads, time_call
+from .profiling import check_input_size, count_gmacs, num_threads
 from .skeleton import JOINT_SETS
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
 BACKENDS = ("torch", "onnx", "onnx-int8")
 MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc mallopt parameters
+_MALLOC_TUNED = False
 
 
 def tune_malloc() -> bool:
@@ -60,8 +63,10 @@ def tune_malloc() -> bool:
 
     Returns False where glibc's ``mallopt`` is not available (other C libraries; nothing is changed).
     """
+    global _MALLOC_TUNED
     if platform.system() != "Linux":
         return False
+    _MALLOC_TUNED = True  # worker processes get MALLOC_ENV
     try:
         libc = ctypes.CDLL("libc.so.6")
         ok_mmap = libc.mallopt(_M_MMAP_MAX, 0)
@@ -69,40 +74,6 @@ def tune_malloc() -> bool:
     except (OSError, AttributeError):
         return False
     return bool(ok_mmap and ok_trim)
-
-
-def _best_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def _ort_conv_peak(threads: int | None, repeats: int, channels: int = 128, side: int = 32, batch: int = 8) -> float:
-    """GMAC/s of one 3x3 convolution (the Hourglass's main op) in ONNX Runtime."""
-    import onnx
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
-
-    c, h = channels, side
-    w = np.random.default_rng(0).standard_normal((c, c, 3, 3), dtype=np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "peak",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, c, h, h])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, c, h, h])],
-        [onnx.numpy_helper.from_array(w, "w")],
-    )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    opts = ort.SessionOptions()
-    if threads is not None:
-        opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(1).standard_normal((batch, c, h, h), dtype=np.float32)
-    return batch * c * c * 9 * h * h / _best_seconds(lambda: sess.run(None, {"x": x}), repeats) / 1e9
 
 
 def measure_peak_gmacs(*, n: int = 1024, repeats: int = 10, threads: int | None = None) -> float:
@@ -114,8 +85,8 @@ def measure_peak_gmacs(*, n: int = 1024, repeats: int = 10, threads: int | None 
     a, b = torch.randn(n, n), torch.randn(n, n)
     out = torch.empty(n, n)
     with num_threads(threads), torch.inference_mode():
-        mm = n**3 / _best_seconds(lambda: torch.mm(a, b, out=out), repeats) / 1e9
-    return max(mm, _ort_conv_peak(threads if threads is not None else torch.get_num_threads(), repeats))
+        mm = n**3 / best_seconds(lambda: torch.mm(a, b, out=out), repeats) / 1e9
+    return max(mm, ort_conv_peak(threads if threads is not None else torch.get_num_threads(), repeats))
 
 
 def _torch_runner(model: torch.nn.Module, batch: int, size: int, channels_last: bool) -> Callable[[], Any]:
@@ -145,14 +116,6 @@ def _workdir(path: str | os.PathLike | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def _meta(model: torch.nn.Module, name: str, size: int, num_joints: int) -> dict[str, str]:
-    """The exported file's model meta (:mod:`posedistill.model_meta`) when the joint count names a joint set."""
-    joint_set = next((js for js in JOINT_SETS.values() if js.num_joints == num_joints), None)
-    if joint_set is None:
-        return {}
-    return ModelMeta.for_model(model, arch=name, joint_set=joint_set, input_size=size).to_onnx_props()
-
-
 def run_benchmark(
     models: Sequence[str] = ("hg8_256", "hg4_128"),
     *,
@@ -169,8 +132,13 @@ def run_benchmark(
     workdir: str | os.PathLike | None = None,
     interleave: bool = True,
     progress: bool = True,
+    isolate: bool = True,
 ) -> dict[str, Any]:
     """Time every (model, input size, backend, batch) combination.
+
+    With ``isolate`` (default) each backend is timed in a process of its own (:mod:`posedistill.bench_worker`):
+    ONNX Runtime in a process that has loaded PyTorch competes with PyTorch's thread pool and was measured up
+    to 40 % slower there. The peak is then the best of the processes' own peaks, measured in the same run.
 
     Weights are random (latency does not depend on them); int8 calibration uses random inputs for the same
     reason. Returns ``{"peak_gmacs_per_s", "threads", "rows": [{"model", "backend", "input_size", "batch",
@@ -179,7 +147,7 @@ def run_benchmark(
 
     With ``interleave`` (default) every row is timed once per round, round after round, so that load from other
     processes on a shared machine falls on all rows alike and the ratios stay meaningful; otherwise each row is
-    timed ``repeats`` times in a row (:func:`posedistill.profiling.time_call`).
+    timed ``repeats`` times in a row.
     """
     names = [resolve_name(m) for m in models]
     for size in input_sizes:
@@ -189,83 +157,124 @@ def run_benchmark(
         raise ConfigError(f"unknown backend(s) {bad}; valid: {', '.join(BACKENDS)}")
     if not batches or any(int(b) < 1 for b in batches):
         raise ConfigError(f"batch sizes must be >= 1, got {list(batches)}")
-    rows: list[dict[str, Any]] = []
-    jobs = [(n, s) for n in names for s in input_sizes]
+    if repeats < 1 or warmup < 0:
+        raise ConfigError(f"repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
+    jobs = [(n, int(s)) for n in names for s in input_sizes]
+    plan: list[tuple[dict[str, Any], Any]] = []  # (row, torch model or ONNX path)
     with num_threads(threads), _workdir(workdir) as work:
         torch_threads = torch.get_num_threads()
         ort_threads = threads if threads is not None else torch_threads
-        runners: list[tuple[dict[str, Any], Callable[[], Any]]] = []
-        bar = tqdm(total=len(jobs) * len(backends) * len(batches), desc="prepare", disable=not progress,
-                   leave=False)
+        bar = tqdm(total=len(jobs) * len(backends), desc="prepare", disable=not progress, leave=False)
         for name, size in jobs:
             model = build_model(name, num_joints=num_joints).eval()
             gmacs_1 = count_gmacs(model, size)
-            fp32_path = work / f"{name}_{size}.onnx"
-            int8_path = work / f"{name}_{size}_int8.onnx"
             for backend in backends:
-                if backend == "torch":
-                    fast = optimize_for_inference(model, fold_bn=fold_bn, channels_last=channels_last)
-                    make = lambda b, m=fast: _torch_runner(m, b, size, channels_last)  # noqa: E731
-                else:
-                    if not fp32_path.exists():
-                        export_onnx(model, fp32_path, input_size=size, check=False,
-                                    metadata=_meta(model, name, size, num_joints))
-                    path = fp32_path
-                    if backend == "onnx-int8":
-                        if not int8_path.exists():
-                            rng = np.random.default_rng(0)
-                            calib = [rng.standard_normal((1, 3, size, size), dtype=np.float32)
-                                     for _ in range(calibration_batches)]
-                            quantize_onnx(fp32_path, int8_path, calibration=calib)
-                        path = int8_path
-                    session = load_pose_model(path, threads=ort_threads, spin=False).session
-                    make = lambda b, s=session: _onnx_runner(s, b, size)  # noqa: E731
+                target = model if backend == "torch" else _onnx_file(model, name, size, backend, work,
+                                                                     calibration_batches)
                 for batch in batches:
-                    runners.append(({"model": name, "backend": backend, "input_size": int(size),
-                                     "batch": int(batch), "gmacs": gmacs_1 * batch}, make(int(batch))))
-                    bar.update()
+                    plan.append(({"model": name, "backend": backend, "input_size": size, "batch": int(batch),
+                                  "gmacs": gmacs_1 * int(batch)}, target))
+                bar.update()
         bar.close()
-        peak = measure_peak_gmacs(threads=threads)
-        times = _time_rounds([fn for _, fn in runners], repeats=repeats, warmup=warmup, interleave=interleave,
-                             progress=progress)
-        for (row, _), t in zip(runners, times):
-            rows.append({**row, "latency_ms": t["median_ms"], "p90_ms": t["p90_ms"],
-                         "images_per_s": row["batch"] / t["median_ms"] * 1e3,
-                         "gmacs_per_s": row["gmacs"] / t["median_ms"] * 1e3,
-                         "peak_fraction": row["gmacs"] / t["median_ms"] * 1e3 / peak})
+        settings = {"threads": threads, "repeats": repeats, "warmup": warmup, "interleave": interleave,
+                    "channels_last": channels_last, "fold_bn": fold_bn, "num_joints": num_joints}
+        if isolate:
+            times, peak = _time_in_own_processes(plan, backends, settings, work, progress)
+        else:
+            times, peak = _time_in_this_process(plan, settings, ort_threads, progress)
+    rows = [{**row, "latency_ms": t["median_ms"], "p90_ms": t["p90_ms"],
+             "images_per_s": row["batch"] / t["median_ms"] * 1e3,
+             "gmacs_per_s": row["gmacs"] / t["median_ms"] * 1e3,
+             "peak_fraction": row["gmacs"] / t["median_ms"] * 1e3 / peak} for (row, _), t in zip(plan, times)]
     return {
         "peak_gmacs_per_s": peak,
         "threads": {"torch": torch_threads, "onnxruntime": ort_threads},
         "settings": {"repeats": repeats, "warmup": warmup, "interleave": interleave, "channels_last": channels_last,
-                     "fold_bn": fold_bn,
+                     "fold_bn": fold_bn, "process": "one per backend" if isolate else "shared",
                      "malloc": {k: os.environ.get(k) for k in MALLOC_ENV}},
         "rows": rows,
     }
 
 
+def _meta(model: torch.nn.Module, name: str, size: int) -> dict[str, str]:
+    """The exported file's model meta (:mod:`posedistill.model_meta`) when the joint count names a joint set."""
+    num_joints = int(model.num_joints) if hasattr(model, "num_joints") else 0
+    joint_set = next((js for js in JOINT_SETS.values() if js.num_joints == num_joints), None)
+    if joint_set is None:
+        return {}
+    return ModelMeta.for_model(model, arch=name, joint_set=joint_set, input_size=size).to_onnx_props()
+
+
+def _onnx_file(model: torch.nn.Module, name: str, size: int, backend: str, work: Path,
+               calibration_batches: int) -> Path:
+    """The model exported to ONNX (fp32) in ``work``, quantized to int8 for ``onnx-int8`` (random calibration)."""
+    fp32_path, int8_path = work / f"{name}_{size}.onnx", work / f"{name}_{size}_int8.onnx"
+    if not fp32_path.exists():
+        export_onnx(model, fp32_path, input_size=size, check=False, metadata=_meta(model, name, size))
+    if backend != "onnx-int8":
+        return fp32_path
+    if not int8_path.exists():
+        rng = np.random.default_rng(0)
+        calib = [rng.standard_normal((1, 3, size, size), dtype=np.float32) for _ in range(calibration_batches)]
+        quantize_onnx(fp32_path, int8_path, calibration=calib)
+    return int8_path
+
+
+def _time_in_own_processes(plan: Sequence[tuple[dict[str, Any], Any]], backends: Sequence[str],
+                           settings: dict[str, Any], work: Path, progress: bool
+                           ) -> tuple[list[dict[str, float]], float]:
+    """Each backend timed by :mod:`posedistill.bench_worker` in a fresh interpreter (ONNX Runtime without torch);
+    the peak is the best of the workers' own peaks, all measured in this run."""
+    times: list[dict[str, float] | None] = [None] * len(plan)
+    peaks = []
+    env = {**os.environ, **(MALLOC_ENV if _MALLOC_TUNED else {})}
+    for backend in tqdm(backends, desc="bench processes", disable=not progress, leave=False):
+        idx = [i for i, (row, _) in enumerate(plan) if row["backend"] == backend]
+        spec = {**settings, "backend": "torch" if backend == "torch" else "onnx", "peak_repeats": 10,
+                "rows": [{**plan[i][0], "path": None if backend == "torch" else str(plan[i][1])} for i in idx]}
+        spec_path, out_path = work / f"spec_{backend}.json", work / f"times_{backend}.json"
+        spec_path.write_text(json.dumps(spec), encoding="utf-8")
+        proc = subprocess.run([sys.executable, "-I", bench_worker.__file__, str(spec_path), str(out_path)],
+                              env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+            raise ConfigError(f"timing the {backend} backend in its own process failed: {last}")
+        result = json.loads(out_path.read_text(encoding="utf-8"))
+        if backend != "torch" and result["torch_loaded"]:
+            raise RuntimeError("the ONNX Runtime timing process loaded torch")
+        peaks.append(result["peak_gmacs_per_s"])
+        for i, t in zip(idx, result["times"]):
+            times[i] = t
+    return times, max(peaks)  # type: ignore[return-value]
+
+
+def _time_in_this_process(plan: Sequence[tuple[dict[str, Any], Any]], settings: dict[str, Any], ort_threads: int,
+                          progress: bool) -> tuple[list[dict[str, float]], float]:
+    """All backends timed here (ORT's idle threads do not spin, or they would steal PyTorch's CPU)."""
+    runners, fast, sessions = [], {}, {}
+    for row, target in plan:
+        size, batch = row["input_size"], row["batch"]
+        if row["backend"] == "torch":
+            if id(target) not in fast:
+                fast[id(target)] = optimize_for_inference(target, fold_bn=settings["fold_bn"],
+                                                          channels_last=settings["channels_last"])
+            runners.append(_torch_runner(fast[id(target)], batch, size, settings["channels_last"]))
+        else:
+            if target not in sessions:
+                sessions[target] = load_onnx_session(target, threads=ort_threads, spin=False)
+            runners.append(_onnx_runner(sessions[target], batch, size))
+    peak = measure_peak_gmacs(threads=settings["threads"])
+    times = _time_rounds(runners, repeats=settings["repeats"], warmup=settings["warmup"],
+                         interleave=settings["interleave"], progress=progress)
+    return times, peak
+
+
 def _time_rounds(fns: Sequence[Callable[[], Any]], *, repeats: int, warmup: int, interleave: bool,
                  progress: bool) -> list[dict[str, float]]:
     """Median and p90 ms of each function, timed row by row or interleaved in rounds."""
-    if not interleave:
-        return [time_call(fn, repeats=repeats, warmup=warmup) for fn in tqdm(fns, desc="bench", disable=not progress,
-                                                                             leave=False)]
     if repeats < 1 or warmup < 0:
         raise ConfigError(f"repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-    samples: list[list[float]] = [[] for _ in fns]
-    for _ in tqdm(range(repeats), desc="bench rounds", disable=not progress, leave=False):
-        for fn, out in zip(fns, samples):
-            start = time.perf_counter()
-            fn()
-            out.append((time.perf_counter() - start) * 1e3)
-    result = []
-    for times in samples:
-        times.sort()
-        result.append({"median_ms": statistics.median(times),
-                       "p90_ms": times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]})
-    return result
+    return time_rounds(fns, repeats=repeats, warmup=warmup, interleave=interleave)
 
 
 def _find(rows: Sequence[dict[str, Any]], **key: Any) -> dict[str, Any] | None:

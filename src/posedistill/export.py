@@ -214,25 +214,13 @@ def load_onnx_session(
     ``spin=False`` makes idle intra-op threads sleep instead of busy-waiting; use it when other work (e.g.
     PyTorch) shares the process's cores, where ORT's spinning threads otherwise steal their CPU time.
     """
-    import onnxruntime as ort
+    from .bench_worker import ort_session
 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: ONNX model not found")
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = {
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    }[optimization]
-    if threads is not None:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    if not spin:
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        session = ort_session(str(path), threads, spin=spin, optimization=optimization)
     except Exception as exc:  # ORT raises its own Fail / InvalidGraph / InvalidProtobuf types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not a valid ONNX model ({first[:200]})") from exc

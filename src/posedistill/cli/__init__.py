@@ -23,6 +23,7 @@ _COMMANDS: list[tuple[str, str]] = [
     ("data_cmd", "data"),
     ("predict_cmd", "predict"), ("export_cmd", "export"), ("bench_cmd", "bench"),
     ("report_cmd", "report"),
+    ("serve_cmd", "serve"),
 ]
 
 

@@ -39,14 +39,18 @@ def _ints(text: str, what: str) -> list[int]:
               help="Write {peak_gmacs_per_s, rows: [...]} to this file.")
 @click.option("--no-interleave", is_flag=True,
               help="Time each row's repeats back to back instead of in rounds over all rows.")
+@click.option("--same-process", is_flag=True,
+              help="Time all backends in this process (ONNX Runtime then competes with PyTorch's threads) instead "
+                   "of each in a process of its own.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def bench(teacher: str, student: str, backends: str, sizes: str, batches: str, threads: int | None, repeats: int,
           warmup: int, no_channels_last: bool, no_fold_bn: bool, no_malloc_tuning: bool, json_path: Path | None,
-          no_interleave: bool, no_progress: bool) -> None:
+          no_interleave: bool, same_process: bool, no_progress: bool) -> None:
     """Latency (median, p90) and throughput of teacher and student: eager torch, ORT fp32, ORT int8.
 
-    Also prints student/teacher and ORT/eager latency ratios and each row's fraction of the machine's peak
-    (GMACs / time against a fp32 matmul peak measured in the same run). Weights are random.
+    Each backend is timed in a process of its own (ONNX Runtime without torch loaded). Also prints
+    student/teacher and ORT/eager latency ratios and each row's fraction of the machine's peak (GMACs / time
+    against the best fp32 peak the backends' processes measured in the same run). Weights are random.
     """
     if not no_malloc_tuning:
         tune_malloc()
@@ -54,7 +58,7 @@ def bench(teacher: str, student: str, backends: str, sizes: str, batches: str, t
         [teacher, student], backends=_csv(backends), input_sizes=_ints(sizes, "--sizes"),
         batches=_ints(batches, "--batches"), threads=threads, repeats=repeats, warmup=warmup,
         channels_last=not no_channels_last, fold_bn=not no_fold_bn, interleave=not no_interleave,
-        progress=not no_progress,
+        progress=not no_progress, isolate=not same_process,
     )
     click.echo(format_table(result, teacher=teacher, student=student))
     if json_path is not None:

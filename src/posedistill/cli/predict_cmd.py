@@ -7,7 +7,10 @@ from pathlib import Path
 
 import click
 
-from ..inference import Predictor, parse_bbox, predict_paths
+from ..inference import Predictor, parse_bbox
+from ..localize import Localizer
+from ..pipeline import predict_paths
+from ..tracking import TrackingConfig
 
 
 @click.command()
@@ -16,32 +19,55 @@ from ..inference import Predictor, parse_bbox, predict_paths
               help="Checkpoint (.pt) or ONNX model (default: the package's default weights).")
 @click.option("--backend", type=click.Choice(["torch", "onnx"]), default=None,
               help="Inference engine (default: onnx for a .onnx file, else torch).")
-@click.option("--bbox", default=None, metavar="X,Y,W,H", help="Person box for every image (default: whole image).")
+@click.option("--bbox", default=None, metavar="X,Y,W,H", help="Person box for every image (default: localised).")
 @click.option("--bbox-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="JSON object: image file name -> [x, y, w, h] or a list of boxes.")
+@click.option("--locate", type=click.Choice(["auto", "hog", "pose", "both", "none"]), default="auto",
+              show_default=True,
+              help="How to find the person without a box: HOG detections ranked by the network (hog; auto = hog "
+                   "where OpenCV has it, else pose), the network on a window grid (pose), both, or none (the "
+                   "whole image).")
+@click.option("--people", type=int, default=1, show_default=True,
+              help="Most people per image when localising (distinct, at least 0.6x the best one's score).")
+@click.option("--no-track", is_flag=True, help="Video: localise every frame instead of following the person.")
+@click.option("--no-smooth", is_flag=True, help="Video: no One Euro smoothing of the keypoints.")
+@click.option("--min-cutoff", type=float, default=1.0, show_default=True,
+              help="One Euro filter: cutoff (Hz) at rest; lower is smoother.")
+@click.option("--beta", type=float, default=1.0, show_default=True,
+              help="One Euro filter: cutoff rise with speed (per person height per second); higher lags less.")
+@click.option("--relocalize-below", type=float, default=0.25, show_default=True,
+              help="Video: localise afresh when the mean joint score falls below this.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the JSON records here (default: stdout).")
 @click.option("--draw", "draw_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write the images (or annotated videos) with the skeleton drawn into this folder.")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Crops per forward pass.")
+@click.option("--workers", type=int, default=2, show_default=True,
+              help="Threads that decode and crop images while the network runs.")
 @click.option("--threads", type=int, default=None, help="Intra-op threads (default: library default).")
 @click.option("--joint-set", default=None, help="Refuse weights for another joint set (lsp, mpii, coco).")
 @click.option("--dark", is_flag=True, help="DARK sub-pixel decoding.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def predict(inputs: tuple[str, ...], weights: Path | None, backend: str | None, bbox: str | None,
-            bbox_file: Path | None, output: Path | None, draw_dir: Path | None, batch_size: int,
-            threads: int | None, joint_set: str | None, dark: bool, no_progress: bool) -> None:
-    """Estimate the pose of one person per box in image files, folders or videos.
+            bbox_file: Path | None, locate: str, people: int, no_track: bool, no_smooth: bool, min_cutoff: float,
+            beta: float, relocalize_below: float, output: Path | None, draw_dir: Path | None, batch_size: int,
+            workers: int, threads: int | None, joint_set: str | None, dark: bool, no_progress: bool) -> None:
+    """Estimate the pose of people in image files, folders or videos.
 
-    The crop is the square of side max(w, h) * 1.25 centred on the box. Output: a JSON list with one record
-    per image (or video frame) and person: image, [frame,] bbox, keypoints [{name, x, y, score}] in original
-    image pixels.
+    Without a box the person is localised (see --locate); in a video they are then followed from frame to frame
+    (box from the previous frame's joints) and the keypoints smoothed by a One Euro filter. The crop is the
+    square of side max(w, h) * 1.25 centred on the box. Output: a JSON list with one record per image (or video
+    frame) and person: image, [frame,] bbox, keypoints [{name, x, y, score}] in original image pixels.
     """
     box = parse_bbox(bbox) if bbox is not None else None
+    tracking = TrackingConfig(track=not no_track, smooth=not no_smooth, min_cutoff=min_cutoff, beta=beta,
+                              relocalize_below=relocalize_below)
     predictor = Predictor(weights, backend=backend, joint_set=joint_set, threads=threads, dark=dark)
+    localizer = None if locate == "none" else Localizer(predictor, method=locate, max_people=people)
     skipped: list[str] = []
     records = predict_paths(predictor, inputs, bbox=box, bbox_file=bbox_file, output=output, draw_dir=draw_dir,
-                            batch_size=batch_size, progress=not no_progress, skipped=skipped)
+                            batch_size=batch_size, progress=not no_progress, skipped=skipped, localizer=localizer,
+                            tracking=tracking, workers=workers)
     done = len({(r["image"], r.get("frame")) for r in records})
     click.echo(f"predicted {done} images/frames, skipped {len(skipped)} bad ones"
                + (" (see the warnings above)" if skipped else ""), err=True)

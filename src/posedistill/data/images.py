@@ -8,13 +8,17 @@ import cv2
 import numpy as np
 
 from ..errors import DataError
+from .image_header import MAX_PIXELS, declared_size
 
-__all__ = ["check_image_file", "load_image"]
+__all__ = ["check_image_file", "load_image", "decode_image_bytes"]
 
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"BM", "bmp"), (b"GIF8", "gif"),
     (b"II*\x00", "tiff"), (b"MM\x00*", "tiff"), (b"RIFF", "webp"),
 )
+
+
+_HEAD_BYTES = 65536  # a JPEG's frame header (its size) can follow up to 64 KiB of EXIF data
 
 
 def _kind(head: bytes) -> str | None:
@@ -34,24 +38,36 @@ def _problem(head: bytes, tail: bytes, size: int) -> str | None:
     return None
 
 
-def check_image_file(path: str | Path) -> str | None:
-    """Cheap check (reads 4 KiB at most): ``None`` when the file looks like a complete image, else the reason.
+def _header_problem(head: bytes, tail: bytes, size: int, max_pixels: int) -> str | None:
+    """:func:`_problem`, then the pixel count the header declares against ``max_pixels``."""
+    problem = _problem(head, tail, size)
+    if problem:
+        return problem
+    dims = declared_size(head, _kind(head) or "")
+    if dims is not None and dims[0] * dims[1] > max_pixels:
+        return (f"image declares {dims[0]} x {dims[1]} pixels, more than the limit of {max_pixels / 1e6:g} "
+                "megapixels")
+    return None
 
-    Detects a missing or empty file, an unrecognised header and a truncated JPEG/PNG. A file that passes can still
-    fail to decode; :func:`load_image` reports that.
+
+def check_image_file(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> str | None:
+    """Cheap check (reads 66 KiB at most): ``None`` when the file looks like a complete image, else the reason.
+
+    Detects a missing or empty file, an unrecognised header, a truncated JPEG/PNG and a header declaring more than
+    ``max_pixels`` pixels. A file that passes can still fail to decode; :func:`load_image` reports that.
     """
     p = Path(path)
     try:
         size = p.stat().st_size
         with p.open("rb") as fh:
-            head = fh.read(16)
+            head = fh.read(_HEAD_BYTES)
             fh.seek(max(0, size - 2048))
             tail = fh.read(2048)
     except FileNotFoundError:
         return "image file not found"
     except OSError as exc:
         return f"cannot read image file ({exc.strerror or exc})"
-    return _problem(head, tail, size)
+    return _header_problem(head, tail, size, max_pixels)
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -63,10 +79,23 @@ def load_image(path: str | Path) -> np.ndarray:
         raise DataError(f"{p}: image file not found") from None
     except OSError as exc:
         raise DataError(f"{p}: cannot read image file ({exc.strerror or exc})") from None
-    problem = _problem(data[:16], data[-2048:], len(data))
+    return decode_image_bytes(data, str(p))
+
+
+def decode_image_bytes(data: bytes, where: str = "image", *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode an encoded image (JPEG, PNG, ...) held in memory as BGR uint8 (H, W, 3).
+
+    Raises DataError naming ``where`` for an empty, unrecognised or truncated file, one whose header declares
+    more than ``max_pixels`` pixels (checked before decoding, so nothing large is allocated) and one that
+    OpenCV cannot decode.
+    """
+    problem = _header_problem(data[:_HEAD_BYTES], data[-2048:], len(data), max_pixels)
     if problem:
-        raise DataError(f"{p}: {problem}")
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+        raise DataError(f"{where}: {problem}")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
     if image is None or image.size == 0:
-        raise DataError(f"{p}: cannot decode image")
+        raise DataError(f"{where}: cannot decode image")
     return image

@@ -1,0 +1,145 @@
+#!/usr/bin/env python
+"""Person localisation without a box: PCK@0.2 with the automatic box against the ground-truth box.
+
+Every LSPET image of a split is placed at a random position and scale (the person's longer side 25-60 % of the
+canvas's longer side) on a canvas 2-3 times the image's size, over another LSPET photo pixelated into coarse
+blocks (real colours, no second person). The shipped student (or ``--weights``) then predicts with
+
+* ``gt-box``: the ground-truth box (bounding box of the visible joints, as ``predict --bbox``);
+* ``whole``: the whole canvas as the box (what ``predict`` did before it could localise);
+* each localisation method (``pose``, and ``hog`` / ``both`` where OpenCV has its HOG detector).
+
+A localisation *fails* when its crop square holds less than half of the ground-truth box, or is more than 2.5
+times the ground-truth crop's side (the person would be a few heatmap pixels). Tune on ``--split val``; report
+``--split test``. Writes ``benchmarks/results/localisation_<split>.json``.
+
+    python benchmarks/localisation.py --split test                     # 500 images
+    python benchmarks/localisation.py --split val --limit 100 --margin 1.2
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from scenes import joints_box, lspet_people, pixelated, place, shared_lspet, similarity, transform_points
+
+from posedistill.data.images import load_image
+from posedistill.data.readers import lspet_split
+from posedistill.evaluation import PCK
+from posedistill.inference import Predictor, box_to_square
+from posedistill.io import atomic_write_json
+from posedistill.localize import Localizer, box_iou, hog_available
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def make_scene(rec, background_photo: np.ndarray, rng: np.random.Generator):
+    """(canvas, joints, torso) for one person: random scale, aspect and position, pixelated background."""
+    image = load_image(rec.image)
+    h, w = image.shape[:2]
+    person = max(joints_box(rec.joints, rec.visible)[2:])
+    k = rng.uniform(2.0, 3.0)
+    long_side = int(k * max(h, w))
+    aspect = rng.uniform(0.7, 1.0)
+    cw, ch = (long_side, int(long_side * aspect)) if rng.random() < 0.5 else (int(long_side * aspect), long_side)
+    scale = rng.uniform(0.25, 0.6) * max(cw, ch) / person
+    scale = min(scale, 0.98 * cw / w, 0.98 * ch / h)  # the photo must fit inside the canvas
+    sw, sh = w * scale, h * scale
+    x0, y0 = rng.uniform(0, cw - sw), rng.uniform(0, ch - sh)
+    m = similarity(scale, 0.0, np.array([0.0, 0.0]), np.array([x0, y0]))
+    canvas = place(image, pixelated(background_photo, cw, ch), m)
+    return canvas, transform_points(rec.joints, m), rec.norm * scale
+
+
+def coverage(auto: list[float], gt: list[float]) -> float:
+    """Fraction of the ground-truth box inside the automatic crop square."""
+    centre, side = box_to_square(auto)
+    sq = [centre[0] - side / 2, centre[1] - side / 2, side, side]
+    ix = max(0.0, min(sq[0] + sq[2], gt[0] + gt[2]) - max(sq[0], gt[0]))
+    iy = max(0.0, min(sq[1] + sq[3], gt[1] + gt[3]) - max(sq[1], gt[1]))
+    return ix * iy / (gt[2] * gt[3])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", default="test", choices=["val", "test"])
+    parser.add_argument("--limit", type=int, default=None, help="first N people of the split")
+    parser.add_argument("--weights", default=None, help="checkpoint or ONNX (default: the shipped student)")
+    parser.add_argument("--methods", default=None, help="comma list among pose, hog, both (default: all available)")
+    parser.add_argument("--margin", type=float, default=None)
+    parser.add_argument("--keep-joints", type=int, default=None)
+    parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--refine-steps", type=int, default=None)
+    parser.add_argument("--stability-power", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    root = shared_lspet()
+    people = lspet_people(root, args.split, args.limit)
+    backgrounds = lspet_split(root, "train")
+    predictor = Predictor(args.weights, threads=args.threads)
+    methods = args.methods.split(",") if args.methods else ["pose"] + (["hog", "both"] if hog_available() else [])
+    overrides = {k: v for k, v in {"margin": args.margin, "keep_joints": args.keep_joints, "top_k": args.top_k,
+                                   "refine_steps": args.refine_steps,
+                                   "stability_power": args.stability_power}.items() if v is not None}
+    pred = {name: [] for name in ["gt-box", "whole", *methods]}
+    boxes = {name: [] for name in methods}
+    seconds = {name: 0.0 for name in pred}
+    gts, vis, norms, gt_boxes = [], [], [], []
+    for i, rec in enumerate(people):
+        rng = np.random.default_rng([args.seed, rec.meta["index"]])
+        bg = load_image(backgrounds[int(rng.integers(len(backgrounds)))].image)
+        canvas, joints, norm = make_scene(rec, bg, rng)
+        gt_box = joints_box(joints, rec.visible)
+        gts.append(joints), vis.append(rec.visible), norms.append(norm), gt_boxes.append(gt_box)
+        h, w = canvas.shape[:2]
+        for name, box in (("gt-box", gt_box), ("whole", [0.0, 0.0, float(w), float(h)])):
+            t = time.perf_counter()
+            out = predictor.predict(canvas, [box])[0]
+            seconds[name] += time.perf_counter() - t
+            pred[name].append([[k["x"], k["y"]] for k in out["keypoints"]])
+        for name in methods:
+            t = time.perf_counter()
+            person = Localizer(predictor, method=name, **overrides).locate(canvas)[0]
+            seconds[name] += time.perf_counter() - t
+            pred[name].append(person.keypoints)
+            boxes[name].append(person.box)
+        if (i + 1) % 50 == 0:
+            print(f"{i + 1}/{len(people)}", flush=True)
+    gt, visible, norm = np.array(gts), np.array(vis), np.array(norms)
+    pck = PCK(0.2)
+    rows = []
+    for name, p in pred.items():
+        row = {"method": name, "pck": pck(np.array(p), gt, visible, norm)["mean"],
+               "ms_per_image": 1e3 * seconds[name] / len(people)}
+        if name in boxes:
+            cov = np.array([coverage(a, g) for a, g in zip(boxes[name], gt_boxes)])
+            ratio = np.array([box_to_square(a)[1] / box_to_square(g)[1] for a, g in zip(boxes[name], gt_boxes)])
+            row["failure_rate"] = float(np.mean((cov < 0.5) | (ratio > 2.5)))
+            row["mean_iou"] = float(np.mean([box_iou(a, g) for a, g in zip(boxes[name], gt_boxes)]))
+            row["median_side_ratio"] = float(np.median(ratio))
+        rows.append(row)
+    ref = rows[0]["pck"]
+    print(f"LSPET {args.split}: {len(people)} people on synthetic canvases, PCK@0.2 by torso; weights "
+          f"{predictor.weights.name}; localiser {overrides or 'defaults'}")
+    print(f"{'method':<8} {'PCK@0.2':>8} {'vs gt':>7} {'fail %':>7} {'IoU':>6} {'side/gt':>8} {'ms/img':>8}")
+    for r in rows:
+        fail = f"{100 * r['failure_rate']:.1f}" if "failure_rate" in r else "-"
+        iou = f"{r['mean_iou']:.2f}" if "mean_iou" in r else "-"
+        side = f"{r['median_side_ratio']:.2f}" if "median_side_ratio" in r else "-"
+        print(f"{r['method']:<8} {r['pck']:>8.1f} {r['pck'] - ref:>+7.1f} {fail:>7} {iou:>6} {side:>8} "
+              f"{r['ms_per_image']:>8.1f}")
+    out = args.out or RESULTS / f"localisation_{args.split}.json"
+    atomic_write_json(out, {"split": args.split, "people": len(people), "weights": str(predictor.weights.name),
+                            "localiser": overrides, "seed": args.seed, "rows": rows})
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

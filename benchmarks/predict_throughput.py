@@ -1,0 +1,149 @@
+#!/usr/bin/env python
+"""End-to-end ``predict`` throughput against the model-only rate, and where the time goes.
+
+For the shipped student (or ``--weights``) under eager PyTorch (fp32), ONNX Runtime fp32 and ONNX Runtime int8
+(exported and quantized here, calibrated on 64 LSPET training images):
+
+* ``model only``: the network alone on preprocessed crops of the ``--images`` LSPET test photos, in batches
+  of ``--batch-size`` (images/s);
+* ``predict``: :func:`posedistill.pipeline.predict_paths` on the same photo files with their ground-truth boxes
+  (``--bbox-file``), with 1 decode worker and with ``--workers``; the ratio to the model-only rate (goal >= 0.7)
+  and the seconds per image in each stage (decode, crop, infer, decode heatmaps, write; the stages overlap);
+* ``predict auto-box``: the same without boxes (the person is localised; first 100 photos);
+* ``video``: a ``--frames``-frame clip (one test photo moving over a pixelated background, written as mp4) with a
+  fixed whole-frame box, and with tracking + smoothing (frames/s).
+
+Writes ``benchmarks/results/predict_throughput.json``. On a quiet machine:
+
+    python benchmarks/predict_throughput.py --threads 2 --workers 2
+    python benchmarks/predict_throughput.py --images 40 --frames 30 --backends torch   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from scenes import joints_box, lspet_people, shared_lspet
+from video_tracking import make_clip
+
+from posedistill.bench import tune_malloc
+from posedistill.cli import main as cli
+from posedistill.data.images import load_image
+from posedistill.data.readers import lspet_split
+from posedistill.inference import Predictor, default_weights
+from posedistill.io import atomic_write_json
+from posedistill.localize import Localizer
+from posedistill.pipeline import StageTimes, predict_paths
+from posedistill.tracking import TrackingConfig
+
+RESULTS = Path(__file__).resolve().parent / "results" / "predict_throughput.json"
+STAGES = ("decode", "crop", "infer", "decode_heatmaps", "write", "locate")
+
+
+def export_models(weights: Path, work: Path) -> dict[str, Path]:
+    fp32, int8 = work / "student.onnx", work / "student.int8.onnx"
+    cli(["export", str(weights), "--onnx", str(fp32), "--int8", "--int8-output", str(int8),
+         "--calib", str(shared_lspet() / "images"), "--calib-limit", "64"], standalone_mode=False)
+    return {"torch": weights, "onnx": fp32, "onnx-int8": int8}
+
+
+def model_only(predictor: Predictor, crops: np.ndarray, batch: int) -> float:
+    predictor.heatmaps(crops[:batch])  # warm-up
+    start = time.perf_counter()
+    for i in range(0, len(crops), batch):
+        predictor.heatmaps(crops[i:i + batch])
+    return len(crops) / (time.perf_counter() - start)
+
+
+def timed_predict(predictor: Predictor, inputs, **kw) -> tuple[float, StageTimes]:
+    times = StageTimes()
+    start = time.perf_counter()
+    records = predict_paths(predictor, inputs, progress=False, timings=times, **kw)
+    seconds = time.perf_counter() - start
+    done = len({(r["image"], r.get("frame")) for r in records})
+    return done / seconds, times
+
+
+def per_image_ms(times: StageTimes) -> dict[str, float]:
+    return {s: 1e3 * getattr(times, s) / max(times.images, 1) for s in STAGES}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, default=None)
+    parser.add_argument("--images", type=int, default=500)
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads of the network")
+    parser.add_argument("--backends", default="torch,onnx,onnx-int8")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    tune_malloc()
+
+    people = lspet_people(shared_lspet(), "test", args.images)
+    paths = [p.image for p in people]
+    boxes = {p.image.name: joints_box(p.joints, p.visible) for p in people}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="posedistill-throughput-") as tmp:
+        work = Path(tmp)
+        box_file = work / "boxes.json"
+        box_file.write_text(json.dumps(boxes))
+        rng = np.random.default_rng(14)
+        bg = load_image(lspet_split(shared_lspet(), "train")[3].image)
+        frames, _, _ = make_clip(people[0], bg, args.frames, rng)
+        video = work / "clip.mp4"
+        h, w = frames[0].shape[:2]
+        writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 25, (w, h))
+        for f in frames:
+            writer.write(f)
+        writer.release()
+        models = export_models(args.weights or default_weights(), work)
+        for backend in args.backends.split(","):
+            predictor = Predictor(models[backend], threads=args.threads)
+            crops = np.stack([predictor.preprocess(load_image(p), boxes[p.name])[0] for p in paths])
+            base = model_only(predictor, crops, args.batch_size)
+            row = {"backend": backend, "model_only_img_s": base}
+            for workers in sorted({1, args.workers}):
+                rate, times = timed_predict(predictor, paths, bbox_file=box_file, batch_size=args.batch_size,
+                                            workers=workers)
+                row[f"predict_w{workers}_img_s"] = rate
+                row[f"predict_w{workers}_ratio"] = rate / base
+                row[f"predict_w{workers}_stage_ms"] = per_image_ms(times)
+            rate, times = timed_predict(predictor, paths[:100], localizer=Localizer(predictor),
+                                        batch_size=args.batch_size, workers=args.workers)
+            row["auto_box_img_s"], row["auto_box_stage_ms"] = rate, per_image_ms(times)
+            rate, times = timed_predict(predictor, [video], batch_size=args.batch_size, workers=args.workers)
+            row["video_fixed_box_fps"], row["video_fixed_box_stage_ms"] = rate, per_image_ms(times)
+            rate, times = timed_predict(predictor, [video], localizer=Localizer(predictor),
+                                        tracking=TrackingConfig(), batch_size=args.batch_size, workers=args.workers)
+            row["video_tracked_fps"], row["video_tracked_stage_ms"] = rate, per_image_ms(times)
+            rows.append(row)
+            print(f"{backend}: done", flush=True)
+    w = args.workers
+    print(f"{len(paths)} LSPET test photos (ground-truth boxes), {args.frames}-frame video; batch {args.batch_size}, "
+          f"threads {args.threads or 'default'}, {w} decode workers")
+    print(f"{'backend':<10} {'model img/s':>11} {'predict w1':>11} {'ratio':>6} {f'predict w{w}':>11} {'ratio':>6} "
+          f"{'auto-box':>9} {'video fps':>9} {'tracked':>8}")
+    for r in rows:
+        print(f"{r['backend']:<10} {r['model_only_img_s']:>11.1f} {r['predict_w1_img_s']:>11.1f} "
+              f"{r['predict_w1_ratio']:>6.2f} {r[f'predict_w{w}_img_s']:>11.1f} {r[f'predict_w{w}_ratio']:>6.2f} "
+              f"{r['auto_box_img_s']:>9.1f} {r['video_fixed_box_fps']:>9.1f} {r['video_tracked_fps']:>8.1f}")
+    print(f"\nms per image in each stage (predict, {w} workers; stages overlap):")
+    print(f"{'backend':<10} " + " ".join(f"{s:>15}" for s in STAGES))
+    for r in rows:
+        print(f"{r['backend']:<10} " + " ".join(f"{r[f'predict_w{w}_stage_ms'][s]:>15.2f}" for s in STAGES))
+    atomic_write_json(args.out, {"images": len(paths), "frames": args.frames, "batch_size": args.batch_size,
+                                 "workers": w, "threads": args.threads, "rows": rows})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+#!/usr/bin/env python
+"""Video tracking and smoothing on synthetic clips with exact ground truth in every frame.
+
+Each clip is one LSPET photo moving over a pixelated background (another photo): over ``--frames`` frames at
+25 frames/s it drifts along a Lissajous path, zooms in and out by +-25 % and rotates by +-12 degrees, all
+smoothly. Runs, per clip:
+
+* ``gt-box``: the ground-truth box every frame (no tracking, no smoothing): the model's own ceiling;
+* ``gt-box+smooth``: the same keypoints through the One Euro filter (the filter's effect alone);
+* ``locate``: the person localised afresh in every frame (no tracking, no smoothing);
+* ``track``: box from the previous frame's joints, re-localised when the mean joint score drops;
+* ``track+smooth``: the same with the One Euro filter on the keypoints.
+
+Metrics: PCK@0.2 by torso over all frames; jitter = mean over frames and visible joints of
+|(p_t - p_t-1) - (g_t - g_t-1)|, the frame-to-frame motion that the true motion does not explain, in % of the
+torso (and px); frames/s of each run. Tune the filter on ``--split val``, report ``--split test``. Writes
+``benchmarks/results/video_tracking_<split>.json``.
+
+    python benchmarks/video_tracking.py --split test --clips 20 --frames 120
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from scenes import joints_box, lspet_people, pixelated, place, shared_lspet, similarity, transform_points
+
+from posedistill.data.images import load_image
+from posedistill.data.readers import lspet_split
+from posedistill.evaluation import PCK
+from posedistill.inference import Predictor
+from posedistill.io import atomic_write_json
+from posedistill.localize import Localizer
+from posedistill.tracking import OneEuroFilter, PoseTracker, TrackingConfig
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FPS = 25.0
+
+
+def make_clip(rec, background_photo: np.ndarray, frames: int, rng: np.random.Generator):
+    """Frames (list of BGR), joints (T, K, 2) and torso (T,) of one photo moving over a pixelated background."""
+    image = load_image(rec.image)
+    h, w = image.shape[:2]
+    person = max(joints_box(rec.joints, rec.visible)[2:])
+    cw, ch = int(2.2 * max(h, w)), int(1.8 * max(h, w))
+    base = rng.uniform(0.3, 0.45) * ch / person
+    base = min(base, 0.6 * ch / max(h, w))
+    bg = pixelated(background_photo, cw, ch)
+    centre_from = np.array([w / 2.0, h / 2.0])
+    ph = rng.uniform(0, 2 * math.pi, size=4)
+    out_frames, joints, torso = [], [], []
+    for t in range(frames):
+        s = t / FPS
+        scale = base * (1.0 + 0.25 * math.sin(2 * math.pi * s / 4.0 + ph[0]))
+        angle = 12.0 * math.sin(2 * math.pi * s / 3.0 + ph[1])
+        margin = 0.5 * scale * max(h, w)
+        cx = cw / 2 + (cw / 2 - margin) * 0.8 * math.sin(2 * math.pi * s / 5.0 + ph[2])
+        cy = ch / 2 + (ch / 2 - margin) * 0.6 * math.sin(2 * math.pi * s / 3.5 + ph[3])
+        m = similarity(scale, angle, centre_from, np.array([cx, cy]))
+        out_frames.append(place(image, bg, m))
+        joints.append(transform_points(rec.joints, m))
+        torso.append(rec.norm * scale)
+    return out_frames, np.array(joints), np.array(torso)
+
+
+def jitter(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, torso: np.ndarray) -> tuple[float, float]:
+    """Mean |(p_t - p_t-1) - (g_t - g_t-1)| over frames and visible joints: (% of torso, px)."""
+    err = np.linalg.norm(np.diff(pred, axis=0) - np.diff(gt, axis=0), axis=-1)  # (T-1, K)
+    err = err[:, visible > 0]
+    return float(100 * np.mean(err / torso[1:, None])), float(np.mean(err))
+
+
+def run(name: str, predictor: Predictor, frames, gt_boxes, cfg: TrackingConfig | None
+        ) -> tuple[np.ndarray, float, int]:
+    if name.startswith("gt-box"):
+        start = time.perf_counter()
+        pts = [predictor.predict(f, [b])[0]["keypoints"] for f, b in zip(frames, gt_boxes)]
+        pts = np.array([[[k["x"], k["y"]] for k in p] for p in pts])
+        if cfg is not None:  # the filter alone, on the ground-truth box's keypoints
+            f = OneEuroFilter(cfg.min_cutoff, cfg.beta, cfg.d_cutoff)
+            pts = np.array([f(p, i / FPS, scale=max(b[2:])) for i, (p, b) in enumerate(zip(pts, gt_boxes))])
+        return pts, time.perf_counter() - start, 0
+    tracker = PoseTracker(predictor, cfg, localizer=Localizer(predictor))
+    start = time.perf_counter()
+    pts = np.array([tracker.update(f, i / FPS).keypoints for i, f in enumerate(frames)])
+    return pts, time.perf_counter() - start, tracker.relocalized
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", default="test", choices=["val", "test"])
+    parser.add_argument("--clips", type=int, default=20)
+    parser.add_argument("--frames", type=int, default=120)
+    parser.add_argument("--weights", default=None)
+    parser.add_argument("--min-cutoff", type=float, default=None)
+    parser.add_argument("--beta", type=float, default=None)
+    parser.add_argument("--relocalize-below", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    root = shared_lspet()
+    people = lspet_people(root, args.split, need_torso=True)
+    pick = np.random.default_rng(args.seed).choice(len(people), size=min(args.clips, len(people)), replace=False)
+    backgrounds = lspet_split(root, "train")
+    predictor = Predictor(args.weights, threads=args.threads)
+    tuned = {k: v for k, v in {"min_cutoff": args.min_cutoff, "beta": args.beta,
+                               "relocalize_below": args.relocalize_below}.items() if v is not None}
+    configs = {
+        "gt-box": None,
+        "gt-box+smooth": TrackingConfig(**tuned),
+        "locate": TrackingConfig(track=False, smooth=False, **tuned),
+        "track": TrackingConfig(track=True, smooth=False, **tuned),
+        "track+smooth": TrackingConfig(track=True, smooth=True, **tuned),
+    }
+    acc = {name: {"pred": [], "gt": [], "vis": [], "torso": [], "jit": [], "jit_px": [], "s": 0.0, "reloc": 0}
+           for name in configs}
+    for n, idx in enumerate(sorted(pick)):
+        rec = people[idx]
+        rng = np.random.default_rng([args.seed, rec.meta["index"]])
+        bg = load_image(backgrounds[int(rng.integers(len(backgrounds)))].image)
+        frames, gt, torso = make_clip(rec, bg, args.frames, rng)
+        gt_boxes = [joints_box(g, rec.visible) for g in gt]
+        for name, cfg in configs.items():
+            pred, seconds, reloc = run(name, predictor, frames, gt_boxes, cfg)
+            a = acc[name]
+            a["pred"].append(pred), a["gt"].append(gt), a["torso"].append(torso)
+            a["vis"].append(np.repeat(rec.visible[None], len(frames), 0))
+            j, jpx = jitter(pred, gt, rec.visible, torso)
+            a["jit"].append(j), a["jit_px"].append(jpx)
+            a["s"] += seconds
+            a["reloc"] += reloc
+        print(f"clip {n + 1}/{len(pick)} ({rec.image.name})", flush=True)
+    pck = PCK(0.2)
+    rows = []
+    total_frames = len(pick) * args.frames
+    for name, a in acc.items():
+        rows.append({
+            "run": name,
+            "pck": pck(np.concatenate(a["pred"]), np.concatenate(a["gt"]), np.concatenate(a["vis"]),
+                       np.concatenate(a["torso"]))["mean"],
+            "jitter_torso_pct": float(np.mean(a["jit"])), "jitter_px": float(np.mean(a["jit_px"])),
+            "frames_per_s": total_frames / a["s"], "relocalised_frames": a["reloc"],
+        })
+    cfg = configs["track+smooth"]
+    print(f"LSPET {args.split}: {len(pick)} clips x {args.frames} frames at {FPS:g} fps; weights "
+          f"{predictor.weights.name}; One Euro min_cutoff={cfg.min_cutoff} beta={cfg.beta} "
+          f"d_cutoff={cfg.d_cutoff}; re-localise below {cfg.relocalize_below}")
+    print(f"{'run':<13} {'PCK@0.2':>8} {'jitter %torso':>14} {'jitter px':>10} {'relocalised':>11} {'frames/s':>9}")
+    for r in rows:
+        print(f"{r['run']:<13} {r['pck']:>8.1f} {r['jitter_torso_pct']:>14.2f} {r['jitter_px']:>10.2f} "
+              f"{r['relocalised_frames']:>11} {r['frames_per_s']:>9.1f}")
+    out = args.out or RESULTS / f"video_tracking_{args.split}.json"
+    atomic_write_json(out, {"split": args.split, "clips": len(pick), "frames": args.frames, "fps": FPS,
+                            "weights": predictor.weights.name,
+                            "filter": {"min_cutoff": cfg.min_cutoff, "beta": cfg.beta, "d_cutoff": cfg.d_cutoff,
+                                       "relocalize_below": cfg.relocalize_below}, "rows": rows})
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

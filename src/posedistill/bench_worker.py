@@ -1,0 +1,160 @@
+"""Times one backend of ``posedistill bench`` in a process of its own.
+
+ONNX Runtime timed inside a process that has loaded PyTorch competes with PyTorch's thread pool (hg4_128 at
+256, batch 1, 2 threads: 83.5 ms in the shared process against 59.8 ms in a process without torch). So
+:func:`posedistill.bench.run_benchmark` runs each backend here, in a fresh interpreter:
+
+    python -I bench_worker.py SPEC.json OUT.json
+
+For ONNX backends this file imports only the standard library, numpy and onnxruntime/onnx (it is run by path
+with ``-I``, so not even the ``posedistill`` package, whose ``__init__`` imports torch, is loaded); for the
+torch backend it builds the model with ``posedistill``. The worker also measures its own backend's
+multiply-accumulate peak (torch: a large matmul; ORT: a 128-channel 3x3 convolution), and writes the rows'
+median / p90 times, the peak and whether torch was loaded.
+
+The timing helpers here are the ones ``posedistill.bench`` uses in-process too.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+INPUT_NAME = "image"  # posedistill.export.INPUT_NAME (not imported: that module imports torch)
+
+
+def best_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
+    """Fastest wall time of ``repeats`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def time_rounds(fns: Sequence[Callable[[], Any]], *, repeats: int, warmup: int, interleave: bool
+                ) -> list[dict[str, float]]:
+    """Median and p90 ms of each function: ``repeats`` calls each, row by row or interleaved in rounds (so that
+    other load on a shared machine falls on every row alike)."""
+    samples: list[list[float]] = [[] for _ in fns]
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    order = [list(range(len(fns)))] * repeats if interleave else [[i] * repeats for i in range(len(fns))]
+    for group in order:
+        for i in group:
+            start = time.perf_counter()
+            fns[i]()
+            samples[i].append((time.perf_counter() - start) * 1e3)
+    result = []
+    for times in samples:
+        times.sort()
+        result.append({"median_ms": statistics.median(times),
+                       "p90_ms": times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]})
+    return result
+
+
+def ort_session(model: Any, threads: int | None, *, spin: bool = True, optimization: str = "all") -> Any:
+    """ONNX Runtime CPU session on a file path or serialized model (also behind
+    :func:`posedistill.export.load_onnx_session`); ``spin=False``: idle threads sleep instead of busy-waiting."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = {
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    }[optimization]
+    if threads is not None:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    if not spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+
+def ort_conv_peak(threads: int | None, repeats: int, channels: int = 128, side: int = 32, batch: int = 8) -> float:
+    """GMAC/s of one 3x3 convolution (the Hourglass's main op) in ONNX Runtime."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    c, h = channels, side
+    w = np.random.default_rng(0).standard_normal((c, c, 3, 3), dtype=np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "peak",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, c, h, h])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, c, h, h])],
+        [onnx.numpy_helper.from_array(w, "w")],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    sess = ort_session(proto.SerializeToString(), threads)
+    x = np.random.default_rng(1).standard_normal((batch, c, h, h), dtype=np.float32)
+    return batch * c * c * 9 * h * h / best_seconds(lambda: sess.run(None, {"x": x}), repeats) / 1e9
+
+
+def _onnx_runners(spec: dict[str, Any]) -> tuple[list[Callable[[], Any]], float]:
+    runners, sessions = [], {}
+    for row in spec["rows"]:
+        path = row["path"]
+        if path not in sessions:
+            sessions[path] = ort_session(path, spec["threads"])
+        x = np.random.default_rng(0).standard_normal((row["batch"], 3, row["input_size"], row["input_size"]),
+                                                     dtype=np.float32)
+        runners.append(lambda s=sessions[path], x=x: s.run(None, {INPUT_NAME: x}))
+    return runners, ort_conv_peak(spec["threads"], spec["peak_repeats"])
+
+
+def _torch_runners(spec: dict[str, Any]) -> tuple[list[Callable[[], Any]], float]:
+    import torch
+
+    from posedistill.export import optimize_for_inference
+    from posedistill.models import build_model
+
+    if spec["threads"] is not None:
+        torch.set_num_threads(spec["threads"])
+    torch.manual_seed(0)
+    runners, models = [], {}
+    for row in spec["rows"]:
+        if row["model"] not in models:
+            model = build_model(row["model"], num_joints=spec["num_joints"]).eval()
+            models[row["model"]] = optimize_for_inference(model, fold_bn=spec["fold_bn"],
+                                                          channels_last=spec["channels_last"])
+        x = torch.randn(row["batch"], 3, row["input_size"], row["input_size"])
+        if spec["channels_last"]:
+            x = x.contiguous(memory_format=torch.channels_last)
+
+        def run(m=models[row["model"]], x=x) -> Any:
+            with torch.inference_mode():
+                return m(x)[-1]
+
+        runners.append(run)
+    n = 1024
+    a, b, out = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+    with torch.inference_mode():
+        peak = n**3 / best_seconds(lambda: torch.mm(a, b, out=out), spec["peak_repeats"]) / 1e9
+    return runners, peak
+
+
+def main(argv: Sequence[str]) -> int:
+    spec_path, out_path = argv
+    with open(spec_path, encoding="utf-8") as fh:
+        spec = json.load(fh)
+    runners, peak = (_torch_runners if spec["backend"] == "torch" else _onnx_runners)(spec)
+    times = time_rounds(runners, repeats=spec["repeats"], warmup=spec["warmup"], interleave=spec["interleave"])
+    with open(out_path, "w", encoding="utf-8") as fh:
+        json.dump({"times": times, "peak_gmacs_per_s": peak, "torch_loaded": "torch" in sys.modules}, fh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,49 @@
+"""``posedistill serve``: the HTTP API and web page (FastAPI on uvicorn)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..inference import Predictor
+from ..localize import Localizer
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Checkpoint (.pt) or ONNX model (default: the package's default weights).")
+@click.option("--backend", type=click.Choice(["torch", "onnx"]), default=None)
+@click.option("--threads", type=int, default=None, help="Intra-op threads of the network.")
+@click.option("--locate", type=click.Choice(["auto", "hog", "pose", "both"]), default="auto", show_default=True,
+              help="How to find the person in a request without a box (as in predict).")
+@click.option("--max-batch", type=int, default=8, show_default=True, help="Requests per forward pass at most.")
+@click.option("--max-wait-ms", type=float, default=5.0, show_default=True,
+              help="How long the first request of a batch waits for others.")
+@click.option("--queue-size", type=int, default=32, show_default=True,
+              help="Requests waiting at most; more are answered 503.")
+@click.option("--max-upload-mb", type=float, default=10.0, show_default=True, help="Largest upload accepted.")
+@click.option("--max-megapixels", type=float, default=40.0, show_default=True,
+              help="Largest image (declared in its header) accepted.")
+def serve(host: str, port: int, weights: Path | None, backend: str | None, threads: int | None, locate: str,
+          max_batch: int, max_wait_ms: float, queue_size: int, max_upload_mb: float, max_megapixels: float) -> None:
+    """Serve POST /predict (image body or multipart field 'image', optional ?bbox=x,y,w,h), GET /health and a
+    web page at / where a dropped photo (or the webcam) gets its skeleton drawn."""
+    import uvicorn
+
+    from ..errors import ConfigError
+    from ..serve import ServeConfig, create_app
+
+    if min(max_batch, queue_size) < 1 or max_upload_mb <= 0 or max_megapixels <= 0 or not 0 < port < 65536:
+        raise ConfigError("--max-batch, --queue-size >= 1, --max-upload-mb, --max-megapixels > 0 and a port in "
+                          "1-65535 are required")
+    predictor = Predictor(weights, backend=backend, threads=threads)
+    config = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size,
+                         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+                         max_pixels=int(max_megapixels * 1e6))
+    app = create_app(predictor, localizer=Localizer(predictor, method=locate), config=config)
+    click.echo(f"posedistill serve: http://{host}:{port}/ (weights {predictor.weights.name}, "
+               f"batch <= {max_batch}, queue <= {queue_size})", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
