@@ -42,6 +42,7 @@ from . import bench_worker
 from .bench_worker import best_seconds, ort_conv_peak, time_rounds
 from .errors import ConfigError
 from .export import export_onnx, load_onnx_session, optimize_for_inference, quantize_onnx
+from .io import atomic_write_json
 from .model_meta import ModelMeta
 from .models import build_model, resolve_name
 from .profiling import check_input_size, count_gmacs, num_threads
@@ -233,7 +234,7 @@ def _time_in_own_processes(plan: Sequence[tuple[dict[str, Any], Any]], backends:
         spec = {**settings, "backend": "torch" if backend == "torch" else "onnx", "peak_repeats": 10,
                 "rows": [{**plan[i][0], "path": None if backend == "torch" else str(plan[i][1])} for i in idx]}
         spec_path, out_path = work / f"spec_{backend}.json", work / f"times_{backend}.json"
-        spec_path.write_text(json.dumps(spec), encoding="utf-8")
+        atomic_write_json(spec_path, spec)
         proc = subprocess.run([sys.executable, "-I", bench_worker.__file__, str(spec_path), str(out_path)],
                               env=env, capture_output=True, text=True)
         if proc.returncode != 0:

@@ -18,6 +18,7 @@ The timing helpers here are the ones ``posedistill.bench`` uses in-process too.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -151,8 +152,10 @@ def main(argv: Sequence[str]) -> int:
         spec = json.load(fh)
     runners, peak = (_torch_runners if spec["backend"] == "torch" else _onnx_runners)(spec)
     times = time_rounds(runners, repeats=spec["repeats"], warmup=spec["warmup"], interleave=spec["interleave"])
-    with open(out_path, "w", encoding="utf-8") as fh:
-        json.dump({"times": times, "peak_gmacs_per_s": peak, "torch_loaded": "torch" in sys.modules}, fh)
+    tmp = f"{out_path}.tmp"  # written whole, then renamed into place (posedistill.io is not importable here)
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps({"times": times, "peak_gmacs_per_s": peak, "torch_loaded": "torch" in sys.modules}))
+    os.replace(tmp, out_path)
     return 0
 
 
