@@ -37,7 +37,7 @@ import torch
 from posedistill.io import atomic_write_json
 from posedistill.losses import FPDLoss, HeatmapLoss
 from posedistill.models import build_model
-from posedistill.training.engine import cpu_has_fast_bf16
+from posedistill.training.precision import cpu_has_fast_bf16
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = {"fp32": (False, False), "fp32_cl": (True, False), "bf16_cl": (True, True)}
@@ -128,15 +128,14 @@ def section_threads(args, mode: str) -> list[dict]:
         row = {"section": "threads", "pair": "+".join(pair), "mode": mode,
                "one_2thread_process": {r: alone[r] for r in set(pair)},
                "side_by_side_1thread": dict(zip([f"{r}#{i}" for i, r in enumerate(pair)], side))}
-        # the work of the pair done one after the other with 2 threads, against both at once with 1 thread each
-        serial_time = sum(1 / alone[r] for r in pair)
-        parallel_time = max(1 / s for s in side)
-        row["speedup_side_by_side"] = serial_time / parallel_time
+        # each side-by-side run advances its job at side/alone of the speed it would have alone with 2 threads: both
+        # together do sum(side / alone) jobs' worth of work per unit of time against 1 for one 2-thread run at a time
+        row["speedup_side_by_side"] = sum(s / alone[r] for r, s in zip(pair, side))
         rows.append(row)
         print(f"  threads {row['pair']:<16} 2-thread alone: "
               + ", ".join(f"{r} {alone[r]:.2f}" for r in sorted(set(pair)))
               + " | side by side 1-thread: " + ", ".join(f"{s:.2f}" for s in side)
-              + f" | same work {row['speedup_side_by_side']:.2f}x faster side by side", flush=True)
+              + f" | side by side does {row['speedup_side_by_side']:.2f}x the work", flush=True)
     return rows
 
 
