@@ -230,3 +230,13 @@ def test_validation_curves_and_depth_aware_costs(tmp_path):
     expected = {d: profile_models(["hg1_32"], input_size=128, latency=False, depth=d)[0]["gmacs"] for d in (3, 4)}
     assert runs["d3"]["gmacs"] == pytest.approx(expected[3]) and runs["d4"]["gmacs"] == pytest.approx(expected[4])
     assert expected[3] < expected[4]
+
+
+def test_curve_of_a_run_still_training_comes_from_its_log(tmp_path):
+    from posedistill.report import load_runs
+
+    run = make_run(tmp_path / "runs", "going", model="hg1_32")
+    (run / "metrics.json").unlink()
+    (run / "log.csv").write_text("epoch,lr,loss,val_pck\n1,0.001,0.1,12.5\n2,0.001,0.09,20.0\n3,0.001,0.08,\n")
+    (entry,) = load_runs([run])
+    assert entry.curve == [(1, 12.5), (2, 20.0)]

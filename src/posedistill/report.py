@@ -265,10 +265,23 @@ def load_runs(run_dirs: Sequence[str | Path]) -> list[RunEntry]:
         entry.commands += eval_commands
         entry.curve = [(int(r["epoch"]), float(r["val_pck"])) for r in history
                        if isinstance(r, dict) and isinstance(r.get("val_pck"), (int, float))]
+        if not entry.curve and (run_dir / "log.csv").is_file():  # a run still training: metrics.json comes last
+            entry.curve = _log_curve(run_dir / "log.csv")
         entries.append(entry)
     if not entries:
         raise DataError("no runs to report")
     return entries
+
+
+def _log_curve(path: Path) -> list[tuple[int, float]]:
+    """(epoch, validation PCK) rows of an engine ``log.csv``; empty when unreadable."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return [(int(r["epoch"]), float(r["val_pck"])) for r in csv.DictReader(handle) if r.get("val_pck")]
+    except (OSError, ValueError, KeyError):
+        return []
 
 
 def fill_costs(entries: list[RunEntry], *, latency: bool = True, threads: int | None = None,
