@@ -88,7 +88,7 @@ const c = document.getElementById('view'), d = c.getContext('2d').getImageData(0
 let n = 0;
 for (let i = 0; i < d.length; i += 4) {
   const [r, g, b] = [d[i], d[i + 1], d[i + 2]];
-  if ((r < 40 && g > 180 && b < 40) || (r > 230 && g > 60 && g < 100 && b < 30) || (r < 30 && g > 140 && g < 180 && b > 230)) n++;
+  if ((r < 40 && g > 180 && b < 40) || (r > 230 && g < 30 && b < 30) || (r < 30 && g > 110 && g < 150 && b > 230)) n++;
 }
 return [n, c.width, c.height, c.dataset.joints];
 """
