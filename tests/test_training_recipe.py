@@ -216,3 +216,15 @@ def test_cli_without_progress_bars_prints_one_line_per_epoch(tmp_path):
     lines = [line for line in result.output.splitlines() if line.startswith("epoch ")]
     assert [line.split(" | ")[0] for line in lines] == ["epoch 1", "epoch 2"]
     assert all("val PCK@0.2" in line for line in lines)
+
+
+def test_resume_rewrites_a_log_left_behind_by_a_kill(tmp_path):
+    """Killed after last.pt (and snapshot.pt) were written but before log.csv: resuming a finished run has no
+    epoch left to train, and still leaves log.csv equal to the checkpoint's history."""
+    cfg = tiny_cfg(data__val="")
+    run = tmp_path / "run"
+    Trainer(cfg, run, progress=False).fit()
+    rows = (run / "log.csv").read_text().splitlines()
+    (run / "log.csv").write_text("\n".join(rows[:-1]) + "\n")  # the last epoch's row never made it
+    Trainer(cfg, run, resume=True, progress=False).fit()
+    assert [int(r["epoch"]) for r in read_log(run)] == [1, 2, 3]

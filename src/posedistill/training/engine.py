@@ -356,6 +356,8 @@ class Trainer:
             if dist.is_main:
                 atomic_write_text(self.paths.config, yaml.safe_dump(self._resolved_config(), sort_keys=False))
                 record_run_start(self.paths.root, self.command, resume=self.resume)
+                if history:  # a kill between last.pt and log.csv left the log an epoch behind the checkpoint
+                    self._write_log(history)
             writer = _tensorboard(self.paths.tensorboard) if dist.is_main else None
             done = 0
             for epoch in range(start_epoch, self.cfg.train.epochs):
