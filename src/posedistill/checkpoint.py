@@ -28,7 +28,8 @@ from .errors import CheckpointError
 from .io import atomic_open
 from .models import build_model
 
-__all__ = ["save_checkpoint", "load_checkpoint", "model_from_checkpoint", "slim_checkpoint", "FORMAT"]
+__all__ = ["save_checkpoint", "load_checkpoint", "model_from_checkpoint", "slim_checkpoint", "standalone_weights",
+           "FORMAT"]
 
 #: What a deployed checkpoint keeps (:func:`slim_checkpoint`): enough to run, and to tell where it came from.
 DEPLOY_KEYS = ("arch", "joint_set", "input_size", "sigma", "model_meta", "model", "epoch", "config", "best_val_pck")
@@ -112,6 +113,12 @@ def model_from_checkpoint(
     return model.eval(), ckpt
 
 
+def standalone_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A copy of a state dict whose tensors own their storage, so that a saved file holds only these tensors and
+    not storages they share with others (a loaded checkpoint's weights share one with its optimiser state)."""
+    return {k: v.detach().clone().contiguous() for k, v in state.items()}
+
+
 def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *,
                     provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write a deployable copy of the training checkpoint ``src`` to ``dst`` (atomically): the model's weights,
@@ -120,7 +127,7 @@ def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *,
     under ``"provenance"``. Returns the written dict."""
     ckpt = load_checkpoint(src)
     slim = {key: ckpt[key] for key in DEPLOY_KEYS if key in ckpt}
-    slim["model"] = {k: v.detach().clone().contiguous() for k, v in ckpt["model"].items()}
+    slim["model"] = standalone_weights(ckpt["model"])
     if provenance is not None:
         slim["provenance"] = provenance
     save_checkpoint(dst, slim)

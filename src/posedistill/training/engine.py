@@ -38,7 +38,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint, standalone_weights
 from ..config import ExperimentConfig
 from ..data import build_loader
 from ..errors import ConfigError, PosedistillError
@@ -230,11 +230,8 @@ class Trainer:
         return d
 
     def _snapshot(self, ckpt: dict[str, Any]) -> dict[str, Any]:
-        """``last.pt`` less the optimiser state: what ``snapshot.pt`` keeps (weights cloned, so the file holds
-        only the model's tensors, not the storages they share)."""
-        slim = {k: v for k, v in ckpt.items() if k != "optimizer"}
-        slim["model"] = {k: v.detach().clone().contiguous() for k, v in ckpt["model"].items()}
-        return slim
+        """``last.pt`` less the optimiser state: what ``snapshot.pt`` keeps."""
+        return {**{k: v for k, v in ckpt.items() if k != "optimizer"}, "model": standalone_weights(ckpt["model"])}
 
     def _restore(self) -> tuple[int, list[dict], float]:
         path = self.paths.last if self.paths.last.is_file() else self.paths.snapshot
