@@ -466,7 +466,7 @@ def _short_joint(name: str) -> str:
 
 
 def format_markdown(entries: list[RunEntry], *, command: str, figures: dict[str, list[str]],
-                    generated: str) -> str:
+                    generated: str, curves: Sequence[str] = ()) -> str:
     """The text of ``results.md``."""
     lines = [
         "# Results",
@@ -511,6 +511,10 @@ def format_markdown(entries: list[RunEntry], *, command: str, figures: dict[str,
         lines += [f"![PCK@0.2 vs {what}]({name})", "",
                   f"*PCK@0.2 vs {what}; made by `{command}`. Pareto front (red): "
                   f"{', '.join(front) if front else 'none'}.*", ""]
+    if curves:
+        lines += ["![validation PCK per epoch](val_curves.png)", "",
+                  "*Validation PCK@0.2 per epoch (the engine's log.csv / metrics.json history) of "
+                  + ", ".join(curves) + ".*", ""]
     lines += ["## Commands", "", "Report:", "", "```sh", command, "```", ""]
     for e in entries:
         lines += [f"**{e.label}** ({e.run_dir}; cost from {e.cost_source or 'nowhere'}):", "", "```sh",
@@ -533,12 +537,8 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, command
                                                     command=command)
     curves = plot_curves(entries, out / "val_curves.png", command=command)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = format_markdown(entries, command=command, figures=figures, generated=generated)
-    if curves:
-        text = text.replace("## Commands\n", "![validation PCK per epoch](val_curves.png)\n\n*Validation PCK@0.2 per "
-                            "epoch (the engine's log.csv / metrics.json history) of " + ", ".join(curves)
-                            + ".*\n\n## Commands\n", 1)
-    atomic_write_text(out / "results.md", text + "\n")
+    atomic_write_text(out / "results.md", format_markdown(entries, command=command, figures=figures,
+                                                          generated=generated, curves=curves) + "\n")
     summary = {"command": command, "generated": generated, "pareto_front": figures,
                "runs": [{**dataclasses.asdict(e), "training": e.training,
                          "headline_pck": e.headline_pck()[0], "headline_pck_kind": e.headline_pck()[1]}
