@@ -26,3 +26,11 @@ def test_students_share_seed_schedule_and_loss_with_the_teacher():
             assert getattr(c, section) == getattr(teacher, section), (name, section)
         assert c.seed == teacher.seed
     assert cfgs["fpd_hg2_64"].distill.alpha == 0.5
+
+
+def test_init_runs_differ_from_their_control_only_in_alpha():
+    fpd, control = (load_config(ROOT / f"{n}.yaml") for n in ("fpd_hg2_64_init", "fpd_hg2_64_init_a0"))
+    assert (fpd.distill.alpha, control.distill.alpha) == (0.5, 0.0)
+    for section in ("model", "data", "optim", "schedule", "loss", "train"):
+        assert getattr(fpd, section) == getattr(control, section), section
+    assert fpd.seed == control.seed and fpd.train.epochs < load_config(ROOT / "fpd_hg2_64.yaml").train.epochs

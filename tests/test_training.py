@@ -81,6 +81,22 @@ def test_distill_runs_and_logs_both_terms(tmp_path):
     assert load_checkpoint(tmp_path / "fpd" / "last.pt")["config"]["run"]["teacher"] == str(teacher)
 
 
+def test_alpha_zero_control_is_ground_truth_training_without_running_the_teacher(tmp_path, monkeypatch):
+    teacher = _teacher_ckpt(tmp_path / "teacher.pt")
+    cfg = tiny_cfg(train__epochs=1, data__val="", distill__alpha=0.0)
+    calls = []
+    forward = torch.nn.Module.__call__
+    monkeypatch.setattr(torch.nn.Module, "__call__",
+                        lambda self, *a, **k: (calls.append(type(self).__name__), forward(self, *a, **k))[1])
+    Trainer(cfg, tmp_path / "a0", teacher=teacher, progress=False).fit()
+    Trainer(cfg, tmp_path / "gt", progress=False).fit()
+    assert calls.count("StackedHourglass") == 2 * 3  # 24 images / batch 8: the student's 3 steps per run, no teacher
+    a0, gt = read_log(tmp_path / "a0")[0], read_log(tmp_path / "gt")[0]
+    assert float(a0["loss_kd"]) == 0 and a0["loss"] == gt["loss"]  # the same training as ground truth alone
+    run = load_checkpoint(tmp_path / "a0" / "last.pt")["config"]["run"]
+    assert (run["mode"], run["teacher"]) == ("distill", str(teacher))  # still reported as the FPD runs' control
+
+
 def test_distill_with_unlabeled_images(tmp_path):
     teacher = _teacher_ckpt(tmp_path / "teacher.pt")
     unlabeled = tmp_path / "unlabeled"

@@ -5,6 +5,8 @@ tensor on the batch's device) or None:
 
 * :class:`NoTeacher` -- ground-truth training: None, the trainer uses the ground-truth loss alone.
 * :class:`OnlineTeacher` -- the paper's scheme: the frozen teacher runs on the same augmented batch.
+* :class:`UnusedTeacher` -- alpha 0 (the ground-truth control of an FPD run): the teacher term has no weight, so
+  the teacher is checked and recorded but never run; the losses are the ground-truth student's.
 * :class:`CachedTeacher` -- the heatmaps the same teacher gave these samples in this epoch, precomputed by
   :mod:`posedistill.training.teacher_cache`.
 
@@ -25,7 +27,7 @@ from ..checkpoint import model_from_checkpoint
 from ..config import ExperimentConfig
 from ..errors import CheckpointError, ConfigError
 
-__all__ = ["Teacher", "NoTeacher", "OnlineTeacher", "CachedTeacher", "build_teacher", "load_teacher",
+__all__ = ["Teacher", "NoTeacher", "UnusedTeacher", "OnlineTeacher", "CachedTeacher", "build_teacher", "load_teacher",
            "check_teacher_fits"]
 
 
@@ -46,6 +48,16 @@ class NoTeacher:
 
     def run_fields(self) -> dict[str, str | None]:
         return {"teacher": None}
+
+
+@dataclass
+class UnusedTeacher(NoTeacher):
+    """The teacher of an alpha-0 run: recorded in the run files, never run (its term would be multiplied by 0)."""
+
+    path: str | Path = ""
+
+    def run_fields(self) -> dict[str, str | None]:
+        return {"teacher": str(self.path)}
 
 
 @dataclass
@@ -104,7 +116,7 @@ def build_teacher(cfg: ExperimentConfig, *, teacher: str | Path | None, cache: s
                   stride: int, dataset: Any, device: torch.device,
                   memory_format: torch.memory_format = torch.contiguous_format) -> Teacher:
     """The run's teacher: cached (``cache`` given; checked against ``cfg``, the training ``dataset`` and, when
-    given, the ``teacher`` checkpoint), online (``teacher`` only) or none."""
+    given, the ``teacher`` checkpoint), online (``teacher`` only; unused at alpha 0) or none."""
     if cache is not None:
         from .teacher_cache import TeacherCache
 
@@ -113,5 +125,7 @@ def build_teacher(cfg: ExperimentConfig, *, teacher: str | Path | None, cache: s
         return CachedTeacher(opened, teacher, device)
     if teacher is not None:
         model = load_teacher(teacher, cfg, joint_set=joint_set, stride=stride)
+        if cfg.distill.alpha == 0:  # checked above, but its heatmaps would only be multiplied by 0
+            return UnusedTeacher(teacher)
         return OnlineTeacher(model.to(device, memory_format=memory_format), teacher)
     return NoTeacher()
