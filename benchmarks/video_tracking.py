@@ -13,9 +13,15 @@ smoothly. Runs, per clip:
 
 Metrics: PCK@0.2 by torso over all frames; jitter = mean over frames and visible joints of
 |(p_t - p_t-1) - (g_t - g_t-1)|, the frame-to-frame motion that the true motion does not explain, in % of the
-torso (and px); frames/s of each run. Tune the filter on ``--split val``, report ``--split test``. Writes
-``benchmarks/results/video_tracking_<split>.json``.
+torso (and px); frames/s of each run. Writes ``benchmarks/results/video_tracking_<split>.json``.
 
+``--tune`` chooses the filter on ``--split val``: the network runs once per clip (ground-truth box, and tracking
+without smoothing; the tracker's box comes from the raw joints, so smoothing is a pure post-process), then every
+(min_cutoff, beta) of a grid filters those keypoints; the rule keeps the setting with the least jitter while
+tracking whose PCK is within ``--max-pck-loss`` (0.5) of the unsmoothed keypoints'. Writes
+``video_tracking_tune_val.json``; report with the chosen values on ``--split test``.
+
+    python benchmarks/video_tracking.py --split val --clips 20 --frames 120 --tune
     python benchmarks/video_tracking.py --split test --clips 20 --frames 120
 """
 
@@ -91,6 +97,71 @@ def run(name: str, predictor: Predictor, frames, gt_boxes, cfg: TrackingConfig |
     return pts, time.perf_counter() - start, tracker.relocalized
 
 
+MIN_CUTOFFS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+BETAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+
+
+def smooth_offline(pts: np.ndarray, sides: np.ndarray, min_cutoff: float, beta: float, d_cutoff: float = 1.0
+                   ) -> np.ndarray:
+    """The keypoints of one clip (T, K, 2) through a fresh One Euro filter, frame by frame (``sides``: box side)."""
+    f = OneEuroFilter(min_cutoff, beta, d_cutoff)
+    return np.array([f(p, i / FPS, scale=float(s)) for i, (p, s) in enumerate(zip(pts, sides))])
+
+
+def tune(clips: list[dict], max_pck_loss: float) -> dict:
+    """Grid of One Euro settings over the raw keypoints of ``clips`` (each: ``gt``, ``vis``, ``torso`` and, per
+    source ``gt-box`` / ``track``, ``pts`` and box ``sides``). Returns the rows and the chosen setting."""
+    pck = PCK(0.2)
+
+    def score(source: str, params: tuple[float, float] | None) -> tuple[float, float]:
+        preds = [c[source]["pts"] if params is None else smooth_offline(c[source]["pts"], c[source]["sides"], *params)
+                 for c in clips]
+        p = pck(np.concatenate(preds), np.concatenate([c["gt"] for c in clips]),
+                np.concatenate([np.repeat(c["vis"][None], len(c["gt"]), 0) for c in clips]),
+                np.concatenate([c["torso"] for c in clips]))["mean"]
+        return p, float(np.mean([jitter(q, c["gt"], c["vis"], c["torso"])[0] for q, c in zip(preds, clips)]))
+
+    raw = {src: score(src, None) for src in ("gt-box", "track")}
+    rows = []
+    for mc in MIN_CUTOFFS:
+        for beta in BETAS:
+            row = {"min_cutoff": mc, "beta": beta}
+            for src in ("gt-box", "track"):
+                row[f"{src}_pck"], row[f"{src}_jitter"] = score(src, (mc, beta))
+            rows.append(row)
+    ok = [r for r in rows if r["track_pck"] >= raw["track"][0] - max_pck_loss]
+    chosen = min(ok, key=lambda r: r["track_jitter"]) if ok else None
+    return {"raw": {k: {"pck": v[0], "jitter": v[1]} for k, v in raw.items()}, "rows": rows, "chosen": chosen,
+            "rule": f"least tracking jitter with tracking PCK >= unsmoothed - {max_pck_loss}"}
+
+
+def run_tune(args, predictor: Predictor, clip_iter) -> None:
+    clips = []
+    for n, (rec, frames, gt, torso, gt_boxes) in enumerate(clip_iter):
+        pts, _, _ = run("gt-box", predictor, frames, gt_boxes, None)
+        tracker = PoseTracker(predictor, TrackingConfig(track=True, smooth=False), localizer=Localizer(predictor))
+        people = [tracker.update(f, i / FPS) for i, f in enumerate(frames)]
+        clips.append({"gt": gt, "vis": rec.visible, "torso": torso,
+                      "gt-box": {"pts": pts, "sides": np.array([max(b[2:]) for b in gt_boxes])},
+                      "track": {"pts": np.array([p.keypoints for p in people]),
+                                "sides": np.array([max(p.box[2:]) for p in people])}})
+        print(f"clip {n + 1}/{args.clips} ({rec.image.name})", flush=True)
+    result = tune(clips, args.max_pck_loss)
+    print(f"LSPET {args.split}: {len(clips)} clips x {args.frames} frames; weights {predictor.weights.name}; "
+          f"rule: {result['rule']}")
+    print(f"{'min_cutoff':>10} {'beta':>5} {'gt-box PCK':>10} {'jitter':>7} {'track PCK':>10} {'jitter':>7}")
+    for name, r in result["raw"].items():
+        print(f"{'(none: ' + name + ')':>17}  {r['pck']:>8.1f} {r['jitter']:>7.2f}")
+    for r in result["rows"]:
+        mark = "  <- chosen" if r is result["chosen"] else ""
+        print(f"{r['min_cutoff']:>10g} {r['beta']:>5g} {r['gt-box_pck']:>10.1f} {r['gt-box_jitter']:>7.2f} "
+              f"{r['track_pck']:>10.1f} {r['track_jitter']:>7.2f}{mark}")
+    out = args.out or RESULTS / f"video_tracking_tune_{args.split}.json"
+    atomic_write_json(out, {"split": args.split, "clips": len(clips), "frames": args.frames, "fps": FPS,
+                            "weights": predictor.weights.name, **result})
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="test", choices=["val", "test"])
@@ -102,6 +173,8 @@ def main() -> None:
     parser.add_argument("--relocalize-below", type=float, default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--tune", action="store_true", help="grid of One Euro settings (use --split val)")
+    parser.add_argument("--max-pck-loss", type=float, default=0.5, help="--tune: PCK the filter may cost")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -121,12 +194,18 @@ def main() -> None:
     }
     acc = {name: {"pred": [], "gt": [], "vis": [], "torso": [], "jit": [], "jit_px": [], "s": 0.0, "reloc": 0}
            for name in configs}
-    for n, idx in enumerate(sorted(pick)):
-        rec = people[idx]
-        rng = np.random.default_rng([args.seed, rec.meta["index"]])
-        bg = load_image(backgrounds[int(rng.integers(len(backgrounds)))].image)
-        frames, gt, torso = make_clip(rec, bg, args.frames, rng)
-        gt_boxes = [joints_box(g, rec.visible) for g in gt]
+
+    def clip_iter():
+        for idx in sorted(pick):
+            rec = people[idx]
+            rng = np.random.default_rng([args.seed, rec.meta["index"]])
+            bg = load_image(backgrounds[int(rng.integers(len(backgrounds)))].image)
+            frames, gt, torso = make_clip(rec, bg, args.frames, rng)
+            yield rec, frames, gt, torso, [joints_box(g, rec.visible) for g in gt]
+
+    if args.tune:
+        return run_tune(args, predictor, clip_iter())
+    for n, (rec, frames, gt, torso, gt_boxes) in enumerate(clip_iter()):
         for name, cfg in configs.items():
             pred, seconds, reloc = run(name, predictor, frames, gt_boxes, cfg)
             a = acc[name]

@@ -1,44 +1,73 @@
+import csv
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 
+from posedistill.checkpoint import load_checkpoint, save_checkpoint
 from posedistill.cli import main
+from posedistill.models import build_model
 from posedistill.data import read_lspet
 from posedistill.quickstart import QuickstartSettings, embedded_data_dir, run_quickstart
+
+from helpers import tiny_cfg
 
 
 def test_embedded_data_is_real_lspet_in_its_layout():
     root = embedded_data_dir()
     records = read_lspet(root)
-    assert len(records) == 600
+    assert len(records) == 650
     assert (root / "README.md").read_text().count("LSPET") >= 1
     assert sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) < 5.5e6
 
 
-@pytest.mark.slow
-def test_quickstart_writes_the_table(tmp_path):
-    s = QuickstartSettings(teacher="hg1_32", student="hg1_32", input_size=64, teacher_epochs=1, student_epochs=1,
-                           batch_size=8, limit=16, test_range="501-516")
+def test_embedded_images_were_never_trained_on_by_the_shipped_models():
+    rows = (embedded_data_dir() / "sources.csv").read_text().split()[1:]
+    lspet = {local: int(src[2:7]) for local, src in (r.split(",") for r in rows)}
+    assert len(lspet) == 650 and len(set(lspet.values())) == 650
+    adapt = [lspet[f"im{k:05d}.jpg"] for k in range(1, 501)]
+    held = [lspet[f"im{k:05d}.jpg"] for k in range(501, 651)]
+    assert all(6501 <= i <= 7000 for i in adapt)  # LSPET's validation slice (the shipped models train on 1-6500)
+    assert all(7001 <= i <= 7500 for i in held)  # LSPET's test slice
+
+
+def _tiny_checkpoint(path, model_name, seed):
+    torch.manual_seed(seed)
+    cfg = tiny_cfg(model__name=model_name)
+    save_checkpoint(path, {"arch": {"name": model_name, "num_joints": 14}, "joint_set": "lsp", "input_size": 64,
+                           "sigma": 2.0, "model": build_model(model_name, num_joints=14).state_dict(),
+                           "config": {**cfg.to_dict(), "run": {"mode": "train"}}})
+    return path
+
+
+def test_quickstart_evaluates_shipped_models_and_adapts_the_student_both_ways(tmp_path):
+    teacher = _tiny_checkpoint(tmp_path / "teacher.pt", "hg2_32", 0)
+    student = _tiny_checkpoint(tmp_path / "student.pt", "hg1_32", 1)
+    s = QuickstartSettings(teacher=teacher, student=student, adapt_epochs=1, batch_size=8, limit=16,
+                           test_range="501-516")
     rows = run_quickstart(tmp_path / "qs", s, progress=False, log=lambda *_: None)
-    assert [r["role"] for r in rows] == ["teacher", "student", "student_fpd"]
+    assert [r["role"] for r in rows] == ["teacher", "student", "adapted_gt", "adapted_fpd"]
+    assert [r["model"] for r in rows] == ["hg2_32", "hg1_32", "hg1_32", "hg1_32"]
     saved = json.loads((tmp_path / "qs" / "results.json").read_text())
     for row in saved:
-        assert {"model", "params", "gmacs", "latency_ms", "pck"} <= row.keys()
         assert 0.0 <= row["pck"] <= 100.0 and row["gmacs"] > 0 and row["latency_ms"] > 0
+    assert saved[0]["gmacs"] > saved[1]["gmacs"] == saved[2]["gmacs"]
     md = (tmp_path / "qs" / "results.md").read_text()
-    assert "| hg1_32 | student_fpd |" in md
-    for role in ("teacher", "student", "student_fpd"):
-        assert (tmp_path / "qs" / role / "last.pt").is_file()
-        assert (tmp_path / "qs" / role / "log.csv").is_file()
-    fpd_log = (tmp_path / "qs" / "student_fpd" / "log.csv").read_text().splitlines()
-    assert float(fpd_log[1].split(",")[4]) > 0  # the distillation term was used
-    # every model's folder is an ordinary run directory: the report reads the quickstart like any runs
+    assert "| student adapted by FPD from the teacher | hg1_32 | 64 |" in md
+    logs = {role: list(csv.DictReader((tmp_path / "qs" / role / "log.csv").open()))
+            for role in ("adapted_gt", "adapted_fpd")}
+    assert float(logs["adapted_fpd"][0]["loss_kd"]) > 0  # the teacher term was used
+    assert float(logs["adapted_gt"][0]["loss_kd"]) == 0  # the control has none
+    for role in ("adapted_gt", "adapted_fpd"):  # both started from the student, not from scratch
+        ckpt = load_checkpoint(tmp_path / "qs" / role / "last.pt")
+        assert ckpt["config"]["run"]["init"] == str(student) and ckpt["config"]["train"]["epochs"] == 1
+    # the report reads the quickstart like any runs; the alpha-0 row is labelled as the control
     from posedistill.report import load_runs
 
     entries = {e.label: e for e in load_runs([tmp_path / "qs"])}
-    assert sorted(entries) == ["student", "student_fpd", "teacher"]
-    assert entries["student_fpd"].mode == "distill" and entries["teacher"].pck_mean(flip=True) is not None
+    assert set(entries) == {r["label"] for r in rows}
+    assert entries["student adapted by FPD from the teacher"].mode == "distill"
 
 
 def test_quickstart_refuses_a_non_empty_output(tmp_path):

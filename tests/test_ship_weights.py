@@ -64,4 +64,5 @@ def test_ship_weights_manifest_card_and_predictor(tmp_path, monkeypatch):
     text = card.read_text()
     assert "| student | `fpd_hg1_32_lspet.pt` | hg1_32 |" in text and "| 30.0 | 29.5 | 29.0 |" in text
     assert "| teacher | `teacher_hg2_32_lspet.pt` | hg2_32 |" in text and "| 33.0 | 32.5 | 32.0 |" in text
-    assert "posedistill distill --out" in text and "alpha 0.5" in text
+    assert "posedistill distill --out" in text and "alpha 0.5" in text and "Fast Pose Distillation" in text
+    assert "64x64 input; 100 epochs, batch 16, step learning-rate schedule; the shipped checkpoint is epoch 3" in text

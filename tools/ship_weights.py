@@ -1,7 +1,7 @@
 """Install trained weights as the package defaults (run once per release; its output is committed).
 
 Writes a deployable copy (:func:`posedistill.checkpoint.slim_checkpoint`: weights, architecture, joint set,
-input size, resolved config; no optimiser state) of the FPD student's ``best.pt`` (and optionally its
+input size, resolved config; no optimiser state) of the student's ``best.pt`` (FPD or ground truth, whichever validated best) (and optionally its
 teacher's) into ``src/posedistill/weights/``, with the test-slice evaluation and the training command as
 provenance, and the manifest ``default.json`` holding each file's sha256, which
 :func:`posedistill.weights.default_weights` verifies before every load. It also writes ``docs/model_card.md``
@@ -50,9 +50,7 @@ thread(s), this machine ({cpu}); `posedistill export` + ONNX Runtime is several 
   validation split (im06501-07000); the test split (im07001-07500) was used for the figures above only.
 * Joints (LSP order): right ankle, right knee, right hip, left hip, left knee, left ankle, right wrist, right
   elbow, right shoulder, left shoulder, left elbow, left wrist, neck, head top.
-* Student: Fast Pose Distillation (Zhang, Zhu, Ye, CVPR 2019), alpha {alpha}, from the teacher's heatmaps
-  (cached for the student's augmentation schedule){init}. It is the hg2_64 FPD run with the best validation
-  PCK@0.2; at this budget distillation itself did not beat ground-truth training (`docs/experiments.md`).
+* Student: {student_how}{note}
   Training command:
 
   ```sh
@@ -63,19 +61,17 @@ thread(s), this machine ({cpu}); `posedistill export` + ONNX Runtime is several 
   ```sh
   {teacher_command}
   ```
-* Scale: a 2-core CPU and one 3-hour session, so {input}x{input} input and 8-10 epochs (see
-  `docs/experiments.md`). The models are far from converged; PCK@0.2 is torso-normalised (LSP protocol), and
-  people whose torso is not annotated are not scored.
+* Scale: {input}x{input} input; {schedule}. PCK@0.2 is torso-normalised (LSP protocol); people whose torso is
+  not annotated are not scored.
 
 ## Limits
 
-* One person per box. Give the person's box (`--bbox x,y,w,h` or `--bbox-file`); without one, the whole image
-  is the box, so it must be roughly centred on one person who fills most of it.
-* Trained on sports images at {input}x{input}: low resolution, coarse joints (a heatmap cell is {cell} input
-  pixels; sub-pixel decoding helps only so much), weak on occlusion, unusual viewpoints, crowds, small or
-  truncated people, and on images unlike LSPET (e.g. indoor, daily-life, surveillance).
-* Accuracy at this training budget is low (see the table); train longer or at the paper's scale
-  (`configs/lspet_*.yaml`, a GPU) for real use. Not for decisions about people.
+* One person per box. Give the person's box (`--bbox x,y,w,h` or `--bbox-file`), or let `predict` find the person
+  (OpenCV's HOG people detector and the network's own confidence, `docs/inference.md`), which fails more often
+  on small people and unusual poses.
+* Trained on sports images at {input}x{input}: coarse joints (a heatmap cell is {cell} input pixels; sub-pixel
+  decoding helps only so much), weak on occlusion, unusual viewpoints, crowds, small or truncated people, and on
+  images unlike LSPET (e.g. indoor, daily-life, surveillance). Not for decisions about people.
 """
 
 
@@ -87,9 +83,11 @@ def _ship(run_dir: Path, out_dir: Path, name: str) -> dict:
     provenance = {"run": run_dir.name, "mode": entry.mode, "alpha": entry.alpha,
                   "training_command": run_command(run_dir, config), "test": evals}
     slim = slim_checkpoint(run_dir / "best.pt", out_dir / name, provenance=provenance)
-    return manifest_entry(out_dir, name, model=slim["arch"]["name"], input_size=slim["input_size"],
+    return manifest_entry(out_dir, name, model=slim["arch"]["name"], depth=int(slim["arch"].get("depth", 4)),
+                          input_size=slim["input_size"],
                           joint_set=slim["joint_set"], epoch=slim.get("epoch"),
-                          best_val_pck=slim.get("best_val_pck"), **provenance)
+                          best_val_pck=slim.get("best_val_pck"), schedule=_schedule(config, slim.get("epoch")),
+                          **provenance)
 
 
 def main() -> None:
@@ -99,6 +97,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS_DIR)
     parser.add_argument("--card", type=Path, default=Path("docs/model_card.md"), help="model card to write")
     parser.add_argument("--threads", type=int, default=2, help="threads for the latency measurement")
+    parser.add_argument("--note", default="", help="why this student ships (a sentence for the model card)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = _ship(args.student, args.out, f"{args.student.name}_lspet.pt")
@@ -109,16 +108,36 @@ def main() -> None:
     if args.card is not None:
         write_card(manifest, args.card, threads=args.threads, command=" ".join(
             ["python tools/ship_weights.py", "--student", str(args.student)]
-            + (["--teacher", str(args.teacher)] if args.teacher else []) + ["--threads", str(args.threads)]))
+            + (["--teacher", str(args.teacher)] if args.teacher else []) + ["--threads", str(args.threads)]
+            + (["--note", repr(args.note)] if args.note else [])), note=args.note)
 
 
-def write_card(manifest: dict, path: Path, *, threads: int, command: str) -> None:
+def _student_how(info: dict) -> str:
+    command = info["training_command"]
+    init = (" started from `" + command.split("--init ")[1].split()[0] + "`") if "--init " in command else ""
+    if info.get("mode") == "distill" and info.get("alpha"):
+        return (f"Fast Pose Distillation (Zhang, Zhu, Ye, CVPR 2019), alpha {info['alpha']:g}, from the teacher's "
+                f"heatmaps{init}.")
+    return f"trained from ground truth only{init}."
+
+
+def _schedule(config: dict, epoch) -> str:
+    train, sched = config.get("train") or {}, config.get("schedule") or {}
+    kind = sched.get("kind", "step")
+    text = f"{train.get('epochs')} epochs, batch {train.get('batch_size')}, {kind} learning-rate schedule"
+    if sched.get("warmup_epochs"):
+        text += f" after {sched['warmup_epochs']:g} warm-up epoch(s)"
+    return text + f"; the shipped checkpoint is epoch {epoch}"
+
+
+def write_card(manifest: dict, path: Path, *, threads: int, command: str, note: str = "") -> None:
     import platform
 
     entries = [("student", manifest)] + ([("teacher", manifest["teacher"])] if "teacher" in manifest else [])
     rows = []
     for role, info in entries:
-        cost = profile_models([info["model"]], input_size=info["input_size"], threads=threads, repeats=20)[0]
+        cost = profile_models([info["model"]], input_size=info["input_size"], depth=info.get("depth", 4),
+                              threads=threads, repeats=20)[0]
         test = info.get("test", {})
         pck = {k: f"{test[k]['pck_mean']:.1f}" if k in test else "-" for k in ("flip", "noflip")}
         rows.append(f"| {role} | `{info['file']}` | {info['model']} | {cost['params'] / 1e6:.3f} | "
@@ -126,11 +145,10 @@ def write_card(manifest: dict, path: Path, *, threads: int, command: str) -> Non
                     f"{pck['noflip']} | {info.get('best_val_pck') or 0:.1f} |")
     size = manifest["input_size"]
     text = CARD.format(command=command, rows="\n".join(rows), threads=threads, cpu=platform.processor() or
-                       platform.machine(), alpha=manifest.get("alpha"), student_command=manifest["training_command"],
+                       platform.machine(), student_how=_student_how(manifest), note=f" {note}" if note else "",
+                       student_command=manifest["training_command"],
                        teacher_command=manifest.get("teacher", {}).get("training_command", "(not shipped)"),
-                       input=size, cell=4, init=(", started from the ground-truth student `"
-                       + manifest["training_command"].split("--init ")[1].split()[0] + "`")
-                       if "--init " in manifest["training_command"] else "")
+                       input=size, cell=4, schedule=manifest.get("schedule", "(not recorded)"))
     atomic_write_text(path, text)
 
 

@@ -1,9 +1,17 @@
-"""The quickstart: teacher, plain student and FPD student on the embedded LSPET subset, in minutes on a CPU.
+"""The quickstart: the shipped teacher and student, then the student adapted by FPD and from ground truth alone.
 
-Uses the real images shipped in ``posedistill/assets/lspet_mini`` (600 LSPET training images, shrunk; see its
-README): images 1-500 train, 501-600 are held aside for evaluation. It trains a small teacher from ground truth,
-then one student from ground truth and one by FPD from that teacher, with the same budget and seed, evaluates
-the three on the held-aside images (PCK@0.2, flip test) and writes one table (Markdown and JSON).
+Uses the real images embedded in ``posedistill/assets/lspet_mini`` (see its README): none of them was used to
+train a shipped model. Images 1-500 (LSPET's validation slice) are the "user's own images" the student is
+adapted to, images 501-650 (from LSPET's test slice) are held aside for evaluation. It
+
+1. evaluates the shipped teacher and student side by side on the held-aside images (PCK@0.2, flip test) with
+   their cost (parameters, GMACs, CPU latency at batch 1);
+2. adapts the shipped student to images 1-500 twice, with the same start, budget, seed and recipe (the student's
+   own training config, a lower cosine-decayed rate): by Fast Pose Distillation from the shipped teacher
+   (alpha 0.5), and from ground truth only (the alpha-0 control); and evaluates both.
+
+It writes one table (``results.md``, ``results.json``); every row's folder is a run directory that
+``posedistill report OUT`` reads.
 """
 
 from __future__ import annotations
@@ -14,16 +22,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from .checkpoint import load_checkpoint
 from .config import config_from_dict
 from .evaluation import evaluate_checkpoint
 from .io import atomic_write_json, atomic_write_text
 from .profiling import profile_models
 from .run_files import write_evaluation
 from .training import Trainer
+from .weights import default_weights
 
-__all__ = ["QuickstartSettings", "embedded_data_dir", "run_quickstart", "format_markdown"]
+__all__ = ["QuickstartSettings", "embedded_data_dir", "run_quickstart", "format_markdown", "ROLES"]
+
+# role -> what the table calls it
+ROLES = {
+    "teacher": "shipped teacher",
+    "student": "shipped student",
+    "adapted_gt": "student adapted from ground truth only (alpha 0)",
+    "adapted_fpd": "student adapted by FPD from the teacher",
+}
 
 
 def embedded_data_dir() -> Path:
@@ -33,77 +51,107 @@ def embedded_data_dir() -> Path:
 
 @dataclass
 class QuickstartSettings:
-    teacher: str = "hg2_64"
-    student: str = "hg1_32"
-    input_size: int = 128
-    teacher_epochs: int = 12
-    student_epochs: int = 12
-    batch_size: int = 8
-    lr: float = 2.5e-3
+    teacher: str | Path | None = None  # teacher checkpoint (None: the shipped teacher)
+    student: str | Path | None = None  # student checkpoint (None: the shipped student)
+    adapt_epochs: int = 8
+    batch_size: int = 16
+    lr: float = 2.5e-4  # a quarter of the rate the shipped models were trained with
     alpha: float = 0.5
     train_range: str = "1-500"
-    test_range: str = "501-600"
+    test_range: str = "501-650"
     seed: int = 0
-    workers: int = 1
-    limit: int = 0  # first N training images only (0: all); for tests
+    workers: int = 0
+    limit: int = 0  # first N adaptation images only (0: all); for tests
 
 
-def _config(s: QuickstartSettings, model: str, epochs: int, name: str):
-    milestones = [max(1, int(epochs * 0.8))]
+def adaptation_config(s: QuickstartSettings, student_ckpt: dict[str, Any], *, role: str, alpha: float):
+    """The student's own training config (model, depth, input size, sigma, loss, augmentation), on the embedded
+    images, for ``s.adapt_epochs`` epochs of cosine decay from ``s.lr`` without warm-up, at ``alpha``."""
+    base = {k: v for k, v in (student_ckpt.get("config") or {}).items() if k != "run"}
+    arch = student_ckpt["arch"]
+    data = {**(base.get("data") or {}), "dataset": "lspet", "root": str(embedded_data_dir()),
+            "train": s.train_range, "val": "", "input_size": int(student_ckpt["input_size"]),
+            "sigma": float(student_ckpt.get("sigma", (base.get("data") or {}).get("sigma", 2.0))),
+            "sigma_start": 0.0, "sigma_epochs": 0, "workers": s.workers, "limit": s.limit}
     return config_from_dict({
-        "name": name, "seed": s.seed, "model": {"name": model},
-        "data": {"dataset": "lspet", "root": str(embedded_data_dir()), "train": s.train_range, "val": "",
-                 "input_size": s.input_size, "sigma": 2.0,
-                 "workers": s.workers, "limit": s.limit},
-        "optim": {"optimizer": "adam", "lr": s.lr},
-        "schedule": {"milestones": milestones, "gamma": 0.1},
-        "train": {"epochs": epochs, "batch_size": s.batch_size},
-        "distill": {"alpha": s.alpha},
+        **base, "name": role, "seed": s.seed,
+        "model": {**(base.get("model") or {}), "name": arch["name"], "depth": int(arch.get("depth", 4))},
+        "data": data,
+        "optim": {**(base.get("optim") or {}), "lr": s.lr},
+        "schedule": {"kind": "cosine", "warmup_epochs": 0, "min_lr_ratio": 0.01},
+        "train": {**(base.get("train") or {}), "epochs": s.adapt_epochs, "batch_size": s.batch_size,
+                  "val_every": 1},
+        "distill": {**(base.get("distill") or {}), "alpha": alpha},
     })
 
 
+class _Costs:
+    """Params, GMACs and batch-1 CPU latency, measured once per (model, depth, input size)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple, dict[str, Any]] = {}
+
+    def __call__(self, ckpt: dict[str, Any]) -> dict[str, Any]:
+        arch = ckpt["arch"]
+        key = (arch["name"], int(arch.get("depth", 4)), int(ckpt["input_size"]), int(arch["num_joints"]))
+        if key not in self.seen:
+            gc.collect()
+            self.seen[key] = profile_models([key[0]], depth=key[1], input_size=key[2], num_joints=key[3],
+                                            repeats=20, warmup=5)[0]
+        return self.seen[key]
+
+
 def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings | None = None, *,
-                   progress: bool = True, log=print, command: list[str] | None = None) -> list[dict[str, Any]]:
+                   progress: bool = True, log: Callable[[str], Any] = print,
+                   command: list[str] | None = None) -> list[dict[str, Any]]:
     """Run the quickstart into ``out`` (default ``runs/quickstart-<timestamp>``); returns the table rows.
 
-    Each model's folder ``out/<role>/`` is an ordinary run directory (``run.json``, ``config.yaml``,
-    ``metrics.json``, checkpoints) with its evaluation (``eval_test.json``) and cost (``cost.json``), so
-    ``posedistill report out`` reads it like any folder of runs. ``command`` is recorded in the run files
-    (default: the equivalent ``posedistill quickstart --out OUT``)."""
+    Each row's folder ``out/<role>/`` holds its evaluation (``eval_test.json``) and cost (``cost.json``); the
+    adapted students' folders are ordinary run directories (``run.json``, ``config.yaml``, checkpoints), so
+    ``posedistill report out`` reads the quickstart like any folder of runs. ``command`` is recorded in the run
+    files (default: the equivalent ``posedistill quickstart --out OUT``)."""
+    from .errors import ConfigError
+
     s = settings or QuickstartSettings()
+    if s.adapt_epochs < 1:
+        raise ConfigError(f"adapt_epochs must be >= 1, got {s.adapt_epochs}")
     root = Path(out) if out is not None else Path("runs") / f"quickstart-{datetime.now():%Y%m%d-%H%M%S}"
     if root.exists() and any(root.iterdir()):
-        from .errors import ConfigError
-
         raise ConfigError(f"{root}: output directory exists and is not empty; choose another --out")
+    teacher = Path(s.teacher) if s.teacher is not None else default_weights(role="teacher")
+    student = Path(s.student) if s.student is not None else default_weights(role="student")
+    student_ckpt = load_checkpoint(student)
     data = embedded_data_dir()
-    log(f"quickstart: embedded LSPET subset {data} (train {s.train_range}, held aside {s.test_range}); "
-        f"input {s.input_size}; output {root}")
-    runs = [("teacher", s.teacher, s.teacher_epochs, {}),
-            ("student", s.student, s.student_epochs, {}),
-            ("student_fpd", s.student, s.student_epochs, {"teacher": root / "teacher" / "last.pt"})]
-    rows = []
-    costs: dict[str, dict[str, Any]] = {}
     command = command if command is not None else ["posedistill", "quickstart", "--out", str(root)]
-    for role, model, epochs, extra in runs:
-        start = time.perf_counter()
-        log(f"[{role}] training {model} for {epochs} epochs" + (" by FPD" if extra else " from ground truth"))
-        Trainer(_config(s, model, epochs, role), root / role, progress=progress, command=command, **extra).fit()
-        train_s = time.perf_counter() - start
-        result = evaluate_checkpoint(root / role / "last.pt", data, dataset="lspet", split=s.test_range, flip=True)
+    log(f"quickstart: embedded LSPET images {data} (adapt on {s.train_range}, held aside {s.test_range}); "
+        f"teacher {teacher}, student {student}; output {root}")
+    costs, rows = _Costs(), []
+
+    def finish(role: str, checkpoint: Path, train_s: float) -> None:
+        ckpt = load_checkpoint(checkpoint)
+        result = evaluate_checkpoint(checkpoint, data, dataset="lspet", split=s.test_range, flip=True)
+        (root / role).mkdir(parents=True, exist_ok=True)
         write_evaluation(root / role / "eval_test.json", result, command)
-        if model not in costs:  # one measurement per architecture, so equal models show equal latency
-            gc.collect()  # let the finished run's loader workers exit before timing
-            costs[model] = profile_models([model], input_size=s.input_size, repeats=20, warmup=5)[0]
-        cost = costs[model]
-        atomic_write_json(root / role / "cost.json", {
-            "label": role, "model": model, "input_size": s.input_size, "params": cost["params"],
-            "gmacs": cost["gmacs"], "latency_ms": cost["latency_ms"]})
-        rows.append({"model": model, "role": role, "params": cost["params"], "gmacs": cost["gmacs"],
-                     "latency_ms": cost["latency_ms"], "pck": result.pck["mean"], "auc": result.auc,
-                     "train_s": train_s, "input_size": s.input_size})
-        log(f"[{role}] PCK@0.2 {result.pck['mean']:.1f} on {result.num_people} held-aside people "
-            f"({train_s:.0f} s training)")
+        cost = costs(ckpt)
+        row = {"role": role, "label": ROLES[role], "model": ckpt["arch"]["name"],
+               "depth": int(ckpt["arch"].get("depth", 4)), "input_size": int(ckpt["input_size"]),
+               "checkpoint": str(checkpoint), "params": cost["params"], "gmacs": cost["gmacs"],
+               "latency_ms": cost["latency_ms"], "pck": result.pck["mean"], "auc": result.auc,
+               "train_s": train_s}
+        atomic_write_json(root / role / "cost.json", {k: row[k] for k in (
+            "label", "model", "input_size", "params", "gmacs", "latency_ms")})
+        rows.append(row)
+        log(f"[{role}] PCK@0.2 {row['pck']:.1f} on {result.num_people} held-aside people"
+            + (f" ({train_s:.0f} s adapting)" if train_s else ""))
+
+    finish("teacher", teacher, 0.0)
+    finish("student", student, 0.0)
+    for role, alpha in (("adapted_gt", 0.0), ("adapted_fpd", s.alpha)):
+        log(f"[{role}] adapting the student for {s.adapt_epochs} epochs, alpha {alpha:g}")
+        start = time.perf_counter()
+        cfg = adaptation_config(s, student_ckpt, role=role, alpha=alpha)
+        Trainer(cfg, root / role, teacher=teacher, init=student, progress=progress, command=command).fit()
+        finish(role, root / role / "last.pt", time.perf_counter() - start)
     atomic_write_json(root / "results.json", rows)
     atomic_write_text(root / "results.md", format_markdown(rows, s))
     return rows
@@ -111,13 +159,21 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
 
 def format_markdown(rows: list[dict[str, Any]], s: QuickstartSettings) -> str:
     lines = [
-        f"# posedistill quickstart (embedded LSPET subset, input {s.input_size}, PCK@0.2 with flip test on "
-        f"images {s.test_range})",
+        f"# posedistill quickstart (embedded LSPET images, PCK@0.2 with flip test on the {_count(s.test_range)} "
+        f"held-aside images {s.test_range})",
         "",
-        "| model | role | params (M) | GMACs | CPU latency (ms) | PCK@0.2 |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        f"Adaptation: {s.adapt_epochs} epochs on images {s.train_range} from the shipped student, same seed and "
+        "budget for both.",
+        "",
+        "| row | model | input | params (M) | GMACs | CPU latency (ms) | adapting (s) | PCK@0.2 |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['role']} | {r['params'] / 1e6:.3f} | {r['gmacs']:.3f} | "
-                     f"{r['latency_ms']:.1f} | {r['pck']:.1f} |")
+        lines.append(f"| {r['label']} | {r['model']} | {r['input_size']} | {r['params'] / 1e6:.2f} | "
+                     f"{r['gmacs']:.3f} | {r['latency_ms']:.1f} | {r['train_s']:.0f} | {r['pck']:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def _count(span: str) -> int:
+    first, _, last = span.partition("-")
+    return int(last or first) - int(first) + 1
