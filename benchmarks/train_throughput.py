@@ -231,6 +231,10 @@ def main() -> None:
         rows += section_loader(args, best)
     if "compile" in sections:
         rows += section_compile(args, best)
+    if args.out.is_file():  # keep the other sections' rows of an earlier run (same CPU capability only)
+        old = json.loads(args.out.read_text())
+        if old.get("cpu_capability") == capability:
+            rows = [r for r in old.get("rows", []) if r.get("section") not in sections] + rows
     atomic_write_json(args.out, {"cpu_capability": capability, "native_bf16": native_bf16,
                                  "processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                                  "torch": torch.__version__, "teacher": args.teacher, "student": args.student,
