@@ -3,7 +3,10 @@
 # student from ground truth at 128 input, two at a time with one thread each (small Hourglasses gain little
 # from a second thread: benchmarks/train_throughput.py). Results: runs/lspet128/compare/*/log.csv, summarised
 # by `python tools/lspet128_compare_table.py`.
-#   bash tools/lspet128_compare.sh [VARIANT...]      (default: all)
+#   bash tools/lspet128_compare.sh [VARIANT...]      (default: the ground-truth recipe variants)
+# The fpd_* variants choose alpha and teacher_norm for the FPD runs: the long runs' recipe (depth 3, fg_weight 10)
+# by `distill` from $TEACHER (default runs/lspet128/teacher_hg4_128/best.pt), against gt_d3_fg10, the same
+# recipe from ground truth only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=configs/lspet128/compare_base.yaml
@@ -15,7 +18,12 @@ declare -A SETS=(
   [sigma4to2]="--set data.sigma_start=4 --set data.sigma_epochs=3"
   [fg10_lr2e-3_warm]="--set loss.fg_weight=10 --set optim.lr=2e-3 --set schedule.warmup_epochs=0.5"
   [depth3]="--set model.depth=3"
+  [gt_d3_fg10]="--set model.depth=3 --set loss.fg_weight=10"
+  [fpd_a0.5]="--set model.depth=3 --set loss.fg_weight=10 --set distill.alpha=0.5"
+  [fpd_a0.5_clip]="--set model.depth=3 --set loss.fg_weight=10 --set distill.alpha=0.5 --set distill.teacher_norm=clip"
+  [fpd_a0.8]="--set model.depth=3 --set loss.fg_weight=10 --set distill.alpha=0.8"
 )
+teacher=${TEACHER:-runs/lspet128/teacher_hg4_128/best.pt}
 variants=("$@")
 [ ${#variants[@]} -gt 0 ] || variants=(base fg10 lr2e-3_warm bs8 sigma4to2 fg10_lr2e-3_warm)
 mkdir -p runs/lspet128/compare
@@ -23,7 +31,8 @@ for v in "${variants[@]}"; do
   out=runs/lspet128/compare/$v
   resume=""; [ -f "$out/last.pt" ] && resume="--resume"
   [ -z "$resume" ] && [ -d "$out" ] && rm -rf "$out"
+  cmd=(train); [[ $v == fpd_* ]] && cmd=(distill --teacher "$teacher")
   # shellcheck disable=SC2086
-  OMP_NUM_THREADS=1 posedistill train --config $base --out "$out" --set name=$v ${SETS[$v]} $resume --no-progress \
+  OMP_NUM_THREADS=1 posedistill "${cmd[@]}" --config $base --out "$out" --set name=$v ${SETS[$v]} $resume --no-progress \
     > "runs/lspet128/compare/$v.log" 2>&1
 done
