@@ -11,10 +11,12 @@ training crops and reports, for several ways of running it, how often a crop's h
   ``--recal-batches`` augmented training batches (``posedistill.training.bn_recalibration``).
 
 It also splits the eval-mode outliers by augmentation (padding in the crop, rotation, scale, colour jitter), so
-the cause can be read off the table. Prints tables and writes benchmarks/results/teacher_outliers.json.
+the cause can be read off the table. Prints tables and writes benchmarks/results/teacher_outliers.json;
+``--figure PNG`` draws the crops with the most extreme eval-mode values beside their ground-truth and teacher
+heatmaps (maximum over joints, each with its value range), so the "before" and "after" can be looked at.
 
     python benchmarks/teacher_outliers.py --teacher src/posedistill/weights/teacher_hg4_128_lspet.pt \
-        --config configs/cpu/teacher_hg4_128.yaml [--samples 512] [--recal-batches 50]
+        --config configs/cpu/teacher_hg4_128.yaml [--samples 512] [--recal-batches 50] [--figure out.png]
 """
 
 from __future__ import annotations
@@ -69,6 +71,37 @@ def summary(name: str, r: dict[str, np.ndarray]) -> dict:
     return row
 
 
+@torch.no_grad()
+def draw_worst(model, subset, ev: dict[str, np.ndarray], path: Path, *, title: str, count: int = 4) -> list[int]:
+    """Crops with the most extreme eval-mode values (distance outside [0, 1]): image, ground truth, teacher."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    excess = np.maximum(-ev["min"], ev["max"] - 1.0)
+    worst = [int(i) for i in np.argsort(-excess)[:count]]
+    batch = torch.utils.data.default_collate([subset[i] for i in worst])
+    hm = model.eval()(batch["image"])[-1].float()
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    fig, axes = plt.subplots(count, 3, figsize=(7.5, 2.5 * count), squeeze=False)
+    for row, i in enumerate(worst):
+        img = np.clip(batch["image"][row].permute(1, 2, 0).numpy() * std + mean, 0, 1)
+        gt, th = batch["target"][row].amax(0).numpy(), hm[row].amax(0).numpy()
+        t_lo, t_hi = float(hm[row].min()), float(hm[row].max())
+        for ax, pic, name in ((axes[row, 0], img, f"crop {i}"), (axes[row, 1], gt, "ground truth, max over joints"),
+                              (axes[row, 2], th, f"teacher (eval): {t_lo:.2f} .. {t_hi:.2f}")):
+            ax.imshow(pic, **({} if pic.ndim == 3 else {"cmap": "magma"}))
+            ax.set_title(name, fontsize=8)
+            ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return worst
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teacher", type=Path, required=True)
@@ -77,6 +110,7 @@ def main() -> None:
     parser.add_argument("--recal-batches", type=int, default=50)
     parser.add_argument("--epoch", type=int, default=0, help="augmentation epoch of the inspected crops")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "teacher_outliers.json")
+    parser.add_argument("--figure", type=Path, default=None, help="PNG of the most extreme crops")
     args = parser.parse_args()
     cfg = load_config(args.config)
     dataset, _ = training_dataset(cfg)
@@ -105,10 +139,15 @@ def main() -> None:
     print(f"eval-mode outliers: {split['padded_crops']['outlier_fraction']:.1%} of {split['padded_crops']['crops']} crops "
           f"with > 2% padding, {split['unpadded_crops']['outlier_fraction']:.1%} of {split['unpadded_crops']['crops']} "
           f"without")
+    worst = None
+    if args.figure is not None:
+        worst = draw_worst(teacher, subset, ev, args.figure, title=f"{args.teacher.name} on {args.config.name} "
+                           f"crops: the {4} with the most extreme eval-mode values")
+        print(f"wrote {args.figure}")
     atomic_write_json(args.out, {"teacher": str(args.teacher), "config": str(args.config), "range": [LOW, HIGH],
-                                 "rows": rows, "by_padding": split,
+                                 "rows": rows, "by_padding": split, "figure_crops": worst,
                                  "command": "python benchmarks/teacher_outliers.py " + " ".join(
-                                     f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out")})
+                                     f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out" and v is not None)})
     print(f"wrote {args.out}")
 
 
