@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -70,15 +71,20 @@ def test_each_backend_is_timed_in_its_own_process_and_same_process_still_works(t
         return real_run(cmd, **kw)
 
     monkeypatch.setattr(bench.subprocess, "run", spy)
-    own = run_benchmark(["hg1_32"], input_sizes=(64,), batches=(1,), repeats=1, warmup=0, threads=1,
+    own = run_benchmark(["hg1_32", "hg2_32"], input_sizes=(64,), batches=(1,), repeats=1, warmup=0, threads=1,
                         progress=False, workdir=tmp_path)
-    assert len(launched) == 3 and all("-I" in c and c[-1].endswith(f"times_{b}.json")
-                                      for c, b in zip(launched, ("torch", "onnx", "onnx-int8")))
+    # eager torch in one process; every ONNX file in one of its own (one ORT session, one thread pool, per process)
+    expected = ["torch", "onnx", "onnx", "onnx-int8", "onnx-int8"]
+    assert [c[-1].rsplit("_", 1)[1] for c in launched] == [f"{b}.json" for b in expected]
+    assert all("-I" in c for c in launched)
+    specs = [json.loads(Path(c[-2]).read_text()) for c in launched]
+    assert [len({r["path"] for r in spec["rows"]}) for spec in specs[1:]] == [1, 1, 1, 1]
     # the ORT workers did not load torch (run_benchmark raises otherwise); their results are what came back
-    for b in ("onnx", "onnx-int8"):
-        assert json.loads((tmp_path / f"times_{b}.json").read_text())["torch_loaded"] is False
-    assert json.loads((tmp_path / "times_torch.json").read_text())["torch_loaded"] is True
-    assert own["settings"]["process"] == "one per backend" and own["peak_gmacs_per_s"] > 0
+    for n, b in enumerate(expected):
+        loaded = json.loads((tmp_path / f"times_{n}_{b}.json").read_text())["torch_loaded"]
+        assert loaded is (b == "torch")
+    assert own["settings"]["process"] == "own" and own["peak_gmacs_per_s"] > 0
+    assert len(own["rows"]) == 6 and all(r["latency_ms"] > 0 for r in own["rows"])
     launched.clear()
     shared = run_benchmark(["hg1_32"], input_sizes=(64,), batches=(1,), backends=["onnx"], repeats=1, warmup=0,
                            threads=1, progress=False, isolate=False)

@@ -1,7 +1,8 @@
 """Inference latency benchmark: teacher vs student under eager PyTorch, ONNX Runtime fp32 and ONNX Runtime int8.
 
 For every (model, backend, input size, batch) the benchmark times ``repeats`` calls after ``warmup`` calls
-(:func:`posedistill.bench_worker.time_rounds`), each backend in a process of its own, and reports the median and 90th percentile latency, throughput and
+(:func:`posedistill.bench_worker.time_rounds`), eager torch in a process of its own and each ONNX model in one
+of its own, and reports the median and 90th percentile latency, throughput and
 the fraction of this machine's *measured* peak: ``model GMACs / time`` against the best multiply-accumulate
 rate of a large fp32 matrix product timed in the same run (:func:`measure_peak_gmacs`).
 
@@ -191,7 +192,7 @@ def run_benchmark(
         "peak_gmacs_per_s": peak,
         "threads": {"torch": torch_threads, "onnxruntime": ort_threads},
         "settings": {"repeats": repeats, "warmup": warmup, "interleave": interleave, "channels_last": channels_last,
-                     "fold_bn": fold_bn, "process": "one per backend" if isolate else "shared",
+                     "fold_bn": fold_bn, "process": "own" if isolate else "shared",
                      "malloc": {k: os.environ.get(k) for k in MALLOC_ENV}},
         "rows": rows,
     }
@@ -224,16 +225,25 @@ def _onnx_file(model: torch.nn.Module, name: str, size: int, backend: str, work:
 def _time_in_own_processes(plan: Sequence[tuple[dict[str, Any], Any]], backends: Sequence[str],
                            settings: dict[str, Any], work: Path, progress: bool
                            ) -> tuple[list[dict[str, float]], float]:
-    """Each backend timed by :mod:`posedistill.bench_worker` in a fresh interpreter (ONNX Runtime without torch);
-    the peak is the best of the workers' own peaks, all measured in this run."""
+    """Eager torch timed by :mod:`posedistill.bench_worker` in one fresh interpreter, and every ONNX file in an
+    interpreter of its own (ONNX Runtime without torch, one session per process: the idle threads of another
+    session's pool would spin and take the cores); the peak is the best of the workers' own peaks, all measured
+    in this run."""
     times: list[dict[str, float] | None] = [None] * len(plan)
     peaks = []
     env = {**os.environ, **(MALLOC_ENV if _MALLOC_TUNED else {})}
-    for backend in tqdm(backends, desc="bench processes", disable=not progress, leave=False):
+    groups: list[tuple[str, list[int]]] = []
+    for backend in backends:
         idx = [i for i, (row, _) in enumerate(plan) if row["backend"] == backend]
+        if backend == "torch":
+            groups.append((backend, idx))
+        else:
+            for target in dict.fromkeys(str(plan[i][1]) for i in idx):
+                groups.append((backend, [i for i in idx if str(plan[i][1]) == target]))
+    for n, (backend, idx) in enumerate(tqdm(groups, desc="bench processes", disable=not progress, leave=False)):
         spec = {**settings, "backend": "torch" if backend == "torch" else "onnx", "peak_repeats": 10,
                 "rows": [{**plan[i][0], "path": None if backend == "torch" else str(plan[i][1])} for i in idx]}
-        spec_path, out_path = work / f"spec_{backend}.json", work / f"times_{backend}.json"
+        spec_path, out_path = work / f"spec_{n}_{backend}.json", work / f"times_{n}_{backend}.json"
         atomic_write_json(spec_path, spec)
         proc = subprocess.run([sys.executable, "-I", bench_worker.__file__, str(spec_path), str(out_path)],
                               env=env, capture_output=True, text=True)
