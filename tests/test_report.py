@@ -78,10 +78,10 @@ def test_report_tables_front_and_figures(tmp_path, runs):
     md = (out / "results.md").read_text()
     table = md.split("## Accuracy and cost")[1].split("##")[0]
     rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
-    assert rows["teacher"].startswith("| teacher | hg4_128 | ground truth | 3.000 | 4.000 | 40.0 | 80.0 | 78.0 |")
-    assert rows["fpd"].startswith("| fpd | hg2_64 | FPD alpha=0.5 from teacher | 0.800 | 1.000 | 11.0 | 74.0 | 72.0 |")
+    assert rows["teacher"].startswith("| teacher | hg4_128 | 128 | ground truth | 3.000 | 4.000 | 40.0 | 80.0 | 78.0 |")
+    assert rows["fpd"].startswith("| fpd | hg2_64 | 128 | FPD alpha=0.5 from teacher | 0.800 | 1.000 | 11.0 | 74.0 | 72.0 |")
     assert "posedistill export x --int8" in md.split("**bin**")[1]
-    assert rows["bin"].startswith("| bin | hg2_64_bin | ground truth; binary weights | 0.700 | 0.900 | 12.0 | 60.0 | – |")
+    assert rows["bin"].startswith("| bin | hg2_64_bin | 128 | ground truth; binary weights | 0.700 | 0.900 | 12.0 | 60.0 | – |")
     # per-joint tables (flip and no flip) with the JSON's values
     assert "## PCK@0.2 per joint, with flip test" in md and "## PCK@0.2 per joint, without flip test" in md
     assert "| run | r_ankle | r_knee |" in md
@@ -123,7 +123,7 @@ def test_fpd_gain_gap_and_alpha_sweep(tmp_path, runs):
     assert "| init_a0.5 | FPD alpha=0.5 from teacher, init student | 73.0 | 76.0 | +3.0 | 80.0 | 4.0 |" in fpd
     # the alpha-0 control is the baseline of the init runs, never an FPD row with a "gain" of its own
     assert "| init_a0 |" not in fpd
-    assert "| init_a0 | hg2_64 | ground truth only (alpha-0 control of the FPD runs), init student |" in table
+    assert "| init_a0 | hg2_64 | 128 | ground truth only (alpha-0 control of the FPD runs), init student |" in table
     sweep = md.split("## Alpha sweep: hg2_64 at 128x128")[1].split("##")[0]
     alphas = [line.split(" | ")[0].strip("| ") for line in sweep.splitlines() if line.startswith("| ")][2:]
     assert alphas == ["0", "0.25", "0.5", "1"]  # alpha 0 is the plain student
@@ -240,3 +240,11 @@ def test_curve_of_a_run_still_training_comes_from_its_log(tmp_path):
     (run / "log.csv").write_text("epoch,lr,loss,val_pck\n1,0.001,0.1,12.5\n2,0.001,0.09,20.0\n3,0.001,0.08,\n")
     (entry,) = load_runs([run])
     assert entry.curve == [(1, 12.5), (2, 20.0)]
+
+
+def test_runs_of_the_same_name_in_two_folders_are_told_apart(tmp_path):
+    make_run(tmp_path / "cpu", "student", model="hg2_64", pck_flip=20.0)
+    make_run(tmp_path / "lspet128", "student", model="hg2_64", pck_flip=50.0)
+    make_run(tmp_path / "lspet128", "teacher", model="hg4_128", pck_flip=60.0)
+    labels = [e.label for e in load_runs([tmp_path / "lspet128", tmp_path / "cpu"])]
+    assert sorted(labels) == ["cpu/student", "lspet128/student", "teacher"]

@@ -270,6 +270,10 @@ def load_runs(run_dirs: Sequence[str | Path]) -> list[RunEntry]:
         entries.append(entry)
     if not entries:
         raise DataError("no runs to report")
+    names = [e.label for e in entries]
+    for e in entries:  # two folders of the same name (runs/cpu/x, runs/lspet128/x): name them by their parent too
+        if names.count(e.label) > 1 and e.label == Path(e.run_dir).name:
+            e.label = f"{Path(e.run_dir).parent.name}/{e.label}"
     return entries
 
 
@@ -478,15 +482,16 @@ def format_markdown(entries: list[RunEntry], *, command: str, figures: dict[str,
         "",
         "## Accuracy and cost",
         "",
-        "| run | model | training | params (M) | GFLOPs | CPU latency (ms) | PCK@0.2 flip | PCK@0.2 no flip "
-        "| AUC | split | best val PCK | epochs | train time (min) |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+        "| run | model | input | training | params (M) | GFLOPs | CPU latency (ms) | PCK@0.2 flip "
+        "| PCK@0.2 no flip | AUC | split | best val PCK | epochs | train time (min) |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     for e in entries:
         ev = e.evals.get("flip") or e.evals.get("noflip")
         pck_flip = e.pck_mean(True) if e.evals else e.pck
         lines.append(
-            f"| {e.label} | {e.model} | {e.training} | {_fmt(e.params and e.params / 1e6, '.3f')} | "
+            f"| {e.label} | {e.model} | {_fmt(e.input_size, 'd')} | {e.training} | "
+            f"{_fmt(e.params and e.params / 1e6, '.3f')} | "
             f"{_fmt(e.gmacs, '.3f')} | {_fmt(e.latency_ms, '.1f')} | {_fmt(pck_flip, '.1f')} | "
             f"{_fmt(e.pck_mean(False), '.1f')} | {_fmt(ev and ev.get('auc'), '.1f')} | "
             f"{ev.get('split', '') if ev else ''} | {_fmt(e.best_val_pck, '.1f')} | {_fmt(e.epochs, 'd')} | "
