@@ -24,16 +24,16 @@ from ..tracking import TrackingConfig
               help="JSON object: image file name -> [x, y, w, h] or a list of boxes.")
 @click.option("--locate", type=click.Choice(["auto", "hog", "pose", "both", "none"]), default="auto",
               show_default=True,
-              help="How to find the person without a box: HOG detections ranked by the network (hog; auto = hog "
-                   "where OpenCV has it, else pose), the network on a window grid (pose), both, or none (the "
+              help="How to find the person without a box: the network on the whole image and a window grid "
+                   "(pose; auto = pose), OpenCV's HOG detections ranked by the network (hog), both, or none (the "
                    "whole image).")
 @click.option("--people", type=int, default=1, show_default=True,
               help="Most people per image when localising (distinct, at least 0.6x the best one's score).")
 @click.option("--no-track", is_flag=True, help="Video: localise every frame instead of following the person.")
 @click.option("--no-smooth", is_flag=True, help="Video: no One Euro smoothing of the keypoints.")
-@click.option("--min-cutoff", type=float, default=1.0, show_default=True,
+@click.option("--min-cutoff", type=float, default=8.0, show_default=True,
               help="One Euro filter: cutoff (Hz) at rest; lower is smoother.")
-@click.option("--beta", type=float, default=1.0, show_default=True,
+@click.option("--beta", type=float, default=8.0, show_default=True,
               help="One Euro filter: cutoff rise with speed (per person height per second); higher lags less.")
 @click.option("--relocalize-below", type=float, default=0.25, show_default=True,
               help="Video: localise afresh when the mean joint score falls below this.")
