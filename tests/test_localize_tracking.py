@@ -217,3 +217,22 @@ def test_predict_refuses_a_png_declaring_60000_pixels_square_in_one_line(tmp_pat
     assert res.exit_code == 2
     assert res.output.strip().splitlines()[-1].startswith("error: ") and "60000 x 60000" in res.output
     assert "Traceback" not in res.output
+
+
+def test_pipeline_decodes_with_the_models_own_codec(lspet_mini, tmp_path):
+    """predict's pipeline and Predictor.predict give the same DARK keypoints for a model whose sigma is not the
+    codec default 2 (the pipeline once decoded with a codec of its own, at sigma 2: 13 px away on a real photo
+    with the shipped sigma-1.5 weights)."""
+    from posedistill.checkpoint import load_checkpoint, save_checkpoint
+    from posedistill.weights import default_weights
+
+    ckpt = {k: v for k, v in load_checkpoint(default_weights()).items() if k != "model_meta"}
+    save_checkpoint(tmp_path / "s.pt", {**ckpt, "sigma": 1.0})  # trained weights: peaked heatmaps
+    predictor = Predictor(tmp_path / "s.pt", dark=True, threads=1)
+    assert predictor.meta.sigma == 1.0 and predictor.meta.decode == "dark"
+    image = sorted((lspet_mini / "images").glob("*.jpg"))[0]
+    box = [5.0, 5.0, 90.0, 140.0]
+    piped = predict_paths(predictor, [image], bbox=box, progress=False)[0]["keypoints"]
+    direct = predictor.predict(cv2.imread(str(image)), [box])[0]["keypoints"]
+    for got, want in zip(piped, direct):
+        assert (got["x"], got["y"]) == (pytest.approx(want["x"], abs=1e-3), pytest.approx(want["y"], abs=1e-3))

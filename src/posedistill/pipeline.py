@@ -34,7 +34,6 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .codec import HeatmapCodec, crop_to_image
 from .data.images import load_image
 from .errors import ConfigError, DataError
 from .drawing import draw_pose
@@ -105,29 +104,26 @@ class _Timed:
             self.times.add(self.stage, time.perf_counter() - self.start)
 
 
-def predict_crops_timed(predictor: Predictor, crops: np.ndarray, matrices: np.ndarray, clock: _Clock,
-                        codec: HeatmapCodec) -> tuple[np.ndarray, np.ndarray]:
+def predict_crops_timed(predictor: Predictor, crops: np.ndarray, matrices: np.ndarray, clock: _Clock
+                        ) -> tuple[np.ndarray, np.ndarray]:
     """:meth:`Predictor.predict_crops` with the network and the heatmap decoding timed apart."""
     with clock("infer"):
         heatmaps = predictor.heatmaps(crops)
     with clock("decode_heatmaps"):
-        coords, scores = codec.decode(heatmaps, dark=predictor.dark)
-        return crop_to_image(coords, matrices), scores
+        return predictor.decode_heatmaps(heatmaps, matrices)
 
 
 def estimate_people(predictor: Predictor, localizer: Localizer | None, items: Sequence[Item],
-                    clock: _Clock | None = None, codec: HeatmapCodec | None = None,
-                    ) -> list[list[tuple[list[float], np.ndarray, np.ndarray]]]:
+                    clock: _Clock | None = None) -> list[list[tuple[list[float], np.ndarray, np.ndarray]]]:
     """People (box, keypoints, scores) of each item: items with boxes (and their crops) in one forward pass,
     items without (``boxes is None``) localised together by ``localizer``."""
     clock = clock or _Clock(None)
-    codec = codec or HeatmapCodec(input_size=predictor.input_size, stride=4)
     people: list[list[tuple[list[float], np.ndarray, np.ndarray]]] = [[] for _ in items]
     cropped = [i for i, it in enumerate(items) if it.boxes is not None and it.crops]
     if cropped:
         crops = np.stack([c for i in cropped for c in items[i].crops])
         mats = np.stack([m for i in cropped for m in items[i].matrices])
-        pts, scores = predict_crops_timed(predictor, crops, mats, clock, codec)
+        pts, scores = predict_crops_timed(predictor, crops, mats, clock)
         k = 0
         for i in cropped:
             for b in items[i].boxes:
@@ -197,7 +193,6 @@ class _Run:
         self.p, self.batch_size, self.workers = predictor, batch_size, workers
         self.localizer, self.tracking, self.staging = localizer, tracking, staging
         self.skipped, self.times, self.clock = skipped, times, _Clock(times)
-        self.codec = HeatmapCodec(input_size=predictor.input_size, stride=4)
         self.bar = tqdm(total=total, desc="predict", unit="img", disable=not progress, leave=False)
         self.writer = _Writer(self.clock, maxsize=2 * batch_size)
         self.records: list[dict[str, Any]] = []
@@ -235,7 +230,7 @@ class _Run:
 
     def infer(self, items: Sequence[Item]) -> list[list[tuple[list[float], np.ndarray, np.ndarray]]]:
         """People (box, keypoints, scores) of each prepared item: cropped ones in one batch, others localised."""
-        return estimate_people(self.p, self.localizer, items, self.clock, self.codec)
+        return estimate_people(self.p, self.localizer, items, self.clock)
 
     def emit(self, item: Item, people: Sequence[tuple[list[float], np.ndarray, np.ndarray]],
              draw: Callable[[np.ndarray], None] | None) -> None:

@@ -119,7 +119,12 @@ class Predictor:
 
     def predict_crops(self, crops: np.ndarray, matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Keypoints (N, K, 2) in image pixels and scores (N, K) for preprocessed crops and their matrices."""
-        coords, scores = self.codec.decode(self.heatmaps(crops), dark=self.meta.decode == "dark")
+        return self.decode_heatmaps(self.heatmaps(crops), matrices)
+
+    def decode_heatmaps(self, heatmaps: np.ndarray, matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints (N, K, 2) in image pixels and scores (N, K) from :meth:`heatmaps` output, by the model's own
+        codec (its sigma and decode method) and the crops' image->crop matrices."""
+        coords, scores = self.codec.decode(heatmaps, dark=self.meta.decode == "dark")
         return crop_to_image(coords, matrices), scores
 
     def record(self, box: Box, keypoints: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
