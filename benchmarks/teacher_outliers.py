@@ -31,6 +31,7 @@ import torch
 from posedistill.checkpoint import model_from_checkpoint
 from posedistill.config import load_config
 from posedistill.data import build_loader
+from posedistill.data.transforms import denormalize_image
 from posedistill.io import atomic_write_json
 from posedistill.training.bn_recalibration import recalibrate_batchnorm
 from posedistill.training.teacher_cache import training_dataset
@@ -83,10 +84,9 @@ def draw_worst(model, subset, ev: dict[str, np.ndarray], path: Path, *, title: s
     worst = [int(i) for i in np.argsort(-excess)[:count]]
     batch = torch.utils.data.default_collate([subset[i] for i in worst])
     hm = model.eval()(batch["image"])[-1].float()
-    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
     fig, axes = plt.subplots(count, 3, figsize=(7.5, 2.5 * count), squeeze=False)
     for row, i in enumerate(worst):
-        img = np.clip(batch["image"][row].permute(1, 2, 0).numpy() * std + mean, 0, 1)
+        img = denormalize_image(batch["image"][row].numpy())[:, :, ::-1]  # BGR uint8 -> RGB for matplotlib
         gt, th = batch["target"][row].amax(0).numpy(), hm[row].amax(0).numpy()
         t_lo, t_hi = float(hm[row].min()), float(hm[row].max())
         for ax, pic, name in ((axes[row, 0], img, f"crop {i}"), (axes[row, 1], gt, "ground truth, max over joints"),
@@ -142,7 +142,7 @@ def main() -> None:
     worst = None
     if args.figure is not None:
         worst = draw_worst(teacher, subset, ev, args.figure, title=f"{args.teacher.name} on {args.config.name} "
-                           f"crops: the {4} with the most extreme eval-mode values")
+                           "crops: the 4 with the most extreme eval-mode values")
         print(f"wrote {args.figure}")
     atomic_write_json(args.out, {"teacher": str(args.teacher), "config": str(args.config), "range": [LOW, HIGH],
                                  "rows": rows, "by_padding": split, "figure_crops": worst,

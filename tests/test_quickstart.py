@@ -54,7 +54,7 @@ def test_quickstart_evaluates_shipped_models_and_adapts_the_student_both_ways(tm
         assert 0.0 <= row["pck"] <= 100.0 and row["gmacs"] > 0 and row["latency_ms"] > 0
     assert saved[0]["gmacs"] > saved[1]["gmacs"] == saved[2]["gmacs"]
     md = (tmp_path / "qs" / "results.md").read_text()
-    assert "| student adapted by FPD from the teacher | hg1_32 | 64 |" in md
+    assert "| student adapted by FPD from the teacher | hg1_32 | 64 |" in md and "the 16 held-aside people" in md
     logs = {role: list(csv.DictReader((tmp_path / "qs" / role / "log.csv").open()))
             for role in ("adapted_gt", "adapted_fpd")}
     assert float(logs["adapted_fpd"][0]["loss_kd"]) > 0  # the teacher term was used

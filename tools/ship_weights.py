@@ -1,8 +1,8 @@
 """Install trained weights as the package defaults (run once per release; its output is committed).
 
 Writes a deployable copy (:func:`posedistill.checkpoint.slim_checkpoint`: weights, architecture, joint set,
-input size, resolved config; no optimiser state) of the student's ``best.pt`` (FPD or ground truth, whichever validated best) (and optionally its
-teacher's) into ``src/posedistill/weights/``, with the test-slice evaluation and the training command as
+input size, resolved config; no optimiser state) of the student's ``best.pt`` (FPD or ground truth, whichever
+validated best), and optionally its teacher's, into ``src/posedistill/weights/``, with the test-slice evaluation and the training command as
 provenance, and the manifest ``default.json`` holding each file's sha256, which
 :func:`posedistill.weights.default_weights` verifies before every load. It also writes ``docs/model_card.md``
 from the manifest and a latency measurement (every number in it comes from the runs' JSON or is measured here).
@@ -67,8 +67,8 @@ thread(s), this machine ({cpu}); `posedistill export` + ONNX Runtime is several 
 ## Limits
 
 * One person per box. Give the person's box (`--bbox x,y,w,h` or `--bbox-file`), or let `predict` find the person
-  (OpenCV's HOG people detector and the network's own confidence, `docs/inference.md`), which fails more often
-  on small people and unusual poses.
+  (the network's own search over windows of the image, `docs/inference.md`), which fails more often on small
+  people, unusual poses and images with several people.
 * Trained on sports images at {input}x{input}: coarse joints (a heatmap cell is {cell} input pixels; sub-pixel
   decoding helps only so much), weak on occlusion, unusual viewpoints, crowds, small or truncated people, and on
   images unlike LSPET (e.g. indoor, daily-life, surveillance). Not for decisions about people.
@@ -80,7 +80,7 @@ def _ship(run_dir: Path, out_dir: Path, name: str) -> dict:
     config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
     evals = {key: {"split": ev.get("split"), "pck_mean": ev["pck"]["mean"], "auc": ev.get("auc")}
              for key, ev in entry.evals.items()}
-    provenance = {"run": run_dir.name, "mode": entry.mode, "alpha": entry.alpha,
+    provenance = {"run": run_dir.name, "mode": entry.mode, "alpha": entry.alpha, "init": entry.init,
                   "training_command": run_command(run_dir, config), "test": evals}
     slim = slim_checkpoint(run_dir / "best.pt", out_dir / name, provenance=provenance)
     return manifest_entry(out_dir, name, model=slim["arch"]["name"], depth=int(slim["arch"].get("depth", 4)),
@@ -113,8 +113,7 @@ def main() -> None:
 
 
 def _student_how(info: dict) -> str:
-    command = info["training_command"]
-    init = (" started from `" + command.split("--init ")[1].split()[0] + "`") if "--init " in command else ""
+    init = f" started from `{info['init']}`" if info.get("init") else ""
     if info.get("mode") == "distill" and info.get("alpha"):
         return (f"Fast Pose Distillation (Zhang, Zhu, Ye, CVPR 2019), alpha {info['alpha']:g}, from the teacher's "
                 f"heatmaps{init}.")

@@ -137,7 +137,7 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
                "depth": int(ckpt["arch"].get("depth", 4)), "input_size": int(ckpt["input_size"]),
                "checkpoint": str(checkpoint), "params": cost["params"], "gmacs": cost["gmacs"],
                "latency_ms": cost["latency_ms"], "pck": result.pck["mean"], "auc": result.auc,
-               "train_s": train_s}
+               "people": result.num_people, "train_s": train_s}
         atomic_write_json(root / role / "cost.json", {k: row[k] for k in (
             "label", "model", "input_size", "params", "gmacs", "latency_ms")})
         rows.append(row)
@@ -159,8 +159,8 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
 
 def format_markdown(rows: list[dict[str, Any]], s: QuickstartSettings) -> str:
     lines = [
-        f"# posedistill quickstart (embedded LSPET images, PCK@0.2 with flip test on the {_count(s.test_range)} "
-        f"held-aside images {s.test_range})",
+        f"# posedistill quickstart (embedded LSPET images, PCK@0.2 with flip test on the "
+        f"{rows[0]['people'] if rows else 0} held-aside people of images {s.test_range})",
         "",
         f"Adaptation: {s.adapt_epochs} epochs on images {s.train_range} from the shipped student, same seed and "
         "budget for both.",
@@ -173,7 +173,3 @@ def format_markdown(rows: list[dict[str, Any]], s: QuickstartSettings) -> str:
                      f"{r['gmacs']:.3f} | {r['latency_ms']:.1f} | {r['train_s']:.0f} | {r['pck']:.1f} |")
     return "\n".join(lines) + "\n"
 
-
-def _count(span: str) -> int:
-    first, _, last = span.partition("-")
-    return int(last or first) - int(first) + 1
