@@ -40,7 +40,7 @@ import torch
 from tqdm import tqdm
 
 from . import bench_worker
-from .bench_worker import best_seconds, ort_conv_peak, time_rounds
+from .bench_worker import onnx_runner, ort_conv_peak, time_rounds, torch_matmul_peak, torch_runner
 from .errors import ConfigError
 from .export import export_onnx, load_onnx_session, optimize_for_inference, quantize_onnx
 from .io import atomic_write_json
@@ -84,28 +84,9 @@ def measure_peak_gmacs(*, n: int = 1024, repeats: int = 10, threads: int | None 
     The best of an ``n x n x n`` torch matrix product and a 128-channel 3x3 convolution in ONNX Runtime, each
     taken as its fastest of ``repeats`` calls (other load on the machine only lowers the figure).
     """
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out = torch.empty(n, n)
-    with num_threads(threads), torch.inference_mode():
-        mm = n**3 / best_seconds(lambda: torch.mm(a, b, out=out), repeats) / 1e9
+    with num_threads(threads):
+        mm = torch_matmul_peak(repeats, n)
     return max(mm, ort_conv_peak(threads if threads is not None else torch.get_num_threads(), repeats))
-
-
-def _torch_runner(model: torch.nn.Module, batch: int, size: int, channels_last: bool) -> Callable[[], Any]:
-    x = torch.randn(batch, 3, size, size)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-
-    def run() -> Any:
-        with torch.inference_mode():
-            return model(x)[-1]
-
-    return run
-
-
-def _onnx_runner(session: Any, batch: int, size: int) -> Callable[[], Any]:
-    x = np.random.default_rng(0).standard_normal((batch, 3, size, size), dtype=np.float32)
-    return lambda: session.run(None, {"image": x})
 
 
 @contextlib.contextmanager
@@ -269,11 +250,11 @@ def _time_in_this_process(plan: Sequence[tuple[dict[str, Any], Any]], settings: 
             if id(target) not in fast:
                 fast[id(target)] = optimize_for_inference(target, fold_bn=settings["fold_bn"],
                                                           channels_last=settings["channels_last"])
-            runners.append(_torch_runner(fast[id(target)], batch, size, settings["channels_last"]))
+            runners.append(torch_runner(fast[id(target)], batch, size, settings["channels_last"]))
         else:
             if target not in sessions:
                 sessions[target] = load_onnx_session(target, threads=ort_threads, spin=False)
-            runners.append(_onnx_runner(sessions[target], batch, size))
+            runners.append(onnx_runner(sessions[target], batch, size))
     peak = measure_peak_gmacs(threads=settings["threads"])
     times = _time_rounds(runners, repeats=settings["repeats"], warmup=settings["warmup"],
                          interleave=settings["interleave"], progress=progress)

@@ -103,6 +103,36 @@ def ort_conv_peak(threads: int | None, repeats: int, channels: int = 128, side: 
     return batch * c * c * 9 * h * h / best_seconds(lambda: sess.run(None, {"x": x}), repeats) / 1e9
 
 
+def onnx_runner(session: Any, batch: int, size: int) -> Callable[[], Any]:
+    """One timed call: ``session`` on a fixed random batch of ``batch`` x 3 x ``size`` x ``size``."""
+    x = np.random.default_rng(0).standard_normal((batch, 3, size, size), dtype=np.float32)
+    return lambda: session.run(None, {INPUT_NAME: x})
+
+
+def torch_runner(model: Any, batch: int, size: int, channels_last: bool) -> Callable[[], Any]:
+    """One timed call: ``model``'s last-stack output on a fixed random batch, under ``torch.inference_mode``."""
+    import torch
+
+    x = torch.randn(batch, 3, size, size)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def run() -> Any:
+        with torch.inference_mode():
+            return model(x)[-1]
+
+    return run
+
+
+def torch_matmul_peak(repeats: int, n: int = 1024) -> float:
+    """GMAC/s of an ``n x n x n`` fp32 torch matrix product (fastest of ``repeats``) with torch's threads."""
+    import torch
+
+    a, b, out = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+    with torch.inference_mode():
+        return n**3 / best_seconds(lambda: torch.mm(a, b, out=out), repeats) / 1e9
+
+
 def _onnx_runners(spec: dict[str, Any]) -> tuple[list[Callable[[], Any]], float]:
     # the peak's session is gone before the model's opens: two sessions' spinning thread pools fight for the cores
     peak = ort_conv_peak(spec["threads"], spec["peak_repeats"])
@@ -111,9 +141,7 @@ def _onnx_runners(spec: dict[str, Any]) -> tuple[list[Callable[[], Any]], float]
         path = row["path"]
         if path not in sessions:
             sessions[path] = ort_session(path, spec["threads"])
-        x = np.random.default_rng(0).standard_normal((row["batch"], 3, row["input_size"], row["input_size"]),
-                                                     dtype=np.float32)
-        runners.append(lambda s=sessions[path], x=x: s.run(None, {INPUT_NAME: x}))
+        runners.append(onnx_runner(sessions[path], row["batch"], row["input_size"]))
     return runners, peak
 
 
@@ -132,20 +160,8 @@ def _torch_runners(spec: dict[str, Any]) -> tuple[list[Callable[[], Any]], float
             model = build_model(row["model"], num_joints=spec["num_joints"]).eval()
             models[row["model"]] = optimize_for_inference(model, fold_bn=spec["fold_bn"],
                                                           channels_last=spec["channels_last"])
-        x = torch.randn(row["batch"], 3, row["input_size"], row["input_size"])
-        if spec["channels_last"]:
-            x = x.contiguous(memory_format=torch.channels_last)
-
-        def run(m=models[row["model"]], x=x) -> Any:
-            with torch.inference_mode():
-                return m(x)[-1]
-
-        runners.append(run)
-    n = 1024
-    a, b, out = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
-    with torch.inference_mode():
-        peak = n**3 / best_seconds(lambda: torch.mm(a, b, out=out), spec["peak_repeats"]) / 1e9
-    return runners, peak
+        runners.append(torch_runner(models[row["model"]], row["batch"], row["input_size"], spec["channels_last"]))
+    return runners, torch_matmul_peak(spec["peak_repeats"])
 
 
 def main(argv: Sequence[str]) -> int:
