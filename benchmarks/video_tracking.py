@@ -88,8 +88,8 @@ def run(name: str, predictor: Predictor, frames, gt_boxes, cfg: TrackingConfig |
         pts = [predictor.predict(f, [b])[0]["keypoints"] for f, b in zip(frames, gt_boxes)]
         pts = np.array([[[k["x"], k["y"]] for k in p] for p in pts])
         if cfg is not None:  # the filter alone, on the ground-truth box's keypoints
-            f = OneEuroFilter(cfg.min_cutoff, cfg.beta, cfg.d_cutoff)
-            pts = np.array([f(p, i / FPS, scale=max(b[2:])) for i, (p, b) in enumerate(zip(pts, gt_boxes))])
+            pts = smooth_offline(pts, np.array([max(b[2:]) for b in gt_boxes]), cfg.min_cutoff, cfg.beta,
+                                 cfg.d_cutoff)
         return pts, time.perf_counter() - start, 0
     tracker = PoseTracker(predictor, cfg, localizer=Localizer(predictor))
     start = time.perf_counter()
