@@ -7,7 +7,9 @@ blocks (real colours, no second person). The shipped student (or ``--weights``) 
 
 * ``gt-box``: the ground-truth box (bounding box of the visible joints, as ``predict --bbox``);
 * ``whole``: the whole canvas as the box (what ``predict`` did before it could localise);
-* each localisation method (``pose``, and ``hog`` / ``both`` where OpenCV has its HOG detector).
+* each localisation method (``pose``, and ``hog`` / ``both`` where OpenCV has its HOG detector); where a person
+  scorer lies beside the weights (``tools/fit_person_scorer.py``), each method ranked by it, and ranked by
+  confidence as ``<method>/conf`` beside it (``--no-scorer``: confidence only).
 
 A localisation *fails* when its crop square holds less than half of the ground-truth box, or is more than 2.5
 times the ground-truth crop's side (the person would be a few heatmap pixels). Tune on ``--split val``; report
@@ -25,34 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
-from scenes import joints_box, lspet_people, pixelated, place, shared_lspet, similarity, transform_points
+from scenes import joints_box, lspet_people, scene_for, shared_lspet
 
-from posedistill.data.images import load_image
 from posedistill.data.readers import lspet_split
 from posedistill.evaluation import PCK
 from posedistill.inference import Predictor, box_to_square
 from posedistill.io import atomic_write_json
 from posedistill.localize import Localizer, box_iou, hog_available
+from posedistill.person_score import scorer_for
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def make_scene(rec, background_photo: np.ndarray, rng: np.random.Generator):
-    """(canvas, joints, torso) for one person: random scale, aspect and position, pixelated background."""
-    image = load_image(rec.image)
-    h, w = image.shape[:2]
-    person = max(joints_box(rec.joints, rec.visible)[2:])
-    k = rng.uniform(2.0, 3.0)
-    long_side = int(k * max(h, w))
-    aspect = rng.uniform(0.7, 1.0)
-    cw, ch = (long_side, int(long_side * aspect)) if rng.random() < 0.5 else (int(long_side * aspect), long_side)
-    scale = rng.uniform(0.25, 0.6) * max(cw, ch) / person
-    scale = min(scale, 0.98 * cw / w, 0.98 * ch / h)  # the photo must fit inside the canvas
-    sw, sh = w * scale, h * scale
-    x0, y0 = rng.uniform(0, cw - sw), rng.uniform(0, ch - sh)
-    m = similarity(scale, 0.0, np.array([0.0, 0.0]), np.array([x0, y0]))
-    canvas = place(image, pixelated(background_photo, cw, ch), m)
-    return canvas, transform_points(rec.joints, m), rec.norm * scale
 
 
 def coverage(auto: list[float], gt: list[float]) -> float:
@@ -75,6 +59,8 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--refine-steps", type=int, default=None)
     parser.add_argument("--stability-power", type=float, default=None)
+    parser.add_argument("--no-scorer", action="store_true",
+                        help="ignore the person scorer beside the weights (rank by confidence only)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--out", type=Path, default=None)
@@ -85,6 +71,9 @@ def main() -> None:
     backgrounds = lspet_split(root, "train")
     predictor = Predictor(args.weights, threads=args.threads)
     methods = args.methods.split(",") if args.methods else ["pose"] + (["hog", "both"] if hog_available() else [])
+    scorer = None if args.no_scorer else scorer_for(predictor.weights, predictor.meta.num_joints)
+    if scorer is not None:  # each method ranked by the scorer, and by confidence ("<method>/conf") beside it
+        methods = [m for name in methods for m in (name, f"{name}/conf")]
     overrides = {k: v for k, v in {"margin": args.margin, "keep_joints": args.keep_joints, "top_k": args.top_k,
                                    "refine_steps": args.refine_steps,
                                    "stability_power": args.stability_power}.items() if v is not None}
@@ -93,9 +82,7 @@ def main() -> None:
     seconds = {name: 0.0 for name in pred}
     gts, vis, norms, gt_boxes = [], [], [], []
     for i, rec in enumerate(people):
-        rng = np.random.default_rng([args.seed, rec.meta["index"]])
-        bg = load_image(backgrounds[int(rng.integers(len(backgrounds)))].image)
-        canvas, joints, norm = make_scene(rec, bg, rng)
+        canvas, joints, norm = scene_for(rec, backgrounds, args.seed)
         gt_box = joints_box(joints, rec.visible)
         gts.append(joints), vis.append(rec.visible), norms.append(norm), gt_boxes.append(gt_box)
         h, w = canvas.shape[:2]
@@ -106,7 +93,9 @@ def main() -> None:
             pred[name].append([[k["x"], k["y"]] for k in out["keypoints"]])
         for name in methods:
             t = time.perf_counter()
-            person = Localizer(predictor, method=name, **overrides).locate(canvas)[0]
+            method, _, ranking = name.partition("/")
+            person = Localizer(predictor, method=method, scorer=None if ranking else scorer,
+                               **overrides).locate(canvas)[0]
             seconds[name] += time.perf_counter() - t
             pred[name].append(person.keypoints)
             boxes[name].append(person.box)
@@ -128,16 +117,16 @@ def main() -> None:
     ref = rows[0]["pck"]
     print(f"LSPET {args.split}: {len(people)} people on synthetic canvases, PCK@0.2 by torso; weights "
           f"{predictor.weights.name}; localiser {overrides or 'defaults'}")
-    print(f"{'method':<8} {'PCK@0.2':>8} {'vs gt':>7} {'fail %':>7} {'IoU':>6} {'side/gt':>8} {'ms/img':>8}")
+    print(f"{'method':<10} {'PCK@0.2':>8} {'vs gt':>7} {'fail %':>7} {'IoU':>6} {'side/gt':>8} {'ms/img':>8}")
     for r in rows:
         fail = f"{100 * r['failure_rate']:.1f}" if "failure_rate" in r else "-"
         iou = f"{r['mean_iou']:.2f}" if "mean_iou" in r else "-"
         side = f"{r['median_side_ratio']:.2f}" if "median_side_ratio" in r else "-"
-        print(f"{r['method']:<8} {r['pck']:>8.1f} {r['pck'] - ref:>+7.1f} {fail:>7} {iou:>6} {side:>8} "
+        print(f"{r['method']:<10} {r['pck']:>8.1f} {r['pck'] - ref:>+7.1f} {fail:>7} {iou:>6} {side:>8} "
               f"{r['ms_per_image']:>8.1f}")
     out = args.out or RESULTS / f"localisation_{args.split}.json"
     atomic_write_json(out, {"split": args.split, "people": len(people), "weights": str(predictor.weights.name),
-                            "localiser": overrides, "seed": args.seed, "rows": rows})
+                            "localiser": overrides, "person_scorer": scorer.info if scorer else None, "seed": args.seed, "rows": rows})
     print(f"wrote {out}")
 
 

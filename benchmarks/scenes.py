@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from posedistill.data.images import load_image
 from posedistill.data.readers import lspet_split
 from posedistill.data.records import PersonRecord
 
@@ -62,3 +63,29 @@ def joints_box(joints: np.ndarray, visible: np.ndarray) -> list[float]:
     lo, hi = pts.min(0), pts.max(0)
     size = np.maximum(hi - lo, 1.0)
     return [float(lo[0]), float(lo[1]), float(size[0]), float(size[1])]
+
+
+def make_scene(rec, background_photo: np.ndarray, rng: np.random.Generator):
+    """(canvas, joints, torso) for one person: random scale, aspect and position, pixelated background."""
+    image = load_image(rec.image)
+    h, w = image.shape[:2]
+    person = max(joints_box(rec.joints, rec.visible)[2:])
+    k = rng.uniform(2.0, 3.0)
+    long_side = int(k * max(h, w))
+    aspect = rng.uniform(0.7, 1.0)
+    cw, ch = (long_side, int(long_side * aspect)) if rng.random() < 0.5 else (int(long_side * aspect), long_side)
+    scale = rng.uniform(0.25, 0.6) * max(cw, ch) / person
+    scale = min(scale, 0.98 * cw / w, 0.98 * ch / h)  # the photo must fit inside the canvas
+    sw, sh = w * scale, h * scale
+    x0, y0 = rng.uniform(0, cw - sw), rng.uniform(0, ch - sh)
+    m = similarity(scale, 0.0, np.array([0.0, 0.0]), np.array([x0, y0]))
+    canvas = place(image, pixelated(background_photo, cw, ch), m)
+    return canvas, transform_points(rec.joints, m), rec.norm * scale
+
+
+def scene_for(rec, backgrounds, seed: int):
+    """:func:`make_scene` of one person with a background drawn from ``backgrounds`` (records), reproducibly
+    from ``(seed, the person's LSPET index)``."""
+    rng = np.random.default_rng([seed, rec.meta["index"]])
+    bg = load_image(backgrounds[int(rng.integers(len(backgrounds)))].image)
+    return make_scene(rec, bg, rng)

@@ -7,6 +7,7 @@ joints span the bright pixels inside the crop and its confidence is the bright s
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -29,13 +30,21 @@ class BrightStub:
 
     input_size = 64
     joints = LSP
+    weights = None  # no person scorer beside it
+    meta = SimpleNamespace(num_joints=14, box_padding=1.25)
 
     def preprocess(self, image, box):
         centre, side = box_to_square(box)
         crop, matrix = crop_person(image, centre, side, 0.0, self.input_size)
         return crop.astype(np.float32), matrix
 
+    def heatmaps(self, crops):
+        return crops  # the "heatmaps" are the crops themselves: decode_heatmaps reads the bright pixels
+
     def predict_crops(self, crops, matrices):
+        return self.decode_heatmaps(self.heatmaps(crops), matrices)
+
+    def decode_heatmaps(self, crops, matrices):
         pts, scores = [], []
         for crop, m in zip(crops, matrices):
             ys, xs = np.nonzero(crop[:, :, 0] > 128)

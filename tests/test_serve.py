@@ -49,6 +49,7 @@ def _jpeg_declaring(width: int, height: int) -> bytes:
 def test_health_skeleton_and_page(client):
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["joint_set"] == "lsp" and health["input_size"] == 64
+    assert health["person_scorer"] is False  # none fitted beside the test weights
     sk = client.get("/skeleton").json()
     assert len(sk["names"]) == 14 and len(sk["limbs"]) == len(sk["limb_sides"])
     page = client.get("/")

@@ -4,6 +4,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 
@@ -11,6 +12,8 @@ from posedistill.checkpoint import load_checkpoint, save_checkpoint
 from posedistill.config import ExperimentConfig
 from posedistill.inference import Predictor, default_weights
 from posedistill.models import build_model
+from posedistill.person_score import PersonScorer, sidecar_path
+from posedistill.weights import sha256_file
 
 TOOL = Path(__file__).parents[1] / "tools" / "ship_weights.py"
 
@@ -48,6 +51,10 @@ def test_ship_weights_manifest_card_and_predictor(tmp_path, monkeypatch):
     student = _run(tmp_path / "runs", "fpd_hg1_32", "hg1_32", "distill", 30.0)
     teacher = _run(tmp_path / "runs", "teacher_hg2_32", "hg2_32", "train", 33.0)
     out, card = tmp_path / "weights", tmp_path / "model_card.md"
+    # the student's localiser scorer (tools/fit_person_scorer.py) ships beside it, keyed to the slim copy
+    scorer = PersonScorer(14, np.zeros(5), np.ones(5), [(np.ones((1, 5)), np.zeros(1))],
+                          sha256_file(student / "best.pt"), {"scenes": 3})
+    scorer.save(sidecar_path(student / "best.pt"))
     monkeypatch.setattr("sys.argv", ["ship_weights.py", "--student", str(student), "--teacher", str(teacher),
                                      "--out", str(out), "--card", str(card), "--threads", "1"])
     tool.main()
@@ -61,6 +68,10 @@ def test_ship_weights_manifest_card_and_predictor(tmp_path, monkeypatch):
     assert (out / manifest["file"]).stat().st_size < (student / "best.pt").stat().st_size
     x = torch.randn(2, 3, 64, 64).numpy()
     assert (Predictor(out / manifest["file"]).heatmaps(x) == Predictor(student / "best.pt").heatmaps(x)).all()
+    shipped = out / manifest["file"]
+    assert manifest["person_scorer"]["file"] == shipped.name + ".person.json" and manifest["person_scorer"]["scenes"] == 3
+    assert PersonScorer.load(sidecar_path(shipped)).weights_sha256 == sha256_file(shipped) == manifest["sha256"]
+    assert "person_scorer" not in manifest["teacher"]  # none fitted for the teacher
     text = card.read_text()
     assert "| student | `fpd_hg1_32_lspet.pt` | hg1_32 |" in text and "| 30.0 | 29.5 | 29.0 |" in text
     assert "| teacher | `teacher_hg2_32_lspet.pt` | hg2_32 |" in text and "| 33.0 | 32.5 | 32.0 |" in text

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import yaml
 
 from posedistill.checkpoint import slim_checkpoint
-from posedistill.weights import DEFAULT_WEIGHTS_DIR, manifest_entry
+from posedistill.person_score import PersonScorer, sidecar_path
+from posedistill.weights import DEFAULT_WEIGHTS_DIR, manifest_entry, sha256_file
 from posedistill.io import atomic_write_json, atomic_write_text
 from posedistill.profiling import profile_models
 from posedistill.report import load_runs, run_command
@@ -83,11 +85,28 @@ def _ship(run_dir: Path, out_dir: Path, name: str) -> dict:
     provenance = {"run": run_dir.name, "mode": entry.mode, "alpha": entry.alpha, "init": entry.init,
                   "training_command": run_command(run_dir, config), "test": evals}
     slim = slim_checkpoint(run_dir / "best.pt", out_dir / name, provenance=provenance)
+    scorer = _ship_person_scorer(run_dir / "best.pt", out_dir / name)
+    if scorer:
+        provenance["person_scorer"] = scorer
     return manifest_entry(out_dir, name, model=slim["arch"]["name"], depth=int(slim["arch"].get("depth", 4)),
                           input_size=slim["input_size"],
                           joint_set=slim["joint_set"], epoch=slim.get("epoch"),
                           best_val_pck=slim.get("best_val_pck"), schedule=_schedule(config, slim.get("epoch")),
                           **provenance)
+
+
+def _ship_person_scorer(best: Path, shipped: Path) -> dict | None:
+    """Copy the localiser's person scorer fitted for ``best`` (``tools/fit_person_scorer.py``) beside the slim
+    copy, keyed to the copy's sha256 (same network weights, so the same heatmaps and features)."""
+    if not sidecar_path(best).is_file():
+        return None
+    scorer = PersonScorer.load(sidecar_path(best))
+    if scorer.weights_sha256 != sha256_file(best):
+        print(f"warning: {sidecar_path(best)} was fitted for other weights; not shipped", file=sys.stderr)
+        return None
+    scorer.weights_sha256 = sha256_file(shipped)
+    scorer.save(sidecar_path(shipped))
+    return {"file": sidecar_path(shipped).name, "sha256": sha256_file(sidecar_path(shipped)), **(scorer.info or {})}
 
 
 def main() -> None:

@@ -3,14 +3,18 @@
 Candidates come from the pose network's own coarse passes on the whole image and a grid of windows at two scales
 (``method="pose"``, the default), from OpenCV's built-in HOG people detector plus the whole image (``"hog"``; no
 downloaded weights), or from both (``"both"``). Every candidate crop goes through the network in one batch and is
-scored by its mean joint confidence (the heatmap peaks); the best ``top_k`` are refined ``refine_steps`` times:
-the next box is the bounding box of the candidate's ``keep_joints`` most confident joints, widened by ``margin``.
-The person returned is the refined candidate with the highest score (mean confidence times the IoU of its box
-with the box its own joints span: a real person is a fixed point of the refinement). With ``max_people > 1``
-further people are distinct refined candidates (box IoU <= ``nms_iou`` with every one kept) whose score is at
-least ``min_relative_score`` x the best one's. Chosen by ``benchmarks/localisation.py`` on the validation slice:
-with the 64x64 student HOG's boxes ranked by the network worked best; with the 128-input student the network's
-own window search does (32.8 against 19.4 PCK on the test scenes), and refining the best three beats one.
+scored, and the best ``top_k`` are refined ``refine_steps`` times: the next box is the bounding box of the
+candidate's ``keep_joints`` most confident joints, widened by ``margin``. The person returned is the refined
+candidate with the highest score. The score is the prediction of a
+:class:`~posedistill.person_score.PersonScorer` fitted for the weights (stored beside them; it predicts from the
+crop's heatmaps and pose the fraction of its joints that are right), else mean joint confidence times the IoU of
+the candidate's box with the box its own joints span (a real person is a fixed point of the refinement). With
+``max_people > 1`` further people are distinct refined candidates (box IoU <= ``nms_iou`` with every one kept)
+whose score is at least ``min_relative_score`` x the best one's. Chosen by ``benchmarks/localisation.py`` on the
+validation slice: with the 64x64 student HOG's boxes ranked by the network worked best; with the 128-input
+student the network's own window search does (32.8 against 19.4 PCK on the test scenes), refining the best three
+beats one, and the person scorer with the best eight refined beats confidence (40.0 against 36.8 on 150
+validation scenes).
 
 The pose of the last refinement pass was computed on exactly the crop that :class:`~posedistill.inference.Predictor`
 would take for the returned box, so :meth:`Localizer.predict` returns it without another forward pass.
@@ -28,6 +32,7 @@ import numpy as np
 
 from .errors import ConfigError, DataError
 from .data.records import box_to_square
+from .person_score import PersonScorer, candidate_features, scorer_for
 from .predictor import Predictor
 
 __all__ = ["METHODS", "Localizer", "Person", "joints_box", "box_iou", "hog_available", "hog_boxes", "window_boxes"]
@@ -43,6 +48,7 @@ class Person:
     keypoints: np.ndarray  # (K, 2)
     scores: np.ndarray  # (K,)
     stability: float = 1.0  # IoU of this box with the box its own joints span (1: a fixed point)
+    quality: float | None = None  # the person scorer's predicted fraction of correct joints, when there is one
 
     @property
     def confidence(self) -> float:
@@ -50,8 +56,9 @@ class Person:
 
     @property
     def score(self) -> float:
-        """Ranking score: mean joint confidence times stability (a real person is a fixed point of refinement)."""
-        return self.confidence * self.stability
+        """Ranking score: the person scorer's predicted fraction of correct joints where there is a scorer, else
+        mean joint confidence times stability (a real person is a fixed point of refinement)."""
+        return self.quality if self.quality is not None else self.confidence * self.stability
 
 
 def joints_box(keypoints: np.ndarray, scores: np.ndarray, *, keep: int, margin: float) -> list[float]:
@@ -140,12 +147,14 @@ class Localizer:
         min_relative_score: further people need this fraction of the best person's mean confidence.
         nms_iou: further people must overlap every kept one by at most this IoU.
         batch_size: crops per forward pass.
+        scorer: a :class:`~posedistill.person_score.PersonScorer` that ranks the candidates (``"auto"``: the one
+            stored beside the predictor's weights, if any; None: rank by confidence and stability).
     """
 
     predictor: Predictor
     method: str = "auto"
     refine_steps: int = 2
-    top_k: int = 3  # refine the 3 best candidates, keep the best after refinement (val: 36.8 vs 34.8 with 1)
+    top_k: int | None = None  # None: 8 with a person scorer, 3 without (each the best on validation scenes)
     keep_joints: int = 10
     margin: float = 1.2
     window_fractions: tuple[float, ...] = (0.6, 0.4)
@@ -154,13 +163,23 @@ class Localizer:
     nms_iou: float = 0.3
     batch_size: int = 64
     stability_power: float = 1.0
+    scorer: PersonScorer | str | None = "auto"
     stats: dict[str, int] = field(default_factory=lambda: {"forward_crops": 0})
 
     def __post_init__(self) -> None:
+        if isinstance(self.scorer, str):
+            if self.scorer != "auto":
+                raise ConfigError(f"scorer must be a PersonScorer, None or 'auto', got {self.scorer!r}")
+            weights = getattr(self.predictor, "weights", None)
+            self.scorer = None if weights is None else scorer_for(weights, self.predictor.meta.num_joints)
+        elif self.scorer is not None:
+            self.scorer.check(self.predictor.meta.num_joints, "localizer")
         if self.method == "auto":
             self.method = "pose"
         if self.method not in METHODS:
             raise ConfigError(f"localisation method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.top_k is None:
+            self.top_k = 3 if self.scorer is None else 8
         if self.refine_steps < 0 or self.top_k < 1 or self.max_people < 1 or self.margin <= 0:
             raise ConfigError("refine_steps >= 0, top_k >= 1, max_people >= 1 and margin > 0 are required")
         if self.method != "pose" and not hog_available():
@@ -175,14 +194,25 @@ class Localizer:
             [[0.0, 0.0, float(w), float(h)]]
         return boxes + (hog_boxes(image) if self.method in ("hog", "both") else [])
 
-    def _poses(self, jobs: Sequence[tuple[np.ndarray, list[float]]]) -> list[Person]:
-        """Pose in each (image, box) crop, in batches of ``batch_size``."""
+    def _poses(self, jobs: Sequence[tuple[np.ndarray, list[float]]],
+               features: list[np.ndarray] | None = None) -> list[Person]:
+        """Pose in each (image, box) crop, in batches of ``batch_size``; with a ``features`` list, the
+        :func:`~posedistill.person_score.candidate_features` of every crop are appended to it."""
         people: list[Person] = []
         for start in range(0, len(jobs), self.batch_size):
             chunk = jobs[start:start + self.batch_size]
             crops, mats = zip(*(self.predictor.preprocess(img, box) for img, box in chunk))
-            pts, scores = self.predictor.predict_crops(np.stack(crops), np.stack(mats))
-            people += [Person(list(box), p, s) for (_, box), p, s in zip(chunk, pts, scores)]
+            heatmaps = self.predictor.heatmaps(np.stack(crops))
+            pts, scores = self.predictor.decode_heatmaps(heatmaps, np.stack(mats))
+            boxes = [box for _, box in chunk]
+            quality: Sequence[float | None] = [None] * len(chunk)
+            if self.scorer is not None or features is not None:
+                feats = candidate_features(heatmaps, pts, scores, boxes, padding=self.predictor.meta.box_padding)
+                if features is not None:
+                    features.append(feats)
+                if self.scorer is not None:
+                    quality = [float(q) for q in self.scorer.score(feats)]
+            people += [Person(list(box), p, s, quality=q) for box, p, s, q in zip(boxes, pts, scores, quality)]
         self.stats["forward_crops"] += len(jobs)
         return people
 

@@ -142,7 +142,8 @@ def create_app(predictor: Predictor, *, localizer: Localizer | None = None,
         batcher: Batcher = state["batcher"]
         return {"status": "ok", "weights": predictor.weights.name, "backend": predictor.backend,
                 "input_size": predictor.input_size, "joint_set": predictor.joints.name,
-                "localisation": localizer.method, "queued": batcher.queued(), "queue_size": config.queue_size,
+                "localisation": localizer.method,
+                "person_scorer": localizer.scorer is not None, "queued": batcher.queued(), "queue_size": config.queue_size,
                 "max_batch": config.max_batch, "served": batcher.served, "batches": batcher.batches}
 
     @app.get("/skeleton")
