@@ -6,7 +6,8 @@
 #   bash tools/lspet128_compare.sh [VARIANT...]      (default: the ground-truth recipe variants)
 # The fpd_* variants choose alpha and teacher_norm for the FPD runs: the long runs' recipe (depth 3, fg_weight 10)
 # by `distill` from $TEACHER (default runs/lspet128/teacher_hg4_128/best.pt), against gt_d3_fg10, the same
-# recipe from ground truth only.
+# recipe from ground truth only. With TEACHER_CACHE=DIR (a complete teacher cache, see
+# tools/lspet128_fpd_pipeline.sh) they read the teacher's heatmaps from it instead of running the teacher.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=configs/lspet128/compare_base.yaml
@@ -31,7 +32,7 @@ for v in "${variants[@]}"; do
   out=runs/lspet128/compare/$v
   resume=""; [ -f "$out/last.pt" ] && resume="--resume"
   [ -z "$resume" ] && [ -d "$out" ] && rm -rf "$out"
-  cmd=(train); [[ $v == fpd_* ]] && cmd=(distill --teacher "$teacher")
+  cmd=(train); [[ $v == fpd_* ]] && cmd=(distill --teacher "$teacher" ${TEACHER_CACHE:+--teacher-cache "$TEACHER_CACHE"})
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=1 posedistill "${cmd[@]}" --config $base --out "$out" --set name=$v ${SETS[$v]} $resume --no-progress \
     > "runs/lspet128/compare/$v.log" 2>&1
