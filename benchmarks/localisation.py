@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--refine-steps", type=int, default=None)
     parser.add_argument("--stability-power", type=float, default=None)
+    parser.add_argument("--final-scales", default=None, help="comma list of box scales tried after refinement")
+    parser.add_argument("--scorer-only", action="store_true", help="no '<method>/conf' rows")
     parser.add_argument("--no-scorer", action="store_true",
                         help="ignore the person scorer beside the weights (rank by confidence only)")
     parser.add_argument("--threads", type=int, default=1)
@@ -72,11 +74,13 @@ def main() -> None:
     predictor = Predictor(args.weights, threads=args.threads)
     methods = args.methods.split(",") if args.methods else ["pose"] + (["hog", "both"] if hog_available() else [])
     scorer = None if args.no_scorer else scorer_for(predictor.weights, predictor.meta.num_joints)
-    if scorer is not None:  # each method ranked by the scorer, and by confidence ("<method>/conf") beside it
+    if scorer is not None and not args.scorer_only:  # each method ranked by the scorer, and by confidence ("<method>/conf") beside it
         methods = [m for name in methods for m in (name, f"{name}/conf")]
     overrides = {k: v for k, v in {"margin": args.margin, "keep_joints": args.keep_joints, "top_k": args.top_k,
                                    "refine_steps": args.refine_steps,
-                                   "stability_power": args.stability_power}.items() if v is not None}
+                                   "stability_power": args.stability_power,
+                                   "final_scales": tuple(float(f) for f in args.final_scales.split(","))
+                                   if args.final_scales else None}.items() if v is not None}
     pred = {name: [] for name in ["gt-box", "whole", *methods]}
     boxes = {name: [] for name in methods}
     seconds = {name: 0.0 for name in pred}

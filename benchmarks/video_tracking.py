@@ -28,6 +28,7 @@ tracking whose PCK is within ``--max-pck-loss`` (1.0) of the unsmoothed keypoint
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
@@ -42,6 +43,7 @@ from posedistill.evaluation import PCK
 from posedistill.inference import Predictor
 from posedistill.io import atomic_write_json
 from posedistill.localize import Localizer
+from posedistill.person_score import scorer_for
 from posedistill.tracking import OneEuroFilter, PoseTracker, TrackingConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -175,6 +177,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--tune", action="store_true", help="grid of One Euro settings (use --split val)")
     parser.add_argument("--max-pck-loss", type=float, default=1.0, help="--tune: PCK the filter may cost")
+    parser.add_argument("--runs", default=None,
+                        help="comma list of runs to measure (default all); the others' rows are kept from --out")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -192,6 +196,11 @@ def main() -> None:
         "track": TrackingConfig(track=True, smooth=False, **tuned),
         "track+smooth": TrackingConfig(track=True, smooth=True, **tuned),
     }
+    if args.runs:
+        unknown = set(args.runs.split(",")) - set(configs)
+        if unknown:
+            parser.error(f"unknown runs {', '.join(sorted(unknown))}; choose among {', '.join(configs)}")
+        configs = {k: v for k, v in configs.items() if k in args.runs.split(",")}
     acc = {name: {"pred": [], "gt": [], "vis": [], "torso": [], "jit": [], "jit_px": [], "s": 0.0, "reloc": 0}
            for name in configs}
 
@@ -226,8 +235,17 @@ def main() -> None:
                        np.concatenate(a["torso"]))["mean"],
             "jitter_torso_pct": float(np.mean(a["jit"])), "jitter_px": float(np.mean(a["jit_px"])),
             "frames_per_s": total_frames / a["s"], "relocalised_frames": a["reloc"],
+            "person_scorer": scorer_for(predictor.weights, predictor.meta.num_joints) is not None,
         })
-    cfg = configs["track+smooth"]
+    out = args.out or RESULTS / f"video_tracking_{args.split}.json"
+    if args.runs and out.is_file():  # keep the rows of the runs not measured now
+        old = json.loads(out.read_text())
+        if (old.get("clips"), old.get("frames")) == (len(pick), args.frames):
+            fresh = {r["run"] for r in rows}
+            rows = [r for r in old["rows"] if r["run"] not in fresh] + rows
+            order = ["gt-box", "gt-box+smooth", "locate", "track", "track+smooth"]
+            rows.sort(key=lambda r: order.index(r["run"]))
+    cfg = TrackingConfig(**tuned)
     print(f"LSPET {args.split}: {len(pick)} clips x {args.frames} frames at {FPS:g} fps; weights "
           f"{predictor.weights.name}; One Euro min_cutoff={cfg.min_cutoff} beta={cfg.beta} "
           f"d_cutoff={cfg.d_cutoff}; re-localise below {cfg.relocalize_below}")
@@ -235,7 +253,6 @@ def main() -> None:
     for r in rows:
         print(f"{r['run']:<13} {r['pck']:>8.1f} {r['jitter_torso_pct']:>14.2f} {r['jitter_px']:>10.2f} "
               f"{r['relocalised_frames']:>11} {r['frames_per_s']:>9.1f}")
-    out = args.out or RESULTS / f"video_tracking_{args.split}.json"
     atomic_write_json(out, {"split": args.split, "clips": len(pick), "frames": args.frames, "fps": FPS,
                             "weights": predictor.weights.name,
                             "filter": {"min_cutoff": cfg.min_cutoff, "beta": cfg.beta, "d_cutoff": cfg.d_cutoff,

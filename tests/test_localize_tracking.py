@@ -89,6 +89,16 @@ def test_localizer_finds_the_bright_person_and_refines_to_a_fixed_point(where):
     assert person.stability > 0.9  # its own joints span (nearly) the same box again
 
 
+def test_final_scales_try_each_kept_candidate_at_other_sizes():
+    image = _scene(200, 100, 80, 160)
+    plain = Localizer(BrightStub(), method="pose", top_k=3)
+    plain.locate(image)
+    scaled = Localizer(BrightStub(), method="pose", top_k=3, final_scales=(0.8, 1.0, 1.25))
+    person = scaled.locate(image)[0]
+    assert scaled.stats["forward_crops"] == plain.stats["forward_crops"] + 3 * 2  # 2 more crops per kept one
+    assert box_iou(person.box, [200, 100, 80, 160]) > 0.6
+
+
 def test_localizer_max_people_returns_distinct_people():
     image = _scene(40, 40, 80, 160)
     cv2.rectangle(image, (450, 200), (530, 360), (255, 255, 255), -1)

@@ -70,6 +70,12 @@ def joints_box(keypoints: np.ndarray, scores: np.ndarray, *, keep: int, margin: 
     return [float(centre[0] - size[0] / 2), float(centre[1] - size[1] / 2), float(size[0]), float(size[1])]
 
 
+def _scaled(box: Sequence[float], factor: float) -> list[float]:
+    """``box`` scaled by ``factor`` about its centre."""
+    x, y, w, h = box
+    return [x + w * (1 - factor) / 2, y + h * (1 - factor) / 2, w * factor, h * factor]
+
+
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     """Intersection over union of two ``[x, y, w, h]`` boxes."""
     ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
@@ -147,6 +153,9 @@ class Localizer:
         min_relative_score: further people need this fraction of the best person's mean confidence.
         nms_iou: further people must overlap every kept one by at most this IoU.
         batch_size: crops per forward pass.
+        final_scales: after the refinement, each kept candidate is also tried with its box scaled by these
+            factors about its centre (1.0: as refined), and the best of all is returned; None: (0.7, 0.85, 1.0)
+            with a scorer (the refined boxes run about 1.1-1.2x the ground truth's), (1.0,) without.
         scorer: a :class:`~posedistill.person_score.PersonScorer` that ranks the candidates (``"auto"``: the one
             stored beside the predictor's weights, if any; None: rank by confidence and stability).
     """
@@ -163,6 +172,7 @@ class Localizer:
     nms_iou: float = 0.3
     batch_size: int = 64
     stability_power: float = 1.0
+    final_scales: tuple[float, ...] | None = None  # None: (0.7, 0.85, 1.0) with a scorer, (1.0,) without
     scorer: PersonScorer | str | None = "auto"
     stats: dict[str, int] = field(default_factory=lambda: {"forward_crops": 0})
 
@@ -180,6 +190,12 @@ class Localizer:
             raise ConfigError(f"localisation method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.top_k is None:
             self.top_k = 3 if self.scorer is None else 8
+        if self.final_scales is None:
+            # chosen on 150 validation scenes with the scorer: 41.5, against 40.0 for (1.0,) and 40.7 for
+            # (0.8, 1.0, 1.25)
+            self.final_scales = (1.0,) if self.scorer is None else (0.7, 0.85, 1.0)
+        if any(f <= 0 for f in self.final_scales):
+            raise ConfigError(f"final_scales must be > 0, got {self.final_scales}")
         if self.refine_steps < 0 or self.top_k < 1 or self.max_people < 1 or self.margin <= 0:
             raise ConfigError("refine_steps >= 0, top_k >= 1, max_people >= 1 and margin > 0 are required")
         if self.method != "pose" and not hog_available():
@@ -235,6 +251,10 @@ class Localizer:
             kept = [[] for _ in images]
             for (i, _), person in zip(flat, refined):
                 kept[i].append(person)
+        variants = [(i, _scaled(p.box, f)) for i, people in enumerate(kept) for p in people
+                    for f in self.final_scales if f != 1.0]
+        for (i, _), person in zip(variants, self._poses([(images[i], b) for i, b in variants])):
+            kept[i].append(person)
         for people in kept:
             for p in people:
                 p.stability = box_iou(p.box, joints_box(p.keypoints, p.scores, keep=self.keep_joints,
