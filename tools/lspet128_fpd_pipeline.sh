@@ -9,12 +9,14 @@
 # one teacher pass per sample (about 21 samples/s with 2 threads); each student then trains at about 2.7x the
 # online speed (benchmarks/results/teacher_cache.json).
 #
-#   1. wait until the teacher run is finished (all epochs of configs/lspet128/teacher_hg4_128.yaml)
+#   1. wait until the teacher run is finished (all epochs of configs/lspet128/teacher_hg4_128.yaml); its test
+#      evaluations and the "after" teacher-outlier figure
 #   2. cache epochs 0-3; alpha / teacher_norm on validation: tools/lspet128_compare.sh fpd_a0.5 fpd_a0.5_clip
 #      fpd_a0.8 gt_d3_fg10, two at a time with one thread each
 #   3. choose the fpd_* variant with the best validation PCK after 4 epochs -> runs/lspet128/fpd_choice.json
 #   4. cache to 12 epochs; FPD from the ground-truth student and its alpha-0 control, side by side
 #   5. cache to 36 epochs; FPD from scratch
+#   Every finished run is evaluated on the test slice with and without flip test (RUN/eval_test[_noflip].json).
 #
 #   nohup bash tools/lspet128_fpd_pipeline.sh >> runs/lspet128/fpd_pipeline.log 2>&1 &
 set -euo pipefail
@@ -32,6 +34,17 @@ cache_to() {
   OMP_NUM_THREADS=2 python -m posedistill.training.teacher_cache --teacher "$T" \
     --config configs/lspet128/fpd_hg2_64.yaml --out "$C" --epochs "$1" --no-progress
 }
+# evaluate RUN_DIR: test-slice PCK with and without flip test, once
+evaluate() {
+  local flag suffix
+  for flag in flip no-flip; do
+    suffix=""; [ $flag = no-flip ] && suffix=_noflip
+    [ -f "$1/eval_test$suffix.json" ] && continue
+    OMP_NUM_THREADS=2 posedistill evaluate "$1/best.pt" --data ../shared/data/lspet --dataset lspet --split test \
+      --$flag --workers 0 --json "$1/eval_test$suffix.json" > /dev/null
+  done
+  say "$1: test PCK $(python -c "import json,sys; print(*(round(json.load(open(f))['pck']['mean'], 1) for f in sys.argv[1:]))" "$1/eval_test.json" "$1/eval_test_noflip.json") (flip, no flip)"
+}
 # distill NAME CONFIG THREADS [ARGS...]: one FPD run in the foreground, resumed when interrupted
 distill() {
   local name=$1 config=$2 threads=$3; shift 3
@@ -42,6 +55,7 @@ distill() {
   OMP_NUM_THREADS=$threads posedistill distill --config "$config" --out "$out" --set name="$name" $resume \
     --no-progress "$@" >> "$R/$name.log" 2>&1
   say "$name: done"
+  evaluate "$out"
 }
 
 # 1
@@ -49,6 +63,10 @@ teacher_epochs=$(epochs_of configs/lspet128/teacher_hg4_128.yaml)
 while pgrep -f "out $R/teacher_hg4_128" > /dev/null; do sleep 60; done
 finished $R/teacher_hg4_128 "$teacher_epochs" || { say "teacher not finished: resume it first"; exit 1; }
 say "teacher finished"
+evaluate $R/teacher_hg4_128
+[ -f benchmarks/results/teacher_outliers_128.json ] || OMP_NUM_THREADS=2 python benchmarks/teacher_outliers.py \
+  --teacher "$T" --config configs/lspet128/fpd_hg2_64.yaml --figure docs/teacher_outliers_after.png \
+  --out benchmarks/results/teacher_outliers_128.json
 
 # 2
 cache_to 4
