@@ -89,6 +89,11 @@ def test_scorer_round_trips_and_bad_files_get_one_line_errors(tmp_path):
     path.write_text(json.dumps(bad))
     with pytest.raises(CheckpointError, match="do not chain"):
         PersonScorer.load(path)
+    bad = scorer.to_dict()
+    bad["layers"][0]["bias"][0] = float("nan")
+    path.write_text(json.dumps(bad))
+    with pytest.raises(CheckpointError, match="non-finite"):
+        PersonScorer.load(path)
 
 
 def test_scorer_beside_the_weights_is_found_only_for_those_weights(tmp_path, capsys):

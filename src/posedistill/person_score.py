@@ -147,8 +147,11 @@ class PersonScorer:
                 if w.ndim != 2 or w.shape[1] != width or b.shape != (w.shape[0],):
                     raise ValueError("layer shapes do not chain")
                 width = w.shape[0]
-            if width != 1 or scorer.std.shape != scorer.mean.shape or not np.all(np.isfinite(scorer.std)):
+            if width != 1 or scorer.std.shape != scorer.mean.shape or scorer.mean.ndim != 1:
                 raise ValueError("malformed standardisation or output layer")
+            arrays = [scorer.mean, scorer.std, *(a for layer in scorer.layers for a in layer)]
+            if not all(np.all(np.isfinite(a)) for a in arrays) or np.any(scorer.std <= 0):
+                raise ValueError("non-finite numbers or a standard deviation <= 0")
             return scorer
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"{path}: cannot read person scorer: {exc}") from None
