@@ -150,7 +150,7 @@ class Localizer:
         margin: widening of the joints' box (the crop adds :data:`~posedistill.inference.BOX_PADDING` on top).
         window_fractions: window sides of the grid, as fractions of the image's longer side.
         max_people: people returned per image at most.
-        min_relative_score: further people need this fraction of the best person's mean confidence.
+        min_relative_score: further people need this fraction of the best person's score.
         nms_iou: further people must overlap every kept one by at most this IoU.
         batch_size: crops per forward pass.
         final_scales: after the refinement, each kept candidate is also tried with its box scaled by these
