@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from .errors import ConfigError, DataError
-from .data.records import box_to_square
+from .data.records import box_iou, box_to_square
 from .person_score import PersonScorer, candidate_features, scorer_for
 from .predictor import Predictor
 
@@ -74,15 +74,6 @@ def _scaled(box: Sequence[float], factor: float) -> list[float]:
     """``box`` scaled by ``factor`` about its centre."""
     x, y, w, h = box
     return [x + w * (1 - factor) / 2, y + h * (1 - factor) / 2, w * factor, h * factor]
-
-
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two ``[x, y, w, h]`` boxes."""
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
 
 
 def window_boxes(width: int, height: int, fractions: Sequence[float] = (0.6, 0.4)) -> list[list[float]]:

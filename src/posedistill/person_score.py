@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .data.records import box_to_square
+from .data.records import box_iou, box_to_square
 from .errors import CheckpointError
 from .io import atomic_write_text
 
@@ -38,13 +38,6 @@ __all__ = ["FEATURES_VERSION", "PersonScorer", "candidate_features", "fit_person
 
 FEATURES_VERSION = 1
 _SUFFIX = ".person.json"
-
-
-def _box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    union = a[2] * a[3] + b[2] * b[3] - ix * iy
-    return ix * iy / union if union > 0 else 0.0
 
 
 def heatmap_features(heatmaps: np.ndarray) -> np.ndarray:
@@ -84,7 +77,7 @@ def candidate_features(heatmaps: np.ndarray, keypoints: np.ndarray, scores: np.n
         s = scores[i]
         rows.append(np.concatenate([
             s, pts.ravel(), hi - lo, (hi + lo) / 2, thi - tlo, (thi + tlo) / 2,
-            [s.mean(), s.min(), np.median(s), float((hi - lo).max()), _box_iou(boxes[i], joints_box)],
+            [s.mean(), s.min(), np.median(s), float((hi - lo).max()), box_iou(boxes[i], joints_box)],
             hm[i].ravel(), hm[i].mean(0)]))
     return np.asarray(rows, np.float32).reshape(n, -1)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PersonRecord", "box_from_joints", "box_to_square", "whole_image_box", "torso_norm"]
+__all__ = ["PersonRecord", "box_from_joints", "box_iou", "box_to_square", "whole_image_box", "torso_norm"]
 
 
 @dataclass
@@ -61,6 +62,15 @@ def box_to_square(box, padding: float = 1.25) -> tuple[np.ndarray, float]:
     all use it."""
     x, y, w, h = (float(v) for v in box)
     return np.array([x + w / 2.0, y + h / 2.0]), max(w, h) * padding
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two ``[x, y, w, h]`` boxes."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
 
 
 def whole_image_box(width: int, height: int) -> list[float]:
