@@ -83,7 +83,7 @@ def jitter(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, torso: np.ndar
     return float(100 * np.mean(err / torso[1:, None])), float(np.mean(err))
 
 
-def run(name: str, predictor: Predictor, frames, gt_boxes, cfg: TrackingConfig | None
+def run(name: str, predictor: Predictor, frames, gt_boxes, cfg: TrackingConfig | None, scorer=None
         ) -> tuple[np.ndarray, float, int]:
     if name.startswith("gt-box"):
         start = time.perf_counter()
@@ -93,7 +93,7 @@ def run(name: str, predictor: Predictor, frames, gt_boxes, cfg: TrackingConfig |
             pts = smooth_offline(pts, np.array([max(b[2:]) for b in gt_boxes]), cfg.min_cutoff, cfg.beta,
                                  cfg.d_cutoff)
         return pts, time.perf_counter() - start, 0
-    tracker = PoseTracker(predictor, cfg, localizer=Localizer(predictor))
+    tracker = PoseTracker(predictor, cfg, localizer=Localizer(predictor, scorer=scorer))
     start = time.perf_counter()
     pts = np.array([tracker.update(f, i / FPS).keypoints for i, f in enumerate(frames)])
     return pts, time.perf_counter() - start, tracker.relocalized
@@ -137,11 +137,12 @@ def tune(clips: list[dict], max_pck_loss: float) -> dict:
             "rule": f"least tracking jitter with tracking PCK >= unsmoothed - {max_pck_loss}"}
 
 
-def run_tune(args, predictor: Predictor, clip_iter) -> None:
+def run_tune(args, predictor: Predictor, clip_iter, scorer=None) -> None:
     clips = []
     for n, (rec, frames, gt, torso, gt_boxes) in enumerate(clip_iter):
         pts, _, _ = run("gt-box", predictor, frames, gt_boxes, None)
-        tracker = PoseTracker(predictor, TrackingConfig(track=True, smooth=False), localizer=Localizer(predictor))
+        tracker = PoseTracker(predictor, TrackingConfig(track=True, smooth=False),
+                              localizer=Localizer(predictor, scorer=scorer))
         people = [tracker.update(f, i / FPS) for i, f in enumerate(frames)]
         clips.append({"gt": gt, "vis": rec.visible, "torso": torso,
                       "gt-box": {"pts": pts, "sides": np.array([max(b[2:]) for b in gt_boxes])},
@@ -187,6 +188,7 @@ def main() -> None:
     pick = np.random.default_rng(args.seed).choice(len(people), size=min(args.clips, len(people)), replace=False)
     backgrounds = lspet_split(root, "train")
     predictor = Predictor(args.weights, threads=args.threads)
+    scorer = scorer_for(predictor.weights, predictor.meta.num_joints)  # the localiser's ranking, looked up once
     tuned = {k: v for k, v in {"min_cutoff": args.min_cutoff, "beta": args.beta,
                                "relocalize_below": args.relocalize_below}.items() if v is not None}
     configs = {
@@ -213,10 +215,10 @@ def main() -> None:
             yield rec, frames, gt, torso, [joints_box(g, rec.visible) for g in gt]
 
     if args.tune:
-        return run_tune(args, predictor, clip_iter())
+        return run_tune(args, predictor, clip_iter(), scorer)
     for n, (rec, frames, gt, torso, gt_boxes) in enumerate(clip_iter()):
         for name, cfg in configs.items():
-            pred, seconds, reloc = run(name, predictor, frames, gt_boxes, cfg)
+            pred, seconds, reloc = run(name, predictor, frames, gt_boxes, cfg, scorer)
             a = acc[name]
             a["pred"].append(pred), a["gt"].append(gt), a["torso"].append(torso)
             a["vis"].append(np.repeat(rec.visible[None], len(frames), 0))
@@ -235,7 +237,7 @@ def main() -> None:
                        np.concatenate(a["torso"]))["mean"],
             "jitter_torso_pct": float(np.mean(a["jit"])), "jitter_px": float(np.mean(a["jit_px"])),
             "frames_per_s": total_frames / a["s"], "relocalised_frames": a["reloc"],
-            "person_scorer": scorer_for(predictor.weights, predictor.meta.num_joints) is not None,
+            "person_scorer": scorer is not None,
         })
     out = args.out or RESULTS / f"video_tracking_{args.split}.json"
     if args.runs and out.is_file():  # keep the rows of the runs not measured now
