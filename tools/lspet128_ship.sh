@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Issue 12, after tools/lspet128_fpd_pipeline.sh has finished: choose the student that ships, ship it with the
+# teacher, and regenerate every figure and picture that depends on the shipped weights. Each step skips what is
+# already done where it can; run it on a quiet machine (it times latency and the quickstart).
+#
+#   1. the shipped student: the finished 128-input student run with the best validation PCK@0.2 (chosen on
+#      validation only; the test slice is for the figures) -> runs/lspet128/ship_choice.json
+#   2. its person scorer (tools/fit_person_scorer.py, about 6 minutes), unless one for these weights is there
+#   3. docs/lspet128_val_curves.png (every 128-input run and the 4-epoch comparison runs)
+#   4. posedistill report: the 128-input runs first, then the 64-input sweep -> docs/results.md and plots
+#   5. tools/ship_weights.py: slim student and teacher, sha256 manifest, scorer sidecar, docs/model_card.md
+#   6. tools/draw_test_predictions.py -> docs/student_predictions.jpg (look at it)
+#   7. posedistill quickstart on the new weights, timed -> runs/quickstart-lspet128/ (figures for the README)
+#
+#   bash tools/lspet128_ship.sh 2>&1 | tee runs/lspet128/ship.log
+set -euo pipefail
+cd "$(dirname "$0")/.."
+R=runs/lspet128
+export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 OMP_NUM_THREADS=2
+say() { echo "[$(date -u +%F\ %T)] $*"; }
+if pgrep -f "posedistill (train|distill)|teacher_cache" > /dev/null; then
+  say "training is still running: ship after it finishes (the timings need a quiet machine)"; exit 1
+fi
+
+# 1
+python - <<'EOF'
+import csv, json, yaml
+from pathlib import Path
+root = Path("runs/lspet128")
+rows = []
+for name in ("student_hg2_64", "fpd_hg2_64", "fpd_hg2_64_init", "fpd_hg2_64_init_a0"):
+    run = root / name
+    if not (run / "log.csv").is_file() or not (run / "best.pt").is_file():
+        continue
+    log = list(csv.DictReader(open(run / "log.csv")))
+    epochs = yaml.safe_load(open(run / "config.yaml"))["train"]["epochs"]
+    if len(log) < epochs:
+        print(f"{name}: not finished ({len(log)}/{epochs} epochs), left out")
+        continue
+    rows.append({"run": name, "best_val_pck": max(float(r["val_pck"]) for r in log), "epochs": epochs})
+if not rows:
+    raise SystemExit("no finished student run under runs/lspet128")
+best = max(rows, key=lambda r: r["best_val_pck"])
+(root / "ship_choice.json").write_text(json.dumps({"chosen": best, "candidates": rows}, indent=1) + "\n")
+print("shipping", best)
+EOF
+S=$(python -c "import json; print(json.load(open('$R/ship_choice.json'))['chosen']['run'])")
+say "student that ships: $S"
+
+# 2
+if ! python -c "
+import sys
+from posedistill.person_score import scorer_for
+sys.exit(0 if scorer_for('$R/$S/best.pt', 14) else 1)" 2> /dev/null; then
+  say "fitting the person scorer for $S"
+  python tools/fit_person_scorer.py --weights "$R/$S/best.pt" --threads 2 --no-progress
+fi
+
+# 3
+python - <<'EOF'
+from pathlib import Path
+from posedistill.report import load_runs, plot_curves
+root = Path("runs/lspet128")
+names = ["teacher_hg4_128", "student_hg2_64", "fpd_hg2_64", "fpd_hg2_64_init", "fpd_hg2_64_init_a0"]
+dirs = [root / n for n in names if (root / n / "log.csv").is_file()]
+dirs += sorted(p for p in (root / "compare").glob("*") if (p / "log.csv").is_file())
+plot_curves(load_runs(dirs), Path("docs/lspet128_val_curves.png"),
+            command="tools/lspet128_ship.sh (runs/lspet128/*/log.csv)")
+print("wrote docs/lspet128_val_curves.png")
+EOF
+
+# 4
+long=()
+for n in teacher_hg4_128 student_hg2_64 fpd_hg2_64 fpd_hg2_64_init fpd_hg2_64_init_a0; do
+  if [ -f "$R/$n/eval_test.json" ]; then long+=("$R/$n"); fi
+done
+# the 64-input sweep of issue 7, the cheap trade-off curve (its input size is in every row)
+sweep=(teacher_hg4_128 student_hg2_64 fpd_hg2_64 fpd_hg2_64_peak fpd_hg2_64_clip fpd_hg2_64_init fpd_hg2_64_init_a0
+       fpd_hg2_64_init_clip fpd_hg2_64_a0.25 fpd_hg2_64_a0.75 fpd_hg2_64_a1.0 student_hg1_64 fpd_hg1_64
+       student_hg2_32 fpd_hg2_32 student_hg1_32 fpd_hg1_32 bin_hg2_64 fpd_hg2_64_init_clip_ort
+       fpd_hg2_64_init_clip_int8)
+posedistill report "${long[@]}" "${sweep[@]/#/runs/cpu/}" --out docs/ --threads 2 --repeats 20
+
+# 5
+python tools/ship_weights.py --student "$R/$S" --teacher "$R/teacher_hg4_128" --threads 2 \
+  --note "${SHIP_NOTE:-the 128-input student with the best validation PCK@0.2 of the runs in runs/lspet128 ($S)}"
+
+# 6
+python tools/draw_test_predictions.py --out docs/student_predictions.jpg
+
+# 7
+rm -rf runs/quickstart-lspet128
+start=$(date +%s)
+posedistill quickstart --out runs/quickstart-lspet128
+say "quickstart: $(( $(date +%s) - start )) s; table in runs/quickstart-lspet128/results.md"
