@@ -11,6 +11,7 @@
 #   5. tools/ship_weights.py: slim student and teacher, sha256 manifest, scorer sidecar, docs/model_card.md
 #   6. tools/draw_test_predictions.py -> docs/student_predictions.jpg (look at it)
 #   7. posedistill quickstart on the new weights, timed -> runs/quickstart-lspet128/ (figures for the README)
+#   8. with BENCHMARKS=1: issue 14's benchmarks with the shipped weights (localisation, video, throughput, serve)
 #
 #   bash tools/lspet128_ship.sh 2>&1 | tee runs/lspet128/ship.log
 set -euo pipefail
@@ -93,3 +94,13 @@ rm -rf runs/quickstart-lspet128
 start=$(date +%s)
 posedistill quickstart --out runs/quickstart-lspet128
 say "quickstart: $(( $(date +%s) - start )) s; table in runs/quickstart-lspet128/results.md"
+
+# 8 (BENCHMARKS=1): issue 14's benchmarks again with the shipped weights (about 25 minutes; quiet machine)
+if [ "${BENCHMARKS:-0}" = 1 ]; then
+  python benchmarks/localisation.py --split test --methods pose --threads 2
+  python benchmarks/video_tracking.py --split test --clips 20 --frames 120
+  python benchmarks/predict_throughput.py --threads 2 --workers 2
+  python benchmarks/serve_load.py --clients 8 --requests 50 --out benchmarks/results/serve_load_box.json
+  python benchmarks/serve_load.py --clients 8 --requests 50 --no-box --out benchmarks/results/serve_load_nobox.json
+  say "benchmarks done: benchmarks/results/{localisation_test,video_tracking_test,predict_throughput,serve_load_*}.json"
+fi
