@@ -122,7 +122,7 @@ def main() -> None:
                     rate, times = timed_predict(predictor, paths, bbox_file=box_file, batch_size=args.batch_size,
                                                 workers=workers)
                     runs.setdefault(f"w{workers}", []).append(rate)
-                    stage_ms[workers] = per_image_ms(times)
+                    stage_ms[workers] = per_image_ms(times)  # the last pass's split of the time
             base = float(np.median(runs["model"]))
             row = {"backend": backend, "model_only_img_s": base, "model_only_passes": runs["model"]}
             for workers in sorted({1, args.workers}):

@@ -19,17 +19,19 @@ cd "$(dirname "$0")/.."
 R=runs/lspet128
 export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 OMP_NUM_THREADS=2
 say() { echo "[$(date -u +%F\ %T)] $*"; }
+TEACHER=teacher_hg4_128
+STUDENTS=(student_hg2_64 fpd_hg2_64 fpd_hg2_64_init fpd_hg2_64_init_a0)  # the long 128-input student runs
 if pgrep -f "posedistill (train|distill)|teacher_cache" > /dev/null; then
   say "training is still running: ship after it finishes (the timings need a quiet machine)"; exit 1
 fi
 
 # 1
-python - <<'EOF'
-import csv, json, yaml
+python - "${STUDENTS[@]}" <<'EOF'
+import csv, json, sys, yaml
 from pathlib import Path
 root = Path("runs/lspet128")
 rows = []
-for name in ("student_hg2_64", "fpd_hg2_64", "fpd_hg2_64_init", "fpd_hg2_64_init_a0"):
+for name in sys.argv[1:]:
     run = root / name
     if not (run / "log.csv").is_file() or not (run / "best.pt").is_file():
         continue
@@ -58,12 +60,12 @@ sys.exit(0 if scorer_for('$R/$S/best.pt', 14) else 1)" 2> /dev/null; then
 fi
 
 # 3
-python - <<'EOF'
+python - "$TEACHER" "${STUDENTS[@]}" <<'EOF'
+import sys
 from pathlib import Path
 from posedistill.report import load_runs, plot_curves
 root = Path("runs/lspet128")
-names = ["teacher_hg4_128", "student_hg2_64", "fpd_hg2_64", "fpd_hg2_64_init", "fpd_hg2_64_init_a0"]
-dirs = [root / n for n in names if (root / n / "log.csv").is_file()]
+dirs = [root / n for n in sys.argv[1:] if (root / n / "log.csv").is_file()]
 dirs += sorted(p for p in (root / "compare").glob("*") if (p / "log.csv").is_file())
 plot_curves(load_runs(dirs), Path("docs/lspet128_val_curves.png"),
             command="tools/lspet128_ship.sh (runs/lspet128/*/log.csv)")
@@ -72,7 +74,7 @@ EOF
 
 # 4
 long=()
-for n in teacher_hg4_128 student_hg2_64 fpd_hg2_64 fpd_hg2_64_init fpd_hg2_64_init_a0; do
+for n in "$TEACHER" "${STUDENTS[@]}"; do
   if [ -f "$R/$n/eval_test.json" ]; then long+=("$R/$n"); fi
 done
 # the 64-input sweep of issue 7, the cheap trade-off curve (its input size is in every row)
@@ -83,7 +85,7 @@ sweep=(teacher_hg4_128 student_hg2_64 fpd_hg2_64 fpd_hg2_64_peak fpd_hg2_64_clip
 posedistill report "${long[@]}" "${sweep[@]/#/runs/cpu/}" --out docs/ --threads 2 --repeats 20
 
 # 5
-python tools/ship_weights.py --student "$R/$S" --teacher "$R/teacher_hg4_128" --threads 2 \
+python tools/ship_weights.py --student "$R/$S" --teacher "$R/$TEACHER" --threads 2 \
   --note "${SHIP_NOTE:-the 128-input student with the best validation PCK@0.2 of the runs in runs/lspet128 ($S)}"
 
 # 6
