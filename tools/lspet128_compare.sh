@@ -31,9 +31,9 @@ mkdir -p runs/lspet128/compare
 for v in "${variants[@]}"; do
   out=runs/lspet128/compare/$v
   resume=""; [ -f "$out/last.pt" ] && resume="--resume"
-  [ -z "$resume" ] && [ -d "$out" ] && rm -rf "$out"
+  if [ -z "$resume" ]; then rm -rf "$out"; : > "runs/lspet128/compare/$v.log"; fi
   cmd=(train); [[ $v == fpd_* ]] && cmd=(distill --teacher "$teacher" ${TEACHER_CACHE:+--teacher-cache "$TEACHER_CACHE"})
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=1 posedistill "${cmd[@]}" --config $base --out "$out" --set name=$v ${SETS[$v]} $resume --no-progress \
-    > "runs/lspet128/compare/$v.log" 2>&1
+    >> "runs/lspet128/compare/$v.log" 2>&1  # appended, so a resumed run's log keeps its earlier epochs
 done
