@@ -242,6 +242,24 @@ def test_curve_of_a_run_still_training_comes_from_its_log(tmp_path):
     assert entry.curve == [(1, 12.5), (2, 20.0)]
 
 
+def test_a_run_started_from_another_continues_its_curve(tmp_path):
+    """A --init run is drawn from the epoch of its parent's best checkpoint on, not from epoch 1."""
+    from posedistill.report import curve_starts
+
+    r = tmp_path / "runs"
+    parent, child, alone = (make_run(r, n, model="hg1_32") for n in ("parent", "child", "alone"))
+    (parent / "log.csv").write_text("epoch,val_pck\n1,10\n2,30\n3,25\n")
+    for run in (child, alone):
+        (run / "log.csv").write_text("epoch,val_pck\n1,31\n2,32\n")
+    config = yaml.safe_load((child / "config.yaml").read_text())
+    config["run"]["init"] = str(parent / "best.pt")
+    (child / "config.yaml").write_text(yaml.safe_dump(config))
+    for run in (parent, child, alone):
+        (run / "metrics.json").unlink()
+    entries = load_runs([parent, child, alone])
+    assert curve_starts(entries) == {"child": (2, "parent")}  # parent's best.pt is its epoch 2
+
+
 def test_runs_of_the_same_name_in_two_folders_are_told_apart(tmp_path):
     make_run(tmp_path / "cpu", "student", model="hg2_64", pck_flip=20.0)
     make_run(tmp_path / "lspet128", "student", model="hg2_64", pck_flip=50.0)

@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="JPEG to write")
     args = parser.parse_args()
 
-    weights = args.weights or default_weights("student")
+    weights = args.weights or default_weights(role="student")
     predictor = Predictor(weights, threads=2)
     localizer = Localizer(predictor)
     by_name = {Path(r.image).stem: r for r in lspet_people(args.data or shared_lspet(), "test", need_torso=True)}

@@ -86,7 +86,7 @@ posedistill report "${long[@]}" "${sweep[@]/#/runs/cpu/}" --out docs/ --threads 
 
 # 5
 python tools/ship_weights.py --student "$R/$S" --teacher "$R/$TEACHER" --threads 2 \
-  --note "${SHIP_NOTE:-the 128-input student with the best validation PCK@0.2 of the runs in runs/lspet128 ($S)}"
+  --note "${SHIP_NOTE:-Shipped as the 128-input student with the best validation PCK@0.2 of the runs in runs/lspet128 ($S).}"
 
 # 6
 python tools/draw_test_predictions.py --out docs/student_predictions.jpg

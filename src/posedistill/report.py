@@ -382,10 +382,15 @@ def plot_curves(entries: list[RunEntry], path: Path, *, command: str) -> list[st
     runs = [e for e in entries if len(e.curve) >= 1]
     if not runs:
         return []
+    starts = curve_starts(runs)
     fig, ax = plt.subplots(figsize=(8, 5))
-    for e in runs:
+    colours = plt.get_cmap("tab10").colors
+    for i, e in enumerate(runs):
         epochs, pck = zip(*e.curve)
-        ax.plot(epochs, pck, marker="." if len(epochs) < 40 else None, label=f"{e.label} ({e.model})")
+        start, parent = starts.get(e.label, (0, None))
+        label = f"{e.label} ({e.model}" + (f", from epoch {start} of {parent})" if parent else ")")
+        ax.plot([n + start for n in epochs], pck, marker="." if len(epochs) < 40 else None, label=label,
+                color=colours[i % len(colours)], linestyle=("-", "--", ":")[i // len(colours) % 3])
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation PCK@0.2 (%)")
     ax.set_title("Validation PCK@0.2 per epoch", fontsize=10)
@@ -397,6 +402,18 @@ def plot_curves(entries: list[RunEntry], path: Path, *, command: str) -> list[st
         fig.savefig(handle, format="png", dpi=110)
     plt.close(fig)
     return [e.label for e in runs]
+
+
+def curve_starts(entries: list[RunEntry]) -> dict[str, tuple[int, str]]:
+    """For each run started with ``--init`` from another run in ``entries``: (the epoch of that run's best
+    validation PCK, i.e. of its ``best.pt``, that run's label), so its curve continues where the other left off."""
+    by_dir = {str(Path(e.run_dir).resolve()): e for e in entries}
+    starts = {}
+    for e in entries:
+        parent = by_dir.get(_run_of(e.init) or "")
+        if parent is not None and parent is not e and parent.curve:
+            starts[e.label] = (max(parent.curve, key=lambda point: point[1])[0], parent.label)
+    return starts
 
 
 def _run_of(path: str | None) -> str | None:
