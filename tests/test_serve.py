@@ -3,6 +3,7 @@ one-line 4xx while the server keeps serving (FastAPI TestClient, in process; the
 
 from __future__ import annotations
 
+import json
 import struct
 import threading
 import zlib
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from posedistill.inference import Predictor
 from posedistill.serve import Batcher, ServeConfig, ServerBusy, create_app
+from posedistill.weights import DEFAULT_WEIGHTS_DIR
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +50,10 @@ def _jpeg_declaring(width: int, height: int) -> bytes:
 
 def test_health_skeleton_and_page(client):
     health = client.get("/health").json()
-    assert health["status"] == "ok" and health["joint_set"] == "lsp" and health["input_size"] == 64
-    assert health["person_scorer"] is False  # none fitted beside the test weights
+    shipped = json.loads((DEFAULT_WEIGHTS_DIR / "default.json").read_text())  # what the shipped weights declare
+    assert health["status"] == "ok" and health["joint_set"] == "lsp" and health["input_size"] == shipped["input_size"]
+    scorer_file = DEFAULT_WEIGHTS_DIR / (shipped["file"] + ".person.json")
+    assert health["person_scorer"] is scorer_file.is_file()  # the scorer shipped beside the weights is used
     sk = client.get("/skeleton").json()
     assert len(sk["names"]) == 14 and len(sk["limbs"]) == len(sk["limb_sides"])
     page = client.get("/")
