@@ -30,6 +30,8 @@ variants=("$@")
 mkdir -p runs/lspet128/compare
 for v in "${variants[@]}"; do
   out=runs/lspet128/compare/$v
+  # finished (the engine's last line): skip, so a restarted pipeline leaves its files alone
+  if [ -f "$out/last.pt" ] && grep -q "^done: " "runs/lspet128/compare/$v.log" 2> /dev/null; then continue; fi
   resume=""; [ -f "$out/last.pt" ] && resume="--resume"
   if [ -z "$resume" ]; then rm -rf "$out"; : > "runs/lspet128/compare/$v.log"; fi
   cmd=(train); [[ $v == fpd_* ]] && cmd=(distill --teacher "$teacher" ${TEACHER_CACHE:+--teacher-cache "$TEACHER_CACHE"})
