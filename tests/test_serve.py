@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from posedistill.inference import Predictor
+from posedistill.person_score import sidecar_path
 from posedistill.serve import Batcher, ServeConfig, ServerBusy, create_app
 from posedistill.weights import DEFAULT_WEIGHTS_DIR
 
@@ -52,8 +53,8 @@ def test_health_skeleton_and_page(client):
     health = client.get("/health").json()
     shipped = json.loads((DEFAULT_WEIGHTS_DIR / "default.json").read_text())  # what the shipped weights declare
     assert health["status"] == "ok" and health["joint_set"] == "lsp" and health["input_size"] == shipped["input_size"]
-    scorer_file = DEFAULT_WEIGHTS_DIR / (shipped["file"] + ".person.json")
-    assert health["person_scorer"] is scorer_file.is_file()  # the scorer shipped beside the weights is used
+    # the scorer shipped beside the weights is used
+    assert health["person_scorer"] is sidecar_path(DEFAULT_WEIGHTS_DIR / shipped["file"]).is_file()
     sk = client.get("/skeleton").json()
     assert len(sk["names"]) == 14 and len(sk["limbs"]) == len(sk["limb_sides"])
     page = client.get("/")

@@ -407,13 +407,18 @@ def plot_curves(entries: list[RunEntry], path: Path, *, command: str) -> list[st
 def curve_starts(entries: list[RunEntry]) -> dict[str, tuple[int, str]]:
     """For each run started with ``--init`` from another run in ``entries``: (the epoch of that run's best
     validation PCK, i.e. of its ``best.pt``, that run's label), so its curve continues where the other left off."""
-    by_dir = {str(Path(e.run_dir).resolve()): e for e in entries}
+    by_dir = _entries_by_dir(entries)
     starts = {}
     for e in entries:
         parent = by_dir.get(_run_of(e.init) or "")
         if parent is not None and parent is not e and parent.curve:
             starts[e.label] = (max(parent.curve, key=lambda point: point[1])[0], parent.label)
     return starts
+
+
+def _entries_by_dir(entries: list[RunEntry]) -> dict[str, RunEntry]:
+    """The entries keyed by their resolved run directory (what :func:`_run_of` gives for a checkpoint in it)."""
+    return {str(Path(e.run_dir).resolve()): e for e in entries}
 
 
 def _run_of(path: str | None) -> str | None:
@@ -430,7 +435,7 @@ def _ground_truth_twin(entries: list[RunEntry], model: str, input_size: int | No
 def _distillation_sections(entries: list[RunEntry]) -> list[str]:
     """FPD students against their teacher and the same model trained from ground truth (same input size, from
     scratch, not binarized), and the alpha sweep per model; PCK is each entry's headline PCK."""
-    by_dir = {str(Path(e.run_dir).resolve()): e for e in entries}
+    by_dir = _entries_by_dir(entries)
     # an alpha-0 run has no teacher term: it is the ground-truth control of the FPD runs, never an FPD run itself
     fpd = [e for e in entries if e.mode == "distill" and e.alpha != 0 and e.headline_pck()[0] is not None]
     lines: list[str] = []
