@@ -1,0 +1,367 @@
+"""The paper's setting on a lent GPU in one device call (issue 12): hg8_256 teacher, hg4_128 students, 256 input.
+
+A lent GPU machine gives a session about 15 minutes in all and one command at most 10 minutes, receives the
+working tree plus at most 64 MiB, and returns at most 8 files of 16 MiB. This script fits the three runs of the
+paper's setting into that:
+
+* ``merge``: gathers the crop-pack chunks of ``tools/make_lspet_crops.py`` (each travels in its own call beside
+  the working tree) into ``$PAPER256_STATE/lspet_crops`` (default ``/root/paper256``; it survives between calls
+  while the machine is held), and checks that torch sees the GPU and that posedistill imports.
+* ``probe``: measures the training step rate of the teacher and the student and the teacher's forward rate
+  (synthetic batches, bf16 autocast + channels_last, and fp32 for the teacher) and the training loader's rate on
+  the pack; writes ``probe.json``.
+* ``smoke``: one tiny epoch of the teacher and of the FPD student through the real CLI (a few hundred images), to
+  fail fast before the long call.
+* ``run --budget S``: plans the epochs from the probe so that everything ends within S seconds, then trains the
+  teacher (``configs/paper256/teacher_hg8_256.yaml``), then the FPD student and its ground-truth control side by
+  side with the same epochs (re-planned from the teacher's measured rate), evaluates each best checkpoint on the
+  test slice with and without flip test, and writes to ``$OUT``: ``results.tar.gz`` (logs, configs, metrics,
+  evaluations, probe), the two students' slim checkpoints and the teacher's, in fp16, the teacher's split into
+  parts under 16 MiB (``cat teacher_hg8_256.pt.part* > teacher_hg8_256.pt``; posedistill loads fp16 weights into
+  its fp32 models). Runs still going at their deadline are stopped; their ``best.pt`` is what they reached.
+
+    python tools/gpu_paper256.py merge probe smoke        # first call, with chunk0 carried
+    python tools/gpu_paper256.py merge run --budget 560   # second call, with chunk1 carried
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE = Path(os.environ.get("PAPER256_STATE", "/root/paper256"))
+OUT = Path(os.environ.get("OUT", str(STATE / "out")))
+PACK = STATE / "lspet_crops"
+RUNS = STATE / "runs"
+N_TRAIN, N_VAL = 6500, 500
+PART = 15 * 2**20
+CONFIGS = {name: ROOT / "configs" / "paper256" / f"{name}.yaml"
+           for name in ("teacher_hg8_256", "fpd_hg4_128", "student_hg4_128")}
+T0 = time.monotonic()
+#: PAPER256_REHEARSE=1: the same steps on the CPU with tiny models, input 64 and a few images, to check the script
+#: here before spending device time (models, input size and slices below replace the configs' ones).
+REHEARSE = os.environ.get("PAPER256_REHEARSE") == "1"
+DEVICE = "cpu" if REHEARSE else "cuda"
+ARCHS = {"teacher": "hg2_32", "student": "hg1_32"} if REHEARSE else {"teacher": "hg8_256", "student": "hg4_128"}
+SIZE = 64 if REHEARSE else 256
+if REHEARSE:
+    N_TRAIN, N_VAL = 96, 32
+REHEARSE_SET = (["data.train=1-96", "data.val=6501-6532", "data.input_size=64", "train.batch_size=8",
+                 "data.workers=1"] if REHEARSE else [])
+
+
+def log(msg: str) -> None:
+    print(f"[{time.monotonic() - T0:6.1f} s] {msg}", flush=True)
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(ROOT / "src") + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
+    e["PYTHONUNBUFFERED"] = "1"
+    return e
+
+
+# ---------------------------------------------------------------------------------------------------- merge
+def merge() -> None:
+    src = ROOT / ".gpu" / "lspet_crops"
+    (PACK / "images").mkdir(parents=True, exist_ok=True)
+    new = 0
+    for chunk in sorted(src.glob("chunk*")):
+        for p in chunk.rglob("*"):
+            q = PACK / p.relative_to(chunk)
+            if p.is_file() and not q.exists():
+                q.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(p, q)
+                new += 1
+    count = len(list((PACK / "images").glob("*.jpg")))
+    import torch
+
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    sys.path.insert(0, str(ROOT / "src"))
+    import posedistill  # noqa: F401  (fails here, not mid-run, when a dependency is missing)
+
+    log(f"merge: {new} new files; {count} images, joints.mat {'present' if (PACK / 'joints.mat').is_file() else 'MISSING'}"
+        f"; torch {torch.__version__}, {gpu}")
+
+
+# ---------------------------------------------------------------------------------------------------- probe
+def _sync() -> None:
+    import torch
+
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def _gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+
+
+def _rate(step, batch: int, seconds: float) -> float:
+    for _ in range(3):
+        step()
+    _sync()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or n == 0:
+        step()
+        n += 1
+        if n % 5 == 0:
+            _sync()
+    _sync()
+    return n * batch / (time.perf_counter() - start)
+
+
+def probe(seconds: float = 5.0, batch: int = 32) -> dict:
+    import torch
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from posedistill.losses import HeatmapLoss
+    from posedistill.models import build_model
+
+    torch.backends.cudnn.benchmark = True
+    dev = torch.device(DEVICE)
+    batch = 4 if REHEARSE else batch
+    seconds = 0.5 if REHEARSE else seconds
+    res: dict = {"gpu": _gpu_name(), "torch": torch.__version__, "batch": batch, "input": SIZE}
+    loss_fn = HeatmapLoss(10.0)
+    x = torch.randn(batch, 3, SIZE, SIZE, device=dev).contiguous(memory_format=torch.channels_last)
+    t, w = torch.rand(batch, 14, SIZE // 4, SIZE // 4, device=dev), torch.ones(batch, 14, device=dev)
+    for key, arch in ARCHS.items():
+        model = build_model(arch, num_joints=14).to(dev, memory_format=torch.channels_last)
+        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        for precision in (("bf16", "fp32") if key == "teacher" else ("bf16",)):
+            def step():
+                with torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    loss = loss_fn(model(x), t, w)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            res[f"{key}_train_{precision}_img_s"] = _rate(step, batch, seconds if precision == "bf16" else 2.0)
+            log(f"probe: {arch} train {precision} {res[f'{key}_train_{precision}_img_s']:.0f} img/s")
+        model.eval()
+
+        @torch.no_grad()
+        def fwd():
+            with torch.autocast(DEVICE, dtype=torch.bfloat16):
+                model(x)
+        res[f"{key}_fwd_bf16_img_s"] = _rate(fwd, batch, seconds / 2)
+        log(f"probe: {arch} forward bf16 {res[f'{key}_fwd_bf16_img_s']:.0f} img/s")
+        del model, opt
+        torch.cuda.empty_cache()
+    res["loader_img_s"] = _loader_rate()
+    STATE.mkdir(parents=True, exist_ok=True)
+    (STATE / "probe.json").write_text(json.dumps(res, indent=2))
+    OUT.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(STATE / "probe.json", OUT / "probe.json")
+    return res
+
+
+def _loader_rate(batches: int = 40) -> float:
+    """Samples/s of the teacher config's training loader (its workers) on the pack, after the first batches."""
+    from posedistill.config import load_config
+    from posedistill.data.loader import build_loader
+    from posedistill.training.datasets import read_training_data
+
+    split = "train" if len(list((PACK / "images").glob("*.jpg"))) >= 6500 else "1-2000"
+    cfg = load_config(CONFIGS["teacher_hg8_256"], [f"data.root={PACK}", f"data.train={split}", "data.val=null",
+                                                   *REHEARSE_SET])
+    batches = 4 if REHEARSE else batches
+    data = read_training_data(cfg, validation=False)
+    loader = build_loader(data.train_set(stride=4), batch_size=cfg.train.batch_size, shuffle=True,
+                          num_workers=cfg.data.workers, drop_last=True)
+    it = iter(loader)
+    for _ in range(cfg.data.workers * 2):
+        next(it)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    rate = batches * cfg.train.batch_size / (time.perf_counter() - start)
+    log(f"probe: training loader ({cfg.data.workers} workers) {rate:.0f} samples/s")
+    return rate
+
+
+# ---------------------------------------------------------------------------------------------------- train
+def _train(name: str, epochs: int, *, teacher: Path | None = None, extra: list[str] = (),
+           out: Path | None = None) -> subprocess.Popen:
+    out = out or RUNS / name
+    cmd = [sys.executable, "-m", "posedistill", "distill" if teacher else "train", "--config", str(CONFIGS[name]),
+           "--out", str(out), "--overwrite", "--no-progress", "--device", DEVICE,
+           "--set", f"data.root={PACK}", "--set", f"train.epochs={epochs}", *extra]
+    for item in REHEARSE_SET:
+        cmd += ["--set", item]
+    if REHEARSE:
+        cmd += ["--set", f"model.name={ARCHS['teacher' if name.startswith('teacher') else 'student']}"]
+    if teacher is not None:
+        cmd += ["--teacher", str(teacher)]
+    out.mkdir(parents=True, exist_ok=True)
+    console = open(out.parent / f"{out.name}.console", "w")
+    log(f"start {name}: {epochs} epochs ({' '.join(cmd[3:])})")
+    return subprocess.Popen(cmd, cwd=ROOT, env=env(), stdout=console, stderr=subprocess.STDOUT)
+
+
+def _wait(proc: subprocess.Popen, name: str, deadline: float) -> None:
+    try:
+        proc.wait(timeout=max(deadline - time.monotonic(), 1))
+    except subprocess.TimeoutExpired:
+        log(f"{name}: deadline reached, stopping it (its best.pt is what it reached)")
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    log(f"{name}: exit {proc.returncode}")
+
+
+def smoke() -> None:
+    extra = ["--set", "data.train=1-256", "--set", "data.val=1-64", "--set", "data.workers=4",
+             "--set", "schedule.warmup_epochs=0"]
+    t = _train("teacher_hg8_256", 1, extra=extra, out=STATE / "smoke" / "teacher")
+    _wait(t, "smoke teacher", time.monotonic() + 150)
+    best = STATE / "smoke" / "teacher" / "best.pt"
+    s = _train("fpd_hg4_128", 1, teacher=best, extra=extra, out=STATE / "smoke" / "fpd")
+    _wait(s, "smoke fpd", time.monotonic() + 120)
+    for name in ("teacher", "fpd"):
+        tail = (STATE / "smoke" / f"{name}.console").read_text().strip().splitlines()[-3:]
+        log(f"smoke {name}: " + " / ".join(tail))
+    result = STATE / "smoke" / "fpd_eval.json"
+    _evaluate(STATE / "smoke" / "fpd" / "best.pt", result, flip=True, split="1-64").wait()
+    log(f"smoke evaluate: PCK {json.loads(result.read_text())['pck']['mean']:.1f}" if result.is_file()
+        else "smoke evaluate: FAILED " + result.with_suffix(".log").read_text()[-300:])
+
+
+def _evaluate(ckpt: Path, out: Path, *, flip: bool, split: str = "test") -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "posedistill", "evaluate", str(ckpt), "--data", str(PACK), "--dataset", "lspet",
+           "--split", split, "--flip" if flip else "--no-flip", "--device", DEVICE, "--workers", "3",
+           "--json", str(out)]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env(), stdout=open(out.with_suffix(".log"), "w"),
+                            stderr=subprocess.STDOUT)
+
+
+def _epoch_times(run: Path) -> list[float]:
+    path = run / "log.csv"
+    if not path.is_file():
+        return []
+    with open(path) as fh:
+        return [float(r["epoch_time_s"]) for r in csv.DictReader(fh) if r.get("epoch_time_s")]
+
+
+def _export(run: Path, name: str) -> list[Path]:
+    """fp16 slim checkpoint of ``run/best.pt`` into $OUT, split into parts under 16 MiB when larger."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from posedistill.checkpoint import DEPLOY_KEYS, load_checkpoint, save_checkpoint
+
+    best = run / "best.pt"
+    if not best.is_file():
+        log(f"{name}: no best.pt to export")
+        return []
+    ckpt = load_checkpoint(best)
+    slim = {k: ckpt[k] for k in DEPLOY_KEYS if k in ckpt}
+    slim["model"] = {k: (v.detach().half().clone() if v.is_floating_point() else v.detach().clone())
+                     for k, v in ckpt["model"].items()}
+    slim["provenance"] = {"weights": "fp16 copy of best.pt (tools/gpu_paper256.py)", "gpu": _gpu_name()}
+    tmp = STATE / f"{name}.pt"
+    save_checkpoint(tmp, slim)
+    data = tmp.read_bytes()
+    OUT.mkdir(parents=True, exist_ok=True)
+    if len(data) <= PART:
+        paths = [OUT / f"{name}.pt"]
+        paths[0].write_bytes(data)
+    else:
+        paths = []
+        for i in range(0, len(data), PART):
+            paths.append(OUT / f"{name}.pt.part{i // PART}")
+            paths[-1].write_bytes(data[i:i + PART])
+    log(f"{name}: exported {len(data) / 2**20:.1f} MiB as {len(paths)} file(s)")
+    return paths
+
+
+def _pack_results() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    tmp = OUT / ".results.tar.gz.tmp"
+    with tarfile.open(tmp, "w:gz") as tar:
+        for p in sorted(STATE.rglob("*")):
+            rel = p.relative_to(STATE)
+            if p.is_file() and p.suffix != ".pt" and rel.parts[0] not in ("lspet_crops", "out"):
+                tar.add(p, arcname=str(rel))
+    tmp.replace(OUT / "results.tar.gz")
+
+
+def run(budget: float, teacher_share: float) -> None:
+    deadline = T0 + budget
+    p = json.loads((STATE / "probe.json").read_text())
+    reserve = 45.0  # student evaluations, exports and the results archive
+    startup = 25.0  # process start, data, cuDNN autotuning, worker spawn
+    r_teacher = min(0.9 * p["teacher_train_bf16_img_s"], p["loader_img_s"])
+    teacher_epoch = N_TRAIN / r_teacher + 2 * N_VAL / p["teacher_fwd_bf16_img_s"] + 4.0
+    available = deadline - time.monotonic() - reserve
+    t_teacher = teacher_share * available
+    e_teacher = max(3, min(80, int((t_teacher - startup) / teacher_epoch)))
+    log(f"plan: teacher {e_teacher} epochs of ~{teacher_epoch:.1f} s in {t_teacher:.0f} s")
+    teacher = _train("teacher_hg8_256", e_teacher)
+    # stop the teacher if it runs 20 % over its plan, and in any case early enough for a few student epochs
+    _wait(teacher, "teacher_hg8_256", min(time.monotonic() + 1.2 * t_teacher, deadline - reserve - 90))
+    exports = _export(RUNS / "teacher_hg8_256", "teacher_hg8_256")
+    evals = [_evaluate(RUNS / "teacher_hg8_256" / "best.pt", RUNS / f"teacher_hg8_256_test{s}.json", flip=f)
+             for f, s in ((True, ""), (False, "_noflip"))]
+
+    # students: both at once, same epochs; per-sample GPU time re-scaled by the teacher's measured/probed ratio
+    times = _epoch_times(RUNS / "teacher_hg8_256")
+    measured = N_TRAIN / (sorted(times)[len(times) // 2]) if times else r_teacher
+    slow = max(1.0, 0.9 * p["teacher_train_bf16_img_s"] / measured)
+    per_sample = slow * (1 / p["teacher_fwd_bf16_img_s"] + 2 / p["student_train_bf16_img_s"])
+    r_fpd = min(1 / per_sample, p["loader_img_s"] / 2)
+    student_epoch = N_TRAIN / r_fpd + 2 * N_VAL / p["student_fwd_bf16_img_s"] + 3.0
+    t_students = deadline - time.monotonic() - reserve
+    e_students = max(2, min(80, int((t_students - startup) / student_epoch)))
+    log(f"plan: teacher ran at {measured:.0f} img/s (x{slow:.2f} of the probe); students {e_students} epochs of "
+        f"~{student_epoch:.1f} s in {t_students:.0f} s")
+    best_teacher = RUNS / "teacher_hg8_256" / "best.pt"
+    fpd = _train("fpd_hg4_128", e_students, teacher=best_teacher)
+    gt = _train("student_hg4_128", e_students)
+    for proc, name in ((fpd, "fpd_hg4_128"), (gt, "student_hg4_128")):
+        _wait(proc, name, deadline - reserve + 5)
+    for name in ("fpd_hg4_128", "student_hg4_128"):
+        evals += [_evaluate(RUNS / name / "best.pt", RUNS / f"{name}_test{s}.json", flip=f)
+                  for f, s in ((True, ""), (False, "_noflip"))]
+    for name in ("fpd_hg4_128", "student_hg4_128"):
+        exports += _export(RUNS / name, name)
+    for proc in evals:
+        try:
+            proc.wait(timeout=max(deadline - time.monotonic() - 8, 1))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    for f in sorted(RUNS.glob("*_test*.json")):
+        log(f"{f.stem}: PCK@0.2 {json.loads(f.read_text())['pck']['mean']:.1f}")
+    _pack_results()
+    log(f"done: {[x.name for x in sorted(OUT.iterdir())]}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("steps", nargs="+", choices=["merge", "probe", "smoke", "run"])
+    ap.add_argument("--budget", type=float, default=560.0, help="seconds from the script's start to its end")
+    ap.add_argument("--teacher-share", type=float, default=0.55, help="share of the training time for the teacher")
+    args = ap.parse_args()
+    for step in args.steps:
+        if step == "merge":
+            merge()
+        elif step == "probe":
+            probe()
+        elif step == "smoke":
+            smoke()
+        else:
+            run(args.budget, args.teacher_share)
+
+
+if __name__ == "__main__":
+    main()
