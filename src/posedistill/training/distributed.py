@@ -42,6 +42,7 @@ def init_distributed(device: str | None = None) -> DistInfo:
     if dev.type == "cuda":
         dev = torch.device("cuda", local if world > 1 else (dev.index or 0))
         torch.cuda.set_device(dev)
+        torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN time its algorithms once
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
     return DistInfo(rank=rank, world_size=world, local_rank=local, device=dev)
