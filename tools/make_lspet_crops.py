@@ -12,12 +12,12 @@ equivariant) and the same torso-normalised PCK.
 * Boxes up to ``--max-box`` pixels (default 256, the model input: 95 % of LSPET boxes are under 195 px) are cut at
   whole-pixel offsets with no resampling, so a crop holds the original pixels; larger ones are shrunk with
   INTER_AREA to ``--max-box``. Outside the image is black, as in training crops.
-* Pixels are stored WebP-compressed (``--quality``, default 85) under the ``.jpg`` names the LSPET reader expects:
+* Pixels are stored WebP-compressed (``--quality``, default 80) under the ``.jpg`` names the LSPET reader expects:
   OpenCV and posedistill's image checks identify a file by its content, not its name.
 * ``--chunks N`` spreads the images over N folders ``OUT/chunk{i}/images`` of about equal size (``joints.mat``
   and ``sources.csv`` in chunk 0), each small enough to travel beside the working tree; the machine merges them.
 
-    python tools/make_lspet_crops.py --source ../shared/data/lspet --out .gpu/lspet_crops --chunks 2
+    python tools/make_lspet_crops.py --source ../shared/data/lspet --out .gpu/lspet_crops --chunks 3
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--train-margin", type=float, default=1.4)
     ap.add_argument("--eval-margin", type=float, default=1.05)
     ap.add_argument("--max-box", type=int, default=256)
-    ap.add_argument("--quality", type=int, default=85)
+    ap.add_argument("--quality", type=int, default=80)
     ap.add_argument("--chunks", type=int, default=1)
     ap.add_argument("--count", type=int, default=7500, help="images im00001..imCOUNT (the protocol's 7,500)")
     args = ap.parse_args()
