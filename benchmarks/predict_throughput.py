@@ -7,7 +7,8 @@ For the shipped student (or ``--weights``) under eager PyTorch (fp32), ONNX Runt
 * ``model only``: the network alone on preprocessed crops of the ``--images`` LSPET test photos, in batches
   of ``--batch-size`` (images/s);
 * ``predict``: :func:`posedistill.pipeline.predict_paths` on the same photo files with their ground-truth boxes
-  (``--bbox-file``), with 1 decode worker and with ``--workers``; the ratio to the model-only rate (goal >= 0.7)
+  (``--bbox-file``), with 1 decode worker and with ``--workers`` (default schedule ``overlap``), and with
+  ``--workers`` under the ``phased`` schedule; the ratio to the model-only rate (goal >= 0.7)
   and the seconds per image in each stage (decode, crop, infer, decode heatmaps, write; the stages overlap);
   model-only and predict passes alternate ``--repeats`` times (default 3) and their medians are compared;
 * ``predict auto-box``: the same without boxes (the person is localised; first 100 photos);
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -41,7 +43,7 @@ from posedistill.data.readers import lspet_split
 from posedistill.inference import Predictor, default_weights
 from posedistill.io import atomic_write_json
 from posedistill.localize import Localizer
-from posedistill.pipeline import StageTimes, predict_paths
+from posedistill.pipeline import StageTimes, predict_paths, resolve_schedule
 from posedistill.tracking import TrackingConfig
 
 RESULTS = Path(__file__).resolve().parent / "results" / "predict_throughput.json"
@@ -95,6 +97,7 @@ def main() -> None:
     paths = [p.image for p in people]
     boxes = {p.image.name: joints_box(p.joints, p.visible) for p in people}
     rows = []
+    auto, other = "overlap", "phased"  # both measured explicitly (predict's "auto" picks one by the core count)
     with tempfile.TemporaryDirectory(prefix="posedistill-throughput-") as tmp:
         work = Path(tmp)
         box_file = work / "boxes.json"
@@ -116,13 +119,15 @@ def main() -> None:
             # by 10-30 % between passes, so one pass of each can land on either side of the goal
             runs: dict[str, list[float]] = {"model": []}
             stage_ms: dict[int, dict[str, float]] = {}
+            passes = [(f"w{w}", w, auto) for w in sorted({1, args.workers})] + [("other", args.workers, other)]
             for _ in range(args.repeats):
                 runs["model"].append(model_only(predictor, crops, args.batch_size))
-                for workers in sorted({1, args.workers}):
+                for label, workers, schedule in passes:
                     rate, times = timed_predict(predictor, paths, bbox_file=box_file, batch_size=args.batch_size,
-                                                workers=workers)
-                    runs.setdefault(f"w{workers}", []).append(rate)
-                    stage_ms[workers] = per_image_ms(times)  # the last pass's split of the time
+                                                workers=workers, schedule=schedule)
+                    runs.setdefault(label, []).append(rate)
+                    if label != "other":
+                        stage_ms[workers] = per_image_ms(times)  # the last pass's split of the time
             base = float(np.median(runs["model"]))
             row = {"backend": backend, "model_only_img_s": base, "model_only_passes": runs["model"]}
             for workers in sorted({1, args.workers}):
@@ -131,6 +136,9 @@ def main() -> None:
                 row[f"predict_w{workers}_passes"] = runs[f"w{workers}"]
                 row[f"predict_w{workers}_ratio"] = rate / base
                 row[f"predict_w{workers}_stage_ms"] = stage_ms[workers]
+            row[f"predict_w{args.workers}_{other}_img_s"] = float(np.median(runs["other"]))
+            row[f"predict_w{args.workers}_{other}_passes"] = runs["other"]
+            row[f"predict_w{args.workers}_{other}_ratio"] = float(np.median(runs["other"])) / base
             rate, times = timed_predict(predictor, paths[:100], localizer=Localizer(predictor),
                                         batch_size=args.batch_size, workers=args.workers)
             row["auto_box_img_s"], row["auto_box_stage_ms"] = rate, per_image_ms(times)
@@ -143,18 +151,22 @@ def main() -> None:
             print(f"{backend}: done", flush=True)
     w = args.workers
     print(f"{len(paths)} LSPET test photos (ground-truth boxes), {args.frames}-frame video; batch {args.batch_size}, "
-          f"threads {args.threads or 'default'}, {w} decode workers; medians of {args.repeats} interleaved passes")
+          f"threads {args.threads or 'default'}, {w} decode workers; medians of {args.repeats} interleaved passes; "
+          f"schedule {auto} against {other}; predict's auto picks {resolve_schedule('auto', w)} "
+          f"with {os.cpu_count()} cores")
     print(f"{'backend':<10} {'model img/s':>11} {'predict w1':>11} {'ratio':>6} {f'predict w{w}':>11} {'ratio':>6} "
-          f"{'auto-box':>9} {'video fps':>9} {'tracked':>8}")
+          f"{f'{other} w{w}':>11} {'ratio':>6} {'auto-box':>9} {'video fps':>9} {'tracked':>8}")
     for r in rows:
         print(f"{r['backend']:<10} {r['model_only_img_s']:>11.1f} {r['predict_w1_img_s']:>11.1f} "
               f"{r['predict_w1_ratio']:>6.2f} {r[f'predict_w{w}_img_s']:>11.1f} {r[f'predict_w{w}_ratio']:>6.2f} "
+              f"{r[f'predict_w{w}_{other}_img_s']:>11.1f} {r[f'predict_w{w}_{other}_ratio']:>6.2f} "
               f"{r['auto_box_img_s']:>9.1f} {r['video_fixed_box_fps']:>9.1f} {r['video_tracked_fps']:>8.1f}")
     print(f"\nms per image in each stage (predict, {w} workers; stages overlap):")
     print(f"{'backend':<10} " + " ".join(f"{s:>15}" for s in STAGES))
     for r in rows:
         print(f"{r['backend']:<10} " + " ".join(f"{r[f'predict_w{w}_stage_ms'][s]:>15.2f}" for s in STAGES))
     atomic_write_json(args.out, {"images": len(paths), "frames": args.frames, "batch_size": args.batch_size,
+                                 "schedule": auto, "cpu_count": os.cpu_count(),
                                  "repeats": args.repeats,
                                  "workers": w, "threads": args.threads, "rows": rows})
     print(f"wrote {args.out}")

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from posedistill import Predictor, inference, weights
 from posedistill.checkpoint import load_checkpoint, save_checkpoint, slim_checkpoint
 from posedistill.cli import main
-from posedistill.errors import CheckpointError, DataError
+from posedistill.errors import CheckpointError, ConfigError, DataError
 from posedistill.export import export_onnx
 from posedistill.inference import (
     DEFAULT_WEIGHTS_DIR, box_to_square, default_weights, draw_pose, load_bbox_file,
@@ -278,3 +278,37 @@ def test_bbox_file_errors(tmp_path):
     bad.write_text("[1, 2]")
     with pytest.raises(DataError, match="JSON object"):
         load_bbox_file(bad)
+
+
+def test_phased_and_overlapped_schedules_give_the_same_records(ckpt, lspet_mini, tmp_path):
+    """Both schedules of predict_paths: the same records in the same order, a bad file in the folder skipped alike,
+    whatever the window and batch boundaries (11 files, batch 2: windows of 8, a partial last batch)."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for copy in range(3):  # the 4 fixture images under 10 names
+        for p in sorted((lspet_mini / "images").glob("*.jpg"))[:4 if copy < 2 else 2]:
+            (folder / f"{p.stem}_{copy}.jpg").write_bytes(p.read_bytes())
+    (folder / "im00001_0b.jpg").write_bytes(b"not an image")
+    runs = {}
+    for schedule in ("overlap", "phased"):
+        skipped: list[str] = []
+        runs[schedule] = predict_paths(Predictor(ckpt), [folder], batch_size=2, workers=2, progress=False,
+                                       schedule=schedule, skipped=skipped)
+        assert len(skipped) == 1 and "im00001_0b.jpg" in skipped[0]
+    assert [r["image"] for r in runs["overlap"]] == [r["image"] for r in runs["phased"]]
+    assert len(runs["phased"]) == 10
+    for a, b in zip(runs["overlap"], runs["phased"]):  # other batch splits: float rounding only
+        xa, xb = ([[k["x"], k["y"], k["score"]] for k in r["keypoints"]] for r in (a, b))
+        np.testing.assert_allclose(xa, xb, atol=1e-3)
+    with pytest.raises(ConfigError, match="schedule"):
+        predict_paths(Predictor(ckpt), [folder], progress=False, schedule="sometimes")
+
+
+
+def test_auto_schedule_follows_the_core_count(monkeypatch):
+    from posedistill.pipeline import resolve_schedule
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert resolve_schedule("auto", 2) == "phased" and resolve_schedule("overlap", 2) == "overlap"
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert resolve_schedule("auto", 2) == "overlap" and resolve_schedule("phased", 2) == "phased"

@@ -58,7 +58,8 @@ def _draw_name(src: _Source, used: set[str]) -> str:
     used.add(candidate)
     return candidate
 
-__all__ = ["StageTimes", "predict_paths", "predict_crops_timed", "estimate_people", "Item"]
+__all__ = ["StageTimes", "predict_paths", "predict_crops_timed", "estimate_people", "Item", "SCHEDULES",
+           "resolve_schedule"]
 
 
 @dataclass
@@ -189,8 +190,8 @@ class _Run:
 
     def __init__(self, predictor: Predictor, *, batch_size: int, workers: int, localizer: Localizer | None,
                  tracking: TrackingConfig | None, staging: Path | None, progress: bool, total: int,
-                 skipped: list[str], times: StageTimes | None) -> None:
-        self.p, self.batch_size, self.workers = predictor, batch_size, workers
+                 skipped: list[str], times: StageTimes | None, phased: bool = False) -> None:
+        self.p, self.batch_size, self.workers, self.phased = predictor, batch_size, workers, phased
         self.localizer, self.tracking, self.staging = localizer, tracking, staging
         self.skipped, self.times, self.clock = skipped, times, _Clock(times)
         self.bar = tqdm(total=total, desc="predict", unit="img", disable=not progress, leave=False)
@@ -254,11 +255,14 @@ class _Run:
 
     # -- per source
     def run_images(self, sources: Sequence[_Source], boxes_for: Callable[[_Source], list[list[float]] | None]) -> None:
+        """Decode and crop in the worker pool, infer in this thread. ``overlap``: the next images decode while a
+        batch runs. ``phased``: a window of images is decoded and cropped by all workers, then run by the
+        network with no decoding beside it, then the next window (no competition for the cores)."""
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="posedistill-decode")
         try:
             pending: deque[Future[Item]] = deque()
             it = iter(sources)
-            window = max(2 * self.batch_size, self.workers)
+            window = max((4 if self.phased else 2) * self.batch_size, self.workers)
 
             def submit() -> bool:
                 src = next(it, None)
@@ -268,21 +272,31 @@ class _Run:
                                            lambda s=src: load_image(s.path)))
                 return True
 
-            while len(pending) < window and submit():
-                pass
+            def fill() -> None:
+                while len(pending) < window and submit():
+                    pass
+
+            fill()
             batch: list[Item] = []
             while pending:
+                if self.phased:  # wait for the whole window before the network runs
+                    for future in pending:
+                        future.result()
                 item = pending.popleft().result()
-                submit()
+                if not self.phased:
+                    submit()
                 if item.problem is not None:
                     if not item.src.in_folder:
                         raise DataError(item.problem)
                     self.skip(item.problem)
-                    continue
-                batch.append(item)
-                if sum(len(b.crops) or 1 for b in batch) >= self.batch_size:
+                else:
+                    batch.append(item)
+                if batch and (sum(len(b.crops) or 1 for b in batch) >= self.batch_size
+                              or (self.phased and not pending)):
                     self._flush_images(batch)
                     batch = []
+                if self.phased and not pending:
+                    fill()
             if batch:
                 self._flush_images(batch)
         finally:
@@ -386,6 +400,20 @@ def _write_image(path: Path, image: np.ndarray) -> None:
     path.write_bytes(buf.tobytes())
 
 
+SCHEDULES = ("auto", "overlap", "phased")
+
+
+def resolve_schedule(schedule: str, workers: int) -> str:
+    """``overlap`` or ``phased`` for a ``predict_paths`` schedule. ``auto``: phased when this machine has fewer
+    than 2 x ``workers`` cores, where the decode workers would take cores from the network's threads (on 2
+    cores phased reached 0.72-0.89 of the model-only rate in 8 measurements, overlap 0.68-0.88: docs/inference.md)."""
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+    if schedule != "auto":
+        return schedule
+    return "phased" if (os.cpu_count() or 1) < 2 * workers else "overlap"
+
+
 def predict_paths(
     predictor: Predictor,
     inputs: Sequence[str | os.PathLike],
@@ -401,6 +429,7 @@ def predict_paths(
     tracking: TrackingConfig | None = None,
     workers: int = 2,
     timings: StageTimes | None = None,
+    schedule: str = "auto",
 ) -> list[dict[str, Any]]:
     """Run ``predictor`` over image files, folders and videos, in batches of ``batch_size`` crops.
 
@@ -409,7 +438,10 @@ def predict_paths(
     without one); in a video, ``tracking`` (default: track and smooth) follows them. An image named explicitly
     that cannot be read fails the whole call before any work (one-line :class:`DataError`); a bad image inside a
     folder, or a bad frame of a video, is reported on stderr (``warning: ...``), skipped, and its message appended
-    to ``skipped`` when a list is given. ``output`` (JSON) and the drawings in ``draw_dir`` are written only when
+    to ``skipped`` when a list is given. ``schedule`` (image files): ``overlap`` decodes the next images while
+    the network runs; ``phased`` decodes a window of images with all workers, then runs the network on it alone
+    (faster where both would share few cores); ``auto``: phased when the machine has fewer than 2 x ``workers``
+    cores (:func:`resolve_schedule`). ``output`` (JSON) and the drawings in ``draw_dir`` are written only when
     the run finishes: drawings are staged in a hidden folder and moved into place at the end; the JSON is
     written atomically.
     """
@@ -417,6 +449,7 @@ def predict_paths(
         raise ConfigError(f"batch size and workers must be >= 1, got {batch_size}, {workers}")
     if bbox is not None and bbox_file is not None:
         raise ConfigError("give either --bbox or --bbox-file, not both")
+    phased = resolve_schedule(schedule, workers) == "phased"
     sources = collect_inputs(inputs)
     boxes = load_bbox_file(bbox_file) if bbox_file is not None else None
     total = _check_sources(sources)
@@ -426,7 +459,8 @@ def predict_paths(
         Path(draw_dir).mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".posedistill-draw-", dir=draw_dir))
     run = _Run(predictor, batch_size=batch_size, workers=workers, localizer=localizer, tracking=tracking,
-               staging=staging, progress=progress, total=total, skipped=skipped, times=timings)
+               staging=staging, progress=progress, total=total, skipped=skipped, times=timings,
+               phased=phased)
     try:
         try:
             i = 0

@@ -44,7 +44,11 @@ from ..tracking import TrackingConfig
               help="Write the images (or annotated videos) with the skeleton drawn into this folder.")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Crops per forward pass.")
 @click.option("--workers", type=int, default=2, show_default=True,
-              help="Threads that decode and crop images while the network runs.")
+              help="Threads that decode and crop images.")
+@click.option("--schedule", type=click.Choice(["auto", "overlap", "phased"]), default="auto", show_default=True,
+              help="Image files: decode the next images while the network runs (overlap), or decode a window "
+                   "of images, then run the network on it alone (phased); auto: phased with fewer than "
+                   "2 x workers cores.")
 @click.option("--threads", type=int, default=None, help="Intra-op threads (default: library default).")
 @click.option("--joint-set", default=None, help="Refuse weights for another joint set (lsp, mpii, coco).")
 @click.option("--dark", is_flag=True, help="DARK sub-pixel decoding.")
@@ -52,7 +56,7 @@ from ..tracking import TrackingConfig
 def predict(inputs: tuple[str, ...], weights: Path | None, backend: str | None, bbox: str | None,
             bbox_file: Path | None, locate: str, people: int, no_track: bool, no_smooth: bool, min_cutoff: float,
             beta: float, relocalize_below: float, output: Path | None, draw_dir: Path | None, batch_size: int,
-            workers: int, threads: int | None, joint_set: str | None, dark: bool, no_progress: bool) -> None:
+            workers: int, schedule: str, threads: int | None, joint_set: str | None, dark: bool, no_progress: bool) -> None:
     """Estimate the pose of people in image files, folders or videos.
 
     Without a box the person is localised (see --locate); in a video they are then followed from frame to frame
@@ -68,7 +72,7 @@ def predict(inputs: tuple[str, ...], weights: Path | None, backend: str | None, 
     skipped: list[str] = []
     records = predict_paths(predictor, inputs, bbox=box, bbox_file=bbox_file, output=output, draw_dir=draw_dir,
                             batch_size=batch_size, progress=not no_progress, skipped=skipped, localizer=localizer,
-                            tracking=tracking, workers=workers)
+                            tracking=tracking, workers=workers, schedule=schedule)
     done = len({(r["image"], r.get("frame")) for r in records})
     click.echo(f"predicted {done} images/frames, skipped {len(skipped)} bad ones"
                + (" (see the warnings above)" if skipped else ""), err=True)
