@@ -20,8 +20,14 @@ paper's setting into that:
   parts under 16 MiB (``cat teacher_hg8_256.pt.part* > teacher_hg8_256.pt``; posedistill loads fp16 weights into
   its fp32 models). Runs still going at their deadline are stopped; their ``best.pt`` is what they reached.
 
-    python tools/gpu_paper256.py merge probe smoke        # first call, with chunk0 carried
-    python tools/gpu_paper256.py merge run --budget 560   # second call, with chunk1 carried
+    python tools/make_lspet_crops.py --source ../shared/data/lspet --out .gpu/lspet_crops --chunks 3   # here
+    # then three device calls in a row (each within the 30 s the machine stays held), carry .gpu/lspet_crops/chunkN:
+    python tools/gpu_paper256.py merge probe smoke        # chunk0 carried (~140 s)
+    python tools/gpu_paper256.py merge                    # chunk1 carried (~6 s)
+    python tools/gpu_paper256.py merge run --budget 505   # chunk2 carried; budget = device time left - ~60 s
+
+``PAPER256_REHEARSE=1`` runs every step here on the CPU with tiny models (a few minutes) before device time is
+spent. Measured on an H100 on 2026-11-26: docs/experiments.md.
 """
 
 from __future__ import annotations
