@@ -179,3 +179,28 @@ def test_ddp_two_cpu_processes_stay_in_sync(tmp_path):
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
     # each rank saw half of the 32 images per epoch: 4 steps of 4 per rank
     assert not (tmp_path / "ddp" / "last.pt.tmp").exists()
+
+
+def test_sync_every_matches_per_step_training(tmp_path):
+    """train.sync_every > 1 (no host sync inside a step, for GPUs) trains exactly as per-step checks do."""
+    runs = {}
+    for n in (1, 3):
+        cfg = tiny_cfg(train__epochs=1, data__val="", train__sync_every=n)
+        runs[n] = Trainer(cfg, tmp_path / f"run{n}", progress=False).fit()["history"][0]
+        ckpt = load_checkpoint(tmp_path / f"run{n}" / "last.pt")
+        runs[n]["weights"] = ckpt["model"]
+    assert runs[1]["loss"] == pytest.approx(runs[3]["loss"], rel=1e-6)
+    assert all(torch.equal(runs[1]["weights"][k], runs[3]["weights"][k]) for k in runs[1]["weights"])
+
+
+def test_sync_every_still_stops_on_a_non_finite_loss(tmp_path):
+    cfg = tiny_cfg(train__epochs=2, data__val="", train__sync_every=2)
+    Trainer(cfg, tmp_path / "run", progress=False).fit(stop_after=1)
+    good = load_checkpoint(tmp_path / "run" / "last.pt")
+    trainer = Trainer(cfg, tmp_path / "run", resume=True, progress=False)
+    with pytest.raises(TrainingError, match=r"non-finite (loss|gradient) .*at epoch 2, between iterations 1 and 2"):
+        trainer.fit(on_built=_nan_loss)
+    after = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert after["epoch"] == good["epoch"] == 1
+    with pytest.raises(ConfigError, match="sync_every"):
+        tiny_cfg(train__sync_every=4, train__nonfinite="skip")

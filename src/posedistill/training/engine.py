@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 import yaml
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -259,6 +259,29 @@ class Trainer:
         memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
         sums = {"loss": 0.0, "gt": 0.0, "kd": 0.0}
         steps = skipped = samples = 0
+        # sync_every > 1: loss sums and gradient norms stay on the device between checks, so the host never waits
+        # for the device inside a step and can queue the next one (GPU); checked every sync_every steps and at the end
+        lazy = cfg.train.sync_every > 1
+        pending: dict[str, Tensor] = {}
+        unchecked_from = 0
+
+        def check(it: int) -> None:
+            nonlocal unchecked_from
+            if not pending:
+                return
+            values = {k: float(v) for k, v in pending.items()}
+            pending.clear()
+            where = f"between iterations {unchecked_from + 1} and {it + 1}" if it > unchecked_from else \
+                f"at iteration {it + 1}"
+            if not math.isfinite(values.pop("grad")):
+                raise TrainingError(f"non-finite gradient at epoch {epoch + 1}, {where} (checked every "
+                                    f"{cfg.train.sync_every} steps); last.pt still holds epoch {epoch}")
+            if not math.isfinite(values["loss"]):
+                raise TrainingError(f"non-finite loss ({values['loss']}) at epoch {epoch + 1}, {where} (checked "
+                                    f"every {cfg.train.sync_every} steps); last.pt still holds epoch {epoch}")
+            for k in sums:
+                sums[k] += values[k]
+            unchecked_from = it + 1
         start = time.perf_counter()
         bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", leave=False,
                    disable=not (self.progress and dist.is_main), dynamic_ncols=True)
@@ -277,6 +300,22 @@ class Trainer:
                     terms = {"loss": loss, "gt": loss, "kd": torch.zeros(())}
             loss = terms["loss"]
             self.optimizer.zero_grad(set_to_none=True)
+            if lazy:
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
+                self.optimizer.step()
+                if self.step_per_iteration:
+                    self.scheduler.step()
+                steps += 1
+                samples += images.shape[0]
+                for k in sums:
+                    pending[k] = pending.get(k, 0) + terms[k].detach().float()
+                pending["grad"] = pending.get("grad", 0) + grad_norm.detach().float()
+                if (it + 1) % cfg.train.sync_every == 0:
+                    check(it)
+                    rate = samples * dist.world_size / max(time.perf_counter() - start, 1e-9)
+                    bar.set_postfix(loss=f"{sums['loss'] / steps:.2e}", samples_s=f"{rate:.1f}")
+                continue
             if not torch.isfinite(loss):
                 if cfg.train.nonfinite == "stop":
                     raise TrainingError(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, iteration {it + 1}; "
@@ -314,6 +353,8 @@ class Trainer:
                 sums[k] += float(terms[k].detach())
             rate = samples * dist.world_size / max(time.perf_counter() - start, 1e-9)
             bar.set_postfix(loss=f"{sums['loss'] / steps:.2e}", samples_s=f"{rate:.1f}")
+        if lazy:
+            check(steps - 1 + skipped)  # the last iteration's index
         elapsed = time.perf_counter() - start
         means = [sums[k] / max(steps, 1) for k in ("loss", "gt", "kd")]
         means = all_reduce_mean(means, dist)
