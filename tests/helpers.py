@@ -22,3 +22,21 @@ def tiny_cfg(**over):
         section, name = key.split("__")
         cfg.setdefault(section, {})[name] = value
     return config_from_dict(cfg)
+
+
+def assert_fault_stops_before_last_pt(cfg, run, hook, match):
+    """Train ``cfg`` one epoch into ``run``, resume with the ``on_built`` fault ``hook``: the run must raise
+    TrainingError matching ``match`` and leave ``last.pt`` (epoch 1, same weights) untouched."""
+    import pytest
+    import torch
+
+    from posedistill.checkpoint import load_checkpoint
+    from posedistill.training import Trainer, TrainingError
+
+    Trainer(cfg, run, progress=False).fit(stop_after=1)
+    good = load_checkpoint(run / "last.pt")
+    with pytest.raises(TrainingError, match=match):
+        Trainer(cfg, run, resume=True, progress=False).fit(on_built=hook)
+    after = load_checkpoint(run / "last.pt")
+    assert after["epoch"] == good["epoch"] == 1
+    assert all(torch.equal(after["model"][k], good["model"][k]) for k in good["model"])

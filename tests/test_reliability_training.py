@@ -26,7 +26,7 @@ from posedistill.errors import PosedistillError
 from posedistill.quickstart import embedded_data_dir
 from posedistill.training import Trainer, TrainingError
 
-from helpers import tiny_cfg as _tiny_cfg
+from helpers import assert_fault_stops_before_last_pt, tiny_cfg as _tiny_cfg
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "posedistill"
 
@@ -131,14 +131,8 @@ def _inf_gradient(trainer: Trainer) -> None:
 
 
 def test_inf_gradient_with_finite_loss_stops_without_writing(tmp_path):
-    cfg = tiny_cfg(train__epochs=2)
-    Trainer(cfg, tmp_path / "run", progress=False).fit(stop_after=1)
-    good = load_checkpoint(tmp_path / "run" / "last.pt")
-    trainer = Trainer(cfg, tmp_path / "run", resume=True, progress=False)
-    with pytest.raises(TrainingError, match=r"non-finite gradient at epoch 2, iteration 1"):
-        trainer.fit(on_built=_inf_gradient)
-    after = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert after["epoch"] == 1 and all(torch.equal(after["model"][k], good["model"][k]) for k in good["model"])
+    assert_fault_stops_before_last_pt(tiny_cfg(train__epochs=2), tmp_path / "run", _inf_gradient,
+                                      r"non-finite gradient at epoch 2, iteration 1")
 
 
 def test_inf_gradient_batches_skipped_when_asked(tmp_path):

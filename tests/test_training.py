@@ -15,7 +15,7 @@ from posedistill.models import build_model
 from posedistill.quickstart import embedded_data_dir
 from posedistill.training import Trainer, TrainingError
 
-from helpers import tiny_cfg
+from helpers import assert_fault_stops_before_last_pt, tiny_cfg
 
 
 def read_log(run):
@@ -128,15 +128,8 @@ def _nan_loss(trainer):
 
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path):
-    cfg = tiny_cfg(train__epochs=2, data__val="")
-    Trainer(cfg, tmp_path / "run", progress=False).fit(stop_after=1)
-    good = load_checkpoint(tmp_path / "run" / "last.pt")
-    trainer = Trainer(cfg, tmp_path / "run", resume=True, progress=False)
-    with pytest.raises(TrainingError, match=r"non-finite loss \(nan\) at epoch 2, iteration 1"):
-        trainer.fit(on_built=_nan_loss)
-    after = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert after["epoch"] == good["epoch"] == 1
-    assert all(torch.equal(after["model"][k], good["model"][k]) for k in good["model"])
+    assert_fault_stops_before_last_pt(tiny_cfg(train__epochs=2, data__val=""), tmp_path / "run", _nan_loss,
+                                      r"non-finite loss \(nan\) at epoch 2, iteration 1")
 
 
 def test_non_finite_batches_skipped_when_asked(tmp_path):
@@ -194,13 +187,7 @@ def test_sync_every_matches_per_step_training(tmp_path):
 
 
 def test_sync_every_still_stops_on_a_non_finite_loss(tmp_path):
-    cfg = tiny_cfg(train__epochs=2, data__val="", train__sync_every=2)
-    Trainer(cfg, tmp_path / "run", progress=False).fit(stop_after=1)
-    good = load_checkpoint(tmp_path / "run" / "last.pt")
-    trainer = Trainer(cfg, tmp_path / "run", resume=True, progress=False)
-    with pytest.raises(TrainingError, match=r"non-finite (loss|gradient) .*at epoch 2, between iterations 1 and 2"):
-        trainer.fit(on_built=_nan_loss)
-    after = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert after["epoch"] == good["epoch"] == 1
+    assert_fault_stops_before_last_pt(tiny_cfg(train__epochs=2, data__val="", train__sync_every=2), tmp_path / "run",
+                                      _nan_loss, r"non-finite (loss|gradient) .*at epoch 2, between iterations 1 and 2")
     with pytest.raises(ConfigError, match="sync_every"):
         tiny_cfg(train__sync_every=4, train__nonfinite="skip")

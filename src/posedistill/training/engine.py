@@ -303,9 +303,7 @@ class Trainer:
             if lazy:
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
-                self.optimizer.step()
-                if self.step_per_iteration:
-                    self.scheduler.step()
+                self._optimizer_step()
                 steps += 1
                 samples += images.shape[0]
                 for k in sums:
@@ -340,13 +338,7 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 skipped += 1
                 continue
-            if self.scaler is not None:
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:
-                self.optimizer.step()
-            if self.step_per_iteration:
-                self.scheduler.step()
+            self._optimizer_step()
             steps += 1
             samples += images.shape[0]
             for k in sums:
@@ -361,6 +353,16 @@ class Trainer:
         return {"loss": means[0], "loss_gt": means[1], "loss_kd": means[2],
                 "samples_per_s": samples * dist.world_size / max(elapsed, 1e-9), "epoch_time_s": elapsed,
                 "skipped_batches": skipped, "amp": self.amp}
+
+    def _optimizer_step(self) -> None:
+        """One optimiser step (through the fp16 loss scaler when there is one), and the per-iteration schedule."""
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        if self.step_per_iteration:
+            self.scheduler.step()
 
     def validate(self, device: torch.device) -> dict[str, float]:
         """PCK@0.2 (flip test as configured) and AUC on the validation split."""
