@@ -275,13 +275,13 @@ class _Run:
             def fill() -> None:
                 while len(pending) < window and submit():
                     pass
+                if self.phased:  # the whole window decoded before the network runs
+                    for future in pending:
+                        future.result()
 
             fill()
             batch: list[Item] = []
             while pending:
-                if self.phased:  # wait for the whole window before the network runs
-                    for future in pending:
-                        future.result()
                 item = pending.popleft().result()
                 if not self.phased:
                     submit()
