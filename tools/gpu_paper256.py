@@ -28,6 +28,13 @@ paper's setting into that:
 
 ``PAPER256_REHEARSE=1`` runs every step here on the CPU with tiny models (a few minutes) before device time is
 spent. Measured on an H100 on 2026-11-26: docs/experiments.md.
+
+``--setting gpu128`` (put it first) trains the same three runs at 128 input, the CPU runs' setting
+(``configs/gpu128/``: hourglass depth 3, 32x32 heatmaps), from the pack of ``make_lspet_crops.py --max-box 128
+--chunks 1 --out .gpu/lspet_crops128`` (about 15 MB: the tree and the pack travel in one call), so one call holds
+the probe and the whole run:
+
+    python tools/gpu_paper256.py --setting gpu128 merge probe run --budget 560 --quick-probe
 """
 
 from __future__ import annotations
@@ -50,20 +57,38 @@ PACK = STATE / "lspet_crops"
 RUNS = STATE / "runs"
 N_TRAIN, N_VAL = 6500, 500
 PART = 15 * 2**20
-CONFIGS = {name: ROOT / "configs" / "paper256" / f"{name}.yaml"
-           for name in ("teacher_hg8_256", "fpd_hg4_128", "student_hg4_128")}
+RUN_NAMES = ("teacher_hg8_256", "fpd_hg4_128", "student_hg4_128")
+CONFIGS = {name: ROOT / "configs" / "paper256" / f"{name}.yaml" for name in RUN_NAMES}
+PACK_SOURCE = ROOT / ".gpu" / "lspet_crops"
 T0 = time.monotonic()
-EFFICIENCY = 0.68  # engine step rate / probe rate, measured (see run())
+#: engine step rate / probe rate, measured on an H100: 0.68 with a host sync every step (256 input), 1.15 with
+#: train.sync_every 25 (128 input; the engine outran the probe's synthetic loop): the planner assumes 1.0
+EFFICIENCY = 1.0
 #: PAPER256_REHEARSE=1: the same steps on the CPU with tiny models, input 64 and a few images, to check the script
 #: here before spending device time (models, input size and slices below replace the configs' ones).
 REHEARSE = os.environ.get("PAPER256_REHEARSE") == "1"
 DEVICE = "cpu" if REHEARSE else "cuda"
 ARCHS = {"teacher": "hg2_32", "student": "hg1_32"} if REHEARSE else {"teacher": "hg8_256", "student": "hg4_128"}
 SIZE = 64 if REHEARSE else 256
+PROBE_MODES = ("fp32_cl", "fp32", "bf16_cl", "bf16")
 if REHEARSE:
     N_TRAIN, N_VAL = 96, 32
 REHEARSE_SET = (["data.train=1-96", "data.val=6501-6532", "data.input_size=64", "train.batch_size=8",
                  "data.workers=1"] if REHEARSE else [])
+
+
+def configure(setting: str) -> None:
+    """Point the globals at a setting: ``paper256`` (256 input, configs/paper256, the 3-chunk pack) or ``gpu128``
+    (128 input, configs/gpu128, the one-chunk pack of ``--max-box 128``)."""
+    global STATE, OUT, PACK, RUNS, SIZE, PACK_SOURCE
+    if setting == "paper256":
+        return
+    STATE = Path(os.environ.get("PAPER256_STATE", f"/root/{setting}"))
+    OUT = Path(os.environ.get("OUT", str(STATE / "out")))
+    PACK, RUNS = STATE / "lspet_crops", STATE / "runs"
+    SIZE = 64 if REHEARSE else 128
+    PACK_SOURCE = ROOT / ".gpu" / "lspet_crops128"
+    CONFIGS.update({name: ROOT / "configs" / setting / f"{name}.yaml" for name in RUN_NAMES})
 
 
 def log(msg: str) -> None:
@@ -79,7 +104,7 @@ def env() -> dict[str, str]:
 
 # ---------------------------------------------------------------------------------------------------- merge
 def merge() -> None:
-    src = ROOT / ".gpu" / "lspet_crops"
+    src = PACK_SOURCE
     (PACK / "images").mkdir(parents=True, exist_ok=True)
     new = 0
     for chunk in sorted(src.glob("chunk*")):
@@ -128,7 +153,9 @@ def _rate(step, batch: int, seconds: float) -> float:
     return n * batch / (time.perf_counter() - start)
 
 
-def probe(seconds: float = 2.0, batch: int = 32) -> dict:
+def probe(seconds: float = 2.0, batch: int | None = None) -> dict:
+    """Step rates at the teacher config's batch size and each config's hourglass depth (see ``sweep`` for rates
+    against batch size)."""
     import torch
 
     sys.path.insert(0, str(ROOT / "src"))
@@ -137,14 +164,18 @@ def probe(seconds: float = 2.0, batch: int = 32) -> dict:
 
     torch.backends.cudnn.benchmark = True
     dev = torch.device(DEVICE)
-    batch = 4 if REHEARSE else batch
+    from posedistill.config import load_config
+
+    cfgs = {"teacher": load_config(CONFIGS["teacher_hg8_256"]), "student": load_config(CONFIGS["student_hg4_128"])}
+    batch = 4 if REHEARSE else (batch or cfgs["teacher"].train.batch_size)
     seconds = 0.3 if REHEARSE else seconds
     res: dict = {"gpu": _gpu_name(), "torch": torch.__version__, "batch": batch, "input": SIZE}
     loss_fn = HeatmapLoss(10.0)
     t, w = torch.rand(batch, 14, SIZE // 4, SIZE // 4, device=dev), torch.ones(batch, 14, device=dev)
     modes = {"fp32_cl": (False, True), "fp32": (False, False), "bf16_cl": (True, True), "bf16": (True, False)}
+    modes = {m: v for m, v in modes.items() if m in PROBE_MODES}
     for key, arch in ARCHS.items():
-        model = build_model(arch, num_joints=14).to(dev)
+        model = build_model(arch, num_joints=14, depth=cfgs[key].model.depth).to(dev)
         opt = torch.optim.Adam(model.parameters(), 1e-3)
         for mode, (bf16, cl) in modes.items():
             fmt = torch.channels_last if cl else torch.contiguous_format
@@ -179,10 +210,85 @@ def probe(seconds: float = 2.0, batch: int = 32) -> dict:
             torch.cuda.empty_cache()
     res["loader_img_s"] = _loader_rate()
     STATE.mkdir(parents=True, exist_ok=True)
-    (STATE / "probe.json").write_text(json.dumps(res, indent=2))
-    OUT.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(STATE / "probe.json", OUT / "probe.json")
+    (STATE / "probe.json").write_text(json.dumps(res, indent=2))  # travels back in results.tar.gz
     return res
+
+
+def sweep(batches: tuple[int, ...] = (32, 64, 128, 256), seconds: float = 1.5) -> dict:
+    """Training step rate against batch size, fp32 and bf16 (channels_last), for the teacher and the student at
+    the setting's input size (synthetic batches) -> ``$OUT/sweep.json``. At 128 input the step time barely
+    depends on the batch below some size (the host issues thousands of small kernels a step): this says which
+    batch a run should use."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from posedistill.losses import HeatmapLoss
+    from posedistill.models import build_model
+
+    torch.backends.cudnn.benchmark = True
+    dev = torch.device(DEVICE)
+    batches = (2, 4) if REHEARSE else batches
+    seconds = 0.3 if REHEARSE else seconds
+    res: dict = {"gpu": _gpu_name(), "torch": torch.__version__, "input": SIZE, "rates_img_s": {}}
+    loss_fn = HeatmapLoss(10.0)
+    for key, arch in ARCHS.items():
+        depth = 3 if SIZE <= 128 else 4
+        model = build_model(arch, num_joints=14, depth=depth).to(dev).to(memory_format=torch.channels_last)
+        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        for batch in batches:
+            for bf16 in (False, True):
+                x = torch.randn(batch, 3, SIZE, SIZE, device=dev).contiguous(memory_format=torch.channels_last)
+                t = torch.rand(batch, 14, SIZE // 4, SIZE // 4, device=dev)
+                w = torch.ones(batch, 14, device=dev)
+
+                def step():
+                    with torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=bf16):
+                        loss = loss_fn(model(x), t, w)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                name = f"{arch}_b{batch}_{'bf16' if bf16 else 'fp32'}_cl"
+                res["rates_img_s"][name] = rate = _rate(step, batch, seconds)
+                log(f"sweep: {arch} depth {depth} batch {batch} {'bf16' if bf16 else 'fp32'}+cl: {rate:.0f} img/s, "
+                    f"{1000 * batch / rate:.1f} ms a step")
+        if DEVICE == "cuda":  # the whole fp32 step captured as one CUDA graph (PyTorch's whole-network recipe)
+            for batch in (32, 128):
+                try:
+                    res["rates_img_s"][f"{arch}_b{batch}_fp32_cl_cudagraph"] = rate = _graphed_rate(
+                        model, loss_fn, batch, seconds)
+                    log(f"sweep: {arch} batch {batch} fp32+cl CUDA graph: {rate:.0f} img/s")
+                except Exception as exc:  # noqa: BLE001 (a measurement, not a feature: report and go on)
+                    log(f"sweep: {arch} batch {batch} CUDA graph failed: {type(exc).__name__}: {exc}"[:300])
+        del model, opt
+        if DEVICE == "cuda":
+            torch.cuda.empty_cache()
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "sweep.json").write_text(json.dumps(res, indent=2))
+    return res
+
+
+def _graphed_rate(model, loss_fn, batch: int, seconds: float) -> float:
+    import torch
+
+    opt = torch.optim.Adam(model.parameters(), 1e-3, capturable=True)
+    x = torch.randn(batch, 3, SIZE, SIZE, device="cuda").contiguous(memory_format=torch.channels_last)
+    t = torch.rand(batch, 14, SIZE // 4, SIZE // 4, device="cuda")
+    w = torch.ones(batch, 14, device="cuda")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x), t, w).backward()
+            opt.step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    opt.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        loss = loss_fn(model(x), t, w)
+        loss.backward()
+        opt.step()
+    return _rate(graph.replay, batch, seconds)
 
 
 def _loader_rate(batches: int = 40) -> float:
@@ -315,7 +421,8 @@ def _pack_results() -> None:
     with tarfile.open(tmp, "w:gz") as tar:
         for p in sorted(STATE.rglob("*")):
             rel = p.relative_to(STATE)
-            if p.is_file() and p.suffix != ".pt" and rel.parts[0] not in ("lspet_crops", "out"):
+            if (p.is_file() and p.suffix != ".pt" and rel.parts[0] not in ("lspet_crops", "out")
+                    and "tb" not in rel.parts):  # log.csv holds what the TensorBoard events hold
                 tar.add(p, arcname=str(rel))
     tmp.replace(OUT / "results.tar.gz")
 
@@ -325,10 +432,9 @@ def run(budget: float, teacher_share: float) -> None:
     p = json.loads((STATE / "probe.json").read_text())
     reserve = 45.0  # student evaluations, exports and the results archive
     startup = 25.0  # process start, data, cuDNN autotuning, worker spawn
-    # measured on an H100 (docs/experiments.md): the engine's steps ran at 0.68 of the probe's synthetic rate
-    # (a host sync per step for the loss log and the finite checks), and the two students side by side each at
-    # 0.56-0.70 of their probed rate: these small-kernel networks leave the GPU idle between launches, so runs
-    # side by side barely slow each other and each run is planned on its own rate
+    # measured on an H100 (docs/experiments.md): these small-kernel networks leave the GPU idle between launches
+    # (the host is the bottleneck), so the two students side by side barely slow each other and each run is
+    # planned on its own rate, scaled by the teacher's measured / probed rate
     r_teacher = min(EFFICIENCY * p["teacher_train_img_s"], p["loader_img_s"])
     teacher_epoch = N_TRAIN / r_teacher + 2 * N_VAL / p["teacher_fwd_img_s"] + 4.0
     available = deadline - time.monotonic() - reserve
@@ -345,13 +451,13 @@ def run(budget: float, teacher_share: float) -> None:
     # students: both at once, same epochs; per-sample GPU time re-scaled by the teacher's measured/probed ratio
     times = _epoch_times(RUNS / "teacher_hg8_256")
     measured = N_TRAIN / (sorted(times)[len(times) // 2]) if times else r_teacher
-    slow = max(1.0, EFFICIENCY * p["teacher_train_img_s"] / measured)
-    per_sample = slow * (1 / p["teacher_fwd_img_s"] + 1 / p["student_train_img_s"]) / EFFICIENCY
+    eff = min(1.3, max(0.4, measured / p["teacher_train_img_s"]))
+    per_sample = (1 / p["teacher_fwd_img_s"] + 1 / p["student_train_img_s"]) / eff
     r_fpd = min(1 / per_sample, p["loader_img_s"] / 2)
     student_epoch = N_TRAIN / r_fpd + 2 * N_VAL / p["student_fwd_img_s"] + 3.0
     t_students = deadline - time.monotonic() - reserve
     e_students = max(2, min(80, int((t_students - startup) / student_epoch)))
-    log(f"plan: teacher ran at {measured:.0f} img/s (x{slow:.2f} of the probe); students {e_students} epochs of "
+    log(f"plan: teacher ran at {measured:.0f} img/s (x{eff:.2f} of the probe); students {e_students} epochs of "
         f"~{student_epoch:.1f} s in {t_students:.0f} s")
     best_teacher = RUNS / "teacher_hg8_256" / "best.pt"
     fpd = _train("fpd_hg4_128", e_students, teacher=best_teacher)
@@ -376,15 +482,24 @@ def run(budget: float, teacher_share: float) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("steps", nargs="+", choices=["merge", "probe", "smoke", "run"])
+    ap.add_argument("--setting", choices=["paper256", "gpu128"], default="paper256",
+                    help="paper256: 256 input, configs/paper256; gpu128: 128 input, configs/gpu128")
+    ap.add_argument("--quick-probe", action="store_true", help="probe fp32 + channels_last only (1.5 s a rate)")
+    ap.add_argument("steps", nargs="+", choices=["merge", "probe", "sweep", "smoke", "run"])
     ap.add_argument("--budget", type=float, default=560.0, help="seconds from the script's start to its end")
     ap.add_argument("--teacher-share", type=float, default=0.55, help="share of the training time for the teacher")
     args = ap.parse_args()
+    configure(args.setting)
+    global PROBE_MODES
+    if args.quick_probe:
+        PROBE_MODES = ("fp32_cl",)
     for step in args.steps:
         if step == "merge":
             merge()
         elif step == "probe":
-            probe()
+            probe(seconds=1.5 if args.quick_probe else 2.0)
+        elif step == "sweep":
+            sweep()
         elif step == "smoke":
             smoke()
         else:
