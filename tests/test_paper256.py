@@ -83,11 +83,17 @@ def test_pack_reads_as_lspet_with_the_same_boxes_and_norms(tmp_path):
         assert np.abs(b.center - (crop.shape[0] - 1) / 2).max() <= 1.0
 
 
-def test_paper256_students_share_one_recipe():
-    cfgs = {n: load_config(ROOT / "configs" / "paper256" / f"{n}.yaml")
+@pytest.mark.parametrize("setting, size, depth", [("paper256", 256, 4), ("gpu128", 128, 3)])
+def test_gpu_students_share_one_recipe(setting, size, depth):
+    cfgs = {n: load_config(ROOT / "configs" / setting / f"{n}.yaml")
             for n in ("teacher_hg8_256", "student_hg4_128", "fpd_hg4_128")}
     assert cfgs["teacher_hg8_256"].model.name == "hg8_256"
     gt, fpd = cfgs["student_hg4_128"], cfgs["fpd_hg4_128"]
     for section in ("model", "data", "optim", "schedule", "loss", "train"):
         assert getattr(gt, section) == getattr(fpd, section), section
-    assert gt.model.name == "hg4_128" and gt.data.input_size == 256 and fpd.distill.alpha == 0.5
+    assert gt.model.name == "hg4_128" and gt.data.input_size == size and fpd.distill.alpha == 0.5
+    assert {c.model.depth for c in cfgs.values()} == {depth} and cfgs["teacher_hg8_256"].data.input_size == size
+    # the student configs may use fewer loader workers (two students share the machine); the rest is one recipe
+    t = cfgs["teacher_hg8_256"]
+    for section in ("optim", "schedule", "loss", "train"):
+        assert getattr(t, section) == getattr(gt, section), section
