@@ -142,3 +142,45 @@ def test_loader_same_batches_with_and_without_workers(records):
     assert not torch.equal(first[0]["matrix"], a[0]["matrix"])
     serial.sampler.set_epoch(0)
     assert torch.equal(next(iter(serial))["image"], first[0]["image"])  # resume at an epoch
+
+
+def test_negative_samples_hold_no_joint_and_have_zero_targets(records):
+    """augment.negative_prob: windows of the photo without the person, all-zero targets at full weight."""
+    cfg = AugmentConfig(negative_prob=0.5)
+    ds = PoseDataset(records, joint_set="lsp", input_size=128, train=True, augment=cfg)
+    plain = PoseDataset(records, joint_set="lsp", input_size=128, train=True)
+    negatives = 0
+    for epoch in range(12):
+        for i, rec in enumerate(records):
+            item = ds[(epoch, i)]
+            if not item["negative"]:
+                # an ordinary sample is exactly the one without negatives
+                assert torch.equal(item["matrix"], plain[(epoch, i)]["matrix"])
+                continue
+            negatives += 1
+            assert item["target"].abs().max() == 0 and torch.all(item["target_weight"] == 1)
+            # every annotated joint maps outside the crop
+            inside = affine_points(rec.joints, item["matrix"].numpy())
+            assert not ((inside >= 0) & (inside < 128)).all(axis=1).any()
+            assert torch.equal(item["image"], ds[(epoch, i)]["image"])  # reproducible
+    assert negatives > 5  # 48 draws at p 0.5; some photos have no room for a window
+    default_collate([ds[(0, i)] for i in range(len(records))])  # negatives and positives batch together
+
+
+def test_negative_prob_zero_keeps_the_earlier_draws_and_is_validated():
+    from posedistill.data.transforms import sample_augmentation
+    for i in range(50):
+        u = np.random.default_rng(i).random(9)
+        a = sample_augmentation(np.random.default_rng(i), AugmentConfig())
+        assert a.scale == pytest.approx(1 + 0.25 * (2 * u[0] - 1)) and a.flip == (u[3] < 0.5) and not a.negative
+    with pytest.raises(ConfigError, match="negative_prob"):
+        AugmentConfig(negative_prob=1.0)
+    with pytest.raises(ConfigError, match="negative_prob"):
+        AugmentConfig(negative_prob=-0.1)
+
+
+def test_no_negatives_from_records_without_joints(records):
+    from dataclasses import replace
+    blind = [replace(r, visible=np.zeros_like(r.visible)) for r in records]
+    ds = PoseDataset(blind, joint_set="lsp", input_size=128, train=True, augment=AugmentConfig(negative_prob=0.9))
+    assert not any(bool(ds[(e, i)]["negative"]) for e in range(5) for i in range(len(blind)))

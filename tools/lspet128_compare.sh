@@ -20,6 +20,9 @@ declare -A SETS=(
   [fg10_lr2e-3_warm]="--set loss.fg_weight=10 --set optim.lr=2e-3 --set schedule.warmup_epochs=0.5"
   [depth3]="--set model.depth=3"
   [gt_d3_fg10]="--set model.depth=3 --set loss.fg_weight=10"
+  # batch 128, the batch at which a GPU step stops being bound by the host (docs/experiments.md): the rate it needs
+  [gt_d3_fg10_b128]="--set model.depth=3 --set loss.fg_weight=10 --set train.batch_size=128"
+  [gt_d3_fg10_b128_lr3e-3]="--set model.depth=3 --set loss.fg_weight=10 --set train.batch_size=128 --set optim.lr=3e-3 --set schedule.warmup_epochs=0.5"
   [fpd_a0.5]="--set model.depth=3 --set loss.fg_weight=10 --set distill.alpha=0.5"
   [fpd_a0.5_clip]="--set model.depth=3 --set loss.fg_weight=10 --set distill.alpha=0.5 --set distill.teacher_norm=clip"
   [fpd_a0.8]="--set model.depth=3 --set loss.fg_weight=10 --set distill.alpha=0.8"

@@ -8,7 +8,7 @@ heatmaps 64, sigma 2, rotation 30, scale 0.25, flip, Adam lr 2.5e-4 with step de
     model: {name: hg4_128}
     data: {dataset: lspet, root: ../shared/data/lspet, train: train, val: val, input_size: 256, sigma: 2.0,
            augment: {scale_factor: 0.25, rotation: 30, rotation_prob: 0.6, flip: true, color_jitter: 0.2,
-                     shift_factor: 0.0}}
+                     shift_factor: 0.0, negative_prob: 0.0}}
     optim: {optimizer: adam, lr: 2.5e-4, weight_decay: 0.0}
     schedule: {kind: step, milestones: [60, 90], gamma: 0.1, warmup_epochs: 0}
     loss: {fg_weight: 0.0}
@@ -17,6 +17,9 @@ heatmaps 64, sigma 2, rotation 30, scale 0.25, flip, Adam lr 2.5e-4 with step de
 
 The augmentation keys directly under ``data:`` (``scale_factor``, ``rotation``, ``flip``, ``color_jitter``: the
 layout of configs and runs written before ``data.augment`` existed) are still read, into ``data.augment``.
+
+``data.augment.negative_prob`` turns that share of the training samples into windows of the photo without the
+person, with all-zero targets (see :class:`~posedistill.data.PoseDataset`).
 
 Relative ``data.root`` paths are resolved against the current directory first, then the config file's folder.
 """

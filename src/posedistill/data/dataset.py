@@ -52,8 +52,14 @@ class PoseDataset(Dataset):
 
     An item is a dict: ``image`` (3, H, W) float32, ``target`` (K, h, w) float32, ``target_weight`` (K,),
     ``joints`` (K, 2) original-image pixels, ``visible`` (K,), ``center`` (2,), ``scale`` (), ``norm`` (),
-    ``matrix`` (2, 3) float64 original->crop (flip included), ``flipped`` () bool, ``index`` () int64.
-    Items may be indexed by ``i`` (uses the epoch of :meth:`set_epoch`) or by ``(epoch, i)``.
+    ``matrix`` (2, 3) float64 original->crop (flip included), ``flipped`` () bool, ``index`` () int64,
+    ``negative`` () bool. Items may be indexed by ``i`` (uses the epoch of :meth:`set_epoch`) or by ``(epoch, i)``.
+
+    A *negative* (``augment.negative_prob``): a square window of the same photo, 0.5-1.0 x the person's box,
+    at least 80 % inside the image, holding none of the person's annotated joints (with a margin of a tenth of
+    the window), augmented alike (rotation, flip, colour); its targets are all zero at full weight. Its position
+    comes from ``np.random.default_rng((seed, epoch, i, 1))``; a photo with no such window (the person fills
+    it), or a record without annotated joints (unlabeled images), gives the ordinary sample instead.
     """
 
     def __init__(
@@ -146,8 +152,12 @@ class PoseDataset(Dataset):
         rec = self.records[index]
         image = load_image(rec.image)
         aug = self.augmentation(index, epoch)
-        center = rec.center + np.asarray(aug.shift) * rec.scale
-        crop, matrix = crop_person(image, center, rec.scale * aug.scale, aug.rotation, self.input_size, aug.flip)
+        window = self._negative_window(rec, image.shape, index, epoch) if aug.negative else None
+        if window is not None:
+            center, size = window
+        else:
+            center, size = rec.center + np.asarray(aug.shift) * rec.scale, rec.scale * aug.scale
+        crop, matrix = crop_person(image, center, size, aug.rotation, self.input_size, aug.flip)
         if aug.color != (1.0, 1.0, 1.0):
             crop = color_jitter(crop, aug.color)
         joints_crop = affine_points(rec.joints, matrix)
@@ -155,6 +165,8 @@ class PoseDataset(Dataset):
         if aug.flip:
             joints_crop, visible = joints_crop[self._flip_index], visible[self._flip_index]
         target, weight = self.codec_for(epoch).encode(joints_crop, visible)
+        if window is not None:  # no person here: every joint's heatmap should be flat zero
+            target, weight = np.zeros_like(target), np.ones_like(weight)
         return {
             "image": torch.from_numpy(normalize_image(crop)),
             "target": torch.from_numpy(target),
@@ -167,4 +179,29 @@ class PoseDataset(Dataset):
             "matrix": torch.from_numpy(matrix),
             "flipped": torch.tensor(aug.flip),
             "index": torch.tensor(index, dtype=torch.int64),
+            "negative": torch.tensor(window is not None),
         }
+
+    def _negative_window(self, rec: PersonRecord, shape: tuple[int, ...], index: int,
+                         epoch: int) -> tuple[np.ndarray, float] | None:
+        """(centre, side) of a window of the photo without the person's joints, or None (see the class doc)."""
+        if not (rec.visible > 0).any():  # unlabeled: where the person is, nothing says
+            return None
+        rng = np.random.default_rng((self.seed, epoch, index, 1))
+        h, w = shape[:2]
+        joints = rec.joints[np.isfinite(rec.joints).all(axis=1)]
+        for _ in range(20):
+            side = rec.scale * rng.uniform(0.5, 1.0)
+            inside = 0.8 * side  # at most a fifth of the window's side may lie outside the photo
+            if inside > min(w, h):
+                continue
+            x0 = rng.uniform(-(side - inside), w - inside)
+            y0 = rng.uniform(-(side - inside), h - inside)
+            if min(x0 + side, w) - max(x0, 0) < inside or min(y0 + side, h) - max(y0, 0) < inside:
+                continue
+            m = 0.1 * side
+            hit = ((joints[:, 0] > x0 - m) & (joints[:, 0] < x0 + side + m)
+                   & (joints[:, 1] > y0 - m) & (joints[:, 1] < y0 + side + m))
+            if not hit.any():
+                return np.array([x0 + side / 2, y0 + side / 2]), float(side)
+        return None

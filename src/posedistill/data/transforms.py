@@ -31,6 +31,9 @@ class AugmentConfig:
         flip: horizontal flip with probability 0.5 (with left/right joint swap).
         color_jitter: each RGB channel multiplied by U(1 - c, 1 + c).
         shift_factor: box centre moved by U(-s, s) x box size along x and y (0: off).
+        negative_prob: probability that a training sample is a *negative*: a window of the same photo that holds
+            none of the person's joints, with all-zero heatmap targets at full weight, so that the network learns
+            to stay low where there is no person (what the localiser ranks its candidate crops by; 0: off).
     """
 
     scale_factor: float = 0.25
@@ -39,13 +42,15 @@ class AugmentConfig:
     flip: bool = True
     color_jitter: float = 0.2
     shift_factor: float = 0.0
+    negative_prob: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("scale_factor", "rotation", "rotation_prob", "color_jitter", "shift_factor"):
+        for name in ("scale_factor", "rotation", "rotation_prob", "color_jitter", "shift_factor", "negative_prob"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"AugmentConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if self.scale_factor >= 1 or self.color_jitter >= 1 or self.rotation_prob > 1:
-            raise ConfigError("AugmentConfig: scale_factor and color_jitter must be < 1, rotation_prob <= 1")
+        if self.scale_factor >= 1 or self.color_jitter >= 1 or self.rotation_prob > 1 or self.negative_prob >= 1:
+            raise ConfigError("AugmentConfig: scale_factor, color_jitter and negative_prob must be < 1, "
+                              "rotation_prob <= 1")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,18 +65,20 @@ class Augmentation:
     flip: bool = False
     color: tuple[float, float, float] = (1.0, 1.0, 1.0)
     shift: tuple[float, float] = (0.0, 0.0)
+    negative: bool = False
 
 
 def sample_augmentation(rng: np.random.Generator, cfg: AugmentConfig) -> Augmentation:
     """Draw one sample's augmentation. Always consumes the same random numbers whatever ``cfg`` says, so a
     sample's draws do not depend on which options are on."""
-    u = rng.random(9)
+    u = rng.random(10)  # the first 9 draws are those of the releases before negative_prob
     scale = 1.0 + cfg.scale_factor * (2 * u[0] - 1)
     rotation = cfg.rotation * (2 * u[1] - 1) if u[2] < cfg.rotation_prob else 0.0
     flip = bool(cfg.flip and u[3] < 0.5)
     color = tuple(float(1.0 + cfg.color_jitter * (2 * c - 1)) for c in u[4:7])
     shift = (cfg.shift_factor * (2 * u[7] - 1), cfg.shift_factor * (2 * u[8] - 1))
-    return Augmentation(float(scale), float(rotation), flip, color, shift)  # type: ignore[arg-type]
+    negative = bool(u[9] < cfg.negative_prob)
+    return Augmentation(float(scale), float(rotation), flip, color, shift, negative)  # type: ignore[arg-type]
 
 
 def flip_matrix(width: int) -> np.ndarray:

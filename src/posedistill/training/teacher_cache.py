@@ -100,7 +100,9 @@ def cache_meta(cfg: ExperimentConfig, dataset: PoseDataset, joint_set: str) -> d
         "train_split": cfg.data.train,
         "limit": cfg.data.limit,
         "skip_bad": cfg.data.skip_bad,
-        "augmentation": dataclasses.asdict(dataset.augment),
+        # negative_prob left out while 0, so caches written before it existed still match
+        "augmentation": {k: v for k, v in dataclasses.asdict(dataset.augment).items()
+                         if not (k == "negative_prob" and v == 0)},
         "num_samples": len(dataset),
         "records_sha256": _records_sha256(dataset),
         "amp": cfg.train.amp,
