@@ -165,3 +165,17 @@ def test_distill_cli_builds_and_uses_the_cache(tmp_path, teacher_ckpt):
     assert result.exit_code != 0 and "--teacher-cache" in result.output
     resolved = yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())
     assert resolved["run"]["teacher_cache"] == str(tmp_path / "cache") and resolved["distill"]["alpha"] == 0.9
+
+
+def test_cache_meta_records_negatives_only_when_used():
+    """Caches written before data.augment.negative_prob existed still match (the key is left out at 0); a
+    cache of negatives differs from one without."""
+    from posedistill.training.teacher_cache import cache_meta
+
+    metas = {}
+    for p in (0.0, 0.2):
+        cfg = tiny_cfg(data__augment={"negative_prob": p})
+        dataset, joint_set = training_dataset(cfg, stride=4)
+        metas[p] = cache_meta(cfg, dataset, joint_set)["augmentation"]
+    assert "negative_prob" not in metas[0.0] and metas[0.2]["negative_prob"] == 0.2
+    assert {k: v for k, v in metas[0.2].items() if k != "negative_prob"} == metas[0.0]
