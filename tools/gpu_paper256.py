@@ -153,6 +153,19 @@ def _rate(step, batch: int, seconds: float) -> float:
     return n * batch / (time.perf_counter() - start)
 
 
+def _train_step(model, opt, loss_fn, x, t, w, bf16: bool):
+    """One fwd + bwd + optimizer step on a fixed synthetic batch, as a callable for :func:`_rate`."""
+    import torch
+
+    def step():
+        with torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(model(x), t, w)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
 def probe(seconds: float = 2.0, batch: int | None = None) -> dict:
     """Step rates at the teacher config's batch size and each config's hourglass depth (see ``sweep`` for rates
     against batch size)."""
@@ -181,14 +194,7 @@ def probe(seconds: float = 2.0, batch: int | None = None) -> dict:
             fmt = torch.channels_last if cl else torch.contiguous_format
             model.to(memory_format=fmt)
             x = torch.randn(batch, 3, SIZE, SIZE, device=dev).contiguous(memory_format=fmt)
-
-            def step():
-                with torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=bf16):
-                    loss = loss_fn(model(x), t, w)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            res[f"{key}_train_{mode}_img_s"] = _rate(step, batch, seconds)
+            res[f"{key}_train_{mode}_img_s"] = _rate(_train_step(model, opt, loss_fn, x, t, w, bf16), batch, seconds)
             log(f"probe: {arch} train {mode} {res[f'{key}_train_{mode}_img_s']:.0f} img/s")
         if key == "teacher":  # the mode every run uses: the teacher's fastest
             res["mode"] = max(modes, key=lambda m: res[f"teacher_train_{m}_img_s"])
@@ -240,14 +246,8 @@ def sweep(batches: tuple[int, ...] = (32, 64, 128, 256), seconds: float = 1.5) -
                 x = torch.randn(batch, 3, SIZE, SIZE, device=dev).contiguous(memory_format=torch.channels_last)
                 t = torch.rand(batch, 14, SIZE // 4, SIZE // 4, device=dev)
                 w = torch.ones(batch, 14, device=dev)
-
-                def step():
-                    with torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=bf16):
-                        loss = loss_fn(model(x), t, w)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
                 name = f"{arch}_b{batch}_{'bf16' if bf16 else 'fp32'}_cl"
+                step = _train_step(model, opt, loss_fn, x, t, w, bf16)
                 res["rates_img_s"][name] = rate = _rate(step, batch, seconds)
                 log(f"sweep: {arch} depth {depth} batch {batch} {'bf16' if bf16 else 'fp32'}+cl: {rate:.0f} img/s, "
                     f"{1000 * batch / rate:.1f} ms a step")
