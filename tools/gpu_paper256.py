@@ -29,12 +29,12 @@ paper's setting into that:
 ``PAPER256_REHEARSE=1`` runs every step here on the CPU with tiny models (a few minutes) before device time is
 spent. Measured on an H100 on 2026-11-26: docs/experiments.md.
 
-``--setting gpu128`` (put it first) trains the same three runs at 128 input, the CPU runs' setting
-(``configs/gpu128/``: hourglass depth 3, 32x32 heatmaps), from the pack of ``make_lspet_crops.py --max-box 128
---chunks 1 --out .gpu/lspet_crops128`` (about 15 MB: the tree and the pack travel in one call), so one call holds
-the probe and the whole run:
+``--setting gpu128`` trains the same three runs at 128 input, the CPU runs' setting (``configs/gpu128/``:
+hourglass depth 3, 32x32 heatmaps), from the pack of ``make_lspet_crops.py --max-box 128 --chunks 2 --out
+.gpu/lspet_crops128`` (33.5 MiB of images: too much beside the tree for one call, so two calls in a row):
 
-    python tools/gpu_paper256.py --setting gpu128 merge probe run --budget 560 --quick-probe
+    python tools/gpu_paper256.py --setting gpu128 merge                                     # chunk0 carried
+    python tools/gpu_paper256.py --setting gpu128 --quick-probe merge probe run --budget 570  # chunk1 carried
 """
 
 from __future__ import annotations
@@ -153,6 +153,15 @@ def _rate(step, batch: int, seconds: float) -> float:
     return n * batch / (time.perf_counter() - start)
 
 
+def _role_configs() -> dict:
+    """The setting's teacher and (ground-truth) student configs, by role: their batch size and hourglass depth
+    are what the probe and the sweep measure."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from posedistill.config import load_config
+
+    return {"teacher": load_config(CONFIGS["teacher_hg8_256"]), "student": load_config(CONFIGS["student_hg4_128"])}
+
+
 def _train_step(model, opt, loss_fn, x, t, w, bf16: bool):
     """One fwd + bwd + optimizer step on a fixed synthetic batch, as a callable for :func:`_rate`."""
     import torch
@@ -177,9 +186,7 @@ def probe(seconds: float = 2.0, batch: int | None = None) -> dict:
 
     torch.backends.cudnn.benchmark = True
     dev = torch.device(DEVICE)
-    from posedistill.config import load_config
-
-    cfgs = {"teacher": load_config(CONFIGS["teacher_hg8_256"]), "student": load_config(CONFIGS["student_hg4_128"])}
+    cfgs = _role_configs()
     batch = 4 if REHEARSE else (batch or cfgs["teacher"].train.batch_size)
     seconds = 0.3 if REHEARSE else seconds
     res: dict = {"gpu": _gpu_name(), "torch": torch.__version__, "batch": batch, "input": SIZE}
@@ -237,8 +244,9 @@ def sweep(batches: tuple[int, ...] = (32, 64, 128, 256), seconds: float = 1.5) -
     seconds = 0.3 if REHEARSE else seconds
     res: dict = {"gpu": _gpu_name(), "torch": torch.__version__, "input": SIZE, "rates_img_s": {}}
     loss_fn = HeatmapLoss(10.0)
+    cfgs = _role_configs()
     for key, arch in ARCHS.items():
-        depth = 3 if SIZE <= 128 else 4
+        depth = cfgs[key].model.depth
         model = build_model(arch, num_joints=14, depth=depth).to(dev).to(memory_format=torch.channels_last)
         opt = torch.optim.Adam(model.parameters(), 1e-3)
         for batch in batches:
