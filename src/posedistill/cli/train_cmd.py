@@ -59,14 +59,18 @@ def _run(cfg, out, **kw):
 
 @click.command()
 @_with_common
-def train(config_path, out, overrides, model, epochs, batch_size, data_root, resume, overwrite, device, no_progress):
+@click.option("--init", "init", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Start from this checkpoint's weights (fine-tuning, or a warm restart with a new schedule); "
+                   "the optimiser and schedule start afresh.")
+def train(config_path, out, overrides, model, epochs, batch_size, data_root, resume, overwrite, device, no_progress,
+          init):
     """Train any model from ground-truth heatmaps (e.g. the teacher).
 
     Multi-GPU / multi-node: launch with torchrun, e.g.
     `torchrun --nproc_per_node 4 -m posedistill train --config configs/teacher.yaml --out runs/teacher`.
     """
     cfg = _config(config_path, overrides, model, epochs, batch_size, data_root)
-    _run(cfg, out, resume=resume, overwrite=overwrite, device=device, progress=not no_progress)
+    _run(cfg, out, init=init, resume=resume, overwrite=overwrite, device=device, progress=not no_progress)
 
 
 @click.command()
