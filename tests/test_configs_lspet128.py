@@ -34,3 +34,13 @@ def test_init_runs_differ_from_their_control_only_in_alpha():
     for section in ("model", "data", "optim", "schedule", "loss", "train"):
         assert getattr(fpd, section) == getattr(control, section), section
     assert fpd.seed == control.seed and fpd.train.epochs < load_config(ROOT / "fpd_hg2_64.yaml").train.epochs
+
+
+def test_restarts_share_the_teachers_second_cycle_and_differ_only_in_alpha():
+    names = ("teacher_hg4_128_restart", "fpd_hg2_64_restart", "student_hg2_64_restart")
+    teacher, fpd, twin = (load_config(ROOT / f"{n}.yaml") for n in names)
+    for section in ("data", "optim", "schedule", "loss", "train"):
+        assert getattr(fpd, section) == getattr(twin, section) == getattr(teacher, section), section
+    assert fpd.model == twin.model and fpd.seed == twin.seed == teacher.seed
+    assert (fpd.distill.alpha, twin.distill.alpha) == (0.5, 0.0)
+    assert teacher.optim.lr < load_config(ROOT / "teacher_hg4_128.yaml").optim.lr

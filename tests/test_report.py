@@ -266,3 +266,31 @@ def test_runs_of_the_same_name_in_two_folders_are_told_apart(tmp_path):
     make_run(tmp_path / "lspet128", "teacher", model="hg4_128", pck_flip=60.0)
     labels = [e.label for e in load_runs([tmp_path / "lspet128", tmp_path / "cpu"])]
     assert sorted(labels) == ["cpu/student", "lspet128/student", "teacher"]
+
+
+def test_fpd_lineage_is_compared_with_the_ground_truth_lineage(tmp_path, runs):
+    """An FPD run continued from the FPD student (--init) is compared with the ground-truth run continued alike
+    from the ground-truth student (equal epochs), not with the shorter run from scratch."""
+    r = runs[0].parent
+    history = [{"epoch": i, "epoch_time_s": 10.0} for i in (1, 2, 3)]
+
+    def cont(name, parent, pck, **kw):
+        run = make_run(r, name, model="hg2_64", pck_flip=pck, **kw)
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        config["run"]["init"] = str(r / parent / "snapshot.pt")
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+        (run / "metrics.json").write_text(json.dumps({"best_val_pck": 1.0, "history": history}))
+        return run
+
+    fpd = cont("fpd_restart", "fpd", 77.5, mode="distill", teacher=str(r / "teacher" / "best.pt"))
+    twin = cont("student_restart", "student", 72.0)
+    out = tmp_path / "docs"
+    build_report([*runs, fpd, twin], out, latency=False)
+    rows = (out / "results.md").read_text().split("## FPD students against their baselines")[1].split("##")[0]
+    assert "| fpd_restart | FPD alpha=0.5 from teacher, init fpd | 72.0 | 77.5 | +5.5 | 80.0 | 2.5 |" in rows
+    assert "| fpd | FPD alpha=0.5 from teacher | 70.0 | 74.0 | +4.0 |" in rows  # from scratch: as before
+    # with the twin still short of the FPD run's epochs nothing was trained alike for as long: no gain
+    (twin / "metrics.json").write_text(json.dumps({"best_val_pck": 1.0, "history": history[:2]}))
+    build_report([*runs, fpd, twin], out, latency=False)
+    rows = (out / "results.md").read_text().split("## FPD students against their baselines")[1].split("##")[0]
+    assert "| fpd_restart | FPD alpha=0.5 from teacher, init fpd | – | 77.5 | – | 80.0 | 2.5 |" in rows

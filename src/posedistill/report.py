@@ -432,6 +432,22 @@ def _ground_truth_twin(entries: list[RunEntry], model: str, input_size: int | No
                  and g.input_size == input_size and g.headline_pck()[0] is not None), None)
 
 
+def _ground_truth_only(entry: RunEntry | None) -> bool:
+    return entry is not None and (entry.mode == "train" or (entry.mode == "distill" and entry.alpha == 0))
+
+
+def _lineage_twin(entries: list[RunEntry], e: RunEntry, by_dir: dict[str, RunEntry]) -> RunEntry | None:
+    """For an FPD run continued from an FPD run (``--init``), the ground-truth run of the same model, input size and
+    number of epochs continued from a ground-truth run: the two lineages trained alike for equal epochs."""
+    parent = by_dir.get(_run_of(e.init) or "")
+    if parent is None or _ground_truth_only(parent):
+        return None
+    return next((g for g in entries if g is not e and _ground_truth_only(g) and g.init and g.model == e.model
+                 and g.input_size == e.input_size and g.epochs == e.epochs
+                 and _ground_truth_only(by_dir.get(_run_of(g.init) or "")) and g.headline_pck()[0] is not None),
+                None)
+
+
 def _distillation_sections(entries: list[RunEntry]) -> list[str]:
     """FPD students against their teacher and the same model trained from ground truth (same input size, from
     scratch, not binarized), and the alpha sweep per model; PCK is each entry's headline PCK."""
@@ -447,8 +463,8 @@ def _distillation_sections(entries: list[RunEntry]) -> list[str]:
             control = next((g for g in entries if g.mode == "distill" and g.alpha == 0 and g is not e
                             and g.model == e.model and _run_of(g.init) == _run_of(e.init)
                             and g.headline_pck()[0] is not None), None)
-            if control is not None:
-                plain = control
+            # no run trained alike for as long: no gain (the from-scratch twin trained for fewer epochs)
+            plain = control or _lineage_twin(entries, e, by_dir)
         pck = e.headline_pck()[0]
         t_pck = teacher.headline_pck()[0] if teacher else None
         g_pck = plain.headline_pck()[0] if plain else None
@@ -459,8 +475,9 @@ def _distillation_sections(entries: list[RunEntry]) -> list[str]:
     if rows:
         lines += ["", "## FPD students against their baselines", "",
                   "Gain: FPD student minus the same model trained from ground truth only (same input size, from "
-                  "scratch; for a student started with `--init`, the run from the same start with alpha 0, when "
-                  "there is one: equal epochs, ground truth only). Gap: teacher minus FPD student. Headline "
+                  "scratch; for a student started with `--init`, the run from the same start with alpha 0, or for an "
+                  "FPD run continued from an FPD run the ground-truth run continued alike from a ground-truth run: "
+                  "equal epochs, ground truth only; no gain where no run was trained alike). Gap: teacher minus FPD student. Headline "
                   "PCK@0.2 (flip test where evaluated).", "",
                   "| FPD run | training | PCK, ground truth only | PCK, FPD | gain | PCK, teacher | gap to teacher "
                   "| cost / teacher |",
