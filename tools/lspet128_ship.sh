@@ -15,13 +15,17 @@
 #
 #   bash tools/lspet128_ship.sh 2>&1 | tee runs/lspet128/ship.log
 #   SHIP_RUN=NAME SHIP_NOTE="why" bash tools/lspet128_ship.sh ...   ships runs/lspet128/NAME instead (say why)
+#   SHIP_TEACHER=teacher_hg4_128_restart ...                         ships that teacher (default teacher_hg4_128)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=runs/lspet128
 export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 OMP_NUM_THREADS=2
 say() { echo "[$(date -u +%F\ %T)] $*"; }
-TEACHER=teacher_hg4_128
-STUDENTS=(student_hg2_64 fpd_hg2_64 fpd_hg2_64_init fpd_hg2_64_init_a0)  # the long 128-input student runs
+TEACHER=${SHIP_TEACHER:-teacher_hg4_128}  # the teacher that ships beside the student
+TEACHERS=(teacher_hg4_128 teacher_hg4_128_restart)  # curves and report rows (those that exist)
+# the long 128-input student runs (step 1 chooses among the finished ones), then the fine-tunes with negatives
+STUDENTS=(student_hg2_64 fpd_hg2_64 fpd_hg2_64_init fpd_hg2_64_init_a0 fpd_hg2_64_restart student_hg2_64_restart)
+FINETUNES=(fpd_hg2_64_neg fpd_hg2_64_neg_control fpd_hg2_64_neg04)
 if pgrep -f "posedistill (train|distill)|teacher_cache" > /dev/null; then
   say "training is still running: ship after it finishes (the timings need a quiet machine)"; exit 1
 fi
@@ -72,7 +76,7 @@ sys.exit(0 if scorer_for('$R/$S/best.pt', 14) else 1)" 2> /dev/null; then
 fi
 
 # 3
-python - "$TEACHER" "${STUDENTS[@]}" <<'EOF'
+python - "${TEACHERS[@]}" "${STUDENTS[@]}" "${FINETUNES[@]}" <<'EOF'
 import sys
 from pathlib import Path
 from posedistill.report import load_runs, plot_curves
@@ -86,7 +90,7 @@ EOF
 
 # 4
 long=()
-for n in "$TEACHER" "${STUDENTS[@]}"; do
+for n in "${TEACHERS[@]}" "${STUDENTS[@]}" "${FINETUNES[@]}"; do
   if [ -f "$R/$n/eval_test.json" ]; then long+=("$R/$n"); fi
 done
 # the 64-input sweep of issue 7, the cheap trade-off curve (its input size is in every row)
