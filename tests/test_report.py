@@ -16,7 +16,7 @@ JOINTS = ["right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "le
 
 
 def make_run(root, name, *, model, pck_flip=None, pck_noflip=None, cost=None, mode="train", alpha=0.5,
-             teacher=None):
+             teacher=None, init=None):
     run = root / name
     run.mkdir(parents=True)
     config = ExperimentConfig().to_dict()
@@ -24,7 +24,7 @@ def make_run(root, name, *, model, pck_flip=None, pck_noflip=None, cost=None, mo
     config["model"]["name"] = model
     config["data"]["input_size"] = 128
     config["distill"]["alpha"] = alpha
-    config["run"] = {"mode": mode, "teacher": teacher, "init": None, "unlabeled": None}
+    config["run"] = {"mode": mode, "teacher": teacher, "init": init, "unlabeled": None}
     (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (run / "metrics.json").write_text(json.dumps({"model": model, "best_val_pck": 50.0, "history": []}))
     for flip, pck in ((True, pck_flip), (False, pck_noflip)):
@@ -102,12 +102,9 @@ def test_fpd_gain_gap_and_alpha_sweep(tmp_path, runs):
                       cost={"params": 800_000, "gmacs": 1.0, "latency_ms": 11.0})
              for a, p in ((0.25, 72.0), (1.0, 71.0))]
     for name, a, p in (("init_a0.5", 0.5, 76.0), ("init_a0", 0.0, 73.0)):
-        run = make_run(r, name, model="hg2_64", pck_flip=p, mode="distill", alpha=a, teacher=teacher,
-                       cost={"params": 800_000, "gmacs": 1.0, "latency_ms": 11.0})
-        config = yaml.safe_load((run / "config.yaml").read_text())
-        config["run"]["init"] = str(r / "student" / "best.pt")
-        (run / "config.yaml").write_text(yaml.safe_dump(config))
-        extra.append(run)
+        extra.append(make_run(r, name, model="hg2_64", pck_flip=p, mode="distill", alpha=a, teacher=teacher,
+                              init=str(r / "student" / "best.pt"),
+                              cost={"params": 800_000, "gmacs": 1.0, "latency_ms": 11.0}))
     history = [{"epoch": 1, "epoch_time_s": 90.0}, {"epoch": 2, "epoch_time_s": 30.0}]
     (runs[1] / "metrics.json").write_text(json.dumps({"best_val_pck": 69.0, "history": history}))
     out = tmp_path / "docs"
@@ -247,13 +244,11 @@ def test_a_run_started_from_another_continues_its_curve(tmp_path):
     from posedistill.report import curve_starts
 
     r = tmp_path / "runs"
-    parent, child, alone = (make_run(r, n, model="hg1_32") for n in ("parent", "child", "alone"))
+    parent, alone = (make_run(r, n, model="hg1_32") for n in ("parent", "alone"))
+    child = make_run(r, "child", model="hg1_32", init=str(parent / "best.pt"))
     (parent / "log.csv").write_text("epoch,val_pck\n1,10\n2,30\n3,25\n")
     for run in (child, alone):
         (run / "log.csv").write_text("epoch,val_pck\n1,31\n2,32\n")
-    config = yaml.safe_load((child / "config.yaml").read_text())
-    config["run"]["init"] = str(parent / "best.pt")
-    (child / "config.yaml").write_text(yaml.safe_dump(config))
     for run in (parent, child, alone):
         (run / "metrics.json").unlink()
     entries = load_runs([parent, child, alone])
@@ -275,10 +270,7 @@ def test_fpd_lineage_is_compared_with_the_ground_truth_lineage(tmp_path, runs):
     history = [{"epoch": i, "epoch_time_s": 10.0} for i in (1, 2, 3)]
 
     def cont(name, parent, pck, **kw):
-        run = make_run(r, name, model="hg2_64", pck_flip=pck, **kw)
-        config = yaml.safe_load((run / "config.yaml").read_text())
-        config["run"]["init"] = str(r / parent / "snapshot.pt")
-        (run / "config.yaml").write_text(yaml.safe_dump(config))
+        run = make_run(r, name, model="hg2_64", pck_flip=pck, init=str(r / parent / "snapshot.pt"), **kw)
         (run / "metrics.json").write_text(json.dumps({"best_val_pck": 1.0, "history": history}))
         return run
 

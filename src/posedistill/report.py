@@ -477,8 +477,8 @@ def _distillation_sections(entries: list[RunEntry]) -> list[str]:
                   "Gain: FPD student minus the same model trained from ground truth only (same input size, from "
                   "scratch; for a student started with `--init`, the run from the same start with alpha 0, or for an "
                   "FPD run continued from an FPD run the ground-truth run continued alike from a ground-truth run: "
-                  "equal epochs, ground truth only; no gain where no run was trained alike). Gap: teacher minus FPD student. Headline "
-                  "PCK@0.2 (flip test where evaluated).", "",
+                  "equal epochs, ground truth only; no gain where no run was trained alike). Gap: teacher minus FPD "
+                  "student. Headline PCK@0.2 (flip test where evaluated).", "",
                   "| FPD run | training | PCK, ground truth only | PCK, FPD | gain | PCK, teacher | gap to teacher "
                   "| cost / teacher |",
                   "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |", *rows]
