@@ -44,3 +44,10 @@ def test_restarts_share_the_teachers_second_cycle_and_differ_only_in_alpha():
     assert fpd.model == twin.model and fpd.seed == twin.seed == teacher.seed
     assert (fpd.distill.alpha, twin.distill.alpha) == (0.5, 0.0)
     assert teacher.optim.lr < load_config(ROOT / "teacher_hg4_128.yaml").optim.lr
+
+
+def test_negatives_fine_tunes_share_their_recipe():
+    first, second = (load_config(ROOT / f"{n}.yaml") for n in ("fpd_hg2_64_neg", "fpd_hg2_64_restart_neg"))
+    for section in ("model", "data", "optim", "schedule", "loss", "train", "distill"):
+        assert getattr(first, section) == getattr(second, section), section
+    assert second.data.augment.negative_prob == 0.2 and second.distill.alpha == 0.0

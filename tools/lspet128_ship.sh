@@ -25,7 +25,7 @@ TEACHER=${SHIP_TEACHER:-teacher_hg4_128}  # the teacher that ships beside the st
 TEACHERS=(teacher_hg4_128 teacher_hg4_128_restart)  # curves and report rows (those that exist)
 # the long 128-input student runs (step 1 chooses among the finished ones), then the fine-tunes with negatives
 STUDENTS=(student_hg2_64 fpd_hg2_64 fpd_hg2_64_init fpd_hg2_64_init_a0 fpd_hg2_64_restart student_hg2_64_restart)
-FINETUNES=(fpd_hg2_64_neg fpd_hg2_64_neg_control fpd_hg2_64_neg04)
+FINETUNES=(fpd_hg2_64_neg fpd_hg2_64_neg_control fpd_hg2_64_neg04 fpd_hg2_64_restart_neg)
 if pgrep -f "posedistill (train|distill)|teacher_cache" > /dev/null; then
   say "training is still running: ship after it finishes (the timings need a quiet machine)"; exit 1
 fi
