@@ -51,6 +51,9 @@ def test_ship_weights_manifest_card_and_predictor(tmp_path, monkeypatch):
     student = _run(tmp_path / "runs", "fpd_hg1_32", "hg1_32", "distill", 30.0)
     teacher = _run(tmp_path / "runs", "teacher_hg2_32", "hg2_32", "train", 33.0)
     out, card = tmp_path / "weights", tmp_path / "model_card.md"
+    out.mkdir()
+    (out / "fpd_old_lspet.pt").write_bytes(b"replaced")  # a default of before, with its scorer: removed
+    (out / "fpd_old_lspet.pt.person.json").write_text("{}")
     # the student's localiser scorer (tools/fit_person_scorer.py) ships beside it, keyed to the slim copy
     scorer = PersonScorer(14, np.zeros(5), np.ones(5), [(np.ones((1, 5)), np.zeros(1))],
                           sha256_file(student / "best.pt"), {"scenes": 3})
@@ -72,6 +75,8 @@ def test_ship_weights_manifest_card_and_predictor(tmp_path, monkeypatch):
     assert manifest["person_scorer"]["file"] == shipped.name + ".person.json" and manifest["person_scorer"]["scenes"] == 3
     assert PersonScorer.load(sidecar_path(shipped)).weights_sha256 == sha256_file(shipped) == manifest["sha256"]
     assert "person_scorer" not in manifest["teacher"]  # none fitted for the teacher
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["default.json", manifest["file"], manifest["person_scorer"]["file"], manifest["teacher"]["file"]])
     text = card.read_text()
     assert "| student | `fpd_hg1_32_lspet.pt` | hg1_32 |" in text and "| 30.0 | 29.5 | 29.0 |" in text
     assert "| teacher | `teacher_hg2_32_lspet.pt` | hg2_32 |" in text and "| 33.0 | 32.5 | 32.0 |" in text

@@ -123,12 +123,26 @@ def main() -> None:
     if args.teacher is not None:
         manifest["teacher"] = _ship(args.teacher, args.out, f"{args.teacher.name}_lspet.pt")
     atomic_write_json(args.out / "default.json", manifest)
+    _remove_replaced(args.out, manifest)
     print(json.dumps(manifest, indent=2))
     if args.card is not None:
         write_card(manifest, args.card, threads=args.threads, command=" ".join(
             ["python tools/ship_weights.py", "--student", str(args.student)]
             + (["--teacher", str(args.teacher)] if args.teacher else []) + ["--threads", str(args.threads)]
             + (["--note", repr(args.note)] if args.note else [])), note=args.note)
+
+
+def _remove_replaced(out: Path, manifest: dict) -> None:
+    """Delete the weights (and scorer sidecars) in ``out`` that the new manifest no longer names, so that a
+    replaced default does not stay in the package."""
+    keep = set()
+    for entry in (manifest, manifest.get("teacher") or {}):
+        keep.add(entry.get("file"))
+        keep.add((entry.get("person_scorer") or {}).get("file"))
+    for path in sorted(out.glob("*.pt")) + sorted(out.glob("*.pt.person.json")):
+        if path.name not in keep:
+            path.unlink()
+            print(f"removed the replaced {path}")
 
 
 def _student_how(info: dict) -> str:
