@@ -281,6 +281,17 @@ def test_fpd_lineage_is_compared_with_the_ground_truth_lineage(tmp_path, runs):
     rows = (out / "results.md").read_text().split("## FPD students against their baselines")[1].split("##")[0]
     assert "| fpd_restart | FPD alpha=0.5 from teacher, init fpd | 72.0 | 77.5 | +5.5 | 80.0 | 2.5 |" in rows
     assert "| fpd | FPD alpha=0.5 from teacher | 70.0 | 74.0 | +4.0 |" in rows  # from scratch: as before
+    # a short alpha-0 fine-tune with negatives from the same FPD start is neither the control nor the twin
+    neg = cont("fpd_neg", "fpd", 73.0, mode="distill", alpha=0.0, teacher=str(r / "teacher" / "best.pt"))
+    config = yaml.safe_load((neg / "config.yaml").read_text())
+    config["data"]["augment"] = {**(config["data"].get("augment") or {}), "negative_prob": 0.2}
+    (neg / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (neg / "metrics.json").write_text(json.dumps({"best_val_pck": 1.0, "history": history[:1]}))
+    build_report([*runs, neg, fpd, twin], out, latency=False)
+    text = (out / "results.md").read_text()
+    rows = text.split("## FPD students against their baselines")[1].split("##")[0]
+    assert "| fpd_restart | FPD alpha=0.5 from teacher, init fpd | 72.0 | 77.5 | +5.5 |" in rows
+    assert "| fpd_neg | hg2_64 | 128 | ground truth only, 0.2 of the crops negatives (no person), init fpd |" in text
     # with the twin still short of the FPD run's epochs nothing was trained alike for as long: no gain
     (twin / "metrics.json").write_text(json.dumps({"best_val_pck": 1.0, "history": history[:2]}))
     build_report([*runs, fpd, twin], out, latency=False)

@@ -68,6 +68,7 @@ class RunEntry:
     teacher_cache: str | None = None
     init: str | None = None
     teacher_norm: str | None = None  # distill.teacher_norm when not "none"
+    negatives: float = 0.0  # data.augment.negative_prob: share of training crops without the person
     note: str | None = None  # e.g. "ONNX Runtime int8 of fpd_hg2_64" (cost.json / results.json "note")
     train_minutes: float | None = None  # sum of the engine's per-epoch training times (validation excluded)
     epochs: int | None = None
@@ -93,6 +94,8 @@ class RunEntry:
 
     def _training(self) -> str:
         init = f", init {Path(self.init).parent.name}" if self.init else ""
+        if self.negatives:  # a fine-tune with negatives is not the alpha-0 control of an FPD run
+            return f"ground truth only, {self.negatives:g} of the crops negatives (no person)" + init
         if self.mode == "distill" and self.alpha == 0:  # no teacher term: a ground-truth control, not FPD
             return "ground truth only (alpha-0 control of the FPD runs)" + init
         if self.mode == "distill":
@@ -248,6 +251,7 @@ def load_runs(run_dirs: Sequence[str | Path]) -> list[RunEntry]:
             depth=int((config.get("model") or {}).get("depth", 4)), mode=run.get("mode"), alpha=distill.get("alpha"), teacher=run.get("teacher"),
             teacher_cache=run.get("teacher_cache"), init=run.get("init"),
             teacher_norm=None if distill.get("teacher_norm", "none") == "none" else distill["teacher_norm"],
+            negatives=float(((config.get("data") or {}).get("augment") or {}).get("negative_prob") or 0.0),
             best_val_pck=metrics.get("best_val_pck"), evals=evals)
         history = metrics.get("history") or []
         times = [row.get("epoch_time_s") for row in history if isinstance(row, dict)]
@@ -443,7 +447,7 @@ def _lineage_twin(entries: list[RunEntry], e: RunEntry, by_dir: dict[str, RunEnt
     if parent is None or _ground_truth_only(parent):
         return None
     return next((g for g in entries if g is not e and _ground_truth_only(g) and g.init and g.model == e.model
-                 and g.input_size == e.input_size and g.epochs == e.epochs
+                 and g.input_size == e.input_size and g.epochs == e.epochs and not g.negatives
                  and _ground_truth_only(by_dir.get(_run_of(g.init) or "")) and g.headline_pck()[0] is not None),
                 None)
 
@@ -460,8 +464,10 @@ def _distillation_sections(entries: list[RunEntry]) -> list[str]:
         teacher = by_dir.get(_run_of(e.teacher) or "")
         plain = _ground_truth_twin(entries, e.model, e.input_size)
         if e.init:  # a student started from another checkpoint: compare with the same start and alpha 0
+            # (as long and on the same data: a shorter fine-tune, or one with negatives, is no control)
             control = next((g for g in entries if g.mode == "distill" and g.alpha == 0 and g is not e
                             and g.model == e.model and _run_of(g.init) == _run_of(e.init)
+                            and g.epochs == e.epochs and g.negatives == e.negatives
                             and g.headline_pck()[0] is not None), None)
             # no run trained alike for as long: no gain (the from-scratch twin trained for fewer epochs)
             plain = control or _lineage_twin(entries, e, by_dir)
