@@ -15,7 +15,7 @@ the cause can be read off the table. Prints tables and writes benchmarks/results
 ``--figure PNG`` draws the crops with the most extreme eval-mode values beside their ground-truth and teacher
 heatmaps (maximum over joints, each with its value range), so the "before" and "after" can be looked at.
 
-    python benchmarks/teacher_outliers.py --teacher src/posedistill/weights/teacher_hg4_128_lspet.pt \
+    python benchmarks/teacher_outliers.py --teacher runs/lspet128/teacher_hg4_128_restart/best.pt \
         --config configs/cpu/teacher_hg4_128.yaml [--samples 512] [--recal-batches 50] [--figure out.png]
 """
 

@@ -297,3 +297,12 @@ def test_fpd_lineage_is_compared_with_the_ground_truth_lineage(tmp_path, runs):
     build_report([*runs, fpd, twin], out, latency=False)
     rows = (out / "results.md").read_text().split("## FPD students against their baselines")[1].split("##")[0]
     assert "| fpd_restart | FPD alpha=0.5 from teacher, init fpd | – | 77.5 | – | 80.0 | 2.5 |" in rows
+
+
+def test_training_names_the_init_checkpoint(tmp_path):
+    """A run started from a run's checkpoint is named by that run; one started from shipped weights by the file."""
+    r = tmp_path / "runs"
+    from_run = make_run(r, "restart", model="hg2_64", pck_flip=50.0, init=str(r / "teacher" / "best.pt"))
+    from_file = make_run(r, "restart2", model="hg2_64", pck_flip=50.0, init="src/weights/teacher_hg4_128_lspet.pt")
+    labels = {e.label: e.training for e in load_runs([from_run, from_file])}
+    assert labels == {"restart": "ground truth, init teacher", "restart2": "ground truth, init teacher_hg4_128_lspet.pt"}

@@ -93,7 +93,7 @@ class RunEntry:
         return f"{text}; {self.note}" if text and self.note else text or self.note or ""
 
     def _training(self) -> str:
-        init = f", init {Path(self.init).parent.name}" if self.init else ""
+        init = f", init {_checkpoint_name(self.init)}" if self.init else ""
         if self.negatives:  # a fine-tune with negatives is not the alpha-0 control of an FPD run
             return f"ground truth only, {self.negatives:g} of the crops negatives (no person)" + init
         if self.mode == "distill" and self.alpha == 0:  # no teacher term: a ground-truth control, not FPD
@@ -423,6 +423,13 @@ def curve_starts(entries: list[RunEntry]) -> dict[str, tuple[int, str]]:
 def _entries_by_dir(entries: list[RunEntry]) -> dict[str, RunEntry]:
     """The entries keyed by their resolved run directory (what :func:`_run_of` gives for a checkpoint in it)."""
     return {str(Path(e.run_dir).resolve()): e for e in entries}
+
+
+def _checkpoint_name(path: str) -> str:
+    """A run's checkpoint by its run's name (``runs/x/best.pt`` -> ``x``), any other file by its own name (shipped
+    weights: ``weights/teacher_hg4_128_lspet.pt``)."""
+    p = Path(path)
+    return p.parent.name if p.name in ("best.pt", "last.pt", "snapshot.pt") else p.name
 
 
 def _run_of(path: str | None) -> str | None:
