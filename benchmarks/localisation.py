@@ -60,6 +60,8 @@ def main() -> None:
     parser.add_argument("--refine-steps", type=int, default=None)
     parser.add_argument("--stability-power", type=float, default=None)
     parser.add_argument("--final-scales", default=None, help="comma list of box scales tried after refinement")
+    parser.add_argument("--window-fractions", default=None,
+                        help="comma list of window sides (fractions of the longer side) of the first pass's grid")
     parser.add_argument("--scorer-only", action="store_true", help="no '<method>/conf' rows")
     parser.add_argument("--no-scorer", action="store_true",
                         help="ignore the person scorer beside the weights (rank by confidence only)")
@@ -80,7 +82,9 @@ def main() -> None:
                                    "refine_steps": args.refine_steps,
                                    "stability_power": args.stability_power,
                                    "final_scales": tuple(float(f) for f in args.final_scales.split(","))
-                                   if args.final_scales else None}.items() if v is not None}
+                                   if args.final_scales else None,
+                                   "window_fractions": tuple(float(f) for f in args.window_fractions.split(","))
+                                   if args.window_fractions else None}.items() if v is not None}
     pred = {name: [] for name in ["gt-box", "whole", *methods]}
     boxes = {name: [] for name in methods}
     seconds = {name: 0.0 for name in pred}

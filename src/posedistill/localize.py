@@ -154,7 +154,7 @@ class Localizer:
     predictor: Predictor
     method: str = "auto"
     refine_steps: int = 2
-    top_k: int | None = None  # None: 8 with a person scorer, 3 without (each the best on validation scenes)
+    top_k: int | None = None  # None: 12 with a person scorer, 3 without (each the best on validation scenes)
     keep_joints: int = 10
     margin: float = 1.2
     window_fractions: tuple[float, ...] = (0.6, 0.4)
@@ -180,7 +180,7 @@ class Localizer:
         if self.method not in METHODS:
             raise ConfigError(f"localisation method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.top_k is None:
-            self.top_k = 3 if self.scorer is None else 8
+            self.top_k = 3 if self.scorer is None else 12
         if self.final_scales is None:
             # chosen on 150 validation scenes with the scorer: 41.5, against 40.0 for (1.0,) and 40.7 for
             # (0.8, 1.0, 1.25)
