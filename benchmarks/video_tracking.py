@@ -203,8 +203,8 @@ def main() -> None:
         if unknown:
             parser.error(f"unknown runs {', '.join(sorted(unknown))}; choose among {', '.join(configs)}")
         configs = {k: v for k, v in configs.items() if k in args.runs.split(",")}
-    acc = {name: {"pred": [], "gt": [], "vis": [], "torso": [], "jit": [], "jit_px": [], "s": 0.0, "reloc": 0}
-           for name in configs}
+    acc = {name: {"pred": [], "gt": [], "vis": [], "torso": [], "jit": [], "jit_px": [], "s": 0.0, "reloc": 0,
+                  "clips": []} for name in configs}
 
     def clip_iter():
         for idx in sorted(pick):
@@ -226,6 +226,9 @@ def main() -> None:
             a["jit"].append(j), a["jit_px"].append(jpx)
             a["s"] += seconds
             a["reloc"] += reloc
+            clip_pck = PCK(0.2)(pred, gt, a["vis"][-1], torso)["mean"]
+            a["clips"].append({"image": rec.image.name, "pck": clip_pck, "jitter_torso_pct": j,
+                               "relocalised_frames": reloc})
         print(f"clip {n + 1}/{len(pick)} ({rec.image.name})", flush=True)
     pck = PCK(0.2)
     rows = []
@@ -238,6 +241,7 @@ def main() -> None:
             "jitter_torso_pct": float(np.mean(a["jit"])), "jitter_px": float(np.mean(a["jit_px"])),
             "frames_per_s": total_frames / a["s"], "relocalised_frames": a["reloc"],
             "person_scorer": scorer is not None,
+            "per_clip": a["clips"],  # where a mean over 20 clips comes from
         })
     out = args.out or RESULTS / f"video_tracking_{args.split}.json"
     if args.runs and out.is_file():  # keep the rows of the runs not measured now
