@@ -139,7 +139,7 @@ def _remove_replaced(out: Path, manifest: dict) -> None:
     for entry in (manifest, manifest.get("teacher") or {}):
         keep.add(entry.get("file"))
         keep.add((entry.get("person_scorer") or {}).get("file"))
-    for path in sorted(out.glob("*.pt")) + sorted(out.glob("*.pt.person.json")):
+    for path in sorted(out.glob("*.pt")) + sorted(out.glob(sidecar_path("*.pt").name)):  # weights, scorers
         if path.name not in keep:
             path.unlink()
             print(f"removed the replaced {path}")
