@@ -216,6 +216,7 @@ def main() -> None:
 
     if args.tune:
         return run_tune(args, predictor, clip_iter(), scorer)
+    pck = PCK(0.2)
     for n, (rec, frames, gt, torso, gt_boxes) in enumerate(clip_iter()):
         for name, cfg in configs.items():
             pred, seconds, reloc = run(name, predictor, frames, gt_boxes, cfg, scorer)
@@ -226,11 +227,10 @@ def main() -> None:
             a["jit"].append(j), a["jit_px"].append(jpx)
             a["s"] += seconds
             a["reloc"] += reloc
-            clip_pck = PCK(0.2)(pred, gt, a["vis"][-1], torso)["mean"]
-            a["clips"].append({"image": rec.image.name, "pck": clip_pck, "jitter_torso_pct": j,
+            a["clips"].append({"image": rec.image.name, "pck": pck(pred, gt, a["vis"][-1], torso)["mean"],
+                               "jitter_torso_pct": j,
                                "relocalised_frames": reloc})
         print(f"clip {n + 1}/{len(pick)} ({rec.image.name})", flush=True)
-    pck = PCK(0.2)
     rows = []
     total_frames = len(pick) * args.frames
     for name, a in acc.items():
