@@ -97,7 +97,7 @@ def main() -> None:
     paths = [p.image for p in people]
     boxes = {p.image.name: joints_box(p.joints, p.visible) for p in people}
     rows = []
-    auto, other = "overlap", "phased"  # both measured explicitly (predict's "auto" picks one by the core count)
+    auto, other = "overlap", "phased"  # both measured explicitly (predict's "auto" picks one per model and core count)
     with tempfile.TemporaryDirectory(prefix="posedistill-throughput-") as tmp:
         work = Path(tmp)
         box_file = work / "boxes.json"
@@ -129,7 +129,8 @@ def main() -> None:
                     if label != "other":
                         stage_ms[workers] = per_image_ms(times)  # the last pass's split of the time
             base = float(np.median(runs["model"]))
-            row = {"backend": backend, "model_only_img_s": base, "model_only_passes": runs["model"]}
+            row = {"backend": backend, "model_only_img_s": base, "model_only_passes": runs["model"],
+                   "auto_schedule": resolve_schedule("auto", args.workers, quantized=predictor.quantized)}
             for workers in sorted({1, args.workers}):
                 rate = float(np.median(runs[f"w{workers}"]))
                 row[f"predict_w{workers}_img_s"] = rate
@@ -150,9 +151,10 @@ def main() -> None:
             rows.append(row)
             print(f"{backend}: done", flush=True)
     w = args.workers
+    picks = ", ".join(f"{r['auto_schedule']} for {r['backend']}" for r in rows)
     print(f"{len(paths)} LSPET test photos (ground-truth boxes), {args.frames}-frame video; batch {args.batch_size}, "
           f"threads {args.threads or 'default'}, {w} decode workers; medians of {args.repeats} interleaved passes; "
-          f"schedule {auto} against {other}; predict's auto picks {resolve_schedule('auto', w)} "
+          f"schedule {auto} against {other}; predict's auto picks {picks} "
           f"with {os.cpu_count()} cores")
     print(f"{'backend':<10} {'model img/s':>11} {'predict w1':>11} {'ratio':>6} {f'predict w{w}':>11} {'ratio':>6} "
           f"{f'{other} w{w}':>11} {'ratio':>6} {'auto-box':>9} {'video fps':>9} {'tracked':>8}")

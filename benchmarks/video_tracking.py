@@ -84,7 +84,8 @@ def jitter(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, torso: np.ndar
 
 
 def run(name: str, predictor: Predictor, frames, gt_boxes, cfg: TrackingConfig | None, scorer=None
-        ) -> tuple[np.ndarray, float, int]:
+        ) -> tuple[np.ndarray, float, int, int]:
+    """Keypoints (T, K, 2), seconds, re-localised frames and re-checks that moved the track."""
     if name.startswith("gt-box"):
         start = time.perf_counter()
         pts = [predictor.predict(f, [b])[0]["keypoints"] for f, b in zip(frames, gt_boxes)]
@@ -92,11 +93,11 @@ def run(name: str, predictor: Predictor, frames, gt_boxes, cfg: TrackingConfig |
         if cfg is not None:  # the filter alone, on the ground-truth box's keypoints
             pts = smooth_offline(pts, np.array([max(b[2:]) for b in gt_boxes]), cfg.min_cutoff, cfg.beta,
                                  cfg.d_cutoff)
-        return pts, time.perf_counter() - start, 0
+        return pts, time.perf_counter() - start, 0, 0
     tracker = PoseTracker(predictor, cfg, localizer=Localizer(predictor, scorer=scorer))
     start = time.perf_counter()
     pts = np.array([tracker.update(f, i / FPS).keypoints for i, f in enumerate(frames)])
-    return pts, time.perf_counter() - start, tracker.relocalized
+    return pts, time.perf_counter() - start, tracker.relocalized, tracker.switched
 
 
 MIN_CUTOFFS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -140,7 +141,7 @@ def tune(clips: list[dict], max_pck_loss: float) -> dict:
 def run_tune(args, predictor: Predictor, clip_iter, scorer=None) -> None:
     clips = []
     for n, (rec, frames, gt, torso, gt_boxes) in enumerate(clip_iter):
-        pts, _, _ = run("gt-box", predictor, frames, gt_boxes, None)
+        pts, _, _, _ = run("gt-box", predictor, frames, gt_boxes, None)
         tracker = PoseTracker(predictor, TrackingConfig(track=True, smooth=False),
                               localizer=Localizer(predictor, scorer=scorer))
         people = [tracker.update(f, i / FPS) for i, f in enumerate(frames)]
@@ -174,6 +175,8 @@ def main() -> None:
     parser.add_argument("--min-cutoff", type=float, default=None)
     parser.add_argument("--beta", type=float, default=None)
     parser.add_argument("--relocalize-below", type=float, default=None)
+    parser.add_argument("--recheck-every", type=int, default=None, help="tracked frames between whole-frame looks")
+    parser.add_argument("--recheck-margin", type=float, default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--tune", action="store_true", help="grid of One Euro settings (use --split val)")
@@ -190,7 +193,8 @@ def main() -> None:
     predictor = Predictor(args.weights, threads=args.threads)
     scorer = scorer_for(predictor.weights, predictor.meta.num_joints)  # the localiser's ranking, looked up once
     tuned = {k: v for k, v in {"min_cutoff": args.min_cutoff, "beta": args.beta,
-                               "relocalize_below": args.relocalize_below}.items() if v is not None}
+                               "relocalize_below": args.relocalize_below, "recheck_every": args.recheck_every,
+                               "recheck_margin": args.recheck_margin}.items() if v is not None}
     configs = {
         "gt-box": None,
         "gt-box+smooth": TrackingConfig(**tuned),
@@ -204,7 +208,7 @@ def main() -> None:
             parser.error(f"unknown runs {', '.join(sorted(unknown))}; choose among {', '.join(configs)}")
         configs = {k: v for k, v in configs.items() if k in args.runs.split(",")}
     acc = {name: {"pred": [], "gt": [], "vis": [], "torso": [], "jit": [], "jit_px": [], "s": 0.0, "reloc": 0,
-                  "clips": []} for name in configs}
+                  "switched": 0, "clips": []} for name in configs}
 
     def clip_iter():
         for idx in sorted(pick):
@@ -219,7 +223,7 @@ def main() -> None:
     pck = PCK(0.2)
     for n, (rec, frames, gt, torso, gt_boxes) in enumerate(clip_iter()):
         for name, cfg in configs.items():
-            pred, seconds, reloc = run(name, predictor, frames, gt_boxes, cfg, scorer)
+            pred, seconds, reloc, switched = run(name, predictor, frames, gt_boxes, cfg, scorer)
             a = acc[name]
             a["pred"].append(pred), a["gt"].append(gt), a["torso"].append(torso)
             a["vis"].append(np.repeat(rec.visible[None], len(frames), 0))
@@ -227,9 +231,10 @@ def main() -> None:
             a["jit"].append(j), a["jit_px"].append(jpx)
             a["s"] += seconds
             a["reloc"] += reloc
+            a["switched"] += switched
             a["clips"].append({"image": rec.image.name, "pck": pck(pred, gt, a["vis"][-1], torso)["mean"],
                                "jitter_torso_pct": j,
-                               "relocalised_frames": reloc})
+                               "relocalised_frames": reloc, "rechecks_switched": switched})
         print(f"clip {n + 1}/{len(pick)} ({rec.image.name})", flush=True)
     rows = []
     total_frames = len(pick) * args.frames
@@ -240,6 +245,7 @@ def main() -> None:
                        np.concatenate(a["torso"]))["mean"],
             "jitter_torso_pct": float(np.mean(a["jit"])), "jitter_px": float(np.mean(a["jit_px"])),
             "frames_per_s": total_frames / a["s"], "relocalised_frames": a["reloc"],
+            "rechecks_switched": a["switched"],
             "person_scorer": scorer is not None,
             "per_clip": a["clips"],  # where a mean over 20 clips comes from
         })
@@ -254,15 +260,19 @@ def main() -> None:
     cfg = TrackingConfig(**tuned)
     print(f"LSPET {args.split}: {len(pick)} clips x {args.frames} frames at {FPS:g} fps; weights "
           f"{predictor.weights.name}; One Euro min_cutoff={cfg.min_cutoff} beta={cfg.beta} "
-          f"d_cutoff={cfg.d_cutoff}; re-localise below {cfg.relocalize_below}")
-    print(f"{'run':<13} {'PCK@0.2':>8} {'jitter %torso':>14} {'jitter px':>10} {'relocalised':>11} {'frames/s':>9}")
+          f"d_cutoff={cfg.d_cutoff}; re-localise below {cfg.relocalize_below}; re-check every "
+          f"{cfg.recheck_every or 'never'} (margin {cfg.recheck_margin})")
+    print(f"{'run':<13} {'PCK@0.2':>8} {'jitter %torso':>14} {'jitter px':>10} {'relocalised':>11} {'switched':>8} "
+          f"{'frames/s':>9}")
     for r in rows:
         print(f"{r['run']:<13} {r['pck']:>8.1f} {r['jitter_torso_pct']:>14.2f} {r['jitter_px']:>10.2f} "
-              f"{r['relocalised_frames']:>11} {r['frames_per_s']:>9.1f}")
+              f"{r['relocalised_frames']:>11} {r.get('rechecks_switched', 0):>8} {r['frames_per_s']:>9.1f}")
     atomic_write_json(out, {"split": args.split, "clips": len(pick), "frames": args.frames, "fps": FPS,
                             "weights": predictor.weights.name,
                             "filter": {"min_cutoff": cfg.min_cutoff, "beta": cfg.beta, "d_cutoff": cfg.d_cutoff,
-                                       "relocalize_below": cfg.relocalize_below}, "rows": rows})
+                                       "relocalize_below": cfg.relocalize_below,
+                                       "recheck_every": cfg.recheck_every, "recheck_margin": cfg.recheck_margin},
+                            "rows": rows})
     print(f"wrote {out}")
 
 

@@ -14,7 +14,8 @@ from posedistill.checkpoint import save_checkpoint
 from posedistill.cli import main
 from posedistill.errors import CheckpointError, ConfigError
 from posedistill.export import (
-    export_onnx, fold_batchnorm, load_onnx_session, onnx_metadata, optimize_for_inference, quantize_onnx,
+    export_onnx, fold_batchnorm, load_onnx_session, onnx_is_quantized, onnx_metadata, optimize_for_inference,
+    quantize_onnx,
 )
 from posedistill.models import stacked_hourglass
 
@@ -93,6 +94,16 @@ def test_static_int8_needs_calibration(small_model, tmp_path):
     assert load_onnx_session(out).run(None, {"image": np.zeros((2, 3, 64, 64), np.float32)})[0].shape == (2, 14, 16, 16)
 
 
+def test_quantized_models_are_recognised(small_model, tmp_path):
+    path = export_onnx(small_model, tmp_path / "m.onnx", input_size=64, check=False)
+    rng = np.random.default_rng(0)
+    static = quantize_onnx(path, tmp_path / "qs.onnx",
+                           calibration=[rng.standard_normal((2, 3, 64, 64)).astype(np.float32) for _ in range(2)])
+    dynamic = quantize_onnx(path, tmp_path / "qd.onnx", mode="dynamic")
+    assert not onnx_is_quantized(path)
+    assert onnx_is_quantized(static) and onnx_is_quantized(dynamic)
+
+
 def test_export_cli_int8_close_to_fp32_on_real_images(shared_data, tmp_path):
     images = _real_images(shared_data, 12)
     calib, held_out = tmp_path / "calib", images[8:]
@@ -109,6 +120,9 @@ def test_export_cli_int8_close_to_fp32_on_real_images(shared_data, tmp_path):
     assert res.exit_code == 0, res.output
     int8 = tmp_path / "m.int8.onnx"
     assert out.is_file() and int8.is_file()
+    from posedistill.inference import Predictor
+
+    assert Predictor(int8).quantized and not Predictor(out).quantized and not Predictor(ckpt).quantized
     from posedistill.inference import calibration_batches
 
     x = np.concatenate(calibration_batches(held_out, 128, limit=4))

@@ -310,5 +310,7 @@ def test_auto_schedule_follows_the_core_count(monkeypatch):
 
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert resolve_schedule("auto", 2) == "phased" and resolve_schedule("overlap", 2) == "overlap"
+    assert resolve_schedule("auto", 2, quantized=True) == "overlap"  # int8 ran faster with overlap
+    assert resolve_schedule("phased", 2, quantized=True) == "phased"
     monkeypatch.setattr("os.cpu_count", lambda: 16)
     assert resolve_schedule("auto", 2) == "overlap" and resolve_schedule("phased", 2) == "phased"

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from posedistill.cli import main
 from posedistill.codec import invert_affine
 from posedistill.data.transforms import crop_person
+from posedistill.errors import ConfigError
 from posedistill.inference import Predictor, box_to_square
 from posedistill.localize import Localizer, box_iou, joints_box, window_boxes
 from posedistill.pipeline import StageTimes, predict_paths
@@ -153,6 +154,31 @@ def test_tracker_relocalises_when_the_person_is_lost():
     tracker.update(_scene(100, 150, 60, 140), 0.0)
     person = tracker.update(_scene(500, 250, 60, 140), 0.04)  # jumped far away: the tracked box sees nothing
     assert tracker.relocalized == 2 and box_iou(person.box, [500, 250, 60, 140]) > 0.5
+
+
+def _two_people(t):
+    image = _scene(100, 150, 60, 140)  # A: a thin person, there from the first frame
+    if t >= 5:  # B: a more confident (squarer) person elsewhere, from frame 5
+        cv2.rectangle(image, (450, 250), (570, 370), (255, 255, 255), -1)
+    return image
+
+
+@pytest.mark.parametrize("recheck_every,margin,ends_on_b", [(0, 0.0, False), (5, 0.0, True), (5, 10.0, False)])
+def test_tracker_rechecks_the_whole_frame_and_moves_to_a_better_person(recheck_every, margin, ends_on_b):
+    stub = BrightStub()
+    tracker = PoseTracker(stub, TrackingConfig(smooth=False, relocalize_below=0.05, recheck_every=recheck_every,
+                                               recheck_margin=margin),
+                          localizer=Localizer(stub, method="pose"))
+    people = [tracker.update(_two_people(t), t / 25) for t in range(16)]
+    assert box_iou(people[4].box, [100, 150, 60, 140]) > 0.5  # locked on A before B appears
+    on_b = box_iou(people[-1].box, [450, 250, 120, 120]) > 0.5
+    assert on_b == ends_on_b
+    assert tracker.switched == int(ends_on_b) and tracker.relocalized == 1
+
+
+def test_recheck_every_must_not_be_negative():
+    with pytest.raises(ConfigError, match="recheck_every"):
+        TrackingConfig(recheck_every=-1)
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ from .io import atomic_open
 
 __all__ = [
     "fold_batchnorm", "optimize_for_inference", "HeatmapHead", "export_onnx", "check_onnx",
-    "quantize_onnx", "load_onnx_session", "onnx_metadata", "INPUT_NAME", "OUTPUT_NAME",
+    "quantize_onnx", "load_onnx_session", "onnx_metadata", "onnx_is_quantized", "INPUT_NAME", "OUTPUT_NAME",
 ]
 
 INPUT_NAME = "image"
@@ -233,6 +233,18 @@ def load_onnx_session(
 def onnx_metadata(session: Any) -> dict[str, str]:
     """``metadata_props`` of an open session (joint_set, arch, input_size, ...)."""
     return dict(session.get_modelmeta().custom_metadata_map)
+
+
+QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger",
+                           "DynamicQuantizeLinear", "QLinearMatMul"})
+
+
+def onnx_is_quantized(path: str | os.PathLike) -> bool:
+    """Whether the ONNX model at ``path`` holds quantized operators (an int8 model of :func:`quantize_onnx`)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return any(node.op_type in QUANTIZED_OPS for node in graph.node)
 
 
 # ---------------------------------------------------------------------------------------------- int8

@@ -247,10 +247,12 @@ class Localizer:
         for (i, _), person in zip(variants, self._poses([(images[i], b) for i, b in variants])):
             kept[i].append(person)
         for people in kept:
-            for p in people:
-                p.stability = box_iou(p.box, joints_box(p.keypoints, p.scores, keep=self.keep_joints,
-                                                        margin=self.margin)) ** self.stability_power
+            self._set_stability(people)
         return [self._select(people) for people in kept]
+
+    def score_boxes(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> list[Person]:
+        """The pose in each box of ``image``, scored as :meth:`locate` scores its candidates (same ``score``)."""
+        return self._set_stability(self._poses([(image, list(box)) for box in boxes]))
 
     def locate(self, image: np.ndarray) -> list[Person]:
         """People in one BGR image, best first."""
@@ -261,6 +263,12 @@ class Localizer:
         return [self.predictor.record(p.box, p.keypoints, p.scores) for p in self.locate(image)]
 
     # -- helpers
+    def _set_stability(self, people: list[Person]) -> list[Person]:
+        for p in people:
+            p.stability = box_iou(p.box, joints_box(p.keypoints, p.scores, keep=self.keep_joints,
+                                                    margin=self.margin)) ** self.stability_power
+        return people
+
     def _next_box(self, image: np.ndarray, person: Person) -> list[float]:
         box = joints_box(person.keypoints, person.scores, keep=self.keep_joints, margin=self.margin)
         h, w = image.shape[:2]

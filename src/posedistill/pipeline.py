@@ -403,14 +403,18 @@ def _write_image(path: Path, image: np.ndarray) -> None:
 SCHEDULES = ("auto", "overlap", "phased")
 
 
-def resolve_schedule(schedule: str, workers: int) -> str:
-    """``overlap`` or ``phased`` for a ``predict_paths`` schedule. ``auto``: phased when this machine has fewer
-    than 2 x ``workers`` cores, where the decode workers would take cores from the network's threads (on 2
-    cores phased reached 0.72-0.89 of the model-only rate in 8 measurements, overlap 0.68-0.88: docs/inference.md)."""
+def resolve_schedule(schedule: str, workers: int, *, quantized: bool = False) -> str:
+    """``overlap`` or ``phased`` for a ``predict_paths`` schedule. ``auto``: overlap for an int8 model (``quantized``);
+    otherwise phased when this machine has fewer than 2 x ``workers`` cores, where the decode workers would take
+    cores from the network's threads, else overlap. Measured on 2 cores with 2 workers (end-to-end / model-only,
+    phased against overlap, six runs in docs/inference.md): eager PyTorch and ORT fp32 were faster phased in 7 of
+    11 measurements, ORT int8 faster with overlap in 5 of 6 (0.73-0.80 against 0.65-0.84)."""
     if schedule not in SCHEDULES:
         raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
     if schedule != "auto":
         return schedule
+    if quantized:
+        return "overlap"
     return "phased" if (os.cpu_count() or 1) < 2 * workers else "overlap"
 
 
@@ -440,16 +444,16 @@ def predict_paths(
     folder, or a bad frame of a video, is reported on stderr (``warning: ...``), skipped, and its message appended
     to ``skipped`` when a list is given. ``schedule`` (image files): ``overlap`` decodes the next images while
     the network runs; ``phased`` decodes a window of images with all workers, then runs the network on it alone
-    (faster where both would share few cores); ``auto``: phased when the machine has fewer than 2 x ``workers``
-    cores (:func:`resolve_schedule`). ``output`` (JSON) and the drawings in ``draw_dir`` are written only when
-    the run finishes: drawings are staged in a hidden folder and moved into place at the end; the JSON is
-    written atomically.
+    (faster where both would share few cores); ``auto``: overlap for an int8 model, else phased when the machine
+    has fewer than 2 x ``workers`` cores (:func:`resolve_schedule`). ``output`` (JSON) and the drawings in
+    ``draw_dir`` are written only when the run finishes: drawings are staged in a hidden folder and moved into
+    place at the end; the JSON is written atomically.
     """
     if batch_size < 1 or workers < 1:
         raise ConfigError(f"batch size and workers must be >= 1, got {batch_size}, {workers}")
     if bbox is not None and bbox_file is not None:
         raise ConfigError("give either --bbox or --bbox-file, not both")
-    phased = resolve_schedule(schedule, workers) == "phased"
+    phased = resolve_schedule(schedule, workers, quantized=getattr(predictor, "quantized", False)) == "phased"
     sources = collect_inputs(inputs)
     boxes = load_bbox_file(bbox_file) if bbox_file is not None else None
     total = _check_sources(sources)

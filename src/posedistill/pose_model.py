@@ -17,7 +17,7 @@ from torch import nn
 
 from .checkpoint import model_from_checkpoint
 from .errors import CheckpointError, ConfigError
-from .export import INPUT_NAME, load_onnx_session, onnx_metadata
+from .export import INPUT_NAME, load_onnx_session, onnx_is_quantized, onnx_metadata
 from .model_meta import ModelMeta, meta_from_checkpoint, meta_from_onnx
 
 __all__ = ["PoseModel", "load_pose_model", "OnnxHeatmaps", "BACKENDS"]
@@ -27,7 +27,8 @@ BACKENDS = ("torch", "onnx")
 
 @dataclass
 class PoseModel:
-    """A loaded model and its meta record: ``module`` (torch, eval mode) or ``session`` (ONNX Runtime)."""
+    """A loaded model and its meta record: ``module`` (torch, eval mode) or ``session`` (ONNX Runtime);
+    ``quantized``: an int8 ONNX model."""
 
     path: Path
     backend: str
@@ -35,6 +36,7 @@ class PoseModel:
     module: nn.Module | None = None
     session: Any = None
     checkpoint: dict[str, Any] | None = None
+    quantized: bool = False
 
     def as_module(self) -> nn.Module:
         """A module whose forward returns ``[heatmaps]`` for either backend (ONNX through :class:`OnnxHeatmaps`)."""
@@ -80,4 +82,4 @@ def load_pose_model(path: str | os.PathLike, *, backend: str | None = None, thre
     session = load_onnx_session(path, threads=threads, spin=spin)
     meta = meta_from_onnx(onnx_metadata(session), input_shape=list(session.get_inputs()[0].shape),
                           output_shape=list(session.get_outputs()[0].shape), where=str(path))
-    return PoseModel(path, chosen, meta, session=session)
+    return PoseModel(path, chosen, meta, session=session, quantized=onnx_is_quantized(path))

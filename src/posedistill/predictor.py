@@ -67,6 +67,7 @@ class Predictor:
     input_size: int = field(init=False)
     joints: JointSet = field(init=False)
     meta: ModelMeta = field(init=False)
+    quantized: bool = field(init=False)  # an int8 ONNX model
     codec: HeatmapCodec = field(init=False, repr=False)
     _model: Any = field(init=False, repr=False)
     _session: Any = field(init=False, repr=False)
@@ -78,6 +79,7 @@ class Predictor:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
         loaded = load_pose_model(path, backend=self.backend, threads=self.threads)
         self.backend = loaded.backend
+        self.quantized = loaded.quantized
         self._model = self._session = None
         if loaded.module is not None:
             self._model = optimize_for_inference(loaded.module, channels_last=self.channels_last)

@@ -2,7 +2,11 @@
 
 * Tracking (``track=True``): the box of frame t+1 is the box spanned by frame t's most confident joints (as in
   :func:`posedistill.localize.joints_box`); the person is localised afresh (:class:`~posedistill.localize.Localizer`)
-  on the first frame and whenever the mean joint confidence falls below ``relocalize_below``.
+  on the first frame and whenever the mean joint confidence falls below ``relocalize_below``. Every
+  ``recheck_every`` tracked frames the localiser also looks at the whole frame, and the track moves to the
+  person it finds when that person lies elsewhere (box IoU < 0.3) and scores more than ``recheck_margin`` above
+  the tracked crop by the localiser's own score: a first localisation that locked onto the wrong thing is not
+  followed to the end of the video.
 * Smoothing (``smooth=True``): every keypoint coordinate goes through a One Euro filter (Casiez, Roussel, Vogel,
   CHI 2012): a low-pass filter whose cutoff rises with the speed, ``cutoff = min_cutoff + beta * speed``, so a
   still joint is steadied and a fast one is not delayed. Speeds are measured in person heights per second (the
@@ -19,7 +23,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .predictor import Predictor
-from .localize import Localizer, Person, joints_box
+from .localize import Localizer, Person, box_iou, joints_box
 
 __all__ = ["OneEuroFilter", "TrackingConfig", "PoseTracker"]
 
@@ -84,12 +88,16 @@ class TrackingConfig:
     relocalize_below: float = 0.25  # mean joint confidence under which the person is localised afresh
     keep_joints: int = 10
     margin: float = 1.2
+    recheck_every: int = 0  # tracked frames between looks at the whole frame (0: never)
+    recheck_margin: float = 0.0  # how much better the person found elsewhere must score to take the track
 
     def __post_init__(self) -> None:
         OneEuroFilter(self.min_cutoff, self.beta, self.d_cutoff)  # validates the filter parameters
         if self.margin <= 0 or not 2 <= self.keep_joints:
             raise ConfigError(f"tracking needs margin > 0 and keep_joints >= 2, got {self.margin}, "
                               f"{self.keep_joints}")
+        if self.recheck_every < 0:
+            raise ConfigError(f"recheck_every must be >= 0 (0: never), got {self.recheck_every}")
 
 
 @dataclass
@@ -107,7 +115,9 @@ class PoseTracker:
     localizer: Localizer | None = None
     box: list[float] | None = None
     relocalized: int = field(default=0, init=False)
+    switched: int = field(default=0, init=False)  # re-checks that moved the track to another person
     _last: Person | None = field(default=None, init=False, repr=False)
+    _tracked_frames: int = field(default=0, init=False, repr=False)
     _filter: OneEuroFilter = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -126,12 +136,30 @@ class PoseTracker:
             return self._estimate(frame, self.box)
         c, last = self.config, self._last
         if c.track and last is not None and last.confidence >= c.relocalize_below:
-            person = self._estimate(frame, joints_box(last.keypoints, last.scores, keep=c.keep_joints,
-                                                      margin=c.margin))
+            box = joints_box(last.keypoints, last.scores, keep=c.keep_joints, margin=c.margin)
+            self._tracked_frames += 1
+            if c.recheck_every and self._tracked_frames % c.recheck_every == 0:
+                return self._recheck(frame, box)
+            person = self._estimate(frame, box)
             if person.confidence >= c.relocalize_below:
                 return person
         self.relocalized += 1
+        self._tracked_frames = 0
         return self.localizer.locate(frame)[0]
+
+    def _recheck(self, frame: np.ndarray, box: list[float]) -> Person:
+        """The tracked crop, or the person the localiser finds elsewhere in ``frame`` if it scores better."""
+        tracked = self.localizer.score_boxes(frame, [box])[0]
+        found = self.localizer.locate(frame)[0]
+        if tracked.confidence < self.config.relocalize_below:  # lost anyway: as without the re-check
+            self.relocalized += 1
+            self._tracked_frames = 0
+            return found
+        if box_iou(found.box, tracked.box) < 0.3 and found.score > tracked.score + self.config.recheck_margin:
+            self.switched += 1
+            self._filter.reset()  # a jump to another place, not a motion to smooth
+            return found
+        return tracked
 
     def update(self, frame: np.ndarray, t: float) -> Person:
         """The person in ``frame`` at time ``t`` (seconds, increasing)."""
@@ -145,4 +173,5 @@ class PoseTracker:
 
     def reset(self) -> None:
         self._last = None
+        self._tracked_frames = 0
         self._filter.reset()

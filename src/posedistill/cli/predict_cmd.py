@@ -38,6 +38,11 @@ from ..tracking import TrackingConfig
               help="One Euro filter: cutoff rise with speed (per person height per second); higher lags less.")
 @click.option("--relocalize-below", type=float, default=0.25, show_default=True,
               help="Video: localise afresh when the mean joint score falls below this.")
+@click.option("--recheck-every", type=int, default=TrackingConfig.recheck_every, show_default=True,
+              help="Video: every N tracked frames also localise on the whole frame, and move to the person found "
+                   "elsewhere if they score better (0: never).")
+@click.option("--recheck-margin", type=float, default=TrackingConfig.recheck_margin, show_default=True,
+              help="Video: how much better that person must score to take the track.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the JSON records here (default: stdout).")
 @click.option("--draw", "draw_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -47,16 +52,17 @@ from ..tracking import TrackingConfig
               help="Threads that decode and crop images.")
 @click.option("--schedule", type=click.Choice(["auto", "overlap", "phased"]), default="auto", show_default=True,
               help="Image files: decode the next images while the network runs (overlap), or decode a window "
-                   "of images, then run the network on it alone (phased); auto: phased with fewer than "
-                   "2 x workers cores.")
+                   "of images, then run the network on it alone (phased); auto: overlap for an int8 model, "
+                   "else phased with fewer than 2 x workers cores.")
 @click.option("--threads", type=int, default=None, help="Intra-op threads (default: library default).")
 @click.option("--joint-set", default=None, help="Refuse weights for another joint set (lsp, mpii, coco).")
 @click.option("--dark", is_flag=True, help="DARK sub-pixel decoding.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def predict(inputs: tuple[str, ...], weights: Path | None, backend: str | None, bbox: str | None,
             bbox_file: Path | None, locate: str, people: int, no_track: bool, no_smooth: bool, min_cutoff: float,
-            beta: float, relocalize_below: float, output: Path | None, draw_dir: Path | None, batch_size: int,
-            workers: int, schedule: str, threads: int | None, joint_set: str | None, dark: bool, no_progress: bool) -> None:
+            beta: float, relocalize_below: float, recheck_every: int, recheck_margin: float, output: Path | None,
+            draw_dir: Path | None, batch_size: int, workers: int, schedule: str, threads: int | None,
+            joint_set: str | None, dark: bool, no_progress: bool) -> None:
     """Estimate the pose of people in image files, folders or videos.
 
     Without a box the person is localised (see --locate); in a video they are then followed from frame to frame
@@ -66,7 +72,8 @@ def predict(inputs: tuple[str, ...], weights: Path | None, backend: str | None, 
     """
     box = parse_bbox(bbox) if bbox is not None else None
     tracking = TrackingConfig(track=not no_track, smooth=not no_smooth, min_cutoff=min_cutoff, beta=beta,
-                              relocalize_below=relocalize_below)
+                              relocalize_below=relocalize_below, recheck_every=recheck_every,
+                              recheck_margin=recheck_margin)
     predictor = Predictor(weights, backend=backend, joint_set=joint_set, threads=threads, dark=dark)
     localizer = None if locate == "none" else Localizer(predictor, method=locate, max_people=people)
     skipped: list[str] = []
