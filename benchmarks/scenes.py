@@ -66,7 +66,8 @@ def joints_box(joints: np.ndarray, visible: np.ndarray) -> list[float]:
 
 
 def make_scene(rec, background_photo: np.ndarray, rng: np.random.Generator):
-    """(canvas, joints, torso) for one person: random scale, aspect and position, pixelated background."""
+    """(canvas, joints, torso, photo box) for one person: random scale, aspect and position, pixelated background;
+    the photo box ``[x, y, w, h]`` is where the photo lies on the canvas."""
     image = load_image(rec.image)
     h, w = image.shape[:2]
     person = max(joints_box(rec.joints, rec.visible)[2:])
@@ -80,7 +81,7 @@ def make_scene(rec, background_photo: np.ndarray, rng: np.random.Generator):
     x0, y0 = rng.uniform(0, cw - sw), rng.uniform(0, ch - sh)
     m = similarity(scale, 0.0, np.array([0.0, 0.0]), np.array([x0, y0]))
     canvas = place(image, pixelated(background_photo, cw, ch), m)
-    return canvas, transform_points(rec.joints, m), rec.norm * scale
+    return canvas, transform_points(rec.joints, m), rec.norm * scale, [float(x0), float(y0), float(sw), float(sh)]
 
 
 def scene_for(rec, backgrounds, seed: int):

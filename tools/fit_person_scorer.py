@@ -55,7 +55,7 @@ def main() -> None:
     features, targets = [], []
     start = time.perf_counter()
     for rec in tqdm(people, desc="scenes", unit="scene", disable=args.no_progress):
-        canvas, joints, norm = scene_for(rec, backgrounds, args.seed)
+        canvas, joints, norm, _ = scene_for(rec, backgrounds, args.seed)
         feats: list[np.ndarray] = []
         found = loc._poses([(canvas, b) for b in loc.candidates(canvas)], feats)
         rounds = [found]

@@ -86,7 +86,7 @@ def main() -> None:
     rows: dict[str, list[np.ndarray]] = {"base": [], "avg": [], "flip": [], "target": [], "shipped": [], "scene": []}
     start = time.perf_counter()
     for s, rec in enumerate(tqdm(people, desc="scenes", unit="scene")):
-        canvas, joints, norm = scene_for(rec, backgrounds, args.seed)
+        canvas, joints, norm, _ = scene_for(rec, backgrounds, args.seed)
         boxes = final_candidates(loc, canvas)
         hm, hm_flip, mats = crop_views(pred, canvas, boxes)
         pts, scores = pred.decode_heatmaps(hm, mats)
