@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scenes import joints_box, lspet_people, scene_for, shared_lspet
+from scenes import inside, joints_box, lspet_people, scene_for, shared_lspet
 
 from posedistill.data.readers import lspet_split
 from posedistill.evaluation import PCK
@@ -50,12 +50,6 @@ def coverage(auto: list[float], gt: list[float]) -> float:
     ix = max(0.0, min(sq[0] + sq[2], gt[0] + gt[2]) - max(sq[0], gt[0]))
     iy = max(0.0, min(sq[1] + sq[3], gt[1] + gt[3]) - max(sq[1], gt[1]))
     return ix * iy / (gt[2] * gt[3])
-
-
-def inside(box: list[float], area: list[float]) -> bool:
-    """Whether the centre of ``box`` lies in ``area`` (both ``[x, y, w, h]``)."""
-    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
-    return area[0] <= cx <= area[0] + area[2] and area[1] <= cy <= area[1] + area[3]
 
 
 def main() -> None:

@@ -65,6 +65,12 @@ def joints_box(joints: np.ndarray, visible: np.ndarray) -> list[float]:
     return [float(lo[0]), float(lo[1]), float(size[0]), float(size[1])]
 
 
+def inside(box: list[float], area: list[float]) -> bool:
+    """Whether the centre of ``box`` lies in ``area`` (both ``[x, y, w, h]``)."""
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    return area[0] <= cx <= area[0] + area[2] and area[1] <= cy <= area[1] + area[3]
+
+
 def make_scene(rec, background_photo: np.ndarray, rng: np.random.Generator):
     """(canvas, joints, torso, photo box) for one person: random scale, aspect and position, pixelated background;
     the photo box ``[x, y, w, h]`` is where the photo lies on the canvas."""

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from scenes import joints_box, lspet_people, scene_for, shared_lspet  # noqa: E402
+from scenes import inside, joints_box, lspet_people, scene_for, shared_lspet  # noqa: E402
 
 from posedistill.data.readers import lspet_split  # noqa: E402
 from posedistill.evaluation import PCK  # noqa: E402
@@ -34,11 +34,6 @@ from posedistill.io import atomic_write_json  # noqa: E402
 from posedistill.localize import Localizer, box_iou  # noqa: E402
 
 RELATIVE = (0.6, 0.8, 0.9)
-
-
-def inside(box: list[float], area: list[float]) -> bool:
-    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
-    return area[0] <= cx <= area[0] + area[2] and area[1] <= cy <= area[1] + area[3]
 
 
 def tile(canvas: np.ndarray, truth: list[float], chosen: list[float], label: str, side: int = 200) -> np.ndarray:
