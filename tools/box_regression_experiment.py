@@ -2,7 +2,7 @@
 """Experiment (issue 14, not in the product): correct the localiser's final box by regression from the crop.
 
 Where the localiser finds the right person its box is the right size but off centre. This fits a small MLP
-that predicts, from a candidate crop's person-scorer features (:func:`posedistill.person_score.candidate_features`),
+that predicts, from a candidate crop's person-scorer features (``posedistill.person_score.candidate_features``),
 where the ground-truth box lies relative to the crop: (dx, dy) of the centre in crop sides and the log of the
 side ratio. Training rows: the shipped localiser's final candidates on ``--train-scenes`` training-slice scenes
 (own seed) whose box overlaps the truth by IoU > ``--min-iou``. Evaluation: on the validation scenes, the
@@ -30,7 +30,6 @@ from posedistill.data.records import box_iou, box_to_square  # noqa: E402
 from posedistill.inference import Predictor  # noqa: E402
 from posedistill.io import atomic_write_json  # noqa: E402
 from posedistill.localize import Localizer, Person  # noqa: E402
-from posedistill.person_score import candidate_features  # noqa: E402
 
 
 class FeatureLocalizer(Localizer):
@@ -109,10 +108,9 @@ def main() -> None:
           flush=True)
 
     def estimate(canvas, box):
-        crop, matrix = predictor.preprocess(canvas, box)
-        heatmaps = predictor.heatmaps(crop[None])
-        pts, scores = predictor.decode_heatmaps(heatmaps, matrix[None])
-        return candidate_features(heatmaps, pts, scores, [box], padding=padding)[0], pts[0]
+        """(features, keypoints) of the crop of ``box``: one pass through the localiser's own scoring."""
+        person = loc.score_boxes(canvas, [box])[0]
+        return person.features, person.keypoints  # type: ignore[attr-defined]
 
     def corrected(features, box):
         dx, dy, ds = regress(features[None])[0]
