@@ -18,7 +18,7 @@ def test_every_cpu_config_loads_and_names_itself():
     configs = _configs()
     for stem, cfg in configs.items():
         assert cfg.name == stem
-        assert cfg.data.dataset == "lspet" and (cfg.data.train, cfg.data.val) == ("train", "val")
+        assert cfg.data.dataset == "lspet" and (cfg.data.train, cfg.data.val) == ("train6500", "val")
         assert cfg.data.input_size == 64
     assert configs["teacher_hg4_128"].model.name == "hg4_128"
     assert get_model_spec(configs["bin_hg2_64"].model.name).binarized

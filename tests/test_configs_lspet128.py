@@ -13,7 +13,7 @@ LONG = ["teacher_hg4_128", "student_hg2_64", "fpd_hg2_64"]
 @pytest.mark.parametrize("name", [p.stem for p in sorted(ROOT.glob("*.yaml"))])
 def test_config_loads(name):
     cfg = load_config(ROOT / f"{name}.yaml")
-    assert cfg.data.input_size == 128 and cfg.data.train == "train" and cfg.data.val == "val"
+    assert cfg.data.input_size == 128 and cfg.data.train == "train6500" and cfg.data.val == "val"
 
 
 def test_students_share_seed_schedule_and_loss_with_the_teacher():

@@ -21,7 +21,7 @@ from posedistill.errors import ConfigError, DataError
 def test_lspet_reader_visibility_is_flag_1(shared_data):
     recs = read_lspet(shared_data / "lspet")
     raw = scipy.io.loadmat(shared_data / "lspet" / "joints.mat")["joints"]
-    assert len(recs) == 7500
+    assert len(recs) == 9800 and recs[-1].image.name == "im09800.jpg"
     r = recs[0]
     assert r.image.name == "im00001.jpg" and r.image.is_file()
     np.testing.assert_array_equal(r.visible, raw[:, 2, 0] == 1)
@@ -45,18 +45,24 @@ def test_lsp_reader_visibility_is_flag_0(shared_data):
 
 
 def test_layouts_are_not_confused(shared_data):
-    with pytest.raises(DataError, match=r"lspet/joints.mat.*\(14, 3, 7500\).*'lspet'"):
+    with pytest.raises(DataError, match=r"lspet/joints.mat.*\(14, 3, 9800\).*'lspet'"):
         read_lsp(shared_data / "lspet")
     with pytest.raises(DataError, match=r"joints.mat.*\(3, 14, 1800\).*'lsp'"):
         read_lspet(shared_data / "lsp" / "lsp_dataset")
 
 
 def test_lspet_split_protocol(shared_data):
-    parts = {s: lspet_split(shared_data / "lspet", s) for s in ("train", "val", "test")}
-    assert [len(parts[s]) for s in ("train", "val", "test")] == [6500, 500, 500]
-    assert parts["train"][-1].image.name == "im06500.jpg" and parts["val"][0].image.name == "im06501.jpg"
+    names = ("train", "train6500", "val", "test")
+    parts = {s: lspet_split(shared_data / "lspet", s) for s in names}
+    assert [len(parts[s]) for s in names] == [8800, 6500, 500, 500]
+    train = [r.image.name for r in parts["train"]]
+    assert train[6499:6501] == ["im06500.jpg", "im07501.jpg"] and train[-1] == "im09800.jpg"
+    assert [r.image.name for r in parts["train6500"]] == train[:6500]
+    assert parts["val"][0].image.name == "im06501.jpg"
     assert parts["test"][0].image.name == "im07001.jpg" and parts["test"][-1].image.name == "im07500.jpg"
-    with pytest.raises(ConfigError, match="train, val, test"):
+    held_out = {r.image.name for s in ("val", "test") for r in parts[s]}
+    assert held_out.isdisjoint(train)
+    with pytest.raises(ConfigError, match="train, train6500, val, test"):
         lspet_split(shared_data / "lspet", "valid")
 
 

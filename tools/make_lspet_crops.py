@@ -69,11 +69,11 @@ def main() -> None:
     ap.add_argument("--max-box", type=int, default=256)
     ap.add_argument("--quality", type=int, default=80)
     ap.add_argument("--chunks", type=int, default=1)
-    ap.add_argument("--count", type=int, default=7500, help="images im00001..imCOUNT (the protocol's 7,500)")
+    ap.add_argument("--count", type=int, default=9800, help="images im00001..imCOUNT (the protocol's 9,800)")
     args = ap.parse_args()
 
     joints = scipy.io.loadmat(str(args.source / "joints.mat"))["joints"].astype(np.float64)[:, :, :args.count]
-    train_end = LSPET_SPLITS["train"][1]
+    train = {i for start, stop in LSPET_SPLITS["train"] for i in range(start, stop)}
     packed: list[bytes] = []
     new = joints.copy()
     rows = []
@@ -84,7 +84,7 @@ def main() -> None:
             raise SystemExit(f"{args.source / 'images' / name}: cannot read image")
         xy, visible = joints[:, :2, k], joints[:, 2, k] == 1
         center, side = box_from_joints(xy, visible)
-        margin = args.train_margin if k < train_end else args.eval_margin
+        margin = args.train_margin if k in train else args.eval_margin
         data, f, offset = crop(image, center, side, margin, args.max_box, args.quality)
         new[:, :2, k] = xy * f + offset
         packed.append(data)

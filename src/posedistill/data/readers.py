@@ -36,10 +36,17 @@ __all__ = [
     "read_coco", "read_jsonfile", "read_dataset", "DATASET_KINDS", "READERS", "ReaderSpec", "reader_spec",
 ]
 
-#: The project's LSPET protocol, 0-based image index ranges [start, stop) (im00001 is index 0).
-LSPET_SPLITS: dict[str, tuple[int, int]] = {"train": (0, 6500), "val": (6500, 7000), "test": (7000, 7500)}
+#: The project's LSPET protocol: each split is a tuple of 0-based image index ranges [start, stop) (im00001 is
+#: index 0). ``train`` is im00001-06500 plus im07501-09800 (8,800 people); ``train6500`` is the 6,500-image
+#: training set that every run before 2026-12-05 used, kept so that those runs reproduce.
+LSPET_SPLITS: dict[str, tuple[tuple[int, int], ...]] = {
+    "train": ((0, 6500), (7500, 9800)),
+    "train6500": ((0, 6500),),
+    "val": ((6500, 7000),),
+    "test": ((7000, 7500),),
+}
 #: The standard LSP split: first 1000 images train, last 1000 test.
-LSP_SPLITS: dict[str, tuple[int, int]] = {"train": (0, 1000), "test": (1000, 2000)}
+LSP_SPLITS: dict[str, tuple[tuple[int, int], ...]] = {"train": ((0, 1000),), "test": ((1000, 2000),)}
 #: Default padding of a box computed from joints or a bbox.
 PADDING = 1.25
 
@@ -168,11 +175,11 @@ def read_lspet(root: str | Path, *, indices: Iterable[int] | None = None, skip_b
     return _read_leeds(root, indices, extended=True, skip_bad=skip_bad, padding=padding)
 
 
-def _split_indices(splits: dict[str, tuple[int, int]], split: str, n: int, what: str) -> range:
+def _split_indices(splits: dict[str, tuple[tuple[int, int], ...]], split: str, n: int,
+                   what: str) -> list[int]:
     if split not in splits:
         raise ConfigError(f"unknown {what} split {split!r}; valid: {', '.join(splits)}")
-    start, stop = splits[split]
-    return range(min(start, n), min(stop, n))
+    return [i for start, stop in splits[split] for i in range(min(start, n), min(stop, n))]
 
 
 def _num_people(path: Path, axis: int) -> int:
@@ -180,7 +187,8 @@ def _num_people(path: Path, axis: int) -> int:
 
 
 def lspet_split(root: str | Path, split: str, **kw) -> list[PersonRecord]:
-    """The project's LSPET split: ``"train"`` im00001-06500, ``"val"`` im06501-07000, ``"test"`` im07001-07500."""
+    """The project's LSPET split: ``"train"`` im00001-06500 + im07501-09800, ``"train6500"`` im00001-06500 (the
+    training set before 2026-12-05), ``"val"`` im06501-07000, ``"test"`` im07001-07500."""
     _, path = _mat_root(root)
     idx = _split_indices(LSPET_SPLITS, split, _num_people(path, -1), "LSPET")
     return read_lspet(root, indices=idx, **kw)
