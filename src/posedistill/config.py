@@ -8,7 +8,7 @@ heatmaps 64, sigma 2, rotation 30, scale 0.25, flip, Adam lr 2.5e-4 with step de
     model: {name: hg4_128}
     data: {dataset: lspet, root: ../shared/data/lspet, train: train, val: val, input_size: 256, sigma: 2.0,
            augment: {scale_factor: 0.25, rotation: 30, rotation_prob: 0.6, flip: true, color_jitter: 0.2,
-                     shift_factor: 0.0, negative_prob: 0.0}}
+                     shift_factor: 0.0, negative_prob: 0.0, half_body_prob: 0.0, erase_prob: 0.0}}
     optim: {optimizer: adam, lr: 2.5e-4, weight_decay: 0.0}
     schedule: {kind: step, milestones: [60, 90], gamma: 0.1, warmup_epochs: 0}
     loss: {fg_weight: 0.0}
@@ -70,7 +70,7 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    optimizer: str = "adam"  # adam | rmsprop | sgd
+    optimizer: str = "adam"  # adam | adamw (decoupled weight decay) | rmsprop | sgd
     lr: float = 2.5e-4
     weight_decay: float = 0.0
     momentum: float = 0.9  # rmsprop and sgd only
@@ -141,7 +141,8 @@ class ExperimentConfig:
             (d.sigma_start == 0 or d.sigma_epochs > 0, "data.sigma_start needs data.sigma_epochs > 0"),
             (d.augment.rotation <= 180, "data.augment.rotation must be in [0, 180]"),
             (d.workers >= 0 and d.limit >= 0, "data.workers and data.limit must be >= 0"),
-            (o.optimizer in ("adam", "rmsprop", "sgd"), "optim.optimizer must be adam, rmsprop or sgd"),
+            (o.optimizer in ("adam", "adamw", "rmsprop", "sgd"),
+             "optim.optimizer must be adam, adamw, rmsprop or sgd"),
             (o.lr > 0 and o.weight_decay >= 0, "optim.lr must be > 0 and optim.weight_decay >= 0"),
             (all(m > 0 for m in self.schedule.milestones), "schedule.milestones must be positive epochs"),
             (0 < self.schedule.gamma <= 1, "schedule.gamma must be in (0, 1]"),
