@@ -13,7 +13,7 @@ heatmaps 64, sigma 2, rotation 30, scale 0.25, flip, Adam lr 2.5e-4 with step de
     schedule: {kind: step, milestones: [60, 90], gamma: 0.1, warmup_epochs: 0}
     loss: {fg_weight: 0.0}
     train: {epochs: 100, batch_size: 16, val_every: 1, amp: none}
-    distill: {alpha: 0.5, mask_distillation: true, teacher_norm: none}
+    distill: {alpha: 0.5, mask_distillation: true, teacher_norm: none, teacher_flip: false, teacher_input_size: 0}
 
 The augmentation keys directly under ``data:`` (``scale_factor``, ``rotation``, ``flip``, ``color_jitter``: the
 layout of configs and runs written before ``data.augment`` existed) are still read, into ``data.augment``.
@@ -110,6 +110,10 @@ class DistillConfig:
     alpha: float = 0.5
     mask_distillation: bool = True
     teacher_norm: str = "none"  # "none" (the paper), "peak" (rescaled to peak 1) or "clip" (to [0, 1]); FPDLoss
+    teacher_flip: bool = False  # targets: the mean of the teacher's heatmaps of the crop and of its mirror image
+    # > 0: the teacher's own input size when it differs from data.input_size (the student's crop is resized to
+    # it, the teacher's heatmaps back to the student's grid); 0: the teacher takes the student's input size
+    teacher_input_size: int = 0
 
 
 @dataclass
@@ -159,6 +163,9 @@ class ExperimentConfig:
              "skipped, or an fp16 step unscaled, by a check at every step)"),
             (0 <= self.distill.alpha <= 1, "distill.alpha must be in [0, 1]"),
             (self.distill.teacher_norm in ("none", "peak", "clip"), "distill.teacher_norm must be none, peak or clip"),
+            (self.distill.teacher_input_size == 0 or (self.distill.teacher_input_size > 0
+                                                      and self.distill.teacher_input_size % 64 == 0),
+             "distill.teacher_input_size must be 0 (the student's) or a positive multiple of 64"),
         ]
         for ok, message in checks:
             if not ok:

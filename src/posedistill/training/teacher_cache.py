@@ -54,7 +54,7 @@ from ..io import atomic_write_json
 from ..weights import sha256_file
 from .datasets import read_training_data
 from .precision import autocast, resolve_amp
-from .teachers import check_teacher_fits
+from .teachers import TeacherView, check_teacher_fits, teacher_view
 
 __all__ = ["TeacherCache", "build_teacher_cache", "cache_meta", "training_dataset"]
 
@@ -63,7 +63,7 @@ META = "meta.json"
 DTYPES = ("float16", "float32")
 # meta keys that must equal the student config's for the heatmaps to be the ones the student would see
 _CHECKED = ("joint_set", "input_size", "seed", "dataset", "train_split", "limit", "skip_bad", "augmentation",
-            "num_samples", "records_sha256", "amp")
+            "num_samples", "records_sha256", "amp", "teacher_flip", "teacher_input_size")
 
 
 def epoch_file(cache_dir: str | Path, epoch: int) -> Path:
@@ -100,12 +100,15 @@ def cache_meta(cfg: ExperimentConfig, dataset: PoseDataset, joint_set: str) -> d
         "train_split": cfg.data.train,
         "limit": cfg.data.limit,
         "skip_bad": cfg.data.skip_bad,
-        # negative_prob left out while 0, so caches written before it existed still match
+        # options added later are left out while 0, so caches written before they existed still match
         "augmentation": {k: v for k, v in dataclasses.asdict(dataset.augment).items()
-                         if not (k == "negative_prob" and v == 0)},
+                         if not (k in ("negative_prob", "half_body_prob", "erase_prob") and v == 0)},
         "num_samples": len(dataset),
         "records_sha256": _records_sha256(dataset),
         "amp": cfg.train.amp,
+        # how the teacher saw the crops: recorded only when not the plain view, as caches before these options
+        **({"teacher_flip": True} if cfg.distill.teacher_flip else {}),
+        **({"teacher_input_size": cfg.distill.teacher_input_size} if cfg.distill.teacher_input_size else {}),
     }
 
 
@@ -171,10 +174,10 @@ class TeacherCache:
         want = cache_meta(cfg, dataset, joint_set)
         for key in _CHECKED:
             have = self.meta.get(key)
-            if have != want[key]:
+            if have != want.get(key):
                 what = "training records (same count, different content)" if key == "records_sha256" else key
                 raise ConfigError(f"{self.root}: teacher cache does not match the student config: {what} is "
-                                  f"{_short(have)} in the cache, {_short(want[key])} in the config")
+                                  f"{_short(have)} in the cache, {_short(want.get(key))} in the config")
         if teacher is not None:
             sha = sha256_file(teacher)
             if sha != self.meta["teacher"]["sha256"]:
@@ -230,7 +233,8 @@ def build_teacher_cache(teacher_ckpt: str | Path, cfg: ExperimentConfig, cache_d
     stride = int(teacher.stride)
     dataset, joint_set = training_dataset(cfg, stride=stride)
     check_teacher_fits(tckpt, cfg, joint_set=joint_set, stride=stride, teacher_stride=stride, where=teacher_ckpt)
-    k, h = int(tckpt["arch"]["num_joints"]), cfg.data.input_size // stride
+    view = teacher_view(cfg, joint_set=joint_set, stride=stride)
+    k, h = int(tckpt["arch"]["num_joints"]), view.heatmap_size
     meta = {"format": FORMAT, "version": 1,
             "teacher": {"path": str(teacher_ckpt), "sha256": sha256_file(teacher_ckpt), "arch": tckpt["arch"]},
             **cache_meta(cfg, dataset, joint_set), "dtype": dtype, "shape": [len(dataset), k, h, h]}
@@ -239,9 +243,9 @@ def build_teacher_cache(teacher_ckpt: str | Path, cfg: ExperimentConfig, cache_d
         old = {**existing.meta, "teacher": {n: v for n, v in existing.meta["teacher"].items() if n != "path"}}
         new = {**meta, "teacher": {n: v for n, v in meta["teacher"].items() if n != "path"}}  # same file, any path
         for key in ("teacher", *_CHECKED, "dtype", "shape"):
-            if old.get(key) != new[key]:
+            if old.get(key) != new.get(key):
                 raise ConfigError(f"{root}: holds a teacher cache for other settings ({key}: "
-                                  f"{_short(old.get(key))} there, {_short(new[key])} now); use another "
+                                  f"{_short(old.get(key))} there, {_short(new.get(key))} now); use another "
                                   f"directory")
     else:
         atomic_write_json(root / META, meta)
@@ -260,12 +264,13 @@ def build_teacher_cache(teacher_ckpt: str | Path, cfg: ExperimentConfig, cache_d
             if cache._epoch_ok(epoch):
                 bar.update(len(dataset))
                 continue
-            _write_epoch(root, epoch, teacher, loader, meta, dev, resolve_amp(cfg.train.amp, dev), bar, on_batch)
+            _write_epoch(root, epoch, teacher, view, loader, meta, dev, resolve_amp(cfg.train.amp, dev), bar,
+                         on_batch)
     return cache
 
 
-def _write_epoch(root: Path, epoch: int, teacher: torch.nn.Module, loader, meta: dict, device: torch.device,
-                 amp: str, bar: tqdm, on_batch: Callable[[int, int], None] | None) -> None:
+def _write_epoch(root: Path, epoch: int, teacher: torch.nn.Module, view: TeacherView, loader, meta: dict,
+                 device: torch.device, amp: str, bar: tqdm, on_batch: Callable[[int, int], None] | None) -> None:
     """Compute one epoch into a temporary memory-mapped .npy and rename it into place (atomic)."""
     final = epoch_file(root, epoch)
     tmp = root / f".{final.name}.partial"
@@ -275,8 +280,8 @@ def _write_epoch(root: Path, epoch: int, teacher: torch.nn.Module, loader, meta:
         loader.sampler.set_epoch(epoch)
         done = 0
         for batch in loader:
-            with torch.inference_mode(), autocast(amp, device):
-                hm = teacher(batch["image"].to(device))[-1].float()
+            with autocast(amp, device):
+                hm = view(teacher, batch["image"].to(device))
             out[batch["index"].numpy()] = hm.cpu().numpy().astype(out.dtype)
             bar.update(len(batch["index"]))
             done += len(batch["index"])
