@@ -188,3 +188,76 @@ def test_a_directory_or_socket_as_output_is_a_one_line_error(ckpt, photo, tmp_pa
         with pytest.raises(PosedistillError, match="socket"):
             atomic_write_text(sock_path, "x")
     assert stat.S_ISSOCK(os.lstat(sock_path).st_mode)
+
+
+# ------------------------------------------------------------------------------ 2. a side of 32,767 px or more
+def _huge_side_images(folder: Path) -> list[Path]:
+    """A 50000x1 PNG, a 33000x20 JPEG and a 20x33000 PNG (width x height): OpenCV's warpAffine refuses sides of
+    32,767 pixels or more, far under the 100-megapixel limit."""
+    rng = np.random.default_rng(0)
+    out = []
+    for name, (w, h) in (("wide.png", (50_000, 1)), ("band.jpg", (33_000, 20)), ("tall.png", (20, 33_000))):
+        ok, buf = cv2.imencode(Path(name).suffix, rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+        assert ok
+        (folder / name).write_bytes(buf.tobytes())
+        out.append(folder / name)
+    return out
+
+
+@pytest.mark.parametrize("where", [["--locate", "none"], ["--bbox", "5,0,10,1"], []])
+def test_images_with_a_side_over_32767_pixels_are_predicted(where, ckpt, photo, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "good.jpg").write_bytes(photo.read_bytes())
+    huge = _huge_side_images(folder)
+    out = tmp_path / "poses.json"
+    res = CliRunner().invoke(main, ["predict", str(folder), "--weights", str(ckpt), "--no-progress", *where,
+                                    "-o", str(out)])
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    records = json.loads(out.read_text())
+    assert {Path(r["image"]).name for r in records} == {"good.jpg", *(p.name for p in huge)}, res.output
+    assert all(np.isfinite([k["x"] for r in records for k in r["keypoints"]]))
+    # named one by one (not in a folder) too
+    res = CliRunner().invoke(main, ["predict", str(huge[2]), "--weights", str(ckpt), "--no-progress", *where])
+    assert res.exit_code == 0, res.output
+
+
+def test_crop_of_a_huge_image_matches_the_crop_of_its_region():
+    """crop_person on a 40000-pixel-wide image gives the crop it gives on the part of the image the box covers."""
+    from posedistill.data.transforms import crop_person
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (60, 40_000, 3), dtype=np.uint8)
+    centre, side = np.array([20_010.0, 30.0]), 50.0
+    crop, m = crop_person(image, centre, side, 10.0, 64)
+    part = image[:, 19_900:20_100]
+    want, m_part = crop_person(part, centre - [19_900, 0], side, 10.0, 64)
+    assert np.abs(crop.astype(int) - want.astype(int)).max() <= 1
+    assert np.allclose(m[:, :2], m_part[:, :2]) and np.allclose(m @ [19_900, 0, 1], m_part @ [0, 0, 1])
+
+
+def test_any_exception_on_one_file_of_a_folder_keeps_the_others(ckpt, lspet_mini, tmp_path, monkeypatch):
+    from posedistill.inference import Predictor
+    from posedistill.pipeline import predict_paths
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    photos = sorted((lspet_mini / "images").glob("*.jpg"))[:3]
+    for p in photos:
+        (folder / p.name).write_bytes(p.read_bytes())
+    predictor = Predictor(ckpt, threads=1)
+    original = predictor.preprocess
+    poisoned = cv2.imread(str(photos[1])).shape
+
+    def preprocess(image, box):
+        if image.shape == poisoned:
+            raise RuntimeError("an unexpected failure deep in a library")
+        return original(image, box)
+
+    monkeypatch.setattr(predictor, "preprocess", preprocess)
+    skipped: list[str] = []
+    out = tmp_path / "poses.json"
+    records = predict_paths(predictor, [folder], output=out, progress=False, skipped=skipped)
+    assert {Path(r["image"]).name for r in records} == {photos[0].name, photos[2].name}
+    assert len(skipped) == 1 and photos[1].name in skipped[0] and "unexpected failure" in skipped[0]
+    assert len(json.loads(out.read_text())) == 2

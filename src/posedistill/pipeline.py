@@ -227,6 +227,8 @@ class _Run:
                         item.matrices.append(matrix)
         except DataError as exc:
             item.problem = str(exc)
+        except Exception as exc:  # noqa: BLE001 - whatever breaks on one file must not cost the others
+            item.problem = f"{where}: {_one_line(exc)}"
         return item
 
     def infer(self, items: Sequence[Item]) -> list[list[tuple[list[float], np.ndarray, np.ndarray]]]:
@@ -303,7 +305,19 @@ class _Run:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _flush_images(self, batch: list[Item]) -> None:
-        for item, people in zip(batch, self.infer(batch)):
+        try:
+            found = self.infer(batch)
+        except Exception as exc:  # noqa: BLE001 - one item spoilt the batch: run them one by one, skip the culprit
+            if len(batch) > 1:
+                for item in batch:
+                    self._flush_images([item])
+                return
+            problem = exc if isinstance(exc, DataError) else DataError(f"{batch[0].src.path}: {_one_line(exc)}")
+            if not batch[0].src.in_folder:  # an image named on the command line: one line, no output
+                raise problem from None
+            self.skip(str(problem))
+            return
+        for item, people in zip(batch, found):
             draw = None
             if self.staging is not None:
                 path = self.staging / _draw_name(item.src, self.used_names)
@@ -391,6 +405,12 @@ class _Run:
                     out.get_nowait()
                 except queue.Empty:
                     reader.join(0.01)
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` of an unexpected exception (an OpenCV error runs to many lines)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no message'}"
 
 
 def _write_image(path: Path, image: np.ndarray) -> None:
