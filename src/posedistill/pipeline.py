@@ -325,8 +325,10 @@ class _Run:
             self.emit(item, people, draw)
 
     def run_video(self, src: _Source, fixed: list[list[float]] | None) -> None:
-        with _video(src.path) as (_, _, fps, _):
+        with _video(src.path) as (_, _, fps, (width, height)):
             pass
+        if fixed is not None and width > 0 and height > 0:  # the tracker takes the box as it is: check it here
+            fixed = [check_box(b, width, height, str(src.path)) for b in fixed]
         video_writer: list[cv2.VideoWriter] = []
         draw_path = self.staging / _draw_name(src, self.used_names) if self.staging is not None else None
 
