@@ -261,3 +261,318 @@ def test_any_exception_on_one_file_of_a_folder_keeps_the_others(ckpt, lspet_mini
     assert {Path(r["image"]).name for r in records} == {photos[0].name, photos[2].name}
     assert len(skipped) == 1 and photos[1].name in skipped[0] and "unexpected failure" in skipped[0]
     assert len(json.loads(out.read_text())) == 2
+
+
+# ------------------------------------------------------------------------------ serve: 3-7
+@pytest.fixture(scope="module")
+def tiny_predictor(ckpt):
+    from posedistill.inference import Predictor
+
+    return Predictor(ckpt, threads=1)
+
+
+def _poison(predictor, monkeypatch, bad_shape) -> None:
+    """The network fails on any batch holding a crop of an image of ``bad_shape`` (a stand-in for whatever a
+    hostile upload breaks inside a batch)."""
+    preprocess, heatmaps = predictor.preprocess, predictor.heatmaps
+
+    def marked(image, box):
+        crop, matrix = preprocess(image, box)
+        return (np.full_like(crop, np.nan) if image.shape == bad_shape else crop), matrix
+
+    def network(batch):
+        if np.isnan(batch).any():
+            raise RuntimeError("kernel failure on a poisoned crop")
+        return heatmaps(batch)
+
+    monkeypatch.setattr(predictor, "preprocess", marked)
+    monkeypatch.setattr(predictor, "heatmaps", network)
+
+
+def test_one_bad_request_does_not_fail_the_others_in_its_batch(tiny_predictor, photo, monkeypatch):
+    from posedistill.serve import Batcher
+
+    good, bad = cv2.imread(str(photo)), np.zeros((33, 33, 3), np.uint8)
+    _poison(tiny_predictor, monkeypatch, bad.shape)
+    batcher = Batcher(tiny_predictor, None, max_batch=8, max_wait_ms=500, queue_size=16)
+    try:
+        futures = [batcher.submit(good, [10, 20, 100, 150]) for _ in range(3)]
+        futures.append(batcher.submit(bad, [0, 0, 33, 33], "bad"))
+        futures += [batcher.submit(good, [10, 20, 100, 150]) for _ in range(3)]
+        errors = [f.exception(timeout=60) for f in futures]
+    finally:
+        batcher.close()
+    assert [e is None for e in errors] == [True] * 3 + [False] + [True] * 3, errors
+    assert "poisoned" in str(errors[3])
+    assert all(len(f.result().records) == 1 for i, f in enumerate(futures) if i != 3)
+
+
+def test_every_server_error_is_a_json_one_liner(tiny_predictor, photo, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from posedistill.serve import ServeConfig, create_app
+
+    bad = np.zeros((33, 33, 3), np.uint8)
+    _poison(tiny_predictor, monkeypatch, bad.shape)
+    ok, png = cv2.imencode(".png", bad)
+    app = create_app(tiny_predictor, config=ServeConfig())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        failed = client.post("/predict?bbox=0,0,33,33", content=png.tobytes(), headers={"Content-Type": "image/png"})
+        missing = client.get("/no/such/page")
+        good = client.post("/predict?bbox=10,20,100,150", content=photo.read_bytes(),
+                           headers={"Content-Type": "image/jpeg"})
+    assert failed.status_code == 500 and failed.headers["content-type"] == "application/json", failed.text
+    message = failed.json()["error"]
+    assert "poisoned" in message and "\n" not in message
+    assert missing.status_code == 404 and "error" in missing.json()
+    assert good.status_code == 200
+
+
+def test_page_clears_the_skeleton_and_shows_the_json_error():
+    """The page reads error bodies that are not JSON too, and redraws the photo without the previous skeleton."""
+    from importlib import resources
+
+    page = resources.files("posedistill.serve").joinpath("static/index.html").read_text()
+    script = page[page.index("async function predict("):]
+    script = script[:script.index("\n}\n")]
+    assert "response.json()" not in script and "JSON.parse" in script  # a text/plain 500 no longer throws
+    assert "drawPeople(source, []" in script  # on error the photo is drawn alone: the old skeleton is gone
+
+
+def _big_photo(photo: Path, tmp: Path, side: int) -> tuple[Path, float]:
+    """The photo scaled up to ``side`` pixels on its long side (a smooth, small JPEG of many pixels)."""
+    image = cv2.imread(str(photo))
+    scale = side / max(image.shape[:2])
+    big = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    path = tmp / f"big{side}.jpg"
+    path.write_bytes(cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes())
+    return path, big.shape[1] / image.shape[1]
+
+
+def test_large_photos_are_decoded_small_and_answered_in_their_own_pixels(photo, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from posedistill.inference import Predictor
+    from posedistill.serve import Batcher, create_app
+
+    big, scale = _big_photo(photo, tmp_path, 6300)
+    seen: list[tuple[int, ...]] = []
+    submit = Batcher.submit
+    monkeypatch.setattr(Batcher, "submit", lambda self, image, *a, **k: (seen.append(image.shape),
+                                                                         submit(self, image, *a, **k))[1])
+    predictor = Predictor(threads=1)  # the shipped weights: a trained model, so keypoints are comparable
+    box = [round(v * scale, 3) for v in (10, 20, 100, 150)]
+    with TestClient(create_app(predictor)) as client:
+        res = client.post("/predict?bbox=" + ",".join(f"{v:.3f}" for v in box), content=big.read_bytes(),
+                          headers={"Content-Type": "image/jpeg"})
+    assert res.status_code == 200, res.text
+    assert max(seen[0][:2]) <= 2048, seen  # decoded reduced, not 6300 x 6300 (about 120 MB)
+    (rec,) = res.json()
+    assert rec["bbox"] == pytest.approx(box, abs=1e-6)
+    want = predictor.predict(cv2.imread(str(big)), [box])[0]["keypoints"]
+    err = np.hypot([a["x"] - b["x"] for a, b in zip(rec["keypoints"], want)],
+                   [a["y"] - b["y"] for a, b in zip(rec["keypoints"], want)])
+    assert np.median(err) < 0.05 * box[3], err  # the same pose, in the original photo's pixels
+
+
+def test_decoded_pixels_in_flight_are_bounded(tiny_predictor, photo, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from posedistill.serve import ServeConfig, create_app
+
+    big, _ = _big_photo(photo, tmp_path, 1000)  # decodes to 1000 x ~700: 0.7 MP
+    gate = threading.Event()
+    preprocess = tiny_predictor.preprocess
+    monkeypatch.setattr(tiny_predictor, "preprocess", lambda image, box: (gate.wait(30), preprocess(image, box))[1])
+    config = ServeConfig(max_batch=1, max_wait_ms=0, queue_size=8, max_decoded_megapixels=1.5)
+    with TestClient(create_app(tiny_predictor, config=config)) as client:
+        answers: list = []
+
+        def post():
+            answers.append(client.post("/predict?bbox=10,10,100,100", content=big.read_bytes(),
+                                       headers={"Content-Type": "image/jpeg"}))
+
+        threads = [threading.Thread(target=post) for _ in range(4)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while sum(a.status_code == 503 for a in answers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        gate.set()
+        for t in threads:
+            t.join(60)
+        health = client.get("/health").json()
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200, 200, 503, 503], [a.text for a in answers]
+    assert all("megapixels" in a.json()["error"] for a in answers if a.status_code == 503)
+    assert health["decoded_megapixels"] == 0  # all given back
+
+
+def test_absurd_box_is_refused_and_no_json_holds_nan(ckpt, photo, tmp_path, tiny_predictor):
+    from fastapi.testclient import TestClient
+
+    from posedistill.io import atomic_write_json
+    from posedistill.serve import create_app
+
+    out = tmp_path / "poses.json"
+    res = CliRunner().invoke(main, ["predict", str(photo), "--weights", str(ckpt), "--no-progress",
+                                    "--bbox", "0,0,1e300,1e300", "-o", str(out)])
+    assert "box" in _one_line_error(res) and not out.exists()
+    with TestClient(create_app(tiny_predictor)) as client:
+        answer = client.post("/predict?bbox=0,0,1e300,1e300", content=photo.read_bytes(),
+                             headers={"Content-Type": "image/jpeg"})
+    assert answer.status_code == 400 and "box" in answer.json()["error"], answer.text
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in JSON output"))
+
+    atomic_write_json(tmp_path / "m.json", {"pck": float("nan"), "per_joint": [1.0, float("inf")]})
+    assert strict((tmp_path / "m.json").read_text()) == {"pck": None, "per_joint": [1.0, None]}
+
+
+# ------------------------------------------------------------------------------ 5-6. slow clients, log floods
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Uvicorn:
+    """A real uvicorn server on 127.0.0.1 in a thread of this process."""
+
+    def __init__(self, uvicorn_config) -> None:
+        import uvicorn
+
+        self.port = uvicorn_config.port
+        self.server = uvicorn.Server(uvicorn_config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "_Uvicorn":
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert self.server.started
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+    def connect(self, payload: bytes = b""):
+        import socket
+
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        if payload:
+            s.sendall(payload)
+        return s
+
+
+def _closed_after(sock, start: float) -> tuple[float, bytes]:
+    """Seconds from ``start`` until the server closes ``sock`` (and what it sent before that)."""
+    got = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return time.monotonic() - start, got
+        got += chunk
+
+
+_STALLED_HEAD = b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty"
+_STALLED_BODY = (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
+                 b"Content-Length: 100000\r\n\r\n" + b"\xff\xd8\xff" + b"\x00" * 997)
+
+
+def test_slow_clients_are_dropped_and_connections_limited(tiny_predictor):
+    from posedistill.serve import ServeConfig, create_app
+    from posedistill.serve.server import server_config
+
+    config = ServeConfig(header_timeout_s=1.0, upload_timeout_s=2.0, keep_alive_s=0.5, max_connections=4)
+    app = create_app(tiny_predictor, config=config)
+    with _Uvicorn(server_config(app, host="127.0.0.1", port=_free_port(), config=config)) as server:
+        start = time.monotonic()
+        silent, head, body = server.connect(), server.connect(_STALLED_HEAD), server.connect(_STALLED_BODY)
+        time.sleep(0.3)  # the body's request is in, then a 4th connection reaches the limit of 4
+        crowd = server.connect(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert b" 503 " in crowd.recv(4096).split(b"\r\n")[0]
+        for sock in (silent, head):
+            seconds, got = _closed_after(sock, start)
+            assert 0.9 < seconds < 6 and got == b""
+        seconds, got = _closed_after(body, start)
+        assert 1.9 < seconds < 6 and b" 408 " in got.split(b"\r\n")[0] and b'"error"' in got, got
+        ok = server.connect(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # room again
+        assert b" 200 " in ok.recv(4096).split(b"\r\n")[0]
+        for sock in (silent, head, body, crowd, ok):
+            sock.close()
+
+
+@pytest.mark.slow
+def test_serve_command_drops_stalled_sockets_with_its_defaults():
+    """`posedistill serve` as launched: stalled heads closed within the default 10 s, a stalled body answered 408
+    within the default 30 s (a subprocess; about 45 s)."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "posedistill", "serve", "--port", str(port), "--threads", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    sockets = []
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.2)
+        server = type("S", (), {"port": port, "connect": _Uvicorn.connect})()
+        start = time.monotonic()
+        sockets = [server.connect(), server.connect(_STALLED_HEAD), server.connect(_STALLED_BODY)]
+        for sock in sockets[:2]:
+            seconds, got = _closed_after(sock, start)
+            assert seconds < 15 and got == b""
+        seconds, got = _closed_after(sockets[2], start)
+        assert seconds < 35 and b" 408 " in got.split(b"\r\n")[0]
+    finally:
+        for sock in sockets:
+            sock.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def test_disconnects_and_bad_inputs_log_one_line_each(tiny_predictor, caplog):
+    import http.client
+    import logging
+
+    import uvicorn
+
+    from posedistill.serve import create_app
+
+    port = _free_port()
+    config = uvicorn.Config(create_app(tiny_predictor), host="127.0.0.1", port=port, log_level="info",
+                            log_config=None)  # records reach caplog
+    with caplog.at_level(logging.INFO), _Uvicorn(config) as server:
+        for _ in range(5):
+            server.connect(_STALLED_BODY).close()  # gone mid-upload
+        for body in (b"", b"not an image", b"\x89PNG\r\n\x1a\n"):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("POST", "/predict", body=body, headers={"Content-Type": "image/png"})
+            assert conn.getresponse().status == 400
+            conn.close()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and sum("disconnect" in r.getMessage() for r in caplog.records) < 5:
+            time.sleep(0.05)
+    records = [r for r in caplog.records if r.name.startswith(("uvicorn", "posedistill"))]
+    assert not [r for r in records if r.exc_info], [r.getMessage() for r in records if r.exc_info][:1]
+    messages = [r.getMessage() for r in records]
+    assert all("\n" not in m for m in messages), messages
+    assert sum("disconnect" in m for m in messages) == 5, messages
+    assert sum(" 400 " in m and "disconnect" not in m for m in messages) == 3, messages
