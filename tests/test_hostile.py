@@ -565,3 +565,53 @@ def test_disconnects_and_bad_inputs_log_one_line_each(tiny_predictor, caplog):
     assert all("\n" not in m for m in messages), messages
     assert sum("disconnect" in m for m in messages) == 5, messages
     assert sum(" 400 " in m and "disconnect" not in m for m in messages) == 3, messages
+
+
+# ------------------------------------------------------------------------------ 8. staging of killed --draw runs
+def test_staging_folders_of_killed_draw_runs_are_removed(ckpt, photo, tmp_path):
+    import fcntl
+
+    drawn = tmp_path / "drawn"
+    killed = [drawn / ".posedistill-draw-k1ll3d", drawn / ".posedistill-draw-0ld0ne"]
+    for folder in killed:
+        folder.mkdir(parents=True)
+        for i in range(5):
+            (folder / f"im{i:05d}.jpg").write_bytes(b"half a drawing")
+    live = drawn / ".posedistill-draw-4l1ve0"  # a run still drawing: it holds the lock on its folder
+    live.mkdir()
+    fd = os.open(live, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        res = CliRunner().invoke(main, ["predict", str(photo), "--weights", str(ckpt), "--locate", "none",
+                                        "--no-progress", "--draw", str(drawn)])
+        assert res.exit_code == 0, res.output
+        assert sorted(p.name for p in drawn.iterdir()) == [live.name, photo.name]
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.slow
+def test_kill9_of_a_draw_run_leaves_nothing_after_the_next_run(ckpt, photo, tmp_path):
+    """SIGKILL a real `predict --draw` mid-run, then run again: the killed run's staging folder is gone."""
+    import signal
+    import subprocess
+    import sys
+
+    folder, drawn = tmp_path / "many", tmp_path / "drawn"
+    folder.mkdir()
+    for i in range(400):
+        (folder / f"im{i:04d}.jpg").write_bytes(photo.read_bytes())
+    proc = subprocess.Popen([sys.executable, "-m", "posedistill", "predict", str(folder), "--weights", str(ckpt),
+                             "--locate", "none", "--no-progress", "--draw", str(drawn), "-o", str(tmp_path / "p.json")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(len(list(d.iterdir())) >= 5 for d in drawn.glob(".posedistill-*")):
+        assert proc.poll() is None, "finished before it could be killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    assert list(drawn.glob(".posedistill-*")), "nothing staged when killed"
+    res = CliRunner().invoke(main, ["predict", str(photo), "--weights", str(ckpt), "--locate", "none",
+                                    "--no-progress", "--draw", str(drawn)])
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in drawn.iterdir()] == [photo.name]

@@ -16,6 +16,7 @@ exceed the wall time.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import queue
 import shutil
@@ -469,7 +470,9 @@ def predict_paths(
     (faster where both would share few cores); ``auto``: overlap for an int8 model, else phased when the machine
     has fewer than 2 x ``workers`` cores (:func:`resolve_schedule`). ``output`` (JSON) and the drawings in
     ``draw_dir`` are written only when the run finishes: drawings are staged in a hidden folder and moved into
-    place at the end; the JSON is written atomically.
+    place at the end (the folder of a run that was killed is removed by the next run into ``draw_dir``); the
+    JSON is written atomically. A file of a folder that fails for any reason is skipped, so the others' results
+    are written.
     """
     if batch_size < 1 or workers < 1:
         raise ConfigError(f"batch size and workers must be >= 1, got {batch_size}, {workers}")
@@ -481,9 +484,9 @@ def predict_paths(
     total = _check_sources(sources)
     skipped = skipped if skipped is not None else []
     staging: Path | None = None
+    staging_lock = -1
     if draw_dir is not None:
-        Path(draw_dir).mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".posedistill-draw-", dir=draw_dir))
+        staging, staging_lock = _staging_folder(Path(draw_dir))
     run = _Run(predictor, batch_size=batch_size, workers=workers, localizer=localizer, tracking=tracking,
                staging=staging, progress=progress, total=total, skipped=skipped, times=timings,
                phased=phased)
@@ -514,4 +517,40 @@ def predict_paths(
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+            os.close(staging_lock)
     return records
+
+
+_STAGING = ".posedistill-draw-"
+
+
+def _staging_folder(draw_dir: Path) -> tuple[Path, int]:
+    """A new hidden folder in ``draw_dir`` for this run's drawings, and the descriptor that holds its lock
+    (``flock``, released by the kernel however the run ends). Staging folders of earlier runs whose lock nobody
+    holds (killed runs) are removed first. The folder is locked under another name, then renamed, so a folder of
+    the staging name is never seen unlocked while its run lives."""
+    draw_dir.mkdir(parents=True, exist_ok=True)
+    for old in draw_dir.glob(_STAGING + "*"):
+        _remove_if_stale(old)
+    fresh = Path(tempfile.mkdtemp(prefix=".posedistill-new-", dir=draw_dir))
+    fd = os.open(fresh, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    staging = draw_dir / (_STAGING + fresh.name.rsplit("-", 1)[-1])
+    os.rename(fresh, staging)
+    return staging, fd
+
+
+def _remove_if_stale(folder: Path) -> None:
+    """Remove a staging folder whose run is gone (its lock is free); leave a live run's (and symlinks) alone."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return  # a live run holds it
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        os.close(fd)
