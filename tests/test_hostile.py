@@ -615,3 +615,29 @@ def test_kill9_of_a_draw_run_leaves_nothing_after_the_next_run(ckpt, photo, tmp_
                                     "--no-progress", "--draw", str(drawn)])
     assert res.exit_code == 0, res.output
     assert [p.name for p in drawn.iterdir()] == [photo.name]
+
+
+# ------------------------------------------------------------------------------ 10. refusing a hostile checkpoint
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_refusal_of_a_hostile_checkpoint_gives_no_advice_to_load_it(ckpt, photo, tmp_path, legacy):
+    from posedistill.checkpoint import load_checkpoint
+    from posedistill.errors import CheckpointError
+
+    marker, evil = tmp_path / "PWNED", tmp_path / "evil.pt"
+    torch.save({**torch.load(ckpt, weights_only=True), "metrics": _Payload(marker)}, evil,
+               _use_new_zipfile_serialization=not legacy)
+    with pytest.raises(CheckpointError) as refused:
+        load_checkpoint(evil)
+    res = CliRunner().invoke(main, ["predict", str(photo), "--weights", str(evil), "--no-progress"])
+    for message in (str(refused.value), _one_line_error(res)):
+        assert "not a plain-weights checkpoint" in message and "will not be loaded" in message, message
+        assert "weights_only" not in message and "can still be loaded" not in message, message
+    assert not marker.exists()
