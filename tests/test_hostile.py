@@ -641,3 +641,74 @@ def test_refusal_of_a_hostile_checkpoint_gives_no_advice_to_load_it(ckpt, photo,
         assert "not a plain-weights checkpoint" in message and "will not be loaded" in message, message
         assert "weights_only" not in message and "can still be loaded" not in message, message
     assert not marker.exists()
+
+
+# ------------------------------------------------------------------------------ 9. resume trusts its own run
+@pytest.fixture(scope="module")
+def one_epoch_run(tmp_path_factory):
+    """A tiny run (hg1_32 at 64, 24 images, no validation) stopped after its first of two epochs, and its config
+    as a YAML file."""
+    import yaml
+    from helpers import tiny_cfg
+
+    from posedistill.training import Trainer
+
+    root = tmp_path_factory.mktemp("resume")
+    cfg = tiny_cfg(data__val="", train__epochs=2)
+    Trainer(cfg, root / "run", progress=False).fit(stop_after=1)
+    (root / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+    return root / "run", root / "config.yaml"
+
+
+def _copy_run(run: Path, tmp: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(run, tmp / "run"))
+
+
+def _train(*args: str):
+    return CliRunner().invoke(main, ["train", "--no-progress", *args])
+
+
+def test_resume_without_config_reads_the_runs_own_config(one_epoch_run, tmp_path):
+    from posedistill.checkpoint import load_checkpoint
+
+    run = _copy_run(one_epoch_run[0], tmp_path)
+    res = _train("--out", str(run), "--resume")
+    assert res.exit_code == 0, res.output
+    assert load_checkpoint(run / "last.pt")["epoch"] == 2 and "done: 2 epochs" in res.output
+
+
+def test_resume_refuses_a_changed_model_or_input_size(one_epoch_run, tmp_path):
+    run, config = _copy_run(one_epoch_run[0], tmp_path), one_epoch_run[1]
+    before = (run / "last.pt").read_bytes()
+    for change in ("data.input_size=128", "model.name=hg2_32"):
+        res = _train("--config", str(config), "--out", str(run), "--resume", "--set", change)
+        assert change.split("=")[0].split(".")[1].replace("_", " ").split()[0] in _one_line_error(res)
+    assert (run / "last.pt").read_bytes() == before
+
+
+def test_resume_refuses_an_edited_run_config_and_leaves_it_as_it_is(one_epoch_run, tmp_path):
+    import yaml
+
+    run, config = _copy_run(one_epoch_run[0], tmp_path), one_epoch_run[1]
+    edited = yaml.safe_load((run / "config.yaml").read_text())
+    edited["model"]["name"] = "hg2_32"
+    (run / "config.yaml").write_text(yaml.safe_dump(edited))
+    text = (run / "config.yaml").read_text()
+    with_config = _train("--config", str(config), "--out", str(run), "--resume")  # the original settings
+    assert "config.yaml" in _one_line_error(with_config) and (run / "config.yaml").read_text() == text
+    without = _train("--out", str(run), "--resume")  # the edited config: not the checkpoint's model
+    assert "hg2_32" in _one_line_error(without) and (run / "config.yaml").read_text() == text
+
+
+def test_truncated_last_pt_falls_back_to_the_snapshot_with_a_notice(one_epoch_run, tmp_path):
+    from posedistill.checkpoint import load_checkpoint
+
+    run, config = _copy_run(one_epoch_run[0], tmp_path), one_epoch_run[1]
+    data = (run / "last.pt").read_bytes()
+    (run / "last.pt").write_bytes(data[: len(data) // 2])
+    res = _train("--config", str(config), "--out", str(run), "--resume")
+    assert res.exit_code == 0, res.output
+    assert "snapshot.pt" in res.output and "last.pt" in res.output
+    assert load_checkpoint(run / "last.pt")["epoch"] == 2
