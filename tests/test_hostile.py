@@ -712,3 +712,11 @@ def test_truncated_last_pt_falls_back_to_the_snapshot_with_a_notice(one_epoch_ru
     assert res.exit_code == 0, res.output
     assert "snapshot.pt" in res.output and "last.pt" in res.output
     assert load_checkpoint(run / "last.pt")["epoch"] == 2
+
+
+def test_serve_option_defaults_are_those_of_serveconfig():
+    from posedistill.cli.serve_cmd import _LIMITS
+    from posedistill.serve import ServeConfig
+
+    assert [(field, default) for _, field, _, default, _ in _LIMITS] == [
+        (field, getattr(ServeConfig(), field)) for _, field, _, _, _ in _LIMITS]

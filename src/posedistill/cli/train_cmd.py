@@ -50,17 +50,11 @@ def _config(config_path, overrides, model, epochs, batch_size, data_root, *, out
 def _run_config(path: Path, sets: list[str]):
     """The config a run directory's ``config.yaml`` records (the engine's resolved config, less its ``run``
     section), with ``sets`` applied."""
-    import yaml
-
     from ..config import apply_overrides, config_from_dict
     from ..errors import ConfigError
+    from ..run_files import read_run_config
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: unreadable run config ({type(exc).__name__})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: not a run config (expected a mapping of sections)")
+    data = read_run_config(path)
     try:
         return config_from_dict(apply_overrides({k: v for k, v in data.items() if k != "run"}, sets))
     except ConfigError as exc:

@@ -47,7 +47,7 @@ from ..io import atomic_write_json, atomic_write_text, check_writable_dir
 from ..losses import FPDLoss, HeatmapLoss
 from ..model_meta import CHECKPOINT_KEY, ModelMeta
 from ..models import build_model
-from ..run_files import record_run_start
+from ..run_files import read_run_config, record_run_start
 from ..skeleton import get_joint_set
 from .builders import build_optimizer, build_scheduler, scheduler_steps_per_iteration
 from .datasets import read_training_data
@@ -155,12 +155,7 @@ class Trainer:
         path = self.paths.config
         if not path.is_file():
             return
-        try:
-            saved = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: unreadable run config ({type(exc).__name__})") from None
-        if not isinstance(saved, dict):
-            raise ConfigError(f"{path}: not a run config (expected a mapping of sections)")
+        saved = read_run_config(path)
 
         def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
             return {k: v for key, value in d.items() if key != "run"
