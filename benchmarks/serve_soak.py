@@ -8,7 +8,8 @@ Starts the server (``python -m posedistill serve --host 127.0.0.1 --port FREE``)
 2. stalled sockets (``--stalled`` of each kind: silent, request head cut short, body cut short) opened and
    watched in the background: each must be closed by the server within its timeout;
 3. ``--requests`` requests from ``--clients`` threads: LSPET test photos as ``image/jpeg`` bodies, with their
-   ground-truth box except every ``--no-box-every``-th (the server localises the person), and one in
+   ground-truth box except every ``--no-box-every``-th request (the server localises the person; a hostile one
+   takes some of those turns), and one in
    ``--bad-every`` a hostile upload (every kind the issue lists, in turn: each has an expected answer; a client
    that disconnects mid-upload gets none); VmRSS at the end;
 4. a burst of ``--burst`` uploads at once of a ``--burst-side`` x ``--burst-side`` JPEG (an LSPET photo scaled
@@ -175,7 +176,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=1000, help="in all, over the clients")
     parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--no-box-every", type=int, default=10, help="every N-th good request without a box")
+    parser.add_argument("--no-box-every", type=int, default=10,
+                        help="requests whose number ends a run of N go without a box (unless hostile)")
     parser.add_argument("--bad-every", type=int, default=20, help="every N-th request hostile (20: 5 %%)")
     parser.add_argument("--images", type=int, default=50, help="distinct LSPET test photos")
     parser.add_argument("--burst", type=int, default=40, help="large uploads at once")
@@ -261,17 +263,20 @@ def main() -> None:
         # the burst: every upload at once, peak resident memory from the kernel's high-water mark
         hwm_before = proc_status(proc.pid, "VmHWM")
         burst: list[tuple[int | str, float]] = []
+        refusals: list[str] = []
         gate = threading.Barrier(args.burst)
 
         def upload(k: int) -> None:
             path = "/predict" + (f"?bbox={burst_box}" if k % 2 == 0 else "")
             gate.wait()
             try:
-                _, status, _, ms = send(None, path, "image/jpeg", burst_body, args.timeout)
+                _, status, answer, ms = send(None, path, "image/jpeg", burst_body, args.timeout)
             except (OSError, http.client.HTTPException) as exc:
-                status, ms = type(exc).__name__, 0.0
+                status, ms, answer = type(exc).__name__, 0.0, b""
             with lock:
                 burst.append((status, ms))
+                if status != 200:
+                    refusals.append(f"{status}: {answer[:160].decode(errors='replace')}")
 
         threads = [threading.Thread(target=upload, args=(k,)) for k in range(args.burst)]
         for t in threads:
@@ -306,14 +311,16 @@ def main() -> None:
         "rss_after_warmup_mib": rss_warm, "rss_end_mib": rss_end,
         "rss_growth": rss_end / rss_warm - 1, "burst": args.burst, "burst_side": args.burst_side,
         "burst_jpeg_bytes": len(burst_body), "burst_statuses": sorted(str(s) for s, _ in burst),
+        "burst_refusals": sorted(set(refusals)),
         "peak_rss_before_burst_mib": hwm_before, "peak_rss_burst_mib": peak, "rss_after_burst_mib": rss_after_burst,
         "ceiling_mib": args.ceiling_mib,
         "stalled": [{"kind": k, "closed_after_s": s, "answer": a} for k, s, a in stalls],
         "stalled_closed_in_time": sum(stall_ok), "fds_after_warmup": fds_warm, "fds_end": fds_end,
         "server_log_lines": len(log_lines), "server_log_tracebacks": sum("Traceback" in line for line in log_lines),
     }
-    print(f"{args.requests} requests from {args.clients} clients on {HOST} (1 in {args.bad_every} hostile, 1 in "
-          f"{args.no_box_every} good ones localised; server {args.server_args}), {wall:.0f} s")
+    print(f"{sum(map(len, soak.values()))} requests from {args.clients} clients on {HOST} ({sum(map(len, bad.values()))} "
+          f"hostile, {len(soak.get('localised', []))} of the {len(good)} good ones localised; server "
+          f"{args.server_args}), {wall:.0f} s")
     print(f"{'requests':<26} {'sent':>5} {'as expected':>11}  answers / p50 ms / p99 ms")
     for kind in ("box", "localised"):
         rows = soak.get(kind, [])
@@ -328,6 +335,8 @@ def main() -> None:
           f"answers {answers}; "
           f"peak RSS {peak:.0f} MiB (before {hwm_before:.0f}; goal under {args.ceiling_mib:.0f}), "
           f"after {rss_after_burst:.0f} MiB")
+    for refusal in sorted(set(refusals)):
+        print(f"  burst refusal: {refusal}")
     for kind in ("silent", "head", "body"):
         times = [s for k, s, _ in stalls if k == kind]
         answers = sorted({a for k, _, a in stalls if k == kind and a})
