@@ -318,8 +318,8 @@ def main() -> None:
         "stalled_closed_in_time": sum(stall_ok), "fds_after_warmup": fds_warm, "fds_end": fds_end,
         "server_log_lines": len(log_lines), "server_log_tracebacks": sum("Traceback" in line for line in log_lines),
     }
-    print(f"{sum(map(len, soak.values()))} requests from {args.clients} clients on {HOST} ({sum(map(len, bad.values()))} "
-          f"hostile, {len(soak.get('localised', []))} of the {len(good)} good ones localised; server "
+    print(f"{sum(map(len, soak.values()))} requests from {args.clients} clients on {HOST} "
+          f"({sum(map(len, bad.values()))} hostile, {len(soak.get('localised', []))} of the {len(good)} good ones localised; server "
           f"{args.server_args}), {wall:.0f} s")
     print(f"{'requests':<26} {'sent':>5} {'as expected':>11}  answers / p50 ms / p99 ms")
     for kind in ("box", "localised"):

@@ -250,8 +250,8 @@ def create_app(predictor: Predictor, *, localizer: Localizer | None = None,
                 box = check_box(box, round(w / scale[0]), round(h / scale[1]), name)
             result = await asyncio.wrap_future(
                 batcher.submit(image, _to_decoded(box, scale) if box is not None else None, name))
-            return JSONResponse(_to_original(result.records, scale, box),
-                                headers={"X-Model-Time-Ms": f"{result.model_ms:.2f}", "X-Batch-Size": str(result.batch)})
+            return JSONResponse(_to_original(result.records, scale, box), headers={
+                "X-Model-Time-Ms": f"{result.model_ms:.2f}", "X-Batch-Size": str(result.batch)})
         except _Reject as exc:  # the body may be unread: close the connection after answering
             return _refuse(request, exc.status, str(exc), Connection="close",
                            **({"Retry-After": "1"} if exc.status == 503 else {}))
