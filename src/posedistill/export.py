@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError, ConfigError
-from .io import atomic_open
+from .io import atomic_open, output_target, replace_into
 
 __all__ = [
     "fold_batchnorm", "optimize_for_inference", "HeatmapHead", "export_onnx", "check_onnx",
@@ -153,9 +153,9 @@ def export_onnx(
     model = model.eval()
     net = HeatmapHead(fold_batchnorm(model) if fold_bn else copy.deepcopy(model)).eval()
     example = torch.randn(1, 3, h, w)
-    path = Path(path)
+    path, through = output_target(path)  # a symlink's target; a device or FIFO is staged in the temp dir
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".onnx-export-") as tmp:
+    with tempfile.TemporaryDirectory(dir=None if through else path.parent, prefix=".onnx-export-") as tmp:
         tmp_path = Path(tmp) / "model.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -180,7 +180,7 @@ def export_onnx(
             handle.write(proto.SerializeToString())
         if check:
             check_onnx(tmp_path, model, input_size=(h, w), atol=atol)
-        os.replace(tmp_path, path)
+        replace_into(tmp_path, path)
     return path
 
 
@@ -302,8 +302,9 @@ def quantize_onnx(
     ops = list(op_types) if op_types else None
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
     load_onnx_session(fp32_path)  # clear error for a bad input file
+    int8_path, through = output_target(int8_path)
     int8_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=int8_path.parent, prefix=".onnx-int8-") as tmp:
+    with tempfile.TemporaryDirectory(dir=None if through else int8_path.parent, prefix=".onnx-int8-") as tmp:
         pre, out = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         previous_disable = logging.root.manager.disable
         with warnings.catch_warnings():
@@ -323,5 +324,5 @@ def quantize_onnx(
             finally:
                 logging.disable(previous_disable)
         load_onnx_session(out)  # the result must open
-        os.replace(out, int8_path)
+        replace_into(out, int8_path)
     return int8_path

@@ -16,6 +16,7 @@ exceed the wall time.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import queue
 import shutil
@@ -227,6 +228,8 @@ class _Run:
                         item.matrices.append(matrix)
         except DataError as exc:
             item.problem = str(exc)
+        except Exception as exc:  # noqa: BLE001 - whatever breaks on one file must not cost the others
+            item.problem = f"{where}: {_one_line(exc)}"
         return item
 
     def infer(self, items: Sequence[Item]) -> list[list[tuple[list[float], np.ndarray, np.ndarray]]]:
@@ -303,7 +306,19 @@ class _Run:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _flush_images(self, batch: list[Item]) -> None:
-        for item, people in zip(batch, self.infer(batch)):
+        try:
+            found = self.infer(batch)
+        except Exception as exc:  # noqa: BLE001 - one item spoilt the batch: run them one by one, skip the culprit
+            if len(batch) > 1:
+                for item in batch:
+                    self._flush_images([item])
+                return
+            problem = exc if isinstance(exc, DataError) else DataError(f"{batch[0].src.path}: {_one_line(exc)}")
+            if not batch[0].src.in_folder:  # an image named on the command line: one line, no output
+                raise problem from None
+            self.skip(str(problem))
+            return
+        for item, people in zip(batch, found):
             draw = None
             if self.staging is not None:
                 path = self.staging / _draw_name(item.src, self.used_names)
@@ -311,8 +326,10 @@ class _Run:
             self.emit(item, people, draw)
 
     def run_video(self, src: _Source, fixed: list[list[float]] | None) -> None:
-        with _video(src.path) as (_, _, fps, _):
+        with _video(src.path) as (_, _, fps, (width, height)):
             pass
+        if fixed is not None and width > 0 and height > 0:  # the tracker takes the box as it is: check it here
+            fixed = [check_box(b, width, height, str(src.path)) for b in fixed]
         video_writer: list[cv2.VideoWriter] = []
         draw_path = self.staging / _draw_name(src, self.used_names) if self.staging is not None else None
 
@@ -393,6 +410,12 @@ class _Run:
                     reader.join(0.01)
 
 
+def _one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` of an unexpected exception (an OpenCV error runs to many lines)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no message'}"
+
+
 def _write_image(path: Path, image: np.ndarray) -> None:
     ok, buf = cv2.imencode(path.suffix or ".png", image)
     if not ok:
@@ -447,7 +470,9 @@ def predict_paths(
     (faster where both would share few cores); ``auto``: overlap for an int8 model, else phased when the machine
     has fewer than 2 x ``workers`` cores (:func:`resolve_schedule`). ``output`` (JSON) and the drawings in
     ``draw_dir`` are written only when the run finishes: drawings are staged in a hidden folder and moved into
-    place at the end; the JSON is written atomically.
+    place at the end (the folder of a run that was killed is removed by the next run into ``draw_dir``); the
+    JSON is written atomically. A file of a folder that fails for any reason is skipped, so the others' results
+    are written.
     """
     if batch_size < 1 or workers < 1:
         raise ConfigError(f"batch size and workers must be >= 1, got {batch_size}, {workers}")
@@ -459,9 +484,9 @@ def predict_paths(
     total = _check_sources(sources)
     skipped = skipped if skipped is not None else []
     staging: Path | None = None
+    staging_lock = -1
     if draw_dir is not None:
-        Path(draw_dir).mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".posedistill-draw-", dir=draw_dir))
+        staging, staging_lock = _staging_folder(Path(draw_dir))
     run = _Run(predictor, batch_size=batch_size, workers=workers, localizer=localizer, tracking=tracking,
                staging=staging, progress=progress, total=total, skipped=skipped, times=timings,
                phased=phased)
@@ -492,4 +517,40 @@ def predict_paths(
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+            os.close(staging_lock)
     return records
+
+
+_STAGING = ".posedistill-draw-"
+
+
+def _staging_folder(draw_dir: Path) -> tuple[Path, int]:
+    """A new hidden folder in ``draw_dir`` for this run's drawings, and the descriptor that holds its lock
+    (``flock``, released by the kernel however the run ends). Staging folders of earlier runs whose lock nobody
+    holds (killed runs) are removed first. The folder is locked under another name, then renamed, so a folder of
+    the staging name is never seen unlocked while its run lives."""
+    draw_dir.mkdir(parents=True, exist_ok=True)
+    for old in draw_dir.glob(_STAGING + "*"):
+        _remove_if_stale(old)
+    fresh = Path(tempfile.mkdtemp(prefix=".posedistill-new-", dir=draw_dir))
+    fd = os.open(fresh, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    staging = draw_dir / (_STAGING + fresh.name.rsplit("-", 1)[-1])
+    os.rename(fresh, staging)
+    return staging, fd
+
+
+def _remove_if_stale(folder: Path) -> None:
+    """Remove a staging folder whose run is gone (its lock is free); leave a live run's (and symlinks) alone."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return  # a live run holds it
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        os.close(fd)

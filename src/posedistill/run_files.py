@@ -28,12 +28,13 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .io import atomic_write_json
 
 __all__ = ["RUN_FILE", "software_versions", "invocation", "record_run_start", "read_run_manifest",
-           "write_evaluation", "started_by"]
+           "read_run_config", "write_evaluation", "started_by"]
 
 RUN_FILE = "run.json"
 RUN_FORMAT = "posedistill-run"
@@ -68,6 +69,19 @@ def read_run_manifest(run_dir: str | Path) -> dict[str, Any] | None:
         raise DataError(f"{path}: unreadable run manifest ({type(exc).__name__})") from None
     if not isinstance(data, dict) or data.get("format") != RUN_FORMAT or not isinstance(data.get("invocations"), list):
         raise DataError(f"{path}: not a posedistill run manifest")
+    return data
+
+
+def read_run_config(path: str | Path) -> dict[str, Any]:
+    """A run directory's ``config.yaml`` as the engine wrote it (the resolved settings and a ``run`` section);
+    ConfigError naming the file when it is unreadable or not a mapping."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: unreadable run config ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a run config (expected a mapping of sections)")
     return data
 
 

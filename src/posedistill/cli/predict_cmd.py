@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from ..inference import Predictor, parse_bbox
+from ..io import json_text
 from ..localize import Localizer
 from ..pipeline import predict_paths
 from ..tracking import TrackingConfig
@@ -84,6 +84,6 @@ def predict(inputs: tuple[str, ...], weights: Path | None, backend: str | None, 
     click.echo(f"predicted {done} images/frames, skipped {len(skipped)} bad ones"
                + (" (see the warnings above)" if skipped else ""), err=True)
     if output is None:
-        click.echo(json.dumps(records, indent=2))
+        click.echo(json_text(records, indent=2))
     else:
         click.echo(f"wrote {len(records)} records to {output}", err=True)

@@ -11,7 +11,8 @@ from ..config import load_config
 
 _common = [
     click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                 help="Experiment YAML (see configs/); defaults apply to missing keys."),
+                 help="Experiment YAML (see configs/); defaults apply to missing keys. With --resume and no "
+                      "--config: the run's own OUT/config.yaml."),
     click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
                  help="Run directory (checkpoints, log.csv, TensorBoard, config.yaml)."),
     click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -20,7 +21,9 @@ _common = [
     click.option("--epochs", type=int, default=None, help="Shortcut for --set train.epochs=N."),
     click.option("--batch-size", type=int, default=None, help="Shortcut for --set train.batch_size=N."),
     click.option("--data", "data_root", default=None, help="Shortcut for --set data.root=PATH."),
-    click.option("--resume", is_flag=True, help="Continue exactly from OUT/last.pt."),
+    click.option("--resume", is_flag=True,
+                 help="Continue exactly from OUT/last.pt (OUT/snapshot.pt if last.pt is lost or unreadable); the "
+                      "model and input size cannot change."),
     click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty run directory."),
     click.option("--device", default=None, help="cpu, cuda, cuda:1... (default: the GPU when available)."),
     click.option("--no-progress", is_flag=True, help="Hide progress bars."),
@@ -33,13 +36,29 @@ def _with_common(fn):
     return fn
 
 
-def _config(config_path, overrides, model, epochs, batch_size, data_root):
+def _config(config_path, overrides, model, epochs, batch_size, data_root, *, out=None, resume=False):
     sets = list(overrides)
     for key, value in (("model.name", model), ("train.epochs", epochs), ("train.batch_size", batch_size),
                        ("data.root", data_root)):
         if value is not None:
             sets.append(f"{key}={value}")
+    if resume and config_path is None and out is not None and (Path(out) / "config.yaml").is_file():
+        return _run_config(Path(out) / "config.yaml", sets)  # --resume alone: the run's own settings
     return load_config(config_path, sets)
+
+
+def _run_config(path: Path, sets: list[str]):
+    """The config a run directory's ``config.yaml`` records (the engine's resolved config, less its ``run``
+    section), with ``sets`` applied."""
+    from ..config import apply_overrides, config_from_dict
+    from ..errors import ConfigError
+    from ..run_files import read_run_config
+
+    data = read_run_config(path)
+    try:
+        return config_from_dict(apply_overrides({k: v for k, v in data.items() if k != "run"}, sets))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def _run(cfg, out, **kw):
@@ -69,7 +88,7 @@ def train(config_path, out, overrides, model, epochs, batch_size, data_root, res
     Multi-GPU / multi-node: launch with torchrun, e.g.
     `torchrun --nproc_per_node 4 -m posedistill train --config configs/teacher.yaml --out runs/teacher`.
     """
-    cfg = _config(config_path, overrides, model, epochs, batch_size, data_root)
+    cfg = _config(config_path, overrides, model, epochs, batch_size, data_root, out=out, resume=resume)
     _run(cfg, out, init=init, resume=resume, overwrite=overwrite, device=device, progress=not no_progress)
 
 
@@ -90,7 +109,7 @@ def distill(config_path, out, overrides, model, epochs, batch_size, data_root, r
     """Train a student by Fast Pose Distillation: alpha * MSE(student, teacher) + (1 - alpha) * MSE(student, GT)."""
     if alpha is not None:
         overrides = (*overrides, f"distill.alpha={alpha}")
-    cfg = _config(config_path, overrides, model, epochs, batch_size, data_root)
+    cfg = _config(config_path, overrides, model, epochs, batch_size, data_root, out=out, resume=resume)
     if teacher is None and teacher_cache is None:
         raise click.UsageError("give --teacher CKPT, --teacher-cache DIR, or both")
     if teacher is not None and teacher_cache is not None and int(os.environ.get("WORLD_SIZE", "1")) == 1:
