@@ -35,10 +35,11 @@ from scenes import inside, joints_box, lspet_people, scene_for, shared_lspet
 
 from posedistill.data.readers import lspet_split
 from posedistill.evaluation import PCK
-from posedistill.inference import Predictor, box_to_square
+from posedistill.data.records import box_to_square
+from posedistill.inference.predictor import Predictor
 from posedistill.io import atomic_write_json
-from posedistill.localize import Localizer, box_iou, hog_available
-from posedistill.person_score import scorer_for
+from posedistill.inference.localize import Localizer, box_iou, hog_available
+from posedistill.inference.person_score import scorer_for
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -6,7 +6,7 @@ For the shipped student (or ``--weights``) under eager PyTorch (fp32), ONNX Runt
 
 * ``model only``: the network alone on preprocessed crops of the ``--images`` LSPET test photos, in batches
   of ``--batch-size`` (images/s);
-* ``predict``: :func:`posedistill.pipeline.predict_paths` on the same photo files with their ground-truth boxes
+* ``predict``: :func:`posedistill.inference.pipeline.predict_paths` on the same photo files with their ground-truth boxes
   (``--bbox-file``), with 1 decode worker and with ``--workers`` (default schedule ``overlap``), and with
   ``--workers`` under the ``phased`` schedule; the ratio to the model-only rate (goal >= 0.7)
   and the seconds per image in each stage (decode, crop, infer, decode heatmaps, write; the stages overlap);
@@ -36,15 +36,16 @@ import numpy as np
 from scenes import joints_box, lspet_people, shared_lspet
 from video_tracking import make_clip
 
-from posedistill.bench import tune_malloc
+from posedistill.bench.benchmark import tune_malloc
 from posedistill.cli import main as cli
 from posedistill.data.images import load_image
 from posedistill.data.readers import lspet_split
-from posedistill.inference import Predictor, default_weights
+from posedistill.inference.predictor import Predictor
+from posedistill.models.pretrained import default_weights
 from posedistill.io import atomic_write_json
-from posedistill.localize import Localizer
-from posedistill.pipeline import StageTimes, predict_paths, resolve_schedule
-from posedistill.tracking import TrackingConfig
+from posedistill.inference.localize import Localizer
+from posedistill.inference.pipeline import StageTimes, predict_paths, resolve_schedule
+from posedistill.inference.tracking import TrackingConfig
 
 RESULTS = Path(__file__).resolve().parent / "results" / "predict_throughput.json"
 STAGES = ("decode", "crop", "infer", "decode_heatmaps", "write", "locate")

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from posedistill.checkpoint import model_from_checkpoint
+from posedistill.models.checkpoint import model_from_checkpoint
 from posedistill.config import load_config
 from posedistill.data import build_loader
 from posedistill.data.transforms import denormalize_image

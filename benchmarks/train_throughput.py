@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from posedistill.io import atomic_write_json
-from posedistill.losses import FPDLoss, HeatmapLoss
+from posedistill.training.losses import FPDLoss, HeatmapLoss
 from posedistill.models import build_model
 from posedistill.training.precision import cpu_has_fast_bf16
 

@@ -40,11 +40,11 @@ from scenes import joints_box, lspet_people, pixelated, place, shared_lspet, sim
 from posedistill.data.images import load_image
 from posedistill.data.readers import lspet_split
 from posedistill.evaluation import PCK
-from posedistill.inference import Predictor
+from posedistill.inference.predictor import Predictor
 from posedistill.io import atomic_write_json
-from posedistill.localize import Localizer
-from posedistill.person_score import scorer_for
-from posedistill.tracking import OneEuroFilter, PoseTracker, TrackingConfig
+from posedistill.inference.localize import Localizer
+from posedistill.inference.person_score import scorer_for
+from posedistill.inference.tracking import OneEuroFilter, PoseTracker, TrackingConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FPS = 25.0

@@ -30,7 +30,7 @@ def assert_fault_stops_before_last_pt(cfg, run, hook, match):
     import pytest
     import torch
 
-    from posedistill.checkpoint import load_checkpoint
+    from posedistill.models.checkpoint import load_checkpoint
     from posedistill.training import Trainer, TrainingError
 
     Trainer(cfg, run, progress=False).fit(stop_after=1)

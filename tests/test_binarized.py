@@ -4,11 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from posedistill.losses import HeatmapLoss
+from posedistill.training.losses import HeatmapLoss
 from posedistill.models import (BinarizedStackedHourglass, BinaryConv2d, BinaryResidual, StackedHourglass,
                                 binarized_hourglass, build_model, get_model_spec, list_models)
 from posedistill.models.binarized import BinaryActivation, binary_mac_fraction, binary_sign
-from posedistill.profiling import num_threads
+from posedistill.bench.profiling import num_threads
 
 
 def test_forward_shapes_match_plain_hourglass():
@@ -97,7 +97,7 @@ def test_registry_names():
 
 def test_inference_rewrites_keep_the_binarized_output():
     # BN folding into a binary conv is exact: binarization commutes with a per-output-channel scale
-    from posedistill.export import optimize_for_inference
+    from posedistill.deploy.onnx import optimize_for_inference
 
     torch.manual_seed(0)
     model = build_model("hg2_32_bin").train()
@@ -113,7 +113,7 @@ def test_inference_rewrites_keep_the_binarized_output():
 
 
 def test_checkpoint_round_trip(tmp_path):
-    from posedistill.checkpoint import model_from_checkpoint, save_checkpoint
+    from posedistill.models.checkpoint import model_from_checkpoint, save_checkpoint
 
     model = build_model("hg1_32_bin")
     save_checkpoint(tmp_path / "b.pt", {"arch": {"name": "hg1_32_bin", "num_joints": 14}, "joint_set": "lsp",

@@ -109,9 +109,9 @@ def test_mpii_names_for_pckh_exclusion():
 
 def test_evaluate_checkpoint_torch_and_onnx_agree(tmp_path):
     """evaluate on real embedded LSPET images: a .pt checkpoint and its ONNX export give the same PCK."""
-    from posedistill.checkpoint import save_checkpoint
+    from posedistill.models.checkpoint import save_checkpoint
     from posedistill.evaluation import evaluate_checkpoint
-    from posedistill.export import export_onnx
+    from posedistill.deploy.onnx import export_onnx
     from posedistill.models import build_model
     from posedistill.quickstart import embedded_data_dir
 

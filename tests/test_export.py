@@ -10,10 +10,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from posedistill.checkpoint import save_checkpoint
+from posedistill.models.checkpoint import save_checkpoint
 from posedistill.cli import main
 from posedistill.errors import CheckpointError, ConfigError
-from posedistill.export import (
+from posedistill.deploy.onnx import (
     export_onnx, fold_batchnorm, load_onnx_session, onnx_is_quantized, onnx_metadata, optimize_for_inference,
     quantize_onnx,
 )
@@ -120,10 +120,10 @@ def test_export_cli_int8_close_to_fp32_on_real_images(shared_data, tmp_path):
     assert res.exit_code == 0, res.output
     int8 = tmp_path / "m.int8.onnx"
     assert out.is_file() and int8.is_file()
-    from posedistill.inference import Predictor
+    from posedistill.inference.predictor import Predictor
 
     assert Predictor(int8).quantized and not Predictor(out).quantized and not Predictor(ckpt).quantized
-    from posedistill.inference import calibration_batches
+    from posedistill.inference.calibration import calibration_batches
 
     x = np.concatenate(calibration_batches(held_out, 128, limit=4))
     fp = load_onnx_session(out).run(None, {"image": x})[0]

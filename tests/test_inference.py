@@ -13,15 +13,18 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from posedistill import Predictor, inference, weights
-from posedistill.checkpoint import load_checkpoint, save_checkpoint, slim_checkpoint
+import posedistill
+from posedistill.inference.predictor import Predictor
+from posedistill.models import pretrained
+from posedistill.models.checkpoint import load_checkpoint, save_checkpoint, slim_checkpoint
 from posedistill.cli import main
 from posedistill.errors import CheckpointError, ConfigError, DataError
-from posedistill.export import export_onnx
-from posedistill.inference import (
-    DEFAULT_WEIGHTS_DIR, box_to_square, default_weights, draw_pose, load_bbox_file,
-)
-from posedistill.pipeline import predict_paths
+from posedistill.deploy.onnx import export_onnx
+from posedistill.data.records import box_to_square
+from posedistill.inference.drawing import draw_pose
+from posedistill.inference.sources import load_bbox_file
+from posedistill.models.pretrained import DEFAULT_WEIGHTS_DIR, default_weights
+from posedistill.inference.pipeline import predict_paths
 from posedistill.models import stacked_hourglass
 from posedistill.skeleton import LSP
 
@@ -110,7 +113,7 @@ def test_slim_checkpoint_keeps_what_inference_needs(tmp_path):
 
 
 def test_cli_without_weights_is_one_line_error(images, tmp_path, monkeypatch):
-    monkeypatch.setattr(weights, "DEFAULT_WEIGHTS_DIR", tmp_path)  # as if none were installed
+    monkeypatch.setattr(pretrained, "DEFAULT_WEIGHTS_DIR", tmp_path)  # as if none were installed
     res = _run(["predict", str(images)])
     assert res.exit_code == 2
     assert "no default weights" in res.output and len(res.output.strip().splitlines()) == 1
@@ -123,7 +126,7 @@ def test_shipped_default_weights_predict_with_no_flags(tmp_path):
     for role in ("student", "teacher") if "teacher" in manifest else ("student",):
         ckpt = load_checkpoint(default_weights(role=role))
         assert "optimizer" not in ckpt and ckpt["joint_set"] == "lsp"
-    image = Path(inference.__file__).parent / "assets" / "lspet_mini" / "images" / "im00001.jpg"
+    image = Path(posedistill.__file__).parent / "assets" / "lspet_mini" / "images" / "im00001.jpg"
     out = tmp_path / "pred.json"
     res = _run(["predict", str(image), "--output", str(out), "--no-progress"])
     assert res.exit_code == 0, res.output
@@ -306,7 +309,7 @@ def test_phased_and_overlapped_schedules_give_the_same_records(ckpt, lspet_mini,
 
 
 def test_auto_schedule_follows_the_core_count(monkeypatch):
-    from posedistill.pipeline import resolve_schedule
+    from posedistill.inference.pipeline import resolve_schedule
 
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert resolve_schedule("auto", 2) == "phased" and resolve_schedule("overlap", 2) == "overlap"

@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 import pytest
 
-from posedistill.checkpoint import save_checkpoint
+from posedistill.models.checkpoint import save_checkpoint
 from posedistill.errors import DataError
-from posedistill.inference import Predictor
-from posedistill.pipeline import predict_paths
+from posedistill.inference.predictor import Predictor
+from posedistill.inference.pipeline import predict_paths
 from posedistill.models import build_model
 
 _WRAPPER = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
@@ -94,7 +94,7 @@ def test_folder_and_video_memory_flat_and_bad_items_skipped(ckpt, tmp_path):
 
 
 def test_bad_video_frame_is_reported_and_skipped(ckpt, tmp_path, monkeypatch, capsys):
-    import posedistill.pipeline as inf
+    import posedistill.inference.pipeline as inf
 
     video = _video(tmp_path / "v.mp4", 6)
     real = inf.iter_frames

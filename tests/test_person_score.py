@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from posedistill.errors import CheckpointError
-from posedistill.localize import Localizer, Person
-from posedistill.person_score import (PersonScorer, candidate_features, fit_person_scorer, heatmap_features,
+from posedistill.inference.localize import Localizer, Person
+from posedistill.inference.person_score import (PersonScorer, candidate_features, fit_person_scorer, heatmap_features,
                                       scorer_for, sidecar_path)
-from posedistill.weights import sha256_file
+from posedistill.models.pretrained import sha256_file
 
 
 def _gaussian_maps(centres, size=16, sigma=1.5):
@@ -131,8 +131,8 @@ def test_localizer_finds_the_scorer_beside_real_weights_and_scores_every_candida
     import cv2
     import torch
 
-    from posedistill.checkpoint import save_checkpoint
-    from posedistill.inference import Predictor
+    from posedistill.models.checkpoint import save_checkpoint
+    from posedistill.inference.predictor import Predictor
     from posedistill.models import stacked_hourglass
 
     torch.manual_seed(0)

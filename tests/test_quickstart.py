@@ -5,7 +5,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from posedistill.checkpoint import load_checkpoint, save_checkpoint
+from posedistill.models.checkpoint import load_checkpoint, save_checkpoint
 from posedistill.cli import main
 from posedistill.models import build_model
 from posedistill.data import read_lspet
@@ -63,7 +63,7 @@ def test_quickstart_evaluates_shipped_models_and_adapts_the_student_both_ways(tm
         ckpt = load_checkpoint(tmp_path / "qs" / role / "last.pt")
         assert ckpt["config"]["run"]["init"] == str(student) and ckpt["config"]["train"]["epochs"] == 1
     # the report reads the quickstart like any runs; the alpha-0 row is labelled as the control
-    from posedistill.report import load_runs
+    from posedistill.report.runs import load_runs
 
     entries = {e.label: e for e in load_runs([tmp_path / "qs"])}
     assert set(entries) == {r["label"] for r in rows}

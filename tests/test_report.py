@@ -9,7 +9,7 @@ import yaml
 
 from posedistill.config import ExperimentConfig, load_config
 from posedistill.errors import DataError
-from posedistill.report import build_report, evaluate_command, load_runs, pareto_front, training_command
+from posedistill.report.runs import build_report, evaluate_command, load_runs, pareto_front, training_command
 
 JOINTS = ["right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "right_wrist",
           "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist", "neck", "head_top"]
@@ -207,7 +207,7 @@ def test_report_cli_and_errors(tmp_path, runs):
 
 
 def test_validation_curves_and_depth_aware_costs(tmp_path):
-    from posedistill.profiling import profile_models
+    from posedistill.bench.profiling import profile_models
 
     r = tmp_path / "runs"
     deep = make_run(r, "d4", model="hg1_32", pck_flip=40.0)
@@ -230,7 +230,7 @@ def test_validation_curves_and_depth_aware_costs(tmp_path):
 
 
 def test_curve_of_a_run_still_training_comes_from_its_log(tmp_path):
-    from posedistill.report import load_runs
+    from posedistill.report.runs import load_runs
 
     run = make_run(tmp_path / "runs", "going", model="hg1_32")
     (run / "metrics.json").unlink()
@@ -241,7 +241,7 @@ def test_curve_of_a_run_still_training_comes_from_its_log(tmp_path):
 
 def test_a_run_started_from_another_continues_its_curve(tmp_path):
     """A --init run is drawn from the epoch of its parent's best checkpoint on, not from epoch 1."""
-    from posedistill.report import curve_starts
+    from posedistill.report.runs import curve_starts
 
     r = tmp_path / "runs"
     parent, alone = (make_run(r, n, model="hg1_32") for n in ("parent", "alone"))

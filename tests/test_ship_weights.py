@@ -8,12 +8,13 @@ import numpy as np
 import torch
 import yaml
 
-from posedistill.checkpoint import load_checkpoint, save_checkpoint
+from posedistill.models.checkpoint import load_checkpoint, save_checkpoint
 from posedistill.config import ExperimentConfig
-from posedistill.inference import Predictor, default_weights
+from posedistill.inference.predictor import Predictor
+from posedistill.models.pretrained import default_weights
 from posedistill.models import build_model
-from posedistill.person_score import PersonScorer, sidecar_path
-from posedistill.weights import sha256_file
+from posedistill.inference.person_score import PersonScorer, sidecar_path
+from posedistill.models.pretrained import sha256_file
 
 TOOL = Path(__file__).parents[1] / "tools" / "ship_weights.py"
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 import yaml
 
-from posedistill.checkpoint import save_checkpoint
+from posedistill.models.checkpoint import save_checkpoint
 from posedistill.errors import ConfigError
 from posedistill.models import build_model
-from posedistill.profiling import num_threads
+from posedistill.bench.profiling import num_threads
 from posedistill.quickstart import embedded_data_dir
 from posedistill.training import Trainer
 from posedistill.training.teacher_cache import TeacherCache, build_teacher_cache, epoch_file, training_dataset

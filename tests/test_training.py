@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from posedistill.checkpoint import load_checkpoint, save_checkpoint
+from posedistill.models.checkpoint import load_checkpoint, save_checkpoint
 from posedistill.errors import CheckpointError, ConfigError
 from posedistill.models import build_model
 from posedistill.quickstart import embedded_data_dir

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from posedistill.checkpoint import load_checkpoint
+from posedistill.models.checkpoint import load_checkpoint
 from posedistill.data import PoseDataset, read_lspet
 from posedistill.errors import ConfigError
-from posedistill.losses import FPDLoss, HeatmapLoss, weighted_heatmap_mse
+from posedistill.training.losses import FPDLoss, HeatmapLoss, weighted_heatmap_mse
 from posedistill.quickstart import embedded_data_dir
 from posedistill.training import Trainer
 from posedistill.training import precision
@@ -150,7 +150,7 @@ def test_lost_last_checkpoint_resumes_from_snapshot(tmp_path):
 
 # ----------------------------------------------------------------------------------------- hourglass depth
 def test_depth_is_trained_stored_and_rebuilt(tmp_path):
-    from posedistill.checkpoint import model_from_checkpoint
+    from posedistill.models.checkpoint import model_from_checkpoint
     from posedistill.models import build_model
 
     assert sum(p.numel() for p in build_model("hg1_32", depth=3).parameters()) < \
@@ -176,7 +176,7 @@ def test_depth_must_fit_the_input():
 
 
 def test_bad_depth_in_a_checkpoint_is_refused(tmp_path):
-    from posedistill.checkpoint import save_checkpoint
+    from posedistill.models.checkpoint import save_checkpoint
     from posedistill.errors import CheckpointError
 
     save_checkpoint(tmp_path / "x.pt", {"arch": {"name": "hg1_32", "num_joints": 14, "depth": "deep"},

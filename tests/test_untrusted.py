@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from posedistill.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from posedistill.models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from posedistill.errors import CheckpointError
-from posedistill.inference import Predictor, default_weights, sha256_file
+from posedistill.inference.predictor import Predictor
+from posedistill.models.pretrained import default_weights, sha256_file
 from posedistill.models import build_model
 from posedistill.quickstart import embedded_data_dir
 

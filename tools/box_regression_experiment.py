@@ -2,7 +2,7 @@
 """Experiment (issue 14, not in the product): correct the localiser's final box by regression from the crop.
 
 Where the localiser finds the right person its box is the right size but off centre. This fits a small MLP
-that predicts, from a candidate crop's person-scorer features (``posedistill.person_score.candidate_features``),
+that predicts, from a candidate crop's person-scorer features (``posedistill.inference.person_score.candidate_features``),
 where the ground-truth box lies relative to the crop: (dx, dy) of the centre in crop sides and the log of the
 side ratio. Training rows: the shipped localiser's final candidates on ``--train-scenes`` training-slice scenes
 (own seed) whose box overlaps the truth by IoU > ``--min-iou``. Evaluation: on the validation scenes, the
@@ -27,9 +27,9 @@ from scenes import joints_box, lspet_people, scene_for, shared_lspet  # noqa: E4
 
 from posedistill.data.readers import lspet_split  # noqa: E402
 from posedistill.data.records import box_iou, box_to_square  # noqa: E402
-from posedistill.inference import Predictor  # noqa: E402
+from posedistill.inference.predictor import Predictor  # noqa: E402
 from posedistill.io import atomic_write_json  # noqa: E402
-from posedistill.localize import Localizer, Person  # noqa: E402
+from posedistill.inference.localize import Localizer, Person  # noqa: E402
 
 
 class FeatureLocalizer(Localizer):

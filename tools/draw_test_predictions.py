@@ -23,11 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from scenes import joints_box, lspet_people, shared_lspet  # noqa: E402
 
 from posedistill.data.images import load_image  # noqa: E402
-from posedistill.drawing import draw_pose  # noqa: E402
+from posedistill.inference.drawing import draw_pose  # noqa: E402
 from posedistill.evaluation import joint_errors  # noqa: E402
-from posedistill.inference import Predictor, default_weights  # noqa: E402
+from posedistill.inference.predictor import Predictor  # noqa: E402
+from posedistill.models.pretrained import default_weights  # noqa: E402
 from posedistill.io import atomic_open  # noqa: E402
-from posedistill.localize import Localizer  # noqa: E402
+from posedistill.inference.localize import Localizer  # noqa: E402
 
 HEIGHT = 360  # pixels per tile row
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Fit the localiser's person scorer for one pose model (see ``posedistill.person_score``).
+"""Fit the localiser's person scorer for one pose model (see ``posedistill.inference.person_score``).
 
 Every person of an LSPET split (default: the training slice, which the localisation benchmark never uses) is
 placed on a synthetic scene as in ``benchmarks/localisation.py`` (own seed), and the localiser runs on it: the
@@ -27,10 +27,10 @@ from scenes import lspet_people, scene_for, shared_lspet  # noqa: E402
 
 from posedistill.data.readers import lspet_split  # noqa: E402
 from posedistill.evaluation import joint_errors  # noqa: E402
-from posedistill.inference import Predictor  # noqa: E402
-from posedistill.localize import Localizer  # noqa: E402
-from posedistill.person_score import fit_person_scorer, sidecar_path  # noqa: E402
-from posedistill.weights import sha256_file  # noqa: E402
+from posedistill.inference.predictor import Predictor  # noqa: E402
+from posedistill.inference.localize import Localizer  # noqa: E402
+from posedistill.inference.person_score import fit_person_scorer, sidecar_path  # noqa: E402
+from posedistill.models.pretrained import sha256_file  # noqa: E402
 
 
 def main() -> None:

@@ -181,7 +181,7 @@ def probe(seconds: float = 2.0, batch: int | None = None) -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT / "src"))
-    from posedistill.losses import HeatmapLoss
+    from posedistill.training.losses import HeatmapLoss
     from posedistill.models import build_model
 
     torch.backends.cudnn.benchmark = True
@@ -235,7 +235,7 @@ def sweep(batches: tuple[int, ...] = (32, 64, 128, 256), seconds: float = 1.5) -
     import torch
 
     sys.path.insert(0, str(ROOT / "src"))
-    from posedistill.losses import HeatmapLoss
+    from posedistill.training.losses import HeatmapLoss
     from posedistill.models import build_model
 
     torch.backends.cudnn.benchmark = True
@@ -396,7 +396,7 @@ def _epoch_times(run: Path) -> list[float]:
 def _export(run: Path, name: str) -> list[Path]:
     """fp16 slim checkpoint of ``run/best.pt`` into $OUT, split into parts under 16 MiB when larger."""
     sys.path.insert(0, str(ROOT / "src"))
-    from posedistill.checkpoint import DEPLOY_KEYS, load_checkpoint, save_checkpoint
+    from posedistill.models.checkpoint import DEPLOY_KEYS, load_checkpoint, save_checkpoint
 
     best = run / "best.pt"
     if not best.is_file():

@@ -29,9 +29,9 @@ from scenes import inside, joints_box, lspet_people, scene_for, shared_lspet  # 
 
 from posedistill.data.readers import lspet_split  # noqa: E402
 from posedistill.evaluation import PCK  # noqa: E402
-from posedistill.inference import Predictor  # noqa: E402
+from posedistill.inference.predictor import Predictor  # noqa: E402
 from posedistill.io import atomic_write_json  # noqa: E402
-from posedistill.localize import Localizer, box_iou  # noqa: E402
+from posedistill.inference.localize import Localizer, box_iou  # noqa: E402
 
 RELATIVE = (0.6, 0.8, 0.9)
 

@@ -69,7 +69,7 @@ say "student that ships: $S"
 # 2
 if ! python -c "
 import sys
-from posedistill.person_score import scorer_for
+from posedistill.inference.person_score import scorer_for
 sys.exit(0 if scorer_for('$R/$S/best.pt', 14) else 1)" 2> /dev/null; then
   say "fitting the person scorer for $S"
   python tools/fit_person_scorer.py --weights "$R/$S/best.pt" --threads 2 --no-progress
@@ -79,7 +79,7 @@ fi
 python - "${TEACHERS[@]}" "${STUDENTS[@]}" "${FINETUNES[@]}" <<'EOF'
 import sys
 from pathlib import Path
-from posedistill.report import load_runs, plot_curves
+from posedistill.report.runs import load_runs, plot_curves
 root = Path("runs/lspet128")
 dirs = [root / n for n in sys.argv[1:] if (root / n / "log.csv").is_file()]
 dirs += sorted(p for p in (root / "compare").glob("*") if (p / "log.csv").is_file())

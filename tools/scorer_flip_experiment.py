@@ -34,10 +34,10 @@ from scenes import lspet_people, scene_for, shared_lspet  # noqa: E402
 
 from posedistill.data.readers import lspet_split  # noqa: E402
 from posedistill.evaluation import joint_errors  # noqa: E402
-from posedistill.inference import Predictor  # noqa: E402
+from posedistill.inference.predictor import Predictor  # noqa: E402
 from posedistill.io import atomic_write_text  # noqa: E402
-from posedistill.localize import Localizer, _scaled  # noqa: E402
-from posedistill.person_score import candidate_features, fit_person_scorer  # noqa: E402
+from posedistill.inference.localize import Localizer, _scaled  # noqa: E402
+from posedistill.inference.person_score import candidate_features, fit_person_scorer  # noqa: E402
 
 
 def final_candidates(loc: Localizer, canvas: np.ndarray):

@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 from .errors import CheckpointError, ConfigError, DataError, PosedistillError  # noqa: E402
 from .models import build_model, list_models  # noqa: E402
-from .inference import Predictor  # noqa: E402
+from .inference.predictor import Predictor  # noqa: E402
 
 __all__ = ["__version__", "build_model", "list_models", "PosedistillError", "ConfigError", "DataError",
            "CheckpointError"]

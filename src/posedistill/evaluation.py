@@ -214,12 +214,12 @@ def evaluate_checkpoint(checkpoint, data_root, *, dataset: str = "lspet", split:
                         progress: bool = False) -> EvalResult:
     """Evaluate a checkpoint (``.pt``) or an exported ONNX model (``.onnx``, fp32 or int8, run by ONNX Runtime)
     on a dataset split, with the model's own meta record (input size, stride, sigma; see
-    :func:`posedistill.pose_model.load_pose_model`). ``dark``: force DARK decoding on or off (None: the meta's).
+    :func:`posedistill.models.loading.load_pose_model`). ``dark``: force DARK decoding on or off (None: the meta's).
     The result's ``settings`` hold every option and the meta values used."""
     from .data import PoseDataset, build_loader
     from .data.splits import joint_set_for, read_split
     from .errors import CheckpointError
-    from .pose_model import load_pose_model
+    from .models.loading import load_pose_model
 
     records = read_split(dataset, data_root, split)
     joint_set = get_joint_set(joint_set_for(dataset, records, where=str(data_root)))

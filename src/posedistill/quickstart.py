@@ -24,14 +24,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from .checkpoint import load_checkpoint
+from .models.checkpoint import load_checkpoint
 from .config import config_from_dict
 from .evaluation import evaluate_checkpoint
 from .io import atomic_write_json, atomic_write_text
-from .profiling import profile_models
-from .run_files import write_evaluation
+from .bench.profiling import profile_models
+from .training.run_dir import write_evaluation
 from .training import Trainer
-from .weights import default_weights
+from .models.pretrained import default_weights
 
 __all__ = ["QuickstartSettings", "embedded_data_dir", "run_quickstart", "format_markdown", "ROLES"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..bench import BACKENDS, format_table, run_benchmark, tune_malloc
+from ..bench.benchmark import BACKENDS, format_table, run_benchmark, tune_malloc
 from ..io import atomic_write_json
 
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from ..data import DATASET_KINDS
-from ..drawing import SIDE_COLOURS, draw_skeleton
+from ..inference.drawing import SIDE_COLOURS, draw_skeleton
 from ..errors import ConfigError, DataError
 from ..io import atomic_open
 

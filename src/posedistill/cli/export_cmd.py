@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..calibration import calibration_batches
-from ..export import export_onnx, quantize_onnx
-from ..pose_model import load_pose_model
+from ..inference.calibration import calibration_batches
+from ..deploy.onnx import export_onnx, quantize_onnx
+from ..models.loading import load_pose_model
 
 
 @click.command()

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
-from ..inference import Predictor, parse_bbox
-from ..localize import Localizer
-from ..pipeline import predict_paths
-from ..tracking import TrackingConfig
+from ..inference.predictor import Predictor
+from ..inference.sources import parse_bbox
+from ..inference.localize import Localizer
+from ..inference.pipeline import predict_paths
+from ..inference.tracking import TrackingConfig
 
 
 @click.command()

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..io import atomic_write_json
-from ..profiling import profile_models
+from ..bench.profiling import profile_models
 
 
 def format_profile_table(rows: list[dict]) -> str:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..inference import Predictor
-from ..localize import Localizer
+from ..inference.predictor import Predictor
+from ..inference.localize import Localizer
 
 
 @click.command()

@@ -32,9 +32,9 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from ..data.images import decode_image_bytes
 from ..errors import PosedistillError
-from ..predictor import Predictor
-from ..sources import parse_bbox
-from ..localize import Localizer
+from ..inference.predictor import Predictor
+from ..inference.sources import parse_bbox
+from ..inference.localize import Localizer
 from .batcher import Batcher, ServerBusy
 
 __all__ = ["ServeConfig", "create_app", "IMAGE_TYPES"]

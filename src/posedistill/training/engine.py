@@ -38,16 +38,16 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint, standalone_weights
+from ..models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint, standalone_weights
 from ..config import ExperimentConfig
 from ..data import build_loader
 from ..errors import ConfigError, PosedistillError
 from ..evaluation import evaluate_predictions, predict_dataset
 from ..io import atomic_write_json, atomic_write_text, check_writable_dir
-from ..losses import FPDLoss, HeatmapLoss
-from ..model_meta import CHECKPOINT_KEY, ModelMeta
+from .losses import FPDLoss, HeatmapLoss
+from ..models.meta import CHECKPOINT_KEY, ModelMeta
 from ..models import build_model
-from ..run_files import record_run_start
+from .run_dir import record_run_start
 from ..skeleton import get_joint_set
 from .builders import build_optimizer, build_scheduler, scheduler_steps_per_iteration
 from .datasets import read_training_data
@@ -113,7 +113,7 @@ class Trainer:
         progress: show progress bars.
         teacher_cache: directory of a :mod:`~posedistill.training.teacher_cache` (FPD with precomputed teacher
             heatmaps instead of the online teacher; ``teacher`` then optional, checked against the cache if given).
-        command: the command line that runs this (recorded in ``run.json``, :mod:`posedistill.run_files`).
+        command: the command line that runs this (recorded in ``run.json``, :mod:`posedistill.training.run_dir`).
     """
 
     def __init__(self, cfg: ExperimentConfig, run_dir: str | Path, *, teacher: str | Path | None = None,

@@ -46,12 +46,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import model_from_checkpoint
+from ..models.checkpoint import model_from_checkpoint
 from ..config import ExperimentConfig
 from ..data import PoseDataset, build_loader
 from ..errors import ConfigError, DataError
 from ..io import atomic_write_json
-from ..weights import sha256_file
+from ..models.pretrained import sha256_file
 from .datasets import read_training_data
 from .precision import autocast, resolve_amp
 from .teachers import check_teacher_fits

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from ..checkpoint import model_from_checkpoint
+from ..models.checkpoint import model_from_checkpoint
 from ..config import ExperimentConfig
 from ..errors import CheckpointError, ConfigError
 

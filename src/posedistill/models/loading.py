@@ -1,7 +1,7 @@
 """One loader for a trained pose model: a checkpoint (``.pt``) or an exported ONNX file, with its meta record.
 
 :func:`load_pose_model` is what :class:`~posedistill.inference.Predictor`, evaluation, export and ``bench`` use, so
-all of them decode with the sigma, stride and input size the model was trained with (:mod:`posedistill.model_meta`).
+all of them decode with the sigma, stride and input size the model was trained with (:mod:`posedistill.models.meta`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from .checkpoint import model_from_checkpoint
-from .errors import CheckpointError, ConfigError
-from .export import INPUT_NAME, load_onnx_session, onnx_is_quantized, onnx_metadata
-from .model_meta import ModelMeta, meta_from_checkpoint, meta_from_onnx
+from ..errors import CheckpointError, ConfigError
+from ..deploy.onnx import INPUT_NAME, load_onnx_session, onnx_is_quantized, onnx_metadata
+from .meta import ModelMeta, meta_from_checkpoint, meta_from_onnx
 
 __all__ = ["PoseModel", "load_pose_model", "OnnxHeatmaps", "BACKENDS"]
 
@@ -67,10 +67,10 @@ def backend_for(path: Path, backend: str | None) -> str:
 
 def load_pose_model(path: str | os.PathLike, *, backend: str | None = None, threads: int | None = None,
                     spin: bool = True, map_location: str | torch.device = "cpu") -> PoseModel:
-    """Load a checkpoint or an ONNX model and its :class:`~posedistill.model_meta.ModelMeta`.
+    """Load a checkpoint or an ONNX model and its :class:`~posedistill.models.meta.ModelMeta`.
 
     ``backend``: ``"torch"`` or ``"onnx"`` (default: from the suffix). ``threads``, ``spin``: ONNX Runtime intra-op
-    threads and whether idle ones busy-wait (:func:`posedistill.export.load_onnx_session`).
+    threads and whether idle ones busy-wait (:func:`posedistill.deploy.onnx.load_onnx_session`).
     Any unusable file raises a one-line :class:`CheckpointError` naming it.
     """
     path = Path(path)

@@ -4,7 +4,7 @@ A person is given by a box ``[x, y, w, h]`` in image pixels (default: the whole 
 square crop centred on the box centre with side ``max(w, h) * box_padding`` (1.25), resized to the model's input
 size with exactly the crop code used in training (:func:`posedistill.data.transforms.crop_person` +
 :func:`~posedistill.data.transforms.normalize_image`); heatmap peaks are decoded by the model's own codec
-(input size, stride and sigma from its :class:`~posedistill.model_meta.ModelMeta`) and mapped back to original
+(input size, stride and sigma from its :class:`~posedistill.models.meta.ModelMeta`) and mapped back to original
 image pixels.
 
 Backends: ``torch`` (a checkpoint, run in eager PyTorch after BN folding and with channels_last) and ``onnx``
@@ -22,16 +22,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .codec import HeatmapCodec, crop_to_image
-from .data.records import box_to_square, whole_image_box
-from .data.transforms import crop_person, normalize_image
-from .errors import CheckpointError, ConfigError, DataError
-from .export import INPUT_NAME, optimize_for_inference
-from .model_meta import ModelMeta
-from .pose_model import load_pose_model
-from .skeleton import JointSet, get_joint_set
+from ..codec import HeatmapCodec, crop_to_image
+from ..data.records import box_to_square, whole_image_box
+from ..data.transforms import crop_person, normalize_image
+from ..errors import CheckpointError, ConfigError, DataError
+from ..deploy.onnx import INPUT_NAME, optimize_for_inference
+from ..models.meta import ModelMeta
+from ..models.loading import load_pose_model
+from ..skeleton import JointSet, get_joint_set
 from .sources import Box, check_box
-from .weights import default_weights
+from ..models.pretrained import default_weights
 
 __all__ = ["Predictor"]
 
@@ -48,7 +48,7 @@ class Predictor:
 
     Args:
         weights: checkpoint (``.pt``) or ONNX file; None: the package default
-            (:func:`~posedistill.weights.default_weights` of ``weights_dir``).
+            (:func:`~posedistill.models.pretrained.default_weights` of ``weights_dir``).
         backend: ``"torch"`` or ``"onnx"`` (default: from the file suffix, ``.onnx`` -> onnx).
         joint_set: expected joint set; weights for another set raise :class:`CheckpointError`.
         threads: intra-op threads (None: library default).

@@ -3,7 +3,7 @@
 ``posedistill report RUN_DIR... --out docs/`` gathers, for every run directory (a folder that holds only run
 directories, such as a quickstart's, stands for them):
 
-* ``run.json`` -- the command lines that started and resumed the run (:mod:`posedistill.run_files`);
+* ``run.json`` -- the command lines that started and resumed the run (:mod:`posedistill.training.run_dir`);
 * ``config.yaml`` -- the resolved config the engine writes (model, input size, FPD alpha, teacher, cache...);
 * ``metrics.json`` -- the engine's summary (best validation PCK, epochs);
 * ``eval*.json`` -- what ``posedistill evaluate CKPT --json F`` writes (checkpoint, data, dataset, split, flip,
@@ -12,7 +12,7 @@ directories, such as a quickstart's, stands for them):
 * ``cost.json`` (optional) -- ``{params, gmacs, latency_ms, ...}`` measured elsewhere (e.g. an int8 ONNX model
   timed by ``posedistill bench``), optionally with ``note`` (shown with the training, e.g. "ONNX Runtime int8")
   and ``commands`` (listed before the evaluation commands, e.g. the export); otherwise the cost is computed with
-  :func:`posedistill.profiling.profile_models` for the run's model at its input size;
+  :func:`posedistill.bench.profiling.profile_models` for the run's model at its input size;
 * ``results.json`` (optional) -- one dict of extra fields for the run (label, model, cost, note, commands).
 
 It writes ``results.md`` (cost and PCK@0.2 table with and without flip test, per-joint tables, figures, and
@@ -40,10 +40,10 @@ from typing import Any
 
 import yaml
 
-from .config import ExperimentConfig
-from .errors import DataError
-from .io import atomic_open, atomic_write_json, atomic_write_text
-from .run_files import read_run_manifest, started_by
+from ..config import ExperimentConfig
+from ..errors import DataError
+from ..io import atomic_open, atomic_write_json, atomic_write_text
+from ..training.run_dir import read_run_manifest, started_by
 
 __all__ = ["RunEntry", "load_runs", "pareto_front", "run_command", "training_command", "evaluate_command",
            "build_report",
@@ -151,7 +151,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def run_command(run_dir: str | Path, config: dict[str, Any]) -> str:
-    """The command that started a run: quoted from its ``run.json`` (:mod:`posedistill.run_files`); for a run made
+    """The command that started a run: quoted from its ``run.json`` (:mod:`posedistill.training.run_dir`); for a run made
     before run manifests existed, rebuilt from its ``config.yaml`` by :func:`training_command`."""
     return started_by(read_run_manifest(run_dir)) or training_command(config, run_dir)
 
@@ -179,7 +179,7 @@ def training_command(config: dict[str, Any], run_dir: str | Path) -> str:
 
 def evaluate_command(ev: dict[str, Any], json_path: str | Path) -> str:
     """The ``posedistill evaluate`` command that wrote an evaluation JSON: quoted from its ``invocation``
-    (:func:`posedistill.run_files.write_evaluation`), rebuilt from its fields for older files."""
+    (:func:`posedistill.training.run_dir.write_evaluation`), rebuilt from its fields for older files."""
     quoted = (ev.get("invocation") or {}).get("command")
     if quoted:
         return str(quoted)
@@ -294,9 +294,9 @@ def _log_curve(path: Path) -> list[tuple[int, float]]:
 
 def fill_costs(entries: list[RunEntry], *, latency: bool = True, threads: int | None = None,
                repeats: int = 10) -> None:
-    """Compute params, GMACs and batch-1 CPU latency (:func:`~posedistill.profiling.profile_models`) for
+    """Compute params, GMACs and batch-1 CPU latency (:func:`~posedistill.bench.profiling.profile_models`) for
     entries without a stored cost, once per (model, input size)."""
-    from .profiling import profile_models
+    from ..bench.profiling import profile_models
 
     done: dict[tuple[str, int, int], dict[str, Any]] = {}
     for entry in entries:

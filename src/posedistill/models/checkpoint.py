@@ -5,12 +5,12 @@ Layout (all plain containers and tensors, so the safe unpickler can read them)::
     {"format": "posedistill-checkpoint", "version": 1,
      "arch": {"name": "hg4_128", "num_joints": 14},      # registry name + builder kwargs
      "joint_set": "lsp", "input_size": 256, "sigma": 2.0,
-     "model_meta": {...},                                 # posedistill.model_meta.ModelMeta (newer files)
+     "model_meta": {...},                                 # posedistill.models.meta.ModelMeta (newer files)
      "model": state_dict, "optimizer": ..., "scheduler": ..., "epoch": int, "rng": {...},
      "config": {...}, "metrics": {...}}
 
 Only ``arch``, ``joint_set``, ``input_size`` and ``model`` are needed for inference; ``model_meta`` (or, in older
-files, ``sigma``) tells how to decode (:func:`posedistill.pose_model.load_pose_model`).
+files, ``sigma``) tells how to decode (:func:`posedistill.models.loading.load_pose_model`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import CheckpointError
-from .io import atomic_open
-from .models import build_model
+from ..errors import CheckpointError
+from ..io import atomic_open
+from . import build_model
 
 __all__ = ["save_checkpoint", "load_checkpoint", "model_from_checkpoint", "slim_checkpoint", "standalone_weights",
            "FORMAT"]

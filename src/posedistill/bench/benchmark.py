@@ -1,19 +1,19 @@
 """Inference latency benchmark: teacher vs student under eager PyTorch, ONNX Runtime fp32 and ONNX Runtime int8.
 
 For every (model, backend, input size, batch) the benchmark times ``repeats`` calls after ``warmup`` calls
-(:func:`posedistill.bench_worker.time_rounds`), eager torch in a process of its own and each ONNX model in one
+(:func:`posedistill.bench.worker.time_rounds`), eager torch in a process of its own and each ONNX model in one
 of its own, and reports the median and 90th percentile latency, throughput and
 the fraction of this machine's *measured* peak: ``model GMACs / time`` against the best multiply-accumulate
 rate of a large fp32 matrix product timed in the same run (:func:`measure_peak_gmacs`).
 
 Backends:
 
-* ``torch``: eager PyTorch after :func:`posedistill.export.optimize_for_inference` (BN folded,
+* ``torch``: eager PyTorch after :func:`posedistill.deploy.onnx.optimize_for_inference` (BN folded,
   channels_last inputs), under ``torch.inference_mode``.
-* ``onnx``: the model exported by :func:`posedistill.export.export_onnx`, ONNX Runtime CPU, all graph
+* ``onnx``: the model exported by :func:`posedistill.deploy.onnx.export_onnx`, ONNX Runtime CPU, all graph
   optimisations, idle threads not spinning (spinning ORT threads steal the CPU from PyTorch's threads in the
   same process: eager rows timed after ORT rows were up to 50x slower).
-* ``onnx-int8``: the same model quantized by :func:`posedistill.export.quantize_onnx` (static QDQ,
+* ``onnx-int8``: the same model quantized by :func:`posedistill.deploy.onnx.quantize_onnx` (static QDQ,
   per-channel int8 weights, uint8 activations).
 
 glibc's malloc returns large freed blocks to the OS and maps new ones on every call, so batched inference pays
@@ -39,15 +39,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import bench_worker
-from .bench_worker import onnx_runner, ort_conv_peak, time_rounds, torch_matmul_peak, torch_runner
-from .errors import ConfigError
-from .export import export_onnx, load_onnx_session, optimize_for_inference, quantize_onnx
-from .io import atomic_write_json
-from .model_meta import ModelMeta
-from .models import build_model, resolve_name
+from . import worker
+from .worker import onnx_runner, ort_conv_peak, time_rounds, torch_matmul_peak, torch_runner
+from ..errors import ConfigError
+from ..deploy.onnx import export_onnx, load_onnx_session, optimize_for_inference, quantize_onnx
+from ..io import atomic_write_json
+from ..models.meta import ModelMeta
+from ..models import build_model, resolve_name
 from .profiling import check_input_size, count_gmacs, num_threads
-from .skeleton import JOINT_SETS
+from ..skeleton import JOINT_SETS
 
 __all__ = [
     "BACKENDS", "MALLOC_ENV", "tune_malloc", "measure_peak_gmacs", "run_benchmark", "format_table",
@@ -119,7 +119,7 @@ def run_benchmark(
 ) -> dict[str, Any]:
     """Time every (model, input size, backend, batch) combination.
 
-    With ``isolate`` (default) each backend is timed in a process of its own (:mod:`posedistill.bench_worker`):
+    With ``isolate`` (default) each backend is timed in a process of its own (:mod:`posedistill.bench.worker`):
     ONNX Runtime in a process that has loaded PyTorch competes with PyTorch's thread pool and was measured up
     to 40 % slower there. The peak is then the best of the processes' own peaks, measured in the same run.
 
@@ -180,7 +180,7 @@ def run_benchmark(
 
 
 def _meta(model: torch.nn.Module, name: str, size: int) -> dict[str, str]:
-    """The exported file's model meta (:mod:`posedistill.model_meta`) when the joint count names a joint set."""
+    """The exported file's model meta (:mod:`posedistill.models.meta`) when the joint count names a joint set."""
     num_joints = int(model.num_joints) if hasattr(model, "num_joints") else 0
     joint_set = next((js for js in JOINT_SETS.values() if js.num_joints == num_joints), None)
     if joint_set is None:
@@ -206,7 +206,7 @@ def _onnx_file(model: torch.nn.Module, name: str, size: int, backend: str, work:
 def _time_in_own_processes(plan: Sequence[tuple[dict[str, Any], Any]], backends: Sequence[str],
                            settings: dict[str, Any], work: Path, progress: bool
                            ) -> tuple[list[dict[str, float]], float]:
-    """Eager torch timed by :mod:`posedistill.bench_worker` in one fresh interpreter, and every ONNX file in an
+    """Eager torch timed by :mod:`posedistill.bench.worker` in one fresh interpreter, and every ONNX file in an
     interpreter of its own (ONNX Runtime without torch, one session per process: the idle threads of another
     session's pool would spin and take the cores); the peak is the best of the workers' own peaks, all measured
     in this run."""
@@ -226,7 +226,7 @@ def _time_in_own_processes(plan: Sequence[tuple[dict[str, Any], Any]], backends:
                 "rows": [{**plan[i][0], "path": None if backend == "torch" else str(plan[i][1])} for i in idx]}
         spec_path, out_path = work / f"spec_{n}_{backend}.json", work / f"times_{n}_{backend}.json"
         atomic_write_json(spec_path, spec)
-        proc = subprocess.run([sys.executable, "-I", bench_worker.__file__, str(spec_path), str(out_path)],
+        proc = subprocess.run([sys.executable, "-I", worker.__file__, str(spec_path), str(out_path)],
                               env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no message"])[-1]

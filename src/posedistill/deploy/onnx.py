@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import CheckpointError, ConfigError
-from .io import atomic_open
+from ..errors import CheckpointError, ConfigError
+from ..io import atomic_open
 
 __all__ = [
     "fold_batchnorm", "optimize_for_inference", "HeatmapHead", "export_onnx", "check_onnx",
@@ -214,7 +214,7 @@ def load_onnx_session(
     ``spin=False`` makes idle intra-op threads sleep instead of busy-waiting; use it when other work (e.g.
     PyTorch) shares the process's cores, where ORT's spinning threads otherwise steal their CPU time.
     """
-    from .bench_worker import ort_session
+    from ..bench.worker import ort_session
 
     path = Path(path)
     if not path.is_file():

@@ -15,11 +15,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 __all__ = ["DEFAULT_WEIGHTS_DIR", "MANIFEST", "ROLES", "sha256_file", "manifest_entry", "default_weights"]
 
-DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 MANIFEST = "default.json"
 ROLES = ("student", "teacher")
 

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import DataError
-from .io import atomic_write_json
+from ..errors import DataError
+from ..io import atomic_write_json
 
 __all__ = ["RUN_FILE", "software_versions", "invocation", "record_run_start", "read_run_manifest",
            "write_evaluation", "started_by"]

@@ -6,8 +6,8 @@ the next frames of a video) while the calling thread runs the network, and a wri
 the drawings. OpenCV and PyTorch release the GIL in their kernels, so threads run them in parallel. Queues are
 bounded (``2 * batch_size`` items), so memory does not grow with the input.
 
-The person in each image: the given box (``bbox`` / ``bbox_file``), else the :class:`~posedistill.localize.Localizer`
-when one is given, else the whole image. In a video without a given box, a :class:`~posedistill.tracking.PoseTracker`
+The person in each image: the given box (``bbox`` / ``bbox_file``), else the :class:`~posedistill.inference.localize.Localizer`
+when one is given, else the whole image. In a video without a given box, a :class:`~posedistill.inference.tracking.PoseTracker`
 follows the person (box from the previous frame's joints, One Euro smoothing; both switchable).
 
 ``timings`` (a :class:`StageTimes`) collects the seconds each stage spent; the stages overlap, so their sum can
@@ -34,8 +34,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .data.images import load_image
-from .errors import ConfigError, DataError
+from ..data.images import load_image
+from ..errors import ConfigError, DataError
 from .drawing import draw_pose
 from .predictor import Predictor
 from .sources import Box, check_box, collect_inputs, iter_frames, load_bbox_file
@@ -43,7 +43,7 @@ from .sources import Source as _Source
 from .sources import boxes_for as _boxes_for
 from .sources import check_sources as _check_sources
 from .sources import open_video as _video
-from .io import atomic_write_json
+from ..io import atomic_write_json
 from .localize import Localizer
 from .tracking import PoseTracker, TrackingConfig
 

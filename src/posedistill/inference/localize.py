@@ -6,7 +6,7 @@ downloaded weights), or from both (``"both"``). Every candidate crop goes throug
 scored, and the best ``top_k`` are refined ``refine_steps`` times: the next box is the bounding box of the
 candidate's ``keep_joints`` most confident joints, widened by ``margin``. The person returned is the refined
 candidate with the highest score. The score is the prediction of a
-:class:`~posedistill.person_score.PersonScorer` fitted for the weights (stored beside them; it predicts from the
+:class:`~posedistill.inference.person_score.PersonScorer` fitted for the weights (stored beside them; it predicts from the
 crop's heatmaps and pose the fraction of its joints that are right), else mean joint confidence times the IoU of
 the candidate's box with the box its own joints span (a real person is a fixed point of the refinement). With
 ``max_people > 1`` further people are distinct refined candidates (box IoU <= ``nms_iou`` with every one kept)
@@ -30,8 +30,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .errors import ConfigError, DataError
-from .data.records import box_iou, box_to_square
+from ..errors import ConfigError, DataError
+from ..data.records import box_iou, box_to_square
 from .person_score import PersonScorer, candidate_features, scorer_for
 from .predictor import Predictor
 
@@ -147,7 +147,7 @@ class Localizer:
         final_scales: after the refinement, each kept candidate is also tried with its box scaled by these
             factors about its centre (1.0: as refined), and the best of all is returned; None: (0.7, 0.85, 1.0)
             with a scorer (the refined boxes run about 1.1-1.2x the ground truth's), (1.0,) without.
-        scorer: a :class:`~posedistill.person_score.PersonScorer` that ranks the candidates (``"auto"``: the one
+        scorer: a :class:`~posedistill.inference.person_score.PersonScorer` that ranks the candidates (``"auto"``: the one
             stored beside the predictor's weights, if any; None: rank by confidence and stability).
     """
 
@@ -204,7 +204,7 @@ class Localizer:
     def _poses(self, jobs: Sequence[tuple[np.ndarray, list[float]]],
                features: list[np.ndarray] | None = None) -> list[Person]:
         """Pose in each (image, box) crop, in batches of ``batch_size``; with a ``features`` list, the
-        :func:`~posedistill.person_score.candidate_features` of every crop are appended to it."""
+        :func:`~posedistill.inference.person_score.candidate_features` of every crop are appended to it."""
         people: list[Person] = []
         for start in range(0, len(jobs), self.batch_size):
             chunk = jobs[start:start + self.batch_size]

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .errors import ConfigError
-from .models import build_model, get_model_spec, resolve_name
+from ..errors import ConfigError
+from ..models import build_model, get_model_spec, resolve_name
 
 __all__ = ["count_parameters", "count_gmacs", "time_call", "num_threads", "profile_models", "check_input_size"]
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .skeleton import JointSet, get_joint_set
+from ..skeleton import JointSet, get_joint_set
 
 __all__ = ["SIDE_COLOURS", "draw_skeleton", "draw_pose"]
 

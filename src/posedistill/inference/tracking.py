@@ -1,7 +1,7 @@
 """Follow one person through a video: the next frame's box from this frame's joints, and smoothed keypoints.
 
 * Tracking (``track=True``): the box of frame t+1 is the box spanned by frame t's most confident joints (as in
-  :func:`posedistill.localize.joints_box`); the person is localised afresh (:class:`~posedistill.localize.Localizer`)
+  :func:`posedistill.inference.localize.joints_box`); the person is localised afresh (:class:`~posedistill.inference.localize.Localizer`)
   on the first frame and whenever the mean joint confidence falls below ``relocalize_below``. Every
   ``recheck_every`` tracked frames the localiser also looks at the whole frame, and the track moves to the
   person it finds when that person lies elsewhere (box IoU < 0.3) and scores more than ``recheck_margin`` above
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .predictor import Predictor
 from .localize import Localizer, Person, box_iou, joints_box
 
@@ -104,10 +104,10 @@ class TrackingConfig:
 class PoseTracker:
     """One person through consecutive frames of one video (make a new tracker per video).
 
-    ``update(frame, t)`` returns the :class:`~posedistill.localize.Person` of that frame: its box, the keypoints
+    ``update(frame, t)`` returns the :class:`~posedistill.inference.localize.Person` of that frame: its box, the keypoints
     (smoothed when ``config.smooth``) and the raw joint scores. ``box`` fixes the box of every frame (no
     tracking, no localisation); otherwise the person is found by ``localizer`` (default: a
-    :class:`~posedistill.localize.Localizer` with default settings).
+    :class:`~posedistill.inference.localize.Localizer` with default settings).
     """
 
     predictor: Predictor

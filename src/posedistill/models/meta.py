@@ -4,7 +4,7 @@ A :class:`ModelMeta` holds the input size, the heatmap stride (from the model), 
 was trained with (DARK decoding blurs with it), the default decode method, the normalisation mean and std, the
 box padding of a person crop and the joint set (name, joint names, flip pairs). It is written once, as a plain
 dict, into checkpoints (key ``model_meta``) and ONNX files (metadata entry ``posedistill.model_meta``, JSON), and
-read back by :func:`posedistill.pose_model.load_pose_model`, which :class:`~posedistill.inference.Predictor`,
+read back by :func:`posedistill.models.loading.load_pose_model`, which :class:`~posedistill.inference.Predictor`,
 evaluation, export and ``bench`` all use.
 
 Files written before the record existed still load (:func:`meta_from_checkpoint`, :func:`meta_from_onnx`):
@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .codec import HeatmapCodec
-from .data.transforms import IMAGE_MEAN, IMAGE_STD
-from .errors import CheckpointError, ConfigError
-from .skeleton import JointSet, get_joint_set
+from ..codec import HeatmapCodec
+from ..data.transforms import IMAGE_MEAN, IMAGE_STD
+from ..errors import CheckpointError, ConfigError
+from ..skeleton import JointSet, get_joint_set
 
 __all__ = ["ModelMeta", "BOX_PADDING", "DECODE_METHODS", "CHECKPOINT_KEY", "ONNX_KEY", "meta_from_checkpoint",
            "meta_from_onnx"]

@@ -1,4 +1,4 @@
-"""int8 calibration data: real image crops preprocessed exactly as :class:`~posedistill.predictor.Predictor` does
+"""int8 calibration data: real image crops preprocessed exactly as :class:`~posedistill.inference.predictor.Predictor` does
 (used by ``posedistill export --int8``)."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .data.images import load_image
-from .data.records import box_to_square, whole_image_box
-from .data.transforms import crop_person, normalize_image
-from .errors import ConfigError
-from .model_meta import BOX_PADDING
+from ..data.images import load_image
+from ..data.records import box_to_square, whole_image_box
+from ..data.transforms import crop_person, normalize_image
+from ..errors import ConfigError
+from ..models.meta import BOX_PADDING
 from .sources import boxes_for, check_box, collect_inputs, iter_frames, load_bbox_file
 
 __all__ = ["calibration_batches"]

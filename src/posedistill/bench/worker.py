@@ -2,9 +2,9 @@
 
 ONNX Runtime timed inside a process that has loaded PyTorch competes with PyTorch's thread pool (hg4_128 at
 256, batch 1, 2 threads: 83.5 ms in the shared process against 59.8 ms in a process without torch). So
-:func:`posedistill.bench.run_benchmark` runs each backend here, in a fresh interpreter:
+:func:`posedistill.bench.benchmark.run_benchmark` runs each backend here, in a fresh interpreter:
 
-    python -I bench_worker.py SPEC.json OUT.json
+    python -I worker.py SPEC.json OUT.json
 
 For ONNX backends this file imports only the standard library, numpy and onnxruntime/onnx (it is run by path
 with ``-I``, so not even the ``posedistill`` package, whose ``__init__`` imports torch, is loaded); for the
@@ -12,7 +12,7 @@ torch backend it builds the model with ``posedistill``. The worker also measures
 multiply-accumulate peak (torch: a large matmul; ORT: a 128-channel 3x3 convolution), and writes the rows'
 median / p90 times, the peak and whether torch was loaded.
 
-The timing helpers here are the ones ``posedistill.bench`` uses in-process too.
+The timing helpers here are the ones ``posedistill.bench.benchmark`` uses in-process too.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-INPUT_NAME = "image"  # posedistill.export.INPUT_NAME (not imported: that module imports torch)
+INPUT_NAME = "image"  # posedistill.deploy.onnx.INPUT_NAME (not imported: that module imports torch)
 
 
 def best_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
@@ -66,7 +66,7 @@ def time_rounds(fns: Sequence[Callable[[], Any]], *, repeats: int, warmup: int, 
 
 def ort_session(model: Any, threads: int | None, *, spin: bool = True, optimization: str = "all") -> Any:
     """ONNX Runtime CPU session on a file path or serialized model (also behind
-    :func:`posedistill.export.load_onnx_session`); ``spin=False``: idle threads sleep instead of busy-waiting."""
+    :func:`posedistill.deploy.onnx.load_onnx_session`); ``spin=False``: idle threads sleep instead of busy-waiting."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -148,7 +148,7 @@ def _onnx_runners(spec: dict[str, Any]) -> tuple[list[Callable[[], Any]], float]
 def _torch_runners(spec: dict[str, Any]) -> tuple[list[Callable[[], Any]], float]:
     import torch
 
-    from posedistill.export import optimize_for_inference
+    from posedistill.deploy.onnx import optimize_for_inference
     from posedistill.models import build_model
 
     if spec["threads"] is not None:

@@ -17,8 +17,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .data.images import check_image_file
-from .errors import ConfigError, DataError
+from ..data.images import check_image_file
+from ..errors import ConfigError, DataError
 
 __all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "Box", "Source", "parse_bbox", "load_bbox_file", "check_box",
            "collect_inputs", "open_video", "iter_frames", "check_sources", "boxes_for"]
