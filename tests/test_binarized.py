@@ -97,7 +97,7 @@ def test_registry_names():
 
 def test_inference_rewrites_keep_the_binarized_output():
     # BN folding into a binary conv is exact: binarization commutes with a per-output-channel scale
-    from posedistill.deploy.onnx import optimize_for_inference
+    from posedistill.deploy.optimize import optimize_for_inference
 
     torch.manual_seed(0)
     model = build_model("hg2_32_bin").train()

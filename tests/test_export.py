@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from posedistill.models.checkpoint import save_checkpoint
 from posedistill.cli import main
 from posedistill.errors import CheckpointError, ConfigError
-from posedistill.deploy.onnx import (
-    export_onnx, fold_batchnorm, load_onnx_session, onnx_is_quantized, onnx_metadata, optimize_for_inference,
-    quantize_onnx,
-)
+from posedistill.deploy.onnx import export_onnx
+from posedistill.deploy.optimize import fold_batchnorm, optimize_for_inference
+from posedistill.deploy.quantize import quantize_onnx
+from posedistill.deploy.runtime import load_onnx_session, onnx_is_quantized, onnx_metadata
 from posedistill.models import stacked_hourglass
 
 def _real_images(shared_data: Path, n: int) -> list[Path]:

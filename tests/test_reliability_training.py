@@ -192,7 +192,6 @@ _WRITE = re.compile(r"(?<![\w.])open\([^)]*['\"][wa]b?['\"]|\.write_text\(|\.wri
 _ALLOWED = {
     ("models/checkpoint.py", "torch.save(payload, handle)"),  # handle from atomic_open
     ("inference/pipeline.py", "path.write_bytes(buf"),  # a drawing in the staging folder, moved into place at the end
-    ("bench/worker.py", 'open(tmp, "w"'),  # temporary file, renamed into place
     ("report/runs.py", "fig.savefig(handle"),  # handle from atomic_open
 }
 

@@ -31,6 +31,10 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from .codec import HeatmapCodec, crop_to_image
+from .data import PoseDataset, build_loader
+from .data.splits import joint_set_for, read_split
+from .errors import CheckpointError
+from .models.loading import load_pose_model
 from .skeleton import JointSet, get_joint_set
 
 __all__ = ["joint_errors", "PCK", "PCKh", "auc", "flip_heatmaps", "predict_heatmaps", "predict_dataset",
@@ -216,11 +220,6 @@ def evaluate_checkpoint(checkpoint, data_root, *, dataset: str = "lspet", split:
     on a dataset split, with the model's own meta record (input size, stride, sigma; see
     :func:`posedistill.models.loading.load_pose_model`). ``dark``: force DARK decoding on or off (None: the meta's).
     The result's ``settings`` hold every option and the meta values used."""
-    from .data import PoseDataset, build_loader
-    from .data.splits import joint_set_for, read_split
-    from .errors import CheckpointError
-    from .models.loading import load_pose_model
-
     records = read_split(dataset, data_root, split)
     joint_set = get_joint_set(joint_set_for(dataset, records, where=str(data_root)))
     loaded = load_pose_model(checkpoint)

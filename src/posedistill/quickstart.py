@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from .models.checkpoint import load_checkpoint
 from .config import config_from_dict
+from .errors import ConfigError
 from .evaluation import evaluate_checkpoint
 from .io import atomic_write_json, atomic_write_text
 from .bench.profiling import profile_models
@@ -110,8 +111,6 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
     adapted students' folders are ordinary run directories (``run.json``, ``config.yaml``, checkpoints), so
     ``posedistill report out`` reads the quickstart like any folder of runs. ``command`` is recorded in the run
     files (default: the equivalent ``posedistill quickstart --out OUT``)."""
-    from .errors import ConfigError
-
     s = settings or QuickstartSettings()
     if s.adapt_epochs < 1:
         raise ConfigError(f"adapt_epochs must be >= 1, got {s.adapt_epochs}")

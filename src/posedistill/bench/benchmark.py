@@ -8,12 +8,12 @@ rate of a large fp32 matrix product timed in the same run (:func:`measure_peak_g
 
 Backends:
 
-* ``torch``: eager PyTorch after :func:`posedistill.deploy.onnx.optimize_for_inference` (BN folded,
+* ``torch``: eager PyTorch after :func:`posedistill.deploy.optimize.optimize_for_inference` (BN folded,
   channels_last inputs), under ``torch.inference_mode``.
 * ``onnx``: the model exported by :func:`posedistill.deploy.onnx.export_onnx`, ONNX Runtime CPU, all graph
   optimisations, idle threads not spinning (spinning ORT threads steal the CPU from PyTorch's threads in the
   same process: eager rows timed after ORT rows were up to 50x slower).
-* ``onnx-int8``: the same model quantized by :func:`posedistill.deploy.onnx.quantize_onnx` (static QDQ,
+* ``onnx-int8``: the same model quantized by :func:`posedistill.deploy.quantize.quantize_onnx` (static QDQ,
   per-channel int8 weights, uint8 activations).
 
 glibc's malloc returns large freed blocks to the OS and maps new ones on every call, so batched inference pays
@@ -42,7 +42,10 @@ from tqdm import tqdm
 from . import worker
 from .worker import onnx_runner, ort_conv_peak, time_rounds, torch_matmul_peak, torch_runner
 from ..errors import ConfigError
-from ..deploy.onnx import export_onnx, load_onnx_session, optimize_for_inference, quantize_onnx
+from ..deploy.onnx import export_onnx
+from ..deploy.optimize import optimize_for_inference
+from ..deploy.quantize import quantize_onnx
+from ..deploy.runtime import load_onnx_session
 from ..io import atomic_write_json
 from ..models.meta import ModelMeta
 from ..models import build_model, resolve_name
@@ -226,7 +229,7 @@ def _time_in_own_processes(plan: Sequence[tuple[dict[str, Any], Any]], backends:
                 "rows": [{**plan[i][0], "path": None if backend == "torch" else str(plan[i][1])} for i in idx]}
         spec_path, out_path = work / f"spec_{n}_{backend}.json", work / f"times_{n}_{backend}.json"
         atomic_write_json(spec_path, spec)
-        proc = subprocess.run([sys.executable, "-I", worker.__file__, str(spec_path), str(out_path)],
+        proc = subprocess.run([sys.executable, "-I", "-m", worker.__name__, str(spec_path), str(out_path)],
                               env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no message"])[-1]

@@ -4,11 +4,11 @@ ONNX Runtime timed inside a process that has loaded PyTorch competes with PyTorc
 256, batch 1, 2 threads: 83.5 ms in the shared process against 59.8 ms in a process without torch). So
 :func:`posedistill.bench.benchmark.run_benchmark` runs each backend here, in a fresh interpreter:
 
-    python -I worker.py SPEC.json OUT.json
+    python -I -m posedistill.bench.worker SPEC.json OUT.json
 
-For ONNX backends this file imports only the standard library, numpy and onnxruntime/onnx (it is run by path
-with ``-I``, so not even the ``posedistill`` package, whose ``__init__`` imports torch, is loaded); for the
-torch backend it builds the model with ``posedistill``. The worker also measures its own backend's
+For ONNX backends the process imports only the standard library, numpy, onnx, onnxruntime and
+:mod:`posedistill.deploy.runtime` (``import posedistill`` loads no torch); for the torch backend it builds the
+model with :mod:`posedistill.models` and :mod:`posedistill.deploy.optimize`, imported only then. The worker also measures its own backend's
 multiply-accumulate peak (torch: a large matmul; ORT: a 128-channel 3x3 convolution), and writes the rows'
 median / p90 times, the peak and whether torch was loaded.
 
@@ -18,7 +18,6 @@ The timing helpers here are the ones ``posedistill.bench.benchmark`` uses in-pro
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
 import time
@@ -26,8 +25,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import onnx
+from onnx import TensorProto, helper
 
-INPUT_NAME = "image"  # posedistill.deploy.onnx.INPUT_NAME (not imported: that module imports torch)
+from ..deploy.runtime import INPUT_NAME, ort_session
+from ..io import atomic_write_json
+
 
 
 def best_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
@@ -64,31 +67,8 @@ def time_rounds(fns: Sequence[Callable[[], Any]], *, repeats: int, warmup: int, 
     return result
 
 
-def ort_session(model: Any, threads: int | None, *, spin: bool = True, optimization: str = "all") -> Any:
-    """ONNX Runtime CPU session on a file path or serialized model (also behind
-    :func:`posedistill.deploy.onnx.load_onnx_session`); ``spin=False``: idle threads sleep instead of busy-waiting."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = {
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    }[optimization]
-    if threads is not None:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    if not spin:
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-
-
 def ort_conv_peak(threads: int | None, repeats: int, channels: int = 128, side: int = 32, batch: int = 8) -> float:
     """GMAC/s of one 3x3 convolution (the Hourglass's main op) in ONNX Runtime."""
-    import onnx
-    from onnx import TensorProto, helper
-
     c, h = channels, side
     w = np.random.default_rng(0).standard_normal((c, c, 3, 3), dtype=np.float32)
     graph = helper.make_graph(
@@ -146,10 +126,10 @@ def _onnx_runners(spec: dict[str, Any]) -> tuple[list[Callable[[], Any]], float]
 
 
 def _torch_runners(spec: dict[str, Any]) -> tuple[list[Callable[[], Any]], float]:
-    import torch
+    import torch  # the torch backend only: an ONNX Runtime worker never loads torch
 
-    from posedistill.deploy.onnx import optimize_for_inference
-    from posedistill.models import build_model
+    from ..deploy.optimize import optimize_for_inference
+    from ..models import build_model
 
     if spec["threads"] is not None:
         torch.set_num_threads(spec["threads"])
@@ -170,10 +150,7 @@ def main(argv: Sequence[str]) -> int:
         spec = json.load(fh)
     runners, peak = (_torch_runners if spec["backend"] == "torch" else _onnx_runners)(spec)
     times = time_rounds(runners, repeats=spec["repeats"], warmup=spec["warmup"], interleave=spec["interleave"])
-    tmp = f"{out_path}.tmp"  # written whole, then renamed into place (posedistill.io is not importable here)
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps({"times": times, "peak_gmacs_per_s": peak, "torch_loaded": "torch" in sys.modules}))
-    os.replace(tmp, out_path)
+    atomic_write_json(out_path, {"times": times, "peak_gmacs_per_s": peak, "torch_loaded": "torch" in sys.modules})
     return 0
 
 

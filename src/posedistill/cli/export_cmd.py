@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from ..inference.calibration import calibration_batches
-from ..deploy.onnx import export_onnx, quantize_onnx
+from ..deploy.onnx import export_onnx
+from ..deploy.quantize import quantize_onnx
 from ..models.loading import load_pose_model
 
 

@@ -32,6 +32,7 @@ import numpy as np
 from ..data.records import box_iou, box_to_square
 from ..errors import CheckpointError
 from ..io import atomic_write_text
+from ..models.pretrained import sha256_file
 
 __all__ = ["FEATURES_VERSION", "PersonScorer", "candidate_features", "fit_person_scorer", "scorer_for",
            "sidecar_path"]
@@ -189,8 +190,6 @@ def sidecar_path(weights: str | os.PathLike) -> Path:
 
 def scorer_for(weights: str | os.PathLike, num_joints: int) -> PersonScorer | None:
     """The scorer stored beside ``weights``, or None when there is none or it was fitted for other weights."""
-    from ..models.pretrained import sha256_file
-
     path = sidecar_path(weights)
     if not path.is_file():
         return None

@@ -26,7 +26,8 @@ from ..codec import HeatmapCodec, crop_to_image
 from ..data.records import box_to_square, whole_image_box
 from ..data.transforms import crop_person, normalize_image
 from ..errors import CheckpointError, ConfigError, DataError
-from ..deploy.onnx import INPUT_NAME, optimize_for_inference
+from ..deploy.optimize import optimize_for_inference
+from ..deploy.runtime import INPUT_NAME
 from ..models.meta import ModelMeta
 from ..models.loading import load_pose_model
 from ..skeleton import JointSet, get_joint_set

@@ -27,7 +27,7 @@ real-valued.
 The binarization here is simulated in floating point (values are exactly +-1 and +-alpha), which is what
 training needs; MAC counts from :func:`posedistill.bench.profiling.count_gmacs` therefore count binary MACs like real
 ones (see :func:`binary_mac_fraction`). Folding a BN that follows a binary conv into it for inference
-(:func:`posedistill.deploy.onnx.fold_batchnorm`) is exact: ``sign`` and ``mean |W|`` commute with a per-output-channel
+(:func:`posedistill.deploy.optimize.fold_batchnorm`) is exact: ``sign`` and ``mean |W|`` commute with a per-output-channel
 scale, so the folded layer is again ``alpha' * sign(W')`` with the BN's scale in ``alpha'``.
 """
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from .checkpoint import model_from_checkpoint
 from ..errors import CheckpointError, ConfigError
-from ..deploy.onnx import INPUT_NAME, load_onnx_session, onnx_is_quantized, onnx_metadata
+from ..deploy.runtime import INPUT_NAME, load_onnx_session, onnx_is_quantized, onnx_metadata
 from .meta import ModelMeta, meta_from_checkpoint, meta_from_onnx
 
 __all__ = ["PoseModel", "load_pose_model", "OnnxHeatmaps", "BACKENDS"]
@@ -70,7 +70,7 @@ def load_pose_model(path: str | os.PathLike, *, backend: str | None = None, thre
     """Load a checkpoint or an ONNX model and its :class:`~posedistill.models.meta.ModelMeta`.
 
     ``backend``: ``"torch"`` or ``"onnx"`` (default: from the suffix). ``threads``, ``spin``: ONNX Runtime intra-op
-    threads and whether idle ones busy-wait (:func:`posedistill.deploy.onnx.load_onnx_session`).
+    threads and whether idle ones busy-wait (:func:`posedistill.deploy.runtime.load_onnx_session`).
     Any unusable file raises a one-line :class:`CheckpointError` naming it.
     """
     path = Path(path)

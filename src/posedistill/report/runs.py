@@ -40,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from ..bench.profiling import profile_models
 from ..config import ExperimentConfig
 from ..errors import DataError
 from ..io import atomic_open, atomic_write_json, atomic_write_text
@@ -296,8 +297,6 @@ def fill_costs(entries: list[RunEntry], *, latency: bool = True, threads: int | 
                repeats: int = 10) -> None:
     """Compute params, GMACs and batch-1 CPU latency (:func:`~posedistill.bench.profiling.profile_models`) for
     entries without a stored cost, once per (model, input size)."""
-    from ..bench.profiling import profile_models
-
     done: dict[tuple[str, int, int], dict[str, Any]] = {}
     for entry in entries:
         if entry.gmacs is not None:

@@ -33,6 +33,7 @@ training) or ``python -m posedistill.training.teacher_cache --teacher CKPT --con
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import hashlib
@@ -44,19 +45,20 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from ..models.checkpoint import model_from_checkpoint
-from ..config import ExperimentConfig
+from ..config import ExperimentConfig, load_config
 from ..data import PoseDataset, build_loader
-from ..errors import ConfigError, DataError
+from ..errors import CheckpointError, ConfigError, DataError, PosedistillError
 from ..io import atomic_write_json
 from ..models.pretrained import sha256_file
 from .datasets import read_training_data
 from .precision import autocast, resolve_amp
-from .teachers import check_teacher_fits
 
-__all__ = ["TeacherCache", "build_teacher_cache", "cache_meta", "training_dataset"]
+__all__ = ["TeacherCache", "build_teacher_cache", "cache_meta", "training_dataset", "load_teacher",
+           "check_teacher_fits"]
 
 FORMAT = "posedistill-teacher-cache"
 META = "meta.json"
@@ -208,6 +210,26 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def check_teacher_fits(ckpt: dict[str, Any], cfg: ExperimentConfig, *, joint_set: str, stride: int,
+                       teacher_stride: int, where: str | Path) -> None:
+    """ConfigError / CheckpointError when a teacher checkpoint cannot teach a student of ``cfg``: another joint
+    set, input size or heatmap stride (the two models' heatmaps must have the same shape)."""
+    if ckpt["joint_set"] != joint_set:
+        raise CheckpointError(f"{where}: teacher is for joint set {ckpt['joint_set']!r}, the data has {joint_set!r}")
+    if int(ckpt["input_size"]) != cfg.data.input_size:
+        raise ConfigError(f"{where}: teacher was trained at input {ckpt['input_size']}, the student config uses "
+                          f"{cfg.data.input_size}; set data.input_size to match")
+    if teacher_stride != stride:
+        raise ConfigError(f"{where}: teacher heatmaps have stride {teacher_stride}, the student's {stride}")
+
+
+def load_teacher(path: str | Path, cfg: ExperimentConfig, *, joint_set: str, stride: int) -> nn.Module:
+    """A teacher checkpoint's model, eval mode and frozen, checked by :func:`check_teacher_fits`."""
+    model, ckpt = model_from_checkpoint(path)
+    check_teacher_fits(ckpt, cfg, joint_set=joint_set, stride=stride, teacher_stride=int(model.stride), where=path)
+    return model.eval().requires_grad_(False)
+
+
 def build_teacher_cache(teacher_ckpt: str | Path, cfg: ExperimentConfig, cache_dir: str | Path, *,
                         epochs: int | None = None, batch_size: int | None = None, device: str | None = None,
                         progress: bool = True, dtype: str = "float32",
@@ -295,11 +317,6 @@ def _write_epoch(root: Path, epoch: int, teacher: torch.nn.Module, loader, meta:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m posedistill.training.teacher_cache --teacher CKPT --config CFG --out DIR [--epochs N]``."""
-    import argparse
-
-    from ..config import load_config
-    from ..errors import PosedistillError
-
     parser = argparse.ArgumentParser(prog="python -m posedistill.training.teacher_cache",
                                      description="Build (or complete) a teacher heatmap cache for FPD students.")
     parser.add_argument("--teacher", required=True, help="teacher checkpoint")

@@ -10,8 +10,8 @@ tensor on the batch's device) or None:
 * :class:`CachedTeacher` -- the heatmaps the same teacher gave these samples in this epoch, precomputed by
   :mod:`posedistill.training.teacher_cache`.
 
-:func:`build_teacher` picks the kind from the run's options; :func:`check_teacher_fits` is the check the online
-teacher and the cache builder share (joint set, input size, heatmap stride).
+:func:`build_teacher` picks the kind from the run's options; the teacher checkpoint is loaded and checked by
+:func:`~posedistill.training.teacher_cache.load_teacher`, which the cache builder uses too.
 """
 
 from __future__ import annotations
@@ -23,12 +23,10 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from ..models.checkpoint import model_from_checkpoint
 from ..config import ExperimentConfig
-from ..errors import CheckpointError, ConfigError
+from .teacher_cache import TeacherCache, load_teacher
 
-__all__ = ["Teacher", "NoTeacher", "UnusedTeacher", "OnlineTeacher", "CachedTeacher", "build_teacher", "load_teacher",
-           "check_teacher_fits"]
+__all__ = ["Teacher", "NoTeacher", "UnusedTeacher", "OnlineTeacher", "CachedTeacher", "build_teacher"]
 
 
 class Teacher(Protocol):
@@ -80,7 +78,7 @@ class OnlineTeacher:
 class CachedTeacher:
     """Precomputed heatmaps of a :class:`~posedistill.training.teacher_cache.TeacherCache`."""
 
-    cache: Any  # TeacherCache
+    cache: TeacherCache
     teacher_path: str | Path | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
@@ -92,34 +90,12 @@ class CachedTeacher:
         return {"teacher": str(teacher), "teacher_cache": str(self.cache.root)}
 
 
-def check_teacher_fits(ckpt: dict[str, Any], cfg: ExperimentConfig, *, joint_set: str, stride: int,
-                       teacher_stride: int, where: str | Path) -> None:
-    """ConfigError / CheckpointError when a teacher checkpoint cannot teach a student of ``cfg``: another joint
-    set, input size or heatmap stride (the two models' heatmaps must have the same shape)."""
-    if ckpt["joint_set"] != joint_set:
-        raise CheckpointError(f"{where}: teacher is for joint set {ckpt['joint_set']!r}, the data has {joint_set!r}")
-    if int(ckpt["input_size"]) != cfg.data.input_size:
-        raise ConfigError(f"{where}: teacher was trained at input {ckpt['input_size']}, the student config uses "
-                          f"{cfg.data.input_size}; set data.input_size to match")
-    if teacher_stride != stride:
-        raise ConfigError(f"{where}: teacher heatmaps have stride {teacher_stride}, the student's {stride}")
-
-
-def load_teacher(path: str | Path, cfg: ExperimentConfig, *, joint_set: str, stride: int) -> nn.Module:
-    """A teacher checkpoint's model, eval mode and frozen, checked by :func:`check_teacher_fits`."""
-    model, ckpt = model_from_checkpoint(path)
-    check_teacher_fits(ckpt, cfg, joint_set=joint_set, stride=stride, teacher_stride=int(model.stride), where=path)
-    return model.eval().requires_grad_(False)
-
-
 def build_teacher(cfg: ExperimentConfig, *, teacher: str | Path | None, cache: str | Path | None, joint_set: str,
                   stride: int, dataset: Any, device: torch.device,
                   memory_format: torch.memory_format = torch.contiguous_format) -> Teacher:
     """The run's teacher: cached (``cache`` given; checked against ``cfg``, the training ``dataset`` and, when
     given, the ``teacher`` checkpoint), online (``teacher`` only; unused at alpha 0) or none."""
     if cache is not None:
-        from .teacher_cache import TeacherCache
-
         opened = TeacherCache(cache)
         opened.validate(cfg, teacher=teacher, dataset=dataset)
         return CachedTeacher(opened, teacher, device)
