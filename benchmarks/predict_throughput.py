@@ -44,7 +44,8 @@ from posedistill.inference.predictor import Predictor
 from posedistill.models.pretrained import default_weights
 from posedistill.io import atomic_write_json
 from posedistill.inference.localize import Localizer
-from posedistill.inference.pipeline import StageTimes, predict_paths, resolve_schedule
+from posedistill.inference.estimate import StageTimes
+from posedistill.inference.pipeline import predict_paths, resolve_schedule
 from posedistill.inference.tracking import TrackingConfig
 
 RESULTS = Path(__file__).resolve().parent / "results" / "predict_throughput.json"

@@ -21,7 +21,8 @@ from posedistill.errors import ConfigError
 from posedistill.data.records import box_to_square
 from posedistill.inference.predictor import Predictor
 from posedistill.inference.localize import Localizer, box_iou, joints_box, window_boxes
-from posedistill.inference.pipeline import StageTimes, predict_paths
+from posedistill.inference.estimate import StageTimes
+from posedistill.inference.pipeline import predict_paths
 from posedistill.skeleton import LSP
 from posedistill.inference.tracking import OneEuroFilter, PoseTracker, TrackingConfig
 

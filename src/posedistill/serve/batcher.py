@@ -20,7 +20,7 @@ import numpy as np
 from ..inference.predictor import Predictor
 from ..inference.sources import check_box
 from ..inference.localize import Localizer
-from ..inference.pipeline import Item, estimate_people
+from ..inference.estimate import Item, estimate_people
 
 __all__ = ["Batcher", "ServerBusy", "Result"]
 
@@ -47,7 +47,7 @@ class _Job:
 
 
 class Batcher:
-    """Runs :func:`posedistill.inference.pipeline.estimate_people` on batches of queued requests in a worker thread."""
+    """Runs :func:`posedistill.inference.estimate.estimate_people` on batches of queued requests in a worker thread."""
 
     def __init__(self, predictor: Predictor, localizer: Localizer | None, *, max_batch: int = 8,
                  max_wait_ms: float = 5.0, queue_size: int = 32) -> None:
