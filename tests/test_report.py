@@ -9,7 +9,9 @@ import yaml
 
 from posedistill.config import ExperimentConfig, load_config
 from posedistill.errors import DataError
-from posedistill.report.runs import build_report, evaluate_command, load_runs, pareto_front, training_command
+from posedistill.report.markdown import build_report
+from posedistill.report.plots import pareto_front
+from posedistill.report.runs import evaluate_command, load_runs, training_command
 
 JOINTS = ["right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "right_wrist",
           "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist", "neck", "head_top"]
@@ -241,7 +243,7 @@ def test_curve_of_a_run_still_training_comes_from_its_log(tmp_path):
 
 def test_a_run_started_from_another_continues_its_curve(tmp_path):
     """A --init run is drawn from the epoch of its parent's best checkpoint on, not from epoch 1."""
-    from posedistill.report.runs import curve_starts
+    from posedistill.report.plots import curve_starts
 
     r = tmp_path / "runs"
     parent, alone = (make_run(r, n, model="hg1_32") for n in ("parent", "alone"))

@@ -79,7 +79,8 @@ fi
 python - "${TEACHERS[@]}" "${STUDENTS[@]}" "${FINETUNES[@]}" <<'EOF'
 import sys
 from pathlib import Path
-from posedistill.report.runs import load_runs, plot_curves
+from posedistill.report.plots import plot_curves
+from posedistill.report.runs import load_runs
 root = Path("runs/lspet128")
 dirs = [root / n for n in sys.argv[1:] if (root / n / "log.csv").is_file()]
 dirs += sorted(p for p in (root / "compare").glob("*") if (p / "log.csv").is_file())
