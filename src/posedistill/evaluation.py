@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,11 +35,13 @@ from .codec import HeatmapCodec, crop_to_image
 from .data import PoseDataset, build_loader
 from .data.splits import joint_set_for, read_split
 from .errors import CheckpointError
+from .io import atomic_write_json
 from .models.loading import load_pose_model
+from .provenance import invocation
 from .skeleton import JointSet, get_joint_set
 
 __all__ = ["joint_errors", "PCK", "PCKh", "auc", "flip_heatmaps", "predict_heatmaps", "predict_dataset",
-           "evaluate_predictions", "EvalResult"]
+           "evaluate_predictions", "EvalResult", "evaluate_checkpoint", "write_evaluation"]
 
 
 def joint_errors(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray) -> np.ndarray:
@@ -239,3 +242,15 @@ def evaluate_checkpoint(checkpoint, data_root, *, dataset: str = "lspet", split:
                        "flip": flip, "multi_scale": multi_scale, "dark": meta.decode == "dark", "pckh": pckh,
                        "input_size": meta.input_size, "stride": meta.stride, "sigma": meta.sigma}
     return result
+
+
+EVAL_FORMAT = "posedistill-evaluation"
+
+
+def write_evaluation(path: str | Path, result: Any, command: Sequence[str] | None) -> dict[str, Any]:
+    """Write an :class:`EvalResult` (settings and metrics) with its invocation
+    (:func:`posedistill.provenance.invocation`) as ``{"format": "posedistill-evaluation", "version": 1, **settings,
+    **metrics, "invocation": ...}``; atomic. ``posedistill report`` reads these files."""
+    record = {"format": EVAL_FORMAT, "version": 1, **result.to_dict(), "invocation": invocation(command)}
+    atomic_write_json(path, record)
+    return record

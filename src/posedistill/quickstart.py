@@ -27,10 +27,9 @@ from typing import Any, Callable
 from .models.checkpoint import load_checkpoint
 from .config import config_from_dict
 from .errors import ConfigError
-from .evaluation import evaluate_checkpoint
+from .evaluation import evaluate_checkpoint, write_evaluation
 from .io import atomic_write_json, atomic_write_text
 from .bench.profiling import profile_models
-from .training.run_dir import write_evaluation
 from .training import Trainer
 from .models.pretrained import default_weights
 

@@ -168,7 +168,7 @@ def training_command(config: dict[str, Any], run_dir: str | Path) -> str:
 
 def evaluate_command(ev: dict[str, Any], json_path: str | Path) -> str:
     """The ``posedistill evaluate`` command that wrote an evaluation JSON: quoted from its ``invocation``
-    (:func:`posedistill.training.run_dir.write_evaluation`), rebuilt from its fields for older files."""
+    (:func:`posedistill.evaluation.write_evaluation`), rebuilt from its fields for older files."""
     quoted = (ev.get("invocation") or {}).get("command")
     if quoted:
         return str(quoted)

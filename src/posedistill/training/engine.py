@@ -1,16 +1,7 @@
 """Training engine shared by ``posedistill train`` (ground truth) and ``posedistill distill`` (FPD).
 
-One :class:`Trainer` runs an experiment into a run directory::
-
-    run_dir/config.yaml   resolved config (with the teacher / init / unlabeled paths)
-    run_dir/log.csv       one row per epoch (rewritten atomically from the checkpoint's history)
-    run_dir/tb/           TensorBoard events
-    run_dir/last.pt       checkpoint after every epoch (atomic: temp file + rename)
-    run_dir/best.pt       checkpoint with the best validation PCK
-    run_dir/snapshot.pt   slim copy of last.pt (weights, epoch, history, schedule; no optimiser state), small
-                          enough to keep in git: ``--resume`` falls back to it when last.pt is lost
-    run_dir/metrics.json  final summary
-    run_dir/run.json      the command lines that started and resumed the run, with software versions
+One :class:`Trainer` runs an experiment into a run directory (:mod:`posedistill.training.run_dir`: config.yaml,
+log.csv, tb/, last.pt, best.pt, snapshot.pt, metrics.json, run.json).
 
 Resuming (``resume=True``) restores model, optimiser, scheduler, epoch and RNG state from ``last.pt``; data order
 and augmentation are functions of (seed, epoch, index), so a resumed run reproduces the uninterrupted one. Without
@@ -23,12 +14,9 @@ the student (the paper's online scheme).
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +26,16 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint, standalone_weights
+from ..models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from ..config import ExperimentConfig
 from ..data import build_loader
 from ..errors import ConfigError, PosedistillError
 from ..evaluation import evaluate_predictions, predict_dataset
 from ..io import atomic_write_json, atomic_write_text, check_writable_dir
 from .losses import FPDLoss, HeatmapLoss
-from ..models.meta import CHECKPOINT_KEY, ModelMeta
+from ..models.meta import ModelMeta
 from ..models import build_model
-from .run_dir import record_run_start
+from .run_dir import RunPaths, arch_record, record_run_start, run_checkpoint, snapshot, write_log
 from ..skeleton import get_joint_set
 from .builders import build_optimizer, build_scheduler, scheduler_steps_per_iteration
 from .datasets import read_training_data
@@ -55,47 +43,11 @@ from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distr
 from .precision import autocast, resolve_amp
 from .teachers import NoTeacher, Teacher, build_teacher
 
-__all__ = ["Trainer", "TrainingError", "RunPaths", "resolve_amp", "format_epoch_row"]
-
-LOG_FIELDS = ["epoch", "lr", "loss", "loss_gt", "loss_kd", "samples_per_s", "epoch_time_s", "skipped_batches",
-              "val_pck", "val_auc", "param_spread", "amp"]
+__all__ = ["Trainer", "TrainingError", "format_epoch_row"]
 
 
 class TrainingError(PosedistillError):
     """Training cannot go on (e.g. a non-finite loss); no checkpoint was overwritten."""
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    root: Path
-
-    @property
-    def last(self) -> Path:
-        return self.root / "last.pt"
-
-    @property
-    def best(self) -> Path:
-        return self.root / "best.pt"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "log.csv"
-
-    @property
-    def snapshot(self) -> Path:
-        return self.root / "snapshot.pt"
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.json"
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.root / "tb"
 
 
 class Trainer:
@@ -195,30 +147,12 @@ class Trainer:
         autocast(self.amp, dist.device)  # fp16 without CUDA: refused here, before any epoch
 
     def _checkpoint(self, epoch: int, history: list[dict], best: float) -> dict[str, Any]:
-        return {
-            "arch": self._arch(),
-            "joint_set": self.joint_set_name,
-            "input_size": self.cfg.data.input_size,
-            "sigma": self.cfg.data.sigma,
-            CHECKPOINT_KEY: self.meta.to_dict(),
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "epoch": epoch,
-            "rng": {"torch": torch.get_rng_state()},
-            "config": self._resolved_config(),
-            "history": history,
-            "best_val_pck": best,
-            "metrics": history[-1] if history else {},
-        }
+        return run_checkpoint(meta=self.meta, arch=self._arch(), config=self._resolved_config(), model=self.model,
+                              optimizer=self.optimizer, scheduler=self.scheduler, epoch=epoch, history=history,
+                              best=best)
 
     def _arch(self) -> dict[str, Any]:
-        """Builder arguments stored in checkpoints (``depth`` only when it is not the default 4, so that
-        checkpoints of default models keep their old form)."""
-        arch: dict[str, Any] = {"name": self.cfg.model.name, "num_joints": self.num_joints}
-        if self.cfg.model.depth != 4:
-            arch["depth"] = self.cfg.model.depth
-        return arch
+        return arch_record(self.cfg.model.name, self.num_joints, self.cfg.model.depth, default_depth=4)
 
     def _resolved_config(self) -> dict[str, Any]:
         d = self.cfg.to_dict()
@@ -228,10 +162,6 @@ class Trainer:
                     "unlabeled": str(self.unlabeled) if self.unlabeled else None,
                     **self.teacher.run_fields()}
         return d
-
-    def _snapshot(self, ckpt: dict[str, Any]) -> dict[str, Any]:
-        """``last.pt`` less the optimiser state: what ``snapshot.pt`` keeps."""
-        return {**{k: v for k, v in ckpt.items() if k != "optimizer"}, "model": standalone_weights(ckpt["model"])}
 
     def _restore(self) -> tuple[int, list[dict], float]:
         path = self.paths.last if self.paths.last.is_file() else self.paths.snapshot
@@ -397,7 +327,7 @@ class Trainer:
                 atomic_write_text(self.paths.config, yaml.safe_dump(self._resolved_config(), sort_keys=False))
                 record_run_start(self.paths.root, self.command, resume=self.resume)
                 if history:  # a kill between last.pt and log.csv left the log an epoch behind the checkpoint
-                    self._write_log(history)
+                    write_log(self.paths.log, history)
             writer = _tensorboard(self.paths.tensorboard) if dist.is_main else None
             done = 0
             for epoch in range(start_epoch, self.cfg.train.epochs):
@@ -418,10 +348,10 @@ class Trainer:
                         best = row["val_pck"]
                     ckpt = self._checkpoint(epoch + 1, history, best)
                     save_checkpoint(self.paths.last, ckpt)
-                    save_checkpoint(self.paths.snapshot, self._snapshot(ckpt))
+                    save_checkpoint(self.paths.snapshot, snapshot(ckpt))
                     if improved or (self.val_set is None and last_epoch):
                         save_checkpoint(self.paths.best, ckpt)
-                    self._write_log(history)
+                    write_log(self.paths.log, history)
                     if writer is not None:
                         for key, value in row.items():
                             if key != "epoch" and isinstance(value, (int, float)) and not math.isnan(value):
@@ -445,15 +375,6 @@ class Trainer:
             return summary
         finally:
             cleanup(dist)
-
-    def _write_log(self, history: list[dict]) -> None:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=LOG_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: row.get(k, "") for k in LOG_FIELDS})
-        atomic_write_text(self.paths.log, buf.getvalue())
-
 
 def _tensorboard(path: Path):
     from torch.utils.tensorboard import SummaryWriter

@@ -1,60 +1,126 @@
-"""Typed run files: the run manifest (``run.json``) the engine writes and the evaluation JSON of ``evaluate``.
+"""The run directory of :class:`~posedistill.training.Trainer`: its paths, its log, its checkpoints' dict and its
+manifest::
 
-Both record the exact command line that made them and the software versions, so ``posedistill report`` quotes
-commands instead of rebuilding them from flag names:
+    run_dir/config.yaml   resolved config (with the run's teacher / init / unlabeled / cache paths)
+    run_dir/log.csv       one row per epoch (rewritten atomically from the checkpoint's history)
+    run_dir/tb/           TensorBoard events
+    run_dir/last.pt       checkpoint after every epoch (atomic: temp file + rename)
+    run_dir/best.pt       checkpoint with the best validation PCK
+    run_dir/snapshot.pt   slim copy of last.pt (weights, epoch, history, schedule; no optimiser state), small
+                          enough to keep in git: ``--resume`` falls back to it when last.pt is lost
+    run_dir/metrics.json  final summary
+    run_dir/run.json      the command lines that started and resumed the run, with software versions
 
-* ``RUN_DIR/run.json``: ``{"format": "posedistill-run", "version": 1, "invocations": [INVOCATION, ...]}``, one
-  invocation per start of the run (the first started it, later ones resumed it).
-* an evaluation JSON (``posedistill evaluate --json F``): ``{"format": "posedistill-evaluation", "version": 1,
-  **settings, **metrics, "invocation": INVOCATION}`` where the settings are every option of the evaluation and
-  the model meta values used (:meth:`posedistill.evaluation.EvalResult.to_dict`).
-
-An INVOCATION is ``{"command": "posedistill train ...", "argv": [...], "cwd", "time" (UTC, ISO 8601),
-"resume": bool, "versions": {"posedistill", "python", "torch", "numpy", "platform"}}``; ``command`` is None
-for a library call that was not given one.
+``run.json`` is ``{"format": "posedistill-run", "version": 1, "invocations": [INVOCATION, ...]}``, one
+invocation (:func:`posedistill.provenance.invocation`) per start of the run: the first started it, later ones
+resumed it.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-import os
-import platform
-import shlex
 from collections.abc import Sequence
-from datetime import datetime, timezone
-from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from torch import nn
 
 from ..errors import DataError
-from ..io import atomic_write_json
+from ..io import atomic_write_json, atomic_write_text
+from ..models.checkpoint import standalone_weights
+from ..models.meta import CHECKPOINT_KEY, ModelMeta
+from ..provenance import invocation
 
-__all__ = ["RUN_FILE", "software_versions", "invocation", "record_run_start", "read_run_manifest",
-           "write_evaluation", "started_by"]
+__all__ = ["RunPaths", "LOG_FIELDS", "write_log", "arch_record", "run_checkpoint", "snapshot", "RUN_FILE",
+           "record_run_start", "read_run_manifest", "started_by"]
 
 RUN_FILE = "run.json"
 RUN_FORMAT = "posedistill-run"
-EVAL_FORMAT = "posedistill-evaluation"
+LOG_FIELDS = ["epoch", "lr", "loss", "loss_gt", "loss_kd", "samples_per_s", "epoch_time_s", "skipped_batches",
+              "val_pck", "val_auc", "param_spread", "amp"]
 
 
-def software_versions() -> dict[str, str]:
-    try:
-        own = metadata.version("posedistill")
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-        own = "unknown"
-    return {"posedistill": own, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "platform": platform.platform()}
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path
+
+    @property
+    def last(self) -> Path:
+        return self.root / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.root / "best.pt"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "log.csv"
+
+    @property
+    def snapshot(self) -> Path:
+        return self.root / "snapshot.pt"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tb"
 
 
-def invocation(command: Sequence[str] | None, *, resume: bool = False) -> dict[str, Any]:
-    """One invocation record (see the module docstring)."""
-    return {"command": shlex.join(command) if command is not None else None,
-            "argv": list(command) if command is not None else None, "cwd": os.getcwd(),
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "resume": bool(resume),
-            "versions": software_versions()}
+def write_log(path: Path, history: list[dict]) -> None:
+    """``log.csv``: one row per epoch of ``history`` (the :data:`LOG_FIELDS`), written atomically."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=LOG_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: row.get(k, "") for k in LOG_FIELDS})
+    atomic_write_text(path, buf.getvalue())
+
+
+def arch_record(name: str, num_joints: int, depth: int, *, default_depth: int) -> dict[str, Any]:
+    """The builder arguments a checkpoint stores (``depth`` only when it is not ``default_depth``, so that
+    checkpoints of default models keep their old form)."""
+    arch: dict[str, Any] = {"name": name, "num_joints": num_joints}
+    if depth != default_depth:
+        arch["depth"] = depth
+    return arch
+
+
+def run_checkpoint(*, meta: ModelMeta, arch: dict[str, Any], config: dict[str, Any], model: nn.Module,
+                   optimizer: Any, scheduler: Any, epoch: int, history: list[dict], best: float) -> dict[str, Any]:
+    """The dict of ``last.pt`` / ``best.pt`` (layout: :mod:`posedistill.models.checkpoint`). ``joint_set``,
+    ``input_size`` and ``sigma`` repeat the meta record's values for readers of older files."""
+    return {
+        "arch": arch,
+        "joint_set": meta.joint_set,
+        "input_size": meta.input_size,
+        "sigma": meta.sigma,
+        CHECKPOINT_KEY: meta.to_dict(),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "epoch": epoch,
+        "rng": {"torch": torch.get_rng_state()},
+        "config": config,
+        "history": history,
+        "best_val_pck": best,
+        "metrics": history[-1] if history else {},
+    }
+
+
+def snapshot(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """``last.pt`` less the optimiser state: what ``snapshot.pt`` keeps."""
+    return {**{k: v for k, v in ckpt.items() if k != "optimizer"}, "model": standalone_weights(ckpt["model"])}
 
 
 def read_run_manifest(run_dir: str | Path) -> dict[str, Any] | None:
@@ -85,10 +151,3 @@ def started_by(manifest: dict[str, Any] | None) -> str | None:
     if not manifest or not manifest["invocations"]:
         return None
     return manifest["invocations"][0].get("command")
-
-
-def write_evaluation(path: str | Path, result: Any, command: Sequence[str] | None) -> dict[str, Any]:
-    """Write an :class:`~posedistill.evaluation.EvalResult` (settings and metrics) with its invocation; atomic."""
-    record = {"format": EVAL_FORMAT, "version": 1, **result.to_dict(), "invocation": invocation(command)}
-    atomic_write_json(path, record)
-    return record
