@@ -33,7 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from scenes import joints_box, lspet_people, shared_lspet
+from posedistill.data.scenes import default_lspet_root, joints_box, lspet_people
 from video_tracking import make_clip
 
 from posedistill.bench.benchmark import tune_malloc
@@ -55,7 +55,7 @@ STAGES = ("decode", "crop", "infer", "decode_heatmaps", "write", "locate")
 def export_models(weights: Path, work: Path) -> dict[str, Path]:
     fp32, int8 = work / "student.onnx", work / "student.int8.onnx"
     cli(["export", str(weights), "--onnx", str(fp32), "--int8", "--int8-output", str(int8),
-         "--calib", str(shared_lspet() / "images"), "--calib-limit", "64"], standalone_mode=False)
+         "--calib", str(default_lspet_root() / "images"), "--calib-limit", "64"], standalone_mode=False)
     return {"torch": weights, "onnx": fp32, "onnx-int8": int8}
 
 
@@ -95,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     tune_malloc()
 
-    people = lspet_people(shared_lspet(), "test", args.images)
+    people = lspet_people(default_lspet_root(), "test", args.images)
     paths = [p.image for p in people]
     boxes = {p.image.name: joints_box(p.joints, p.visible) for p in people}
     rows = []
@@ -105,7 +105,7 @@ def main() -> None:
         box_file = work / "boxes.json"
         box_file.write_text(json.dumps(boxes))
         rng = np.random.default_rng(14)
-        bg = load_image(lspet_split(shared_lspet(), "train")[3].image)
+        bg = load_image(lspet_split(default_lspet_root(), "train")[3].image)
         frames, _, _ = make_clip(people[0], bg, args.frames, rng)
         video = work / "clip.mp4"
         h, w = frames[0].shape[:2]

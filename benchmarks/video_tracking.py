@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scenes import joints_box, lspet_people, pixelated, place, shared_lspet, similarity, transform_points
+from posedistill.data.scenes import default_lspet_root, joints_box, lspet_people, pixelated, place, similarity, transform_points
 
 from posedistill.data.images import load_image
 from posedistill.data.readers import lspet_split
@@ -186,7 +186,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    root = shared_lspet()
+    root = default_lspet_root()
     people = lspet_people(root, args.split, need_torso=True)
     pick = np.random.default_rng(args.seed).choice(len(people), size=min(args.clips, len(people)), replace=False)
     backgrounds = lspet_split(root, "train")

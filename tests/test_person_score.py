@@ -9,8 +9,9 @@ import pytest
 
 from posedistill.errors import CheckpointError
 from posedistill.inference.localize import Localizer, Person
-from posedistill.inference.person_score import (PersonScorer, candidate_features, fit_person_scorer, heatmap_features,
-                                      scorer_for, sidecar_path)
+from posedistill.inference.person_score import (PersonScorer, candidate_features, heatmap_features, scorer_for,
+                                                sidecar_path)
+from posedistill.inference.scorer_fit import fit_person_scorer
 from posedistill.models.pretrained import sha256_file
 
 
@@ -145,7 +146,7 @@ def test_localizer_finds_the_scorer_beside_real_weights_and_scores_every_candida
     # fit on the features of this tiny model's own candidates, target: a made-up preference for the left
     loc = Localizer(predictor, method="pose", scorer=None)
     feats: list[np.ndarray] = []
-    people = loc._poses([(image, b) for b in loc.candidates(image)], feats)
+    people = loc.poses([(image, b) for b in loc.candidates(image)], feats)
     x = np.concatenate(feats)
     assert x.shape == (len(people), 9 * 14 + 19)
     left = np.array([1.0 - (p.box[0] + p.box[2] / 2) / image.shape[1] for p in people])

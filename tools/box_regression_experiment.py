@@ -15,29 +15,27 @@ the localiser alone and the ground-truth box (PCK@0.2 over the scenes' visible j
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from scenes import joints_box, lspet_people, scene_for, shared_lspet  # noqa: E402
+from posedistill.data.scenes import default_lspet_root, joints_box, lspet_people, scene_for
 
-from posedistill.data.readers import lspet_split  # noqa: E402
-from posedistill.data.records import box_iou, box_to_square  # noqa: E402
-from posedistill.inference.predictor import Predictor  # noqa: E402
-from posedistill.io import atomic_write_json  # noqa: E402
-from posedistill.inference.localize import Localizer, Person  # noqa: E402
+from posedistill.data.readers import lspet_split
+from posedistill.data.records import box_iou, box_to_square
+from posedistill.inference.predictor import Predictor
+from posedistill.io import atomic_write_json
+from posedistill.inference.localize import Localizer, Person
 
 
 class FeatureLocalizer(Localizer):
     """The shipped localiser, keeping every final candidate and the features of each crop."""
 
-    def _poses(self, jobs, features=None):
+    def poses(self, jobs, features=None):
         feats: list[np.ndarray] = []
-        people = super()._poses(jobs, feats)
+        people = super().poses(jobs, feats)
         for person, row in zip(people, np.concatenate(feats) if feats else []):
             person.features = row  # type: ignore[attr-defined]
         return people
@@ -87,7 +85,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
-    root = shared_lspet()
+    root = default_lspet_root()
     backgrounds = lspet_split(root, "train")
     predictor = Predictor(threads=args.threads)
     padding = predictor.meta.box_padding

@@ -17,21 +17,19 @@ same seed) asking for up to ``--people`` people, and reports, with PCK@0.2 as in
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from scenes import inside, joints_box, lspet_people, scene_for, shared_lspet  # noqa: E402
+from posedistill.data.scenes import default_lspet_root, inside, joints_box, lspet_people, scene_for
 
-from posedistill.data.readers import lspet_split  # noqa: E402
-from posedistill.evaluation import PCK  # noqa: E402
-from posedistill.inference.predictor import Predictor  # noqa: E402
-from posedistill.io import atomic_write_json  # noqa: E402
-from posedistill.inference.localize import Localizer, box_iou  # noqa: E402
+from posedistill.data.readers import lspet_split
+from posedistill.evaluation import PCK
+from posedistill.inference.predictor import Predictor
+from posedistill.io import atomic_write_json
+from posedistill.inference.localize import Localizer, box_iou
 
 RELATIVE = (0.6, 0.8, 0.9)
 
@@ -60,7 +58,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for summary.json and misses.jpg")
     args = parser.parse_args()
 
-    root = shared_lspet()
+    root = default_lspet_root()
     people = lspet_people(root, args.split, args.limit, need_torso=True)
     backgrounds = lspet_split(root, "train")
     predictor = Predictor(args.weights, threads=args.threads)

@@ -45,7 +45,7 @@ if ! finished $N; then
 fi
 evaluate $N
 for n in fpd_hg2_64_restart $N; do
-  [ -f "$R/$n/best.pt.person.json" ] || OMP_NUM_THREADS=1 python tools/fit_person_scorer.py --weights $R/$n/best.pt \
+  [ -f "$R/$n/best.pt.person.json" ] || OMP_NUM_THREADS=1 python -m posedistill.inference.scorer_fit --weights $R/$n/best.pt \
     --threads 1 --no-progress > "$R/$n/person_scorer.txt" 2>&1 &
 done
 wait

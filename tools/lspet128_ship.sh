@@ -5,7 +5,7 @@
 #
 #   1. the shipped student: the finished 128-input student run with the best validation PCK@0.2 (chosen on
 #      validation only; the test slice is for the figures) -> runs/lspet128/ship_choice.json
-#   2. its person scorer (tools/fit_person_scorer.py, about 6 minutes), unless one for these weights is there
+#   2. its person scorer (python -m posedistill.inference.scorer_fit, about 6 minutes), unless one for these weights is there
 #   3. docs/lspet128_val_curves.png (every 128-input run and the 4-epoch comparison runs)
 #   4. posedistill report: the 128-input runs first, then the 64-input sweep -> docs/results.md and plots
 #   5. tools/ship_weights.py: slim student and teacher, sha256 manifest, scorer sidecar, docs/model_card.md
@@ -72,7 +72,7 @@ import sys
 from posedistill.inference.person_score import scorer_for
 sys.exit(0 if scorer_for('$R/$S/best.pt', 14) else 1)" 2> /dev/null; then
   say "fitting the person scorer for $S"
-  python tools/fit_person_scorer.py --weights "$R/$S/best.pt" --threads 2 --no-progress
+  python -m posedistill.inference.scorer_fit --weights "$R/$S/best.pt" --threads 2 --no-progress
 fi
 
 # 3

@@ -19,7 +19,7 @@ for n in fpd_hg2_64_neg fpd_hg2_64_neg_control; do
 done
 wait
 for n in fpd_hg2_64_neg fpd_hg2_64_neg_control; do
-  [ -f "$R/$n/best.pt.person.json" ] || python tools/fit_person_scorer.py --weights $R/$n/best.pt --threads 1 --no-progress &
+  [ -f "$R/$n/best.pt.person.json" ] || python -m posedistill.inference.scorer_fit --weights $R/$n/best.pt --threads 1 --no-progress &
 done
 wait
 for n in fpd_hg2_64_neg fpd_hg2_64_neg_control; do

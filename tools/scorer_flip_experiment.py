@@ -29,23 +29,22 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from scenes import lspet_people, scene_for, shared_lspet  # noqa: E402
+from posedistill.data.scenes import default_lspet_root, lspet_people, scene_for
 
-from posedistill.data.readers import lspet_split  # noqa: E402
-from posedistill.evaluation import joint_errors  # noqa: E402
-from posedistill.inference.predictor import Predictor  # noqa: E402
-from posedistill.io import atomic_write_text  # noqa: E402
-from posedistill.inference.localize import Localizer, _scaled  # noqa: E402
-from posedistill.inference.person_score import candidate_features, fit_person_scorer  # noqa: E402
+from posedistill.data.readers import lspet_split
+from posedistill.evaluation import joint_errors
+from posedistill.inference.predictor import Predictor
+from posedistill.io import atomic_write_text
+from posedistill.inference.localize import Localizer, _scaled
+from posedistill.inference.person_score import candidate_features, fit_person_scorer
 
 
 def final_candidates(loc: Localizer, canvas: np.ndarray):
     """The localiser's final candidate boxes for one image (first pass, refinements, final scales)."""
-    first = loc._poses([(canvas, b) for b in loc.candidates(canvas)])
+    first = loc.poses([(canvas, b) for b in loc.candidates(canvas)])
     kept = sorted(first, key=lambda p: -p.score)[:loc.top_k]
     for _ in range(loc.refine_steps):
-        kept = loc._poses([(canvas, loc._next_box(canvas, p)) for p in kept])
+        kept = loc.poses([(canvas, loc.next_box(canvas, p)) for p in kept])
     return [p.box for p in kept] + [_scaled(p.box, f) for p in kept for f in loc.final_scales if f != 1.0]
 
 
@@ -78,7 +77,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    root = shared_lspet()
+    root = default_lspet_root()
     people = lspet_people(root, "train", args.scenes, need_torso=True)
     backgrounds = lspet_split(root, "train")
     pred = Predictor(args.weights, threads=args.threads)

@@ -96,8 +96,8 @@ def _ship(run_dir: Path, out_dir: Path, name: str) -> dict:
 
 
 def _ship_person_scorer(best: Path, shipped: Path) -> dict | None:
-    """Copy the localiser's person scorer fitted for ``best`` (``tools/fit_person_scorer.py``) beside the slim
-    copy, keyed to the copy's sha256 (same network weights, so the same heatmaps and features)."""
+    """Copy the localiser's person scorer fitted for ``best`` (``python -m posedistill.inference.scorer_fit``) beside
+    the slim copy, keyed to the copy's sha256 (same network weights, so the same heatmaps and features)."""
     if not sidecar_path(best).is_file():
         return None
     scorer = PersonScorer.load(sidecar_path(best))

@@ -28,7 +28,8 @@ from ..inference.tracking import TrackingConfig
               help="How to find the person without a box: the network on the whole image and a window grid "
                    "(pose; auto = pose), OpenCV's HOG detections ranked by the network (hog), both, or none (the "
                    "whole image). Candidates are ranked by the person scorer beside the weights "
-                   "(WEIGHTS.person.json, from tools/fit_person_scorer.py) where there is one, else by confidence.")
+                   "(WEIGHTS.person.json, from python -m posedistill.inference.scorer_fit) where there is one, else by "
+                   "confidence.")
 @click.option("--people", type=int, default=1, show_default=True,
               help="Most people per image when localising (distinct, at least 0.6x the best one's score).")
 @click.option("--no-track", is_flag=True, help="Video: localise every frame instead of following the person.")

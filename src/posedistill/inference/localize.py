@@ -201,7 +201,7 @@ class Localizer:
             [[0.0, 0.0, float(w), float(h)]]
         return boxes + (hog_boxes(image) if self.method in ("hog", "both") else [])
 
-    def _poses(self, jobs: Sequence[tuple[np.ndarray, list[float]]],
+    def poses(self, jobs: Sequence[tuple[np.ndarray, list[float]]],
                features: list[np.ndarray] | None = None) -> list[Person]:
         """Pose in each (image, box) crop, in batches of ``batch_size``; with a ``features`` list, the
         :func:`~posedistill.inference.person_score.candidate_features` of every crop are appended to it."""
@@ -230,21 +230,21 @@ class Localizer:
             if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
                 raise DataError(f"image {i}: expected an H x W x 3 BGR image")
         jobs = [(i, box) for i, image in enumerate(images) for box in self.candidates(image)]
-        first = self._poses([(images[i], box) for i, box in jobs])
+        first = self.poses([(images[i], box) for i, box in jobs])
         kept: list[list[Person]] = [[] for _ in images]
         for (i, _), person in zip(jobs, first):
             kept[i].append(person)
         kept = [sorted(c, key=lambda p: -p.score)[:self.top_k] for c in kept]
         for _ in range(self.refine_steps):
             flat = [(i, p) for i, people in enumerate(kept) for p in people]
-            boxes = [self._next_box(images[i], p) for i, p in flat]
-            refined = self._poses([(images[i], b) for (i, _), b in zip(flat, boxes)])
+            boxes = [self.next_box(images[i], p) for i, p in flat]
+            refined = self.poses([(images[i], b) for (i, _), b in zip(flat, boxes)])
             kept = [[] for _ in images]
             for (i, _), person in zip(flat, refined):
                 kept[i].append(person)
         variants = [(i, _scaled(p.box, f)) for i, people in enumerate(kept) for p in people
                     for f in self.final_scales if f != 1.0]
-        for (i, _), person in zip(variants, self._poses([(images[i], b) for i, b in variants])):
+        for (i, _), person in zip(variants, self.poses([(images[i], b) for i, b in variants])):
             kept[i].append(person)
         for people in kept:
             self._set_stability(people)
@@ -252,7 +252,7 @@ class Localizer:
 
     def score_boxes(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> list[Person]:
         """The pose in each box of ``image``, scored as :meth:`locate` scores its candidates (same ``score``)."""
-        return self._set_stability(self._poses([(image, list(box)) for box in boxes]))
+        return self._set_stability(self.poses([(image, list(box)) for box in boxes]))
 
     def locate(self, image: np.ndarray) -> list[Person]:
         """People in one BGR image, best first."""
@@ -269,7 +269,7 @@ class Localizer:
                                                     margin=self.margin)) ** self.stability_power
         return people
 
-    def _next_box(self, image: np.ndarray, person: Person) -> list[float]:
+    def next_box(self, image: np.ndarray, person: Person) -> list[float]:
         box = joints_box(person.keypoints, person.scores, keep=self.keep_joints, margin=self.margin)
         h, w = image.shape[:2]
         centre, side = box_to_square(box)

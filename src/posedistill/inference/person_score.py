@@ -4,7 +4,7 @@ The pose network's mean joint confidence ranks the localiser's candidate crops b
 benchmark's validation scenes the 128-input student is about as confident on a crop twice the person's size, or on
 a patch of background, as on the person itself. :class:`PersonScorer` is a small MLP that predicts, from a crop's
 heatmaps and decoded pose alone, the fraction of the crop's joints within PCK@0.2 of the truth. It is fitted per
-pose model (``tools/fit_person_scorer.py``) on candidates the localiser itself produces on training-split scenes,
+pose model (:mod:`posedistill.inference.scorer_fit`) on candidates the localiser itself produces on training-split scenes,
 so it sees the same mistakes it has to rank, and it needs nothing but the heatmaps: it works with any backend.
 
 Features (:func:`candidate_features`, all in the crop's frame, so they are scale free): per joint the heatmap
@@ -34,7 +34,7 @@ from ..errors import CheckpointError
 from ..io import atomic_write_text
 from ..models.pretrained import sha256_file
 
-__all__ = ["FEATURES_VERSION", "PersonScorer", "candidate_features", "fit_person_scorer", "scorer_for",
+__all__ = ["FEATURES_VERSION", "PersonScorer", "candidate_features", "scorer_for",
            "sidecar_path"]
 
 FEATURES_VERSION = 1
@@ -132,7 +132,7 @@ class PersonScorer:
                 raise ValueError("not a posedistill person scorer")
             if data.get("features_version") != FEATURES_VERSION:
                 raise ValueError(f"features version {data.get('features_version')}, this posedistill computes "
-                                 f"{FEATURES_VERSION}: refit it with tools/fit_person_scorer.py")
+                                 f"{FEATURES_VERSION}: refit it with python -m posedistill.inference.scorer_fit")
             scorer = cls(int(data["num_joints"]), data["mean"], data["std"],
                          [(layer["weight"], layer["bias"]) for layer in data["layers"]],
                          data.get("weights_sha256"), data.get("info"))
@@ -154,32 +154,6 @@ class PersonScorer:
         if num_joints != self.num_joints:
             raise CheckpointError(f"{where}: person scorer is for {self.num_joints} joints, the model has "
                                   f"{num_joints}")
-
-
-def fit_person_scorer(features: np.ndarray, targets: np.ndarray, *, num_joints: int, hidden: int = 32,
-                      weight_decay: float = 1e-3, steps: int = 300, lr: float = 1e-2, seed: int = 0,
-                      weights_sha256: str | None = None, info: dict[str, Any] | None = None) -> PersonScorer:
-    """Fit the MLP to per-candidate ``targets`` (fraction of correct joints, 0-1) by full-batch Adam on the
-    binary cross-entropy (the settings chosen by 5-fold cross-validation over localisation scenes)."""
-    import torch
-
-    x = np.asarray(features, np.float32)
-    y = np.asarray(targets, np.float32)
-    if x.ndim != 2 or len(x) != len(y) or len(x) < 2 or not np.all(np.isfinite(y)):
-        raise ValueError("features (N, F) and N finite targets are required")
-    mean, std = x.mean(0), x.std(0) + 1e-6
-    torch.manual_seed(seed)
-    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
-    opt = torch.optim.Adam(net.parameters(), lr, weight_decay=weight_decay)
-    xt, yt = torch.from_numpy((x - mean) / std), torch.from_numpy(y)
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xt).squeeze(1), yt)
-        loss.backward()
-        opt.step()
-    layers = [(m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy()) for m in net
-              if isinstance(m, torch.nn.Linear)]
-    return PersonScorer(num_joints, mean, std, layers, weights_sha256, {**(info or {}), "final_loss": loss.item()})
 
 
 def sidecar_path(weights: str | os.PathLike) -> Path:

@@ -1,5 +1,5 @@
-"""Synthetic scenes with exact ground truth, made from real LSPET photos (shared by the localisation and
-video-tracking benchmarks).
+"""Synthetic scenes with exact ground truth, made from real LSPET photos: the person scorer's training data
+(:mod:`posedistill.inference.scorer_fit`) and the localisation and video-tracking benchmarks' test scenes.
 
 A photo is warped (scaled, rotated, moved) onto a larger canvas whose background is another photo pixelated into
 coarse blocks: real colours and textures at the scale of a person, but no second person. The joints go through
@@ -8,18 +8,24 @@ the same affine map, so every scene keeps its ground truth.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from posedistill.data.images import load_image
-from posedistill.data.readers import lspet_split
-from posedistill.data.records import PersonRecord
+from .images import load_image
+from .readers import lspet_split
+from .records import PersonRecord
+
+__all__ = ["default_lspet_root", "lspet_people", "pixelated", "place", "similarity", "transform_points",
+           "joints_box", "inside", "make_scene", "scene_for"]
 
 
-def shared_lspet() -> Path:
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "lspet"
+def default_lspet_root() -> Path:
+    """``$POSEDISTILL_DATA/lspet`` when that is set, else ``../shared/data/lspet`` (the configs' ``data.root``)."""
+    env = os.environ.get("POSEDISTILL_DATA")
+    return Path(env) / "lspet" if env else Path("../shared/data/lspet")
 
 
 def lspet_people(root: Path, split: str, limit: int | None = None, *, need_torso: bool = False
