@@ -16,7 +16,7 @@ the cause can be read off the table. Prints tables and writes benchmarks/results
 heatmaps (maximum over joints, each with its value range), so the "before" and "after" can be looked at.
 
     python benchmarks/teacher_outliers.py --teacher runs/lspet128/teacher_hg4_128_restart/best.pt \
-        --config configs/cpu/teacher_hg4_128.yaml [--samples 512] [--recal-batches 50] [--figure out.png]
+        --config configs/experiments/cpu/teacher_hg4_128.yaml [--samples 512] [--recal-batches 50] [--figure out.png]
 """
 
 from __future__ import annotations

@@ -188,7 +188,7 @@ def test_fuzz_annotation_json_structure(tmp_path_factory, kind, value, where):
 
 
 # ------------------------------------------------------------------------------------------------ YAML configs
-CONFIG = (Path(__file__).resolve().parents[1] / "configs" / "cpu").glob("*.yaml")
+CONFIG = (Path(__file__).resolve().parents[1] / "configs" / "experiments" / "cpu").glob("*.yaml")
 YAML_OK = (b"seed: 3\nmodel:\n  name: hg1_32\ndata:\n  dataset: lspet\n  input_size: 64\n  train: 1-24\n"
            b"optim:\n  lr: 0.001\ntrain:\n  epochs: 2\n  batch_size: 8\n  nonfinite: stop\n")
 

@@ -22,6 +22,10 @@ layout of configs and runs written before ``data.augment`` existed) are still re
 person, with all-zero targets (see :class:`~posedistill.data.PoseDataset`).
 
 Relative ``data.root`` paths are resolved against the current directory first, then the config file's folder.
+
+A file may start from another: ``base: teacher.yaml`` (relative to the file's folder) takes that config's sections
+and lays this file's keys over them (mappings merged key by key), so a student that differs from its teacher in
+the model alone says only that. A run's ``config.yaml`` is the resolved config, without ``base``.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from .models import resolve_name
 
 __all__ = [
     "ModelConfig", "DataConfig", "OptimConfig", "ScheduleConfig", "LossConfig", "TrainConfig", "DistillConfig",
-    "ExperimentConfig", "load_config", "apply_overrides", "config_from_dict",
+    "ExperimentConfig", "load_config", "read_config_file", "merge_config", "apply_overrides", "config_from_dict",
 ]
 
 
@@ -265,30 +269,65 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc})") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: invalid YAML{where}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of sections")
+    return data
+
+
+def merge_config(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` laid onto ``base``: mappings merged key by key (recursively), any other value replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merge_config(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+            else value
+    return out
+
+
+def read_config_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The nested dict of a YAML experiment file, its ``base:`` chain resolved.
+
+    ``base: OTHER.yaml`` (relative to the file's folder) names a config this one starts from: its sections are
+    merged key by key, and this file's values win. A relative ``data.root`` that does not exist from the current
+    directory is taken relative to the folder of the file that sets it.
+    """
+    path = Path(path)
+    if path.resolve() in _chain:
+        loop = " -> ".join(p.name for p in (*_chain, path))
+        raise ConfigError(f"{_chain[0]}: 'base' chain loops ({loop})")
+    data = nest_flat_augment(_read_yaml(path))
+    section = data.get("data")
+    root = section.get("root") if isinstance(section, dict) else None
+    if isinstance(root, str) and not Path(root).is_absolute() and not Path(root).exists():
+        candidate = path.parent / root
+        if candidate.exists():
+            data = {**data, "data": {**section, "root": str(candidate)}}
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: base must be the path of another config file, got {base!r}")
+    if not (path.parent / base).is_file():
+        raise ConfigError(f"{path}: base {base} not found (it is read relative to the file's folder)")
+    return merge_config(read_config_file(path.parent / base, (*_chain, path.resolve())), data)
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Load a YAML experiment file (or defaults when ``path`` is None), apply overrides and validate."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{path}: config file not found") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read config file ({exc})") from exc
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}: invalid YAML{where}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a config file must be a mapping of sections")
-        root = (data.get("data") or {}).get("root") if isinstance(data.get("data"), dict) else None
-        if isinstance(root, str) and not Path(root).is_absolute() and not Path(root).exists():
-            candidate = path.parent / root
-            if candidate.exists():
-                data["data"]["root"] = str(candidate)
+    """Load a YAML experiment file (or defaults when ``path`` is None) with its ``base:`` chain
+    (:func:`read_config_file`), apply overrides and validate."""
+    data = read_config_file(path) if path is not None else {}
     apply_overrides(data, overrides or [])
     try:
         return config_from_dict(data)

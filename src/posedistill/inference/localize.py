@@ -3,21 +3,20 @@
 Candidates come from the pose network's own coarse passes on the whole image and a grid of windows at two scales
 (``method="pose"``, the default), from OpenCV's built-in HOG people detector plus the whole image (``"hog"``; no
 downloaded weights), or from both (``"both"``). Every candidate crop goes through the network in one batch and is
-scored, and the best ``top_k`` are refined ``refine_steps`` times: the next box is the bounding box of the
-candidate's ``keep_joints`` most confident joints, widened by ``margin``. The person returned is the refined
-candidate with the highest score. The score is the prediction of a
-:class:`~posedistill.inference.person_score.PersonScorer` fitted for the weights (stored beside them; it predicts from the
-crop's heatmaps and pose the fraction of its joints that are right), else mean joint confidence times the IoU of
-the candidate's box with the box its own joints span (a real person is a fixed point of the refinement). With
-``max_people > 1`` further people are distinct refined candidates (box IoU <= ``nms_iou`` with every one kept)
-whose score is at least ``min_relative_score`` x the best one's. Chosen by ``benchmarks/localisation.py`` on the
-validation slice: with the 64x64 student HOG's boxes ranked by the network worked best; with the 128-input
-student the network's own window search does (32.8 against 19.4 PCK on the test scenes), refining the best three
-beats one, and the person scorer with the best eight refined beats confidence (40.0 against 36.8 on 150
-validation scenes).
+scored, and the best ``top_k`` (12 with a person scorer, 3 without) are refined ``refine_steps`` (2) times: the
+next box is the bounding box of the candidate's ``keep_joints`` most confident joints, widened by ``margin``. With
+a scorer each refined candidate is also tried at 0.7 and 0.85 times its box (``final_scales``). The person
+returned is the candidate with the highest score: the prediction of a
+:class:`~posedistill.inference.person_score.PersonScorer` fitted for the weights (stored beside them; it predicts
+from the crop's heatmaps and pose the fraction of its joints that are right), else mean joint confidence times the
+IoU of the candidate's box with the box its own joints span (a real person is a fixed point of the refinement).
+With ``max_people > 1`` further people are distinct refined candidates (box IoU <= ``nms_iou`` with every one
+kept) whose score is at least ``min_relative_score`` x the best one's. How these defaults were chosen on the
+validation scenes of ``benchmarks/localisation.py``: ``docs/inference.md``, "Finding the person".
 
-The pose of the last refinement pass was computed on exactly the crop that :class:`~posedistill.inference.Predictor`
-would take for the returned box, so :meth:`Localizer.predict` returns it without another forward pass.
+The pose of the last refinement pass was computed on exactly the crop that
+:class:`~posedistill.inference.predictor.Predictor` would take for the returned box, so :meth:`Localizer.predict`
+returns it without another forward pass.
 """
 
 from __future__ import annotations
@@ -138,7 +137,7 @@ class Localizer:
         refine_steps: refinement passes per kept candidate.
         top_k: candidates refined per image.
         keep_joints: the most confident joints that span the refined box.
-        margin: widening of the joints' box (the crop adds :data:`~posedistill.inference.BOX_PADDING` on top).
+        margin: widening of the joints' box (the crop adds the model's box padding on top).
         window_fractions: window sides of the grid, as fractions of the image's longer side.
         max_people: people returned per image at most.
         min_relative_score: further people need this fraction of the best person's score.
