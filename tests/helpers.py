@@ -24,6 +24,13 @@ def tiny_cfg(**over):
     return config_from_dict(cfg)
 
 
+def with_run(cfg, **run):
+    """``cfg`` with run inputs (``teacher=...``, ``teacher_cache=...``, ``init=...``; paths as strings)."""
+    import dataclasses
+
+    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, **{k: str(v) for k, v in run.items()}))
+
+
 def assert_fault_stops_before_last_pt(cfg, run, hook, match):
     """Train ``cfg`` one epoch into ``run``, resume with the ``on_built`` fault ``hook``: the run must raise
     TrainingError matching ``match`` and leave ``last.pt`` (epoch 1, same weights) untouched."""

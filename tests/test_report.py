@@ -154,14 +154,15 @@ def test_rebuilt_commands_round_trip(tmp_path):
     config["data"]["train"] = "1-16"
     config["schedule"]["milestones"] = [3, 5]
     config["distill"]["alpha"] = 0.25
-    config["run"] = {"mode": "distill", "teacher": "runs/t/best.pt", "teacher_cache": "cache/t", "init": None,
-                     "unlabeled": None}
+    config["run"].update(mode="distill", teacher="runs/t/best.pt", teacher_cache="cache/t", control="runs/s")
     cmd = shlex.split(training_command(config, "runs/x"))
     assert cmd[:4] == ["posedistill", "distill", "--out", "runs/x"]
-    assert cmd[cmd.index("--teacher") + 1] == "runs/t/best.pt" and "--teacher-cache" in cmd
+    assert cmd[cmd.index("--teacher") + 1] == "runs/t/best.pt" and cmd[cmd.index("--control") + 1] == "runs/s"
     sets = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--set"]
-    cfg = load_config(None, sets)  # the --set overrides rebuild the very config
-    assert cfg.to_dict() == {k: v for k, v in config.items() if k != "run"}
+    flags = {cmd[i][2:].replace("-", "_"): cmd[i + 1] for i in range(4, len(cmd)) if cmd[i].startswith("--")
+             and cmd[i] != "--set"}
+    cfg = load_config(None, sets + [f"run.{k}={v}" for k, v in flags.items()] + ["run.mode=distill"])
+    assert cfg.to_dict() == config  # the command rebuilds the very config, run inputs included
     ev = {"checkpoint": "runs/x/best.pt", "data": "d", "dataset": "lspet", "split": "test", "flip": False}
     assert evaluate_command(ev, "runs/x/eval.json") == ("posedistill evaluate runs/x/best.pt --data d --dataset "
                                                         "lspet --split test --no-flip --json runs/x/eval.json")

@@ -14,6 +14,11 @@ heatmaps 64, sigma 2, rotation 30, scale 0.25, flip, Adam lr 2.5e-4 with step de
     loss: {fg_weight: 0.0}
     train: {epochs: 100, batch_size: 16, val_every: 1, amp: none}
     distill: {alpha: 0.5, mask_distillation: true, teacher_norm: none}
+    run: {teacher: null, teacher_cache: null, init: null, unlabeled: null, control: null}
+
+``run`` holds the run's inputs (the CLI's ``--teacher``, ``--init``, ...; :class:`RunConfig`): the engine writes
+the resolved config with them (and ``run.mode``) into the run's ``config.yaml``, which therefore loads as it is
+and reruns the run. ``run.control`` names the run an FPD run is compared with; ``posedistill report`` reads it.
 
 The augmentation keys directly under ``data:`` (``scale_factor``, ``rotation``, ``flip``, ``color_jitter``: the
 layout of configs and runs written before ``data.augment`` existed) are still read, into ``data.augment``.
@@ -46,6 +51,7 @@ from .models import resolve_name
 
 __all__ = [
     "ModelConfig", "DataConfig", "OptimConfig", "ScheduleConfig", "LossConfig", "TrainConfig", "DistillConfig",
+    "RunConfig",
     "ExperimentConfig", "load_config", "read_config_file", "merge_config", "apply_overrides", "config_from_dict",
 ]
 
@@ -116,6 +122,26 @@ class DistillConfig:
     teacher_norm: str = "none"  # "none" (the paper), "peak" (rescaled to peak 1) or "clip" (to [0, 1]); FPDLoss
 
 
+RUN_MODES = ("train", "distill")
+
+
+@dataclass
+class RunConfig:
+    """The run's inputs (the CLI's ``--teacher``, ``--teacher-cache``, ``--init``, ``--unlabeled``, ``--control``):
+    part of the config, so that a run's ``config.yaml`` reloads as written and reruns the run."""
+
+    mode: str | None = None  # train | distill: what the engine ran (written by it; a teacher or a cache decides)
+    teacher: str | None = None  # teacher checkpoint (FPD)
+    teacher_cache: str | None = None  # teacher heatmap cache directory (FPD without running the teacher)
+    init: str | None = None  # checkpoint the model starts from
+    unlabeled: str | None = None  # folder of unlabeled images (distillation term only)
+    control: str | None = None  # the run directory an FPD run is compared with (the report's baseline)
+
+    @property
+    def distills(self) -> bool:
+        return bool(self.teacher or self.teacher_cache)
+
+
 @dataclass
 class ExperimentConfig:
     name: str = "experiment"
@@ -127,6 +153,7 @@ class ExperimentConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -134,7 +161,7 @@ class ExperimentConfig:
     def validate(self) -> ExperimentConfig:
         """Check values beyond their types; raises ConfigError naming the key."""
         resolve_name(self.model.name)
-        d, o, t = self.data, self.optim, self.train
+        d, o, t, r = self.data, self.optim, self.train, self.run
         checks = [
             (d.dataset in DATASET_KINDS, f"data.dataset must be one of {', '.join(DATASET_KINDS)}"),
             (d.input_size > 0 and d.input_size % 64 == 0, "data.input_size must be a positive multiple of 64"),
@@ -162,6 +189,11 @@ class ExperimentConfig:
              "skipped, or an fp16 step unscaled, by a check at every step)"),
             (0 <= self.distill.alpha <= 1, "distill.alpha must be in [0, 1]"),
             (self.distill.teacher_norm in ("none", "peak", "clip"), "distill.teacher_norm must be none, peak or clip"),
+            (r.mode in (None, *RUN_MODES), "run.mode must be train or distill"),
+            (not (r.unlabeled and r.teacher_cache), "--teacher-cache covers the labeled training split only; drop "
+             "--unlabeled or the cache (run.unlabeled, run.teacher_cache)"),
+            (not r.unlabeled or r.teacher, "--unlabeled needs --teacher: unlabeled images only carry the "
+             "distillation term (run.unlabeled, run.teacher)"),
         ]
         for ok, message in checks:
             if not ok:

@@ -64,10 +64,12 @@ class QuickstartSettings:
     limit: int = 0  # first N adaptation images only (0: all); for tests
 
 
-def adaptation_config(s: QuickstartSettings, student_ckpt: dict[str, Any], *, role: str, alpha: float):
+def adaptation_config(s: QuickstartSettings, student_ckpt: dict[str, Any], *, role: str, alpha: float,
+                      teacher: Path, student: Path):
     """The student's own training config (model, depth, input size, sigma, loss, augmentation), on the embedded
-    images, for ``s.adapt_epochs`` epochs of cosine decay from ``s.lr`` without warm-up, at ``alpha``."""
-    base = {k: v for k, v in (student_ckpt.get("config") or {}).items() if k != "run"}
+    images, for ``s.adapt_epochs`` epochs of cosine decay from ``s.lr`` without warm-up, at ``alpha``, started
+    from ``student`` with ``teacher`` (the run inputs replace those the student was trained with)."""
+    base = dict(student_ckpt.get("config") or {})
     arch = student_ckpt["arch"]
     data = {**(base.get("data") or {}), "dataset": "lspet", "root": str(embedded_data_dir()),
             "train": s.train_range, "val": "", "input_size": int(student_ckpt["input_size"]),
@@ -82,6 +84,7 @@ def adaptation_config(s: QuickstartSettings, student_ckpt: dict[str, Any], *, ro
         "train": {**(base.get("train") or {}), "epochs": s.adapt_epochs, "batch_size": s.batch_size,
                   "val_every": 1},
         "distill": {**(base.get("distill") or {}), "alpha": alpha},
+        "run": {"teacher": str(teacher), "init": str(student)},
     })
 
 
@@ -147,8 +150,8 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
     for role, alpha in (("adapted_gt", 0.0), ("adapted_fpd", s.alpha)):
         log(f"[{role}] adapting the student for {s.adapt_epochs} epochs, alpha {alpha:g}")
         start = time.perf_counter()
-        cfg = adaptation_config(s, student_ckpt, role=role, alpha=alpha)
-        Trainer(cfg, root / role, teacher=teacher, init=student, progress=progress, command=command).fit()
+        cfg = adaptation_config(s, student_ckpt, role=role, alpha=alpha, teacher=teacher, student=student)
+        Trainer(cfg, root / role, progress=progress, command=command).fit()
         finish(role, root / role / "last.pt", time.perf_counter() - start)
     atomic_write_json(root / "results.json", rows)
     atomic_write_text(root / "results.md", format_markdown(rows, s))

@@ -145,25 +145,27 @@ def run_command(run_dir: str | Path, config: dict[str, Any]) -> str:
     return started_by(read_run_manifest(run_dir)) or training_command(config, run_dir)
 
 
+_RUN_FLAGS = {"run.teacher": "--teacher", "run.teacher_cache": "--teacher-cache", "run.init": "--init",
+              "run.unlabeled": "--unlabeled", "run.control": "--control"}
+
+
 def training_command(config: dict[str, Any], run_dir: str | Path) -> str:
-    """For runs made before ``run.json``: a command that reproduces a run from its resolved ``config.yaml``:
-    every key that differs from the defaults as ``--set``, plus the run's teacher / cache / init / unlabeled
-    paths."""
-    run = config.get("run") or {}
-    mode = run.get("mode") or "train"
+    """For runs made before ``run.json``: a command that reproduces a run from its resolved ``config.yaml``: the
+    run inputs as their flags (``--teacher``, ``--init``, ...), every other key that differs from the defaults as
+    ``--set``."""
+    mode = (config.get("run") or {}).get("mode") or "train"
     defaults = _flatten(ExperimentConfig().to_dict())
-    parts = ["posedistill", mode, "--out", str(run_dir)]
-    for key, value in _flatten({k: v for k, v in config.items() if k != "run"}).items():
-        if key in defaults and defaults[key] == value:
+    parts, flags = ["posedistill", mode, "--out", str(run_dir)], []
+    for key, value in _flatten(config).items():
+        if key == "run.mode" or (key in defaults and defaults[key] == value):
+            continue
+        if key in _RUN_FLAGS:
+            flags += [_RUN_FLAGS[key], str(value)]
             continue
         text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
         text = text[:-4].strip() if text.endswith("\n...") or text.endswith(" ...") else text
         parts += ["--set", f"{key}={text}"]
-    for flag, key in (("--teacher", "teacher"), ("--teacher-cache", "teacher_cache"), ("--init", "init"),
-                      ("--unlabeled", "unlabeled")):
-        if run.get(key):
-            parts += [flag, str(run[key])]
-    return shlex.join(parts)
+    return shlex.join(parts + flags)
 
 
 def evaluate_command(ev: dict[str, Any], json_path: str | Path) -> str:

@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from ..config import ExperimentConfig
+from ..config import ExperimentConfig, config_from_dict
 from ..data import build_loader
 from ..errors import ConfigError, PosedistillError
 from ..evaluation import evaluate_predictions, predict_dataset
@@ -53,34 +53,31 @@ class TrainingError(PosedistillError):
 class Trainer:
     """Train a model from ground truth, or distill a student from a teacher checkpoint (FPD).
 
+    The run's inputs are part of the config (``cfg.run``, :class:`~posedistill.config.RunConfig`): ``teacher``
+    (given, the run is FPD distillation with ``cfg.distill.alpha``), ``teacher_cache`` (precomputed teacher
+    heatmaps instead of the online teacher; ``teacher`` then optional, checked against the cache if given),
+    ``init`` (checkpoint the model starts from), ``unlabeled`` (images for the distillation term only). A config
+    built in Python is type-checked and validated here, as a loaded one is.
+
     Args:
         cfg: the experiment.
         run_dir: output directory.
-        teacher: teacher checkpoint; given, the run is FPD distillation with ``cfg.distill.alpha``.
-        init: checkpoint to initialise the model from (e.g. a student trained normally).
-        unlabeled: folder of unlabeled images (distillation term only); needs ``teacher``.
         resume: continue from ``run_dir/last.pt``.
         overwrite: allow writing into a non-empty run directory without resuming.
         device: ``"cpu"``, ``"cuda"``...; default the GPU when available.
         progress: show progress bars.
-        teacher_cache: directory of a :mod:`~posedistill.training.teacher_cache` (FPD with precomputed teacher
-            heatmaps instead of the online teacher; ``teacher`` then optional, checked against the cache if given).
         command: the command line that runs this (recorded in ``run.json``, :mod:`posedistill.training.run_dir`).
     """
 
-    def __init__(self, cfg: ExperimentConfig, run_dir: str | Path, *, teacher: str | Path | None = None,
-                 init: str | Path | None = None, unlabeled: str | Path | None = None, resume: bool = False,
-                 overwrite: bool = False, device: str | None = None, progress: bool = True,
-                 teacher_cache: str | Path | None = None, command: Sequence[str] | None = None) -> None:
-        if unlabeled is not None and teacher_cache is not None:
-            raise ConfigError("--teacher-cache covers the labeled training split only; drop --unlabeled or the cache")
-        if unlabeled is not None and teacher is None:
-            raise ConfigError("--unlabeled needs --teacher: unlabeled images only carry the distillation term")
+    def __init__(self, cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+                 device: str | None = None, progress: bool = True, command: Sequence[str] | None = None) -> None:
         if resume and overwrite:
             raise ConfigError("--resume and --overwrite exclude each other")
-        self.cfg, self.paths = cfg, RunPaths(Path(run_dir))
-        self.teacher_path, self.init_path, self.unlabeled = teacher, init, unlabeled
-        self.teacher_cache_path = teacher_cache
+        self.cfg = config_from_dict(cfg.to_dict())  # types and values checked as for a YAML file
+        self.paths = RunPaths(Path(run_dir))
+        run = self.cfg.run
+        self.teacher_path, self.init_path, self.unlabeled = run.teacher, run.init, run.unlabeled
+        self.teacher_cache_path = run.teacher_cache
         self.teacher: Teacher = NoTeacher()
         self.resume, self.overwrite, self.progress = resume, overwrite, progress
         self.device_name = device
@@ -155,12 +152,10 @@ class Trainer:
         return arch_record(self.cfg.model.name, self.num_joints, self.cfg.model.depth, default_depth=4)
 
     def _resolved_config(self) -> dict[str, Any]:
+        """The config as run: the experiment and its inputs, ``run.mode`` and what the teacher records (the
+        teacher of a cache)."""
         d = self.cfg.to_dict()
-        d["run"] = {"mode": "distill" if (self.teacher_path or self.teacher_cache_path) else "train",
-                    "teacher": str(self.teacher_path) if self.teacher_path else None,
-                    "init": str(self.init_path) if self.init_path else None,
-                    "unlabeled": str(self.unlabeled) if self.unlabeled else None,
-                    **self.teacher.run_fields()}
+        d["run"].update(mode="distill" if self.cfg.run.distills else "train", **self.teacher.run_fields())
         return d
 
     def _restore(self) -> tuple[int, list[dict], float]:
