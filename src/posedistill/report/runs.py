@@ -56,6 +56,7 @@ class RunEntry:
     teacher: str | None = None
     teacher_cache: str | None = None
     init: str | None = None
+    control: str | None = None  # run.control: the run an FPD run is compared with
     teacher_norm: str | None = None  # distill.teacher_norm when not "none"
     negatives: float = 0.0  # data.augment.negative_prob: share of training crops without the person
     note: str | None = None  # e.g. "ONNX Runtime int8 of fpd_hg2_64" (cost.json / results.json "note")
@@ -240,7 +241,7 @@ def load_runs(run_dirs: Sequence[str | Path]) -> list[RunEntry]:
             label=str(cost.get("label") or extra.get("label") or run_dir.name), run_dir=str(run_dir),
             model=str(model), input_size=(config.get("data") or {}).get("input_size") or cost.get("input_size"),
             depth=int((config.get("model") or {}).get("depth", 4)), mode=run.get("mode"), alpha=distill.get("alpha"), teacher=run.get("teacher"),
-            teacher_cache=run.get("teacher_cache"), init=run.get("init"),
+            teacher_cache=run.get("teacher_cache"), init=run.get("init"), control=run.get("control"),
             teacher_norm=None if distill.get("teacher_norm", "none") == "none" else distill["teacher_norm"],
             negatives=float(((config.get("data") or {}).get("augment") or {}).get("negative_prob") or 0.0),
             best_val_pck=metrics.get("best_val_pck"), evals=evals)
