@@ -184,3 +184,65 @@ def test_no_negatives_from_records_without_joints(records):
     blind = [replace(r, visible=np.zeros_like(r.visible)) for r in records]
     ds = PoseDataset(blind, joint_set="lsp", input_size=128, train=True, augment=AugmentConfig(negative_prob=0.9))
     assert not any(bool(ds[(e, i)]["negative"]) for e in range(5) for i in range(len(blind)))
+
+
+def test_half_body_crops_frame_one_part_and_keep_the_other_draws(records):
+    """augment.half_body_prob: the crop is the box of the upper or lower body's visible joints, padded 1.5 x."""
+    plain_cfg = AugmentConfig(rotation=0.0, scale_factor=0.0, flip=False)
+    half_cfg = AugmentConfig(rotation=0.0, scale_factor=0.0, flip=False, half_body_prob=1.0)
+    plain = PoseDataset(records, joint_set="lsp", input_size=128, train=True, augment=plain_cfg)
+    half = PoseDataset(records, joint_set="lsp", input_size=128, train=True, augment=half_cfg)
+    lower = np.zeros(14, dtype=bool)
+    lower[list(LSP.lower_body)] = True
+    assert lower.sum() == 6 and not lower[[6, 7, 8, 9, 10, 11, 12, 13]].any()
+    changed = 0
+    for epoch in range(4):
+        for i, rec in enumerate(records):
+            aug = half.augmentation(i, epoch)
+            assert aug.half_body in ("upper", "lower")
+            a, b = plain[(epoch, i)], half[(epoch, i)]
+            assert a["flipped"] == b["flipped"]
+            if (rec.visible > 0).sum() <= 8:
+                assert torch.equal(a["matrix"], b["matrix"])  # too few joints: the whole person
+                continue
+            changed += 1
+            part = lower if aug.half_body == "lower" else ~lower
+            if ((rec.visible > 0) & part).sum() < 2:
+                continue  # the other part was framed
+            pts = affine_points(rec.joints[(rec.visible > 0) & part], b["matrix"].numpy())
+            assert ((pts >= 0) & (pts < 128)).all()  # the chosen part is in the crop ...
+            assert np.ptp(pts, axis=0).max() == pytest.approx(128 / 1.5, rel=0.02) or \
+                np.ptp(pts, axis=0).max() < 128 / 1.5  # ... framed with 1.5 x padding (or the 0.25 floor)
+    assert changed > 0
+
+
+def test_random_erasing_changes_only_a_rectangle_and_keeps_targets(records):
+    cfg = AugmentConfig(erase_prob=1.0)
+    plain = PoseDataset(records, joint_set="lsp", input_size=128, train=True, augment=AugmentConfig())
+    erased = PoseDataset(records, joint_set="lsp", input_size=128, train=True, augment=cfg)
+    for i in range(len(records)):
+        a, b = plain[(0, i)], erased[(0, i)]
+        assert torch.equal(a["target"], b["target"]) and torch.equal(a["matrix"], b["matrix"])
+        diff = (a["image"] != b["image"]).any(dim=0).numpy()
+        ys, xs = np.nonzero(diff)
+        assert len(ys) > 0
+        x0, y0, w, h = erased.augmentation(i, 0).erase
+        box_area = (xs.max() - xs.min() + 1) * (ys.max() - ys.min() + 1)
+        assert 0.015 * 128 ** 2 <= box_area <= 0.34 * 128 ** 2  # 2-33 % of the crop
+        assert xs.min() >= round(x0 * 128) - 1 and ys.min() >= round(y0 * 128) - 1
+        assert torch.equal(b["image"], erased[(0, i)]["image"])  # reproducible
+
+
+def test_new_augmentations_keep_the_earlier_draws_and_are_validated():
+    from posedistill.data.transforms import sample_augmentation
+    for i in range(30):
+        a = sample_augmentation(np.random.default_rng(i), AugmentConfig(negative_prob=0.3))
+        b = sample_augmentation(np.random.default_rng(i), AugmentConfig(negative_prob=0.3, half_body_prob=0.5,
+                                                                         erase_prob=0.5))
+        assert (a.scale, a.rotation, a.flip, a.color, a.shift, a.negative) == \
+            (b.scale, b.rotation, b.flip, b.color, b.shift, b.negative)
+    for key in ("half_body_prob", "erase_prob"):
+        with pytest.raises(ConfigError, match=key):
+            AugmentConfig(**{key: 1.5})
+        with pytest.raises(ConfigError, match=key):
+            AugmentConfig(**{key: -0.1})

@@ -44,8 +44,9 @@ def _tiny_checkpoint(path, model_name, seed):
 def test_quickstart_evaluates_shipped_models_and_adapts_the_student_both_ways(tmp_path):
     teacher = _tiny_checkpoint(tmp_path / "teacher.pt", "hg2_32", 0)
     student = _tiny_checkpoint(tmp_path / "student.pt", "hg1_32", 1)
-    s = QuickstartSettings(teacher=teacher, student=student, adapt_epochs=1, batch_size=8, limit=16,
-                           test_range="501-516")
+    s = QuickstartSettings(teacher=teacher, student=student, adapt_epochs=1, batch_size=8, labeled_range="1-16",
+                           unlabeled_range="17-24", test_range="501-516")
+    assert s.control_epochs() == 2  # 3 steps of FPD over 24 images, 2 an epoch over the 16 labeled ones
     rows = run_quickstart(tmp_path / "qs", s, progress=False, log=lambda *_: None)
     assert [r["role"] for r in rows] == ["teacher", "student", "adapted_gt", "adapted_fpd"]
     assert [r["model"] for r in rows] == ["hg2_32", "hg1_32", "hg1_32", "hg1_32"]
@@ -54,20 +55,25 @@ def test_quickstart_evaluates_shipped_models_and_adapts_the_student_both_ways(tm
         assert 0.0 <= row["pck"] <= 100.0 and row["gmacs"] > 0 and row["latency_ms"] > 0
     assert saved[0]["gmacs"] > saved[1]["gmacs"] == saved[2]["gmacs"]
     md = (tmp_path / "qs" / "results.md").read_text()
-    assert "| student adapted by FPD from the teacher | hg1_32 | 64 |" in md and "the 16 held-aside people" in md
+    assert "| student adapted by FPD from the teacher, unlabeled images too | hg1_32 | 64 |" in md
+    assert "the 16 held-aside people" in md and "ground truth 2 epochs on images 1-16" in md
     logs = {role: list(csv.DictReader((tmp_path / "qs" / role / "log.csv").open()))
             for role in ("adapted_gt", "adapted_fpd")}
     assert float(logs["adapted_fpd"][0]["loss_kd"]) > 0  # the teacher term was used
     assert float(logs["adapted_gt"][0]["loss_kd"]) == 0  # the control has none
-    for role in ("adapted_gt", "adapted_fpd"):  # both started from the student, not from scratch
+    for role, epochs in (("adapted_gt", 2), ("adapted_fpd", 1)):  # both started from the student
         ckpt = load_checkpoint(tmp_path / "qs" / role / "last.pt")
-        assert ckpt["config"]["run"]["init"] == str(student) and ckpt["config"]["train"]["epochs"] == 1
+        assert ckpt["config"]["run"]["init"] == str(student) and ckpt["config"]["train"]["epochs"] == epochs
+        assert ckpt["config"]["data"]["train"] == "1-16"
+    assert load_checkpoint(tmp_path / "qs" / "adapted_fpd" / "last.pt")["config"]["run"]["unlabeled"]
+    assert not load_checkpoint(tmp_path / "qs" / "adapted_gt" / "last.pt")["config"]["run"]["unlabeled"]
+    assert len(list((tmp_path / "qs" / "unlabeled_images").iterdir())) == 8  # the FPD run's --unlabeled folder
     # the report reads the quickstart like any runs; the alpha-0 row is labelled as the control
     from posedistill.report.runs import load_runs
 
     entries = {e.label: e for e in load_runs([tmp_path / "qs"])}
     assert set(entries) == {r["label"] for r in rows}
-    assert entries["student adapted by FPD from the teacher"].mode == "distill"
+    assert entries["student adapted by FPD from the teacher, unlabeled images too"].mode == "distill"
 
 
 def test_quickstart_refuses_a_non_empty_output(tmp_path):

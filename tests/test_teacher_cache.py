@@ -98,6 +98,8 @@ def test_mismatched_or_incomplete_cache_is_refused(tmp_path, teacher_ckpt):
         ({"data__train": "1-12"}, "train_split is '1-16' in the cache, '1-12'"),
         ({"data__train": "2-17"}, "train_split"),
         ({"train__amp": "bf16"}, "amp is 'none'"),
+        ({"distill__teacher_flip": True}, "teacher_flip is None in the cache, True"),
+        ({"data__half_body_prob": 0.3}, "augmentation is"),
     ]:
         cfg_bad = tiny_cfg(train__epochs=1, **{k: v for k, v in over.items() if "__" in k})
         if "seed" in over:

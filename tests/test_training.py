@@ -134,8 +134,11 @@ def test_teacher_for_other_joint_set_or_size_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="teacher is for joint set 'mpii', the data has 'lsp'"):
         Trainer(tiny_cfg(train__epochs=1, data__val="", run__teacher=str(bad)), tmp_path / "a", progress=False).fit()
     big = _teacher_ckpt(tmp_path / "t256.pt", input_size=256)
-    with pytest.raises(ConfigError, match="trained at input 256"):
+    with pytest.raises(ConfigError, match="trained at input 256.*distill.teacher_input_size"):
         Trainer(tiny_cfg(train__epochs=1, data__val="", run__teacher=str(big)), tmp_path / "b", progress=False).fit()
+    with pytest.raises(ConfigError, match="trained at input 256, the config's distill.teacher_input_size is 128"):
+        Trainer(tiny_cfg(train__epochs=1, data__val="", distill__teacher_input_size=128, run__teacher=str(big)),
+                tmp_path / "b2", progress=False).fit()
     with pytest.raises(CheckpointError, match="is for model 'hg2_32', expected 'hg1_32'"):
         Trainer(tiny_cfg(train__epochs=1, data__val="", run__init=str(big)), tmp_path / "c", progress=False).fit()
 
@@ -233,3 +236,38 @@ def test_train_cli_init_starts_from_the_given_weights(tmp_path):
     fresh = build_model("hg1_32", num_joints=14).state_dict()
     assert not all(torch.allclose(first[k], fresh[k], rtol=0, atol=1e-9) for k in conv)
     assert second["epoch"] == 1 and second["config"]["run"]["init"].endswith("last.pt")
+
+
+def test_teacher_view_flip_averages_and_resizes_to_the_students_grid():
+    from posedistill.evaluation import flip_heatmaps
+    from posedistill.skeleton import LSP
+    from posedistill.training.teacher_model import TeacherView
+
+    torch.manual_seed(0)
+    model = build_model("hg1_32", num_joints=14).eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        plain = model(images)[-1].float()
+        mirrored = flip_heatmaps(model(images.flip(-1))[-1].float(), LSP.flip_index)
+    flip = TeacherView(16, flip_index=tuple(LSP.flip_index))(model, images)
+    torch.testing.assert_close(flip, (plain + mirrored) / 2)
+    assert not torch.allclose(flip, plain)
+    torch.testing.assert_close(TeacherView(16)(model, images), plain)
+    # a 128-input teacher on the 64-input student's crops: its 32x32 heatmaps come back on the 16x16 grid
+    big = TeacherView(16, input_size=128)(model, images)
+    with torch.inference_mode():
+        up = model(torch.nn.functional.interpolate(images, size=(128, 128), mode="bilinear"))[-1].float()
+    assert big.shape == (2, 14, 16, 16)
+    torch.testing.assert_close(big, torch.nn.functional.interpolate(up, size=(16, 16), mode="bilinear"))
+
+
+def test_distill_with_a_flip_averaged_teacher_at_its_own_input_size(tmp_path):
+    teacher = _teacher_ckpt(tmp_path / "t128.pt", input_size=128)
+    cfg = tiny_cfg(train__epochs=1, data__val="", distill__teacher_flip=True, distill__teacher_input_size=128,
+                   run__teacher=str(teacher))
+    Trainer(cfg, tmp_path / "fpd", progress=False).fit()
+    assert float(read_log(tmp_path / "fpd")[0]["loss_kd"]) > 0
+    saved = load_checkpoint(tmp_path / "fpd" / "last.pt")["config"]["distill"]
+    assert saved["teacher_flip"] is True and saved["teacher_input_size"] == 128
+    with pytest.raises(ConfigError, match="teacher_input_size"):
+        tiny_cfg(distill__teacher_input_size=100)

@@ -15,7 +15,7 @@ from posedistill.training.losses import FPDLoss, HeatmapLoss, weighted_heatmap_m
 from posedistill.quickstart import embedded_data_dir
 from posedistill.training import Trainer
 from posedistill.training import precision
-from posedistill.training.builders import lr_factor
+from posedistill.training.builders import build_optimizer, lr_factor
 
 from helpers import tiny_cfg
 
@@ -23,6 +23,23 @@ from helpers import tiny_cfg
 def read_log(run):
     with open(run / "log.csv") as handle:
         return list(csv.DictReader(handle))
+
+
+# ------------------------------------------------------------------------------------------------ optimiser
+def test_adamw_decays_weights_apart_from_the_gradient():
+    """optim.optimizer=adamw: decoupled weight decay (a zero gradient still shrinks the weights by lr * wd)."""
+    cfg = tiny_cfg(optim__optimizer="adamw", optim__lr=0.1, optim__weight_decay=0.5)
+    model = torch.nn.Linear(2, 1, bias=False)
+    torch.nn.init.ones_(model.weight)
+    opt = build_optimizer(model, cfg)
+    assert isinstance(opt, torch.optim.AdamW)
+    model.weight.grad = torch.zeros_like(model.weight)
+    opt.step()
+    assert torch.allclose(model.weight, torch.full_like(model.weight, 1 - 0.1 * 0.5))
+    coupled = build_optimizer(model, tiny_cfg(optim__optimizer="adam", optim__weight_decay=0.5))
+    assert type(coupled) is torch.optim.Adam
+    with pytest.raises(ConfigError, match="adamw"):
+        tiny_cfg(optim__optimizer="lamb")
 
 
 # ------------------------------------------------------------------------------------------------ schedule

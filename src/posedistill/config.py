@@ -8,12 +8,12 @@ heatmaps 64, sigma 2, rotation 30, scale 0.25, flip, Adam lr 2.5e-4 with step de
     model: {name: hg4_128}
     data: {dataset: lspet, root: ../shared/data/lspet, train: train, val: val, input_size: 256, sigma: 2.0,
            augment: {scale_factor: 0.25, rotation: 30, rotation_prob: 0.6, flip: true, color_jitter: 0.2,
-                     shift_factor: 0.0, negative_prob: 0.0}}
+                     shift_factor: 0.0, negative_prob: 0.0, half_body_prob: 0.0, erase_prob: 0.0}}
     optim: {optimizer: adam, lr: 2.5e-4, weight_decay: 0.0}
     schedule: {kind: step, milestones: [60, 90], gamma: 0.1, warmup_epochs: 0}
     loss: {fg_weight: 0.0}
     train: {epochs: 100, batch_size: 16, val_every: 1, amp: none}
-    distill: {alpha: 0.5, mask_distillation: true, teacher_norm: none}
+    distill: {alpha: 0.5, mask_distillation: true, teacher_norm: none, teacher_flip: false, teacher_input_size: 0}
     run: {teacher: null, teacher_cache: null, init: null, unlabeled: null, control: null}
 
 ``run`` holds the run's inputs (the CLI's ``--teacher``, ``--init``, ...; :class:`RunConfig`): the engine writes
@@ -80,7 +80,7 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    optimizer: str = "adam"  # adam | rmsprop | sgd
+    optimizer: str = "adam"  # adam | adamw (decoupled weight decay) | rmsprop | sgd
     lr: float = 2.5e-4
     weight_decay: float = 0.0
     momentum: float = 0.9  # rmsprop and sgd only
@@ -120,6 +120,10 @@ class DistillConfig:
     alpha: float = 0.5
     mask_distillation: bool = True
     teacher_norm: str = "none"  # "none" (the paper), "peak" (rescaled to peak 1) or "clip" (to [0, 1]); FPDLoss
+    teacher_flip: bool = False  # targets: the mean of the teacher's heatmaps of the crop and of its mirror image
+    # > 0: the teacher's own input size when it differs from data.input_size (the student's crop is resized to
+    # it, the teacher's heatmaps back to the student's grid); 0: the teacher takes the student's input size
+    teacher_input_size: int = 0
 
 
 RUN_MODES = ("train", "distill")
@@ -172,7 +176,8 @@ class ExperimentConfig:
             (d.sigma_start == 0 or d.sigma_epochs > 0, "data.sigma_start needs data.sigma_epochs > 0"),
             (d.augment.rotation <= 180, "data.augment.rotation must be in [0, 180]"),
             (d.workers >= 0 and d.limit >= 0, "data.workers and data.limit must be >= 0"),
-            (o.optimizer in ("adam", "rmsprop", "sgd"), "optim.optimizer must be adam, rmsprop or sgd"),
+            (o.optimizer in ("adam", "adamw", "rmsprop", "sgd"),
+             "optim.optimizer must be adam, adamw, rmsprop or sgd"),
             (o.lr > 0 and o.weight_decay >= 0, "optim.lr must be > 0 and optim.weight_decay >= 0"),
             (all(m > 0 for m in self.schedule.milestones), "schedule.milestones must be positive epochs"),
             (0 < self.schedule.gamma <= 1, "schedule.gamma must be in (0, 1]"),
@@ -189,6 +194,9 @@ class ExperimentConfig:
              "skipped, or an fp16 step unscaled, by a check at every step)"),
             (0 <= self.distill.alpha <= 1, "distill.alpha must be in [0, 1]"),
             (self.distill.teacher_norm in ("none", "peak", "clip"), "distill.teacher_norm must be none, peak or clip"),
+            (self.distill.teacher_input_size == 0 or (self.distill.teacher_input_size > 0
+                                                      and self.distill.teacher_input_size % 64 == 0),
+             "distill.teacher_input_size must be 0 (the student's) or a positive multiple of 64"),
             (r.mode in (None, *RUN_MODES), "run.mode must be train or distill"),
             (not (r.unlabeled and r.teacher_cache), "--teacher-cache covers the labeled training split only; drop "
              "--unlabeled or the cache (run.unlabeled, run.teacher_cache)"),

@@ -1,14 +1,18 @@
-"""The quickstart: the shipped teacher and student, then the student adapted by FPD and from ground truth alone.
+"""The quickstart: the shipped teacher and student, then the student adapted by FPD with unlabeled images and
+from ground truth alone.
 
 Uses the real images embedded in ``posedistill/assets/lspet_mini`` (see its README): none of them was used to
 train a shipped model. Images 1-500 (LSPET's validation slice) are the "user's own images" the student is
-adapted to, images 501-650 (from LSPET's test slice) are held aside for evaluation. It
+adapted to, of which only images 1-50 are labeled; images 501-650 (from LSPET's test slice) are held aside for
+evaluation. It
 
 1. evaluates the shipped teacher and student side by side on the held-aside images (PCK@0.2, flip test) with
    their cost (parameters, GMACs, CPU latency at batch 1);
-2. adapts the shipped student to images 1-500 twice, with the same start, budget, seed and recipe (the student's
-   own training config, a lower cosine-decayed rate): by Fast Pose Distillation from the shipped teacher
-   (alpha 0.5), and from ground truth only (the alpha-0 control); and evaluates both.
+2. adapts the shipped student twice, with the same start, seed, recipe (the student's own training config, a
+   lower cosine-decayed rate) and number of optimiser steps: by Fast Pose Distillation from the shipped
+   teacher (alpha 0.5) on all 500 images, the 450 unlabeled ones carrying the teacher's term only (the paper's
+   use of unlabeled data), and from the ground truth of the 50 labeled images only (the alpha-0 control, which
+   has no use for unlabeled images); and evaluates both.
 
 It writes one table (``results.md``, ``results.json``); every row's folder is a run directory that
 ``posedistill report OUT`` reads.
@@ -17,6 +21,7 @@ It writes one table (``results.md``, ``results.json``); every row's folder is a 
 from __future__ import annotations
 
 import gc
+import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +35,7 @@ from .errors import ConfigError
 from .evaluation import evaluate_checkpoint, write_evaluation
 from .io import atomic_write_json, atomic_write_text
 from .bench.profiling import profile_models
+from .data.splits import read_split
 from .training import Trainer
 from .models.pretrained import default_weights
 
@@ -39,8 +45,8 @@ __all__ = ["QuickstartSettings", "embedded_data_dir", "run_quickstart", "format_
 ROLES = {
     "teacher": "shipped teacher",
     "student": "shipped student",
-    "adapted_gt": "student adapted from ground truth only (alpha 0)",
-    "adapted_fpd": "student adapted by FPD from the teacher",
+    "adapted_gt": "student adapted from the labeled images' ground truth (alpha 0)",
+    "adapted_fpd": "student adapted by FPD from the teacher, unlabeled images too",
 }
 
 
@@ -53,38 +59,51 @@ def embedded_data_dir() -> Path:
 class QuickstartSettings:
     teacher: str | Path | None = None  # teacher checkpoint (None: the shipped teacher)
     student: str | Path | None = None  # student checkpoint (None: the shipped student)
-    adapt_epochs: int = 8
+    adapt_epochs: int = 6  # epochs of the FPD run over labeled + unlabeled images (the control: the same steps)
     batch_size: int = 16
     lr: float = 2.5e-4  # a quarter of the rate the shipped models were trained with
     alpha: float = 0.5
-    train_range: str = "1-500"
+    labeled_range: str = "1-50"
+    unlabeled_range: str = "51-500"  # used as a folder of photos, without their joints
     test_range: str = "501-650"
     seed: int = 0
     workers: int = 0
-    limit: int = 0  # first N adaptation images only (0: all); for tests
+
+    def control_epochs(self) -> int:
+        """Epochs of the ground-truth control over the labeled images alone: as many optimiser steps as the FPD
+        run takes over labeled and unlabeled images (batches of ``batch_size``, the last partial one dropped)."""
+        labeled, unlabeled = _range_size(self.labeled_range), _range_size(self.unlabeled_range)
+        steps = self.adapt_epochs * ((labeled + unlabeled) // self.batch_size)
+        return max(1, round(steps / max(labeled // self.batch_size, 1)))
+
+
+def _range_size(text: str) -> int:
+    first, last = (int(v) for v in text.split("-"))
+    return last - first + 1
 
 
 def adaptation_config(s: QuickstartSettings, student_ckpt: dict[str, Any], *, role: str, alpha: float,
-                      teacher: Path, student: Path):
+                      epochs: int, teacher: Path, student: Path, unlabeled: Path | None = None):
     """The student's own training config (model, depth, input size, sigma, loss, augmentation), on the embedded
-    images, for ``s.adapt_epochs`` epochs of cosine decay from ``s.lr`` without warm-up, at ``alpha``, started
-    from ``student`` with ``teacher`` (the run inputs replace those the student was trained with)."""
+    labeled images, for ``epochs`` epochs of cosine decay from ``s.lr`` without warm-up, at ``alpha``, started
+    from ``student`` with ``teacher`` (and ``unlabeled`` images): these run inputs replace the ones the student
+    was trained with."""
     base = dict(student_ckpt.get("config") or {})
     arch = student_ckpt["arch"]
     data = {**(base.get("data") or {}), "dataset": "lspet", "root": str(embedded_data_dir()),
-            "train": s.train_range, "val": "", "input_size": int(student_ckpt["input_size"]),
+            "train": s.labeled_range, "val": "", "input_size": int(student_ckpt["input_size"]),
             "sigma": float(student_ckpt.get("sigma", (base.get("data") or {}).get("sigma", 2.0))),
-            "sigma_start": 0.0, "sigma_epochs": 0, "workers": s.workers, "limit": s.limit}
+            "sigma_start": 0.0, "sigma_epochs": 0, "workers": s.workers, "limit": 0}
     return config_from_dict({
         **base, "name": role, "seed": s.seed,
         "model": {**(base.get("model") or {}), "name": arch["name"], "depth": int(arch.get("depth", 4))},
         "data": data,
         "optim": {**(base.get("optim") or {}), "lr": s.lr},
         "schedule": {"kind": "cosine", "warmup_epochs": 0, "min_lr_ratio": 0.01},
-        "train": {**(base.get("train") or {}), "epochs": s.adapt_epochs, "batch_size": s.batch_size,
-                  "val_every": 1},
+        "train": {**(base.get("train") or {}), "epochs": epochs, "batch_size": s.batch_size, "val_every": 1},
         "distill": {**(base.get("distill") or {}), "alpha": alpha},
-        "run": {"teacher": str(teacher), "init": str(student)},
+        "run": {"teacher": str(teacher), "init": str(student),
+                "unlabeled": str(unlabeled) if unlabeled is not None else None},
     })
 
 
@@ -124,8 +143,8 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
     student_ckpt = load_checkpoint(student)
     data = embedded_data_dir()
     command = command if command is not None else ["posedistill", "quickstart", "--out", str(root)]
-    log(f"quickstart: embedded LSPET images {data} (adapt on {s.train_range}, held aside {s.test_range}); "
-        f"teacher {teacher}, student {student}; output {root}")
+    log(f"quickstart: embedded LSPET images {data} (adapt on {s.labeled_range} labeled and {s.unlabeled_range} "
+        f"unlabeled, held aside {s.test_range}); teacher {teacher}, student {student}; output {root}")
     costs, rows = _Costs(), []
 
     def finish(role: str, checkpoint: Path, train_s: float) -> None:
@@ -147,10 +166,14 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
 
     finish("teacher", teacher, 0.0)
     finish("student", student, 0.0)
-    for role, alpha in (("adapted_gt", 0.0), ("adapted_fpd", s.alpha)):
-        log(f"[{role}] adapting the student for {s.adapt_epochs} epochs, alpha {alpha:g}")
+    unlabeled = _unlabeled_folder(data, s.unlabeled_range, root / "unlabeled_images")
+    for role, alpha, epochs, extra in (("adapted_gt", 0.0, s.control_epochs(), None),
+                                       ("adapted_fpd", s.alpha, s.adapt_epochs, unlabeled)):
+        log(f"[{role}] adapting the student for {epochs} epochs, alpha {alpha:g}"
+            + (f", with {len(list(unlabeled.iterdir()))} unlabeled images" if extra else ", labeled images only"))
         start = time.perf_counter()
-        cfg = adaptation_config(s, student_ckpt, role=role, alpha=alpha, teacher=teacher, student=student)
+        cfg = adaptation_config(s, student_ckpt, role=role, alpha=alpha, epochs=epochs, teacher=teacher,
+                                student=student, unlabeled=extra)
         Trainer(cfg, root / role, progress=progress, command=command).fit()
         finish(role, root / role / "last.pt", time.perf_counter() - start)
     atomic_write_json(root / "results.json", rows)
@@ -158,13 +181,23 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
     return rows
 
 
+def _unlabeled_folder(data: Path, image_range: str, folder: Path) -> Path:
+    """Copies of the embedded images ``image_range`` in ``folder``, a user's folder of unlabeled photos (kept in
+    the output: the FPD run's ``config.yaml`` names it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for record in read_split("lspet", data, image_range):
+        shutil.copyfile(record.image, folder / record.image.name)
+    return folder
+
+
 def format_markdown(rows: list[dict[str, Any]], s: QuickstartSettings) -> str:
     lines = [
         f"# posedistill quickstart (embedded LSPET images, PCK@0.2 with flip test on the "
         f"{rows[0]['people'] if rows else 0} held-aside people of images {s.test_range})",
         "",
-        f"Adaptation: {s.adapt_epochs} epochs on images {s.train_range} from the shipped student, same seed and "
-        "budget for both.",
+        f"Adaptation from the shipped student, same seed and number of steps for both: FPD {s.adapt_epochs} "
+        f"epochs on images {s.labeled_range} (labeled) and {s.unlabeled_range} (unlabeled: teacher term only); "
+        f"ground truth {s.control_epochs()} epochs on images {s.labeled_range}.",
         "",
         "| row | model | input | params (M) | GMACs | CPU latency (ms) | adapting (s) | PCK@0.2 |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",

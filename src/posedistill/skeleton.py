@@ -101,6 +101,11 @@ class JointSet:
                 f"joint set {self.name!r} has no joint {name!r}; valid names: {', '.join(self.names)}"
             ) from None
 
+    @property
+    def lower_body(self) -> tuple[int, ...]:
+        """Indices of the hips, knees, ankles and pelvis (the rest is the upper body; half-body crops)."""
+        return tuple(j for j, n in enumerate(self.names) if n.endswith(("_hip", "_knee", "_ankle")) or n == "pelvis")
+
     def side(self, j: int) -> str:
         """``"left"``, ``"right"`` or ``"centre"`` for joint ``j`` (from its name)."""
         n = self.names[j]

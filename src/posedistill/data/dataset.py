@@ -14,7 +14,15 @@ from ..errors import ConfigError, DataError
 from ..skeleton import JointSet, get_joint_set
 from .images import check_image_file, load_image
 from .records import PersonRecord
-from .transforms import AugmentConfig, Augmentation, color_jitter, crop_person, normalize_image, sample_augmentation
+from .transforms import (
+    AugmentConfig,
+    Augmentation,
+    color_jitter,
+    crop_person,
+    erase_rectangle,
+    normalize_image,
+    sample_augmentation,
+)
 
 __all__ = ["PoseDataset", "record_problem"]
 
@@ -156,10 +164,13 @@ class PoseDataset(Dataset):
         if window is not None:
             center, size = window
         else:
-            center, size = rec.center + np.asarray(aug.shift) * rec.scale, rec.scale * aug.scale
+            center, size = self._half_body_box(rec, aug.half_body) if aug.half_body else (rec.center, rec.scale)
+            center, size = center + np.asarray(aug.shift) * size, size * aug.scale
         crop, matrix = crop_person(image, center, size, aug.rotation, self.input_size, aug.flip)
         if aug.color != (1.0, 1.0, 1.0):
             crop = color_jitter(crop, aug.color)
+        if aug.erase is not None:
+            crop = erase_rectangle(crop, aug.erase, np.random.default_rng((self.seed, epoch, index, 2)))
         joints_crop = affine_points(rec.joints, matrix)
         visible = rec.visible
         if aug.flip:
@@ -181,6 +192,22 @@ class PoseDataset(Dataset):
             "index": torch.tensor(index, dtype=torch.int64),
             "negative": torch.tensor(window is not None),
         }
+
+    def _half_body_box(self, rec: PersonRecord, part: str) -> tuple[np.ndarray, float]:
+        """(centre, side) of the square box of the visible ``part`` joints ("upper"/"lower") padded 1.5 x, or
+        the person's own box when they have 8 visible joints or fewer, or fewer than 2 on that part (HRNet's
+        rule; the other part is tried first)."""
+        visible = (rec.visible > 0) & np.isfinite(rec.joints).all(axis=1)
+        if visible.sum() <= 8:
+            return rec.center, rec.scale
+        lower = np.zeros(len(visible), dtype=bool)
+        lower[list(self.joint_set.lower_body)] = True
+        for chosen in ((lower, ~lower) if part == "lower" else (~lower, lower)):
+            pts = rec.joints[visible & chosen]
+            if len(pts) >= 2:
+                lo, hi = pts.min(axis=0), pts.max(axis=0)
+                return (lo + hi) / 2, float(max(max(hi - lo) * 1.5, 0.25 * rec.scale))
+        return rec.center, rec.scale
 
     def _negative_window(self, rec: PersonRecord, shape: tuple[int, ...], index: int,
                          epoch: int) -> tuple[np.ndarray, float] | None:

@@ -12,7 +12,7 @@ from ..errors import ConfigError
 
 __all__ = [
     "AugmentConfig", "Augmentation", "IMAGE_MEAN", "IMAGE_STD", "normalize_image", "denormalize_image",
-    "crop_person", "flip_matrix", "sample_augmentation", "color_jitter",
+    "crop_person", "flip_matrix", "sample_augmentation", "color_jitter", "erase_rectangle",
 ]
 
 #: RGB mean and std (ImageNet, on [0, 1] pixel values) used by training and inference alike.
@@ -34,6 +34,12 @@ class AugmentConfig:
         negative_prob: probability that a training sample is a *negative*: a window of the same photo that holds
             none of the person's joints, with all-zero heatmap targets at full weight, so that the network learns
             to stay low where there is no person (what the localiser ranks its candidate crops by; 0: off).
+        half_body_prob: probability of a half-body crop (as HRNet): the box of the visible upper-body or
+            lower-body joints (either, with equal odds) padded 1.5 x, for people with more than 8 visible joints
+            (scale, shift and rotation still apply; joints outside the crop get weight 0; 0: off).
+        erase_prob: probability of random erasing (Zhong et al. 2020): a rectangle of 2-33 % of the crop's area,
+            aspect ratio 0.3-3.3, filled with noise; the targets are kept, so hidden joints are still
+            supervised (0: off).
     """
 
     scale_factor: float = 0.25
@@ -43,14 +49,18 @@ class AugmentConfig:
     color_jitter: float = 0.2
     shift_factor: float = 0.0
     negative_prob: float = 0.0
+    half_body_prob: float = 0.0
+    erase_prob: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("scale_factor", "rotation", "rotation_prob", "color_jitter", "shift_factor", "negative_prob"):
+        for name in ("scale_factor", "rotation", "rotation_prob", "color_jitter", "shift_factor", "negative_prob",
+                     "half_body_prob", "erase_prob"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"AugmentConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if self.scale_factor >= 1 or self.color_jitter >= 1 or self.rotation_prob > 1 or self.negative_prob >= 1:
-            raise ConfigError("AugmentConfig: scale_factor, color_jitter and negative_prob must be < 1, "
-                              "rotation_prob <= 1")
+        if self.scale_factor >= 1 or self.color_jitter >= 1 or self.negative_prob >= 1:
+            raise ConfigError("AugmentConfig: scale_factor, color_jitter and negative_prob must be < 1")
+        if max(self.rotation_prob, self.half_body_prob, self.erase_prob) > 1:
+            raise ConfigError("AugmentConfig: rotation_prob, half_body_prob and erase_prob must be <= 1")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,19 +76,43 @@ class Augmentation:
     color: tuple[float, float, float] = (1.0, 1.0, 1.0)
     shift: tuple[float, float] = (0.0, 0.0)
     negative: bool = False
+    half_body: str = ""  # "", "upper" or "lower"
+    erase: tuple[float, float, float, float] | None = None  # (x0, y0, w, h) as fractions of the crop's side
 
 
 def sample_augmentation(rng: np.random.Generator, cfg: AugmentConfig) -> Augmentation:
     """Draw one sample's augmentation. Always consumes the same random numbers whatever ``cfg`` says, so a
     sample's draws do not depend on which options are on."""
-    u = rng.random(10)  # the first 9 draws are those of the releases before negative_prob
+    u = rng.random(17)  # the first 9 draws are those of the releases before negative_prob, the 10th before
+    # half_body_prob and erase_prob: a generator's first n draws do not depend on how many are asked for
     scale = 1.0 + cfg.scale_factor * (2 * u[0] - 1)
     rotation = cfg.rotation * (2 * u[1] - 1) if u[2] < cfg.rotation_prob else 0.0
     flip = bool(cfg.flip and u[3] < 0.5)
     color = tuple(float(1.0 + cfg.color_jitter * (2 * c - 1)) for c in u[4:7])
     shift = (cfg.shift_factor * (2 * u[7] - 1), cfg.shift_factor * (2 * u[8] - 1))
     negative = bool(u[9] < cfg.negative_prob)
-    return Augmentation(float(scale), float(rotation), flip, color, shift, negative)  # type: ignore[arg-type]
+    half_body = ("upper" if u[11] < 0.5 else "lower") if u[10] < cfg.half_body_prob else ""
+    erase = None
+    if u[12] < cfg.erase_prob:
+        area = 0.02 + (0.33 - 0.02) * u[13]
+        aspect = float(np.exp(np.log(0.3) + (np.log(3.3) - np.log(0.3)) * u[14]))
+        w, h = min(np.sqrt(area * aspect), 1.0), min(np.sqrt(area / aspect), 1.0)
+        erase = (float((1 - w) * u[15]), float((1 - h) * u[16]), float(w), float(h))
+    return Augmentation(float(scale), float(rotation), flip, color, shift,  # type: ignore[arg-type]
+                        negative, half_body, erase)
+
+
+def erase_rectangle(crop: np.ndarray, rect: tuple[float, float, float, float],
+                    rng: np.random.Generator) -> np.ndarray:
+    """A copy of ``crop`` with the rectangle ``rect`` = (x0, y0, w, h) (fractions of the crop's side) filled
+    with uniform noise from ``rng``."""
+    side_h, side_w = crop.shape[:2]
+    x0, y0 = int(round(rect[0] * side_w)), int(round(rect[1] * side_h))
+    x1 = min(x0 + max(int(round(rect[2] * side_w)), 1), side_w)
+    y1 = min(y0 + max(int(round(rect[3] * side_h)), 1), side_h)
+    out = crop.copy()
+    out[y0:y1, x0:x1] = rng.integers(0, 256, size=(y1 - y0, x1 - x0, crop.shape[2]), dtype=np.uint8)
+    return out
 
 
 def flip_matrix(width: int) -> np.ndarray:

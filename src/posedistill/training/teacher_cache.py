@@ -45,27 +45,26 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from ..models.checkpoint import model_from_checkpoint
 from ..config import ExperimentConfig, load_config
 from ..data import PoseDataset, build_loader
-from ..errors import CheckpointError, ConfigError, DataError, PosedistillError
+from ..errors import ConfigError, DataError, PosedistillError
 from ..io import atomic_write_json
 from ..models.pretrained import sha256_file
 from .datasets import read_training_data
 from .precision import autocast, resolve_amp
+from .teacher_model import TeacherView, check_teacher_fits, teacher_view
 
-__all__ = ["TeacherCache", "build_teacher_cache", "cache_meta", "training_dataset", "load_teacher",
-           "check_teacher_fits"]
+__all__ = ["TeacherCache", "build_teacher_cache", "cache_meta", "training_dataset"]
 
 FORMAT = "posedistill-teacher-cache"
 META = "meta.json"
 DTYPES = ("float16", "float32")
 # meta keys that must equal the student config's for the heatmaps to be the ones the student would see
 _CHECKED = ("joint_set", "input_size", "seed", "dataset", "train_split", "limit", "skip_bad", "augmentation",
-            "num_samples", "records_sha256", "amp")
+            "num_samples", "records_sha256", "amp", "teacher_flip", "teacher_input_size")
 
 
 def epoch_file(cache_dir: str | Path, epoch: int) -> Path:
@@ -102,12 +101,15 @@ def cache_meta(cfg: ExperimentConfig, dataset: PoseDataset, joint_set: str) -> d
         "train_split": cfg.data.train,
         "limit": cfg.data.limit,
         "skip_bad": cfg.data.skip_bad,
-        # negative_prob left out while 0, so caches written before it existed still match
+        # options added later are left out while 0, so caches written before they existed still match
         "augmentation": {k: v for k, v in dataclasses.asdict(dataset.augment).items()
-                         if not (k == "negative_prob" and v == 0)},
+                         if not (k in ("negative_prob", "half_body_prob", "erase_prob") and v == 0)},
         "num_samples": len(dataset),
         "records_sha256": _records_sha256(dataset),
         "amp": cfg.train.amp,
+        # how the teacher saw the crops: recorded only when not the plain view, as caches before these options
+        **({"teacher_flip": True} if cfg.distill.teacher_flip else {}),
+        **({"teacher_input_size": cfg.distill.teacher_input_size} if cfg.distill.teacher_input_size else {}),
     }
 
 
@@ -173,10 +175,10 @@ class TeacherCache:
         want = cache_meta(cfg, dataset, joint_set)
         for key in _CHECKED:
             have = self.meta.get(key)
-            if have != want[key]:
+            if have != want.get(key):
                 what = "training records (same count, different content)" if key == "records_sha256" else key
                 raise ConfigError(f"{self.root}: teacher cache does not match the student config: {what} is "
-                                  f"{_short(have)} in the cache, {_short(want[key])} in the config")
+                                  f"{_short(have)} in the cache, {_short(want.get(key))} in the config")
         if teacher is not None:
             sha = sha256_file(teacher)
             if sha != self.meta["teacher"]["sha256"]:
@@ -210,26 +212,6 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def check_teacher_fits(ckpt: dict[str, Any], cfg: ExperimentConfig, *, joint_set: str, stride: int,
-                       teacher_stride: int, where: str | Path) -> None:
-    """ConfigError / CheckpointError when a teacher checkpoint cannot teach a student of ``cfg``: another joint
-    set, input size or heatmap stride (the two models' heatmaps must have the same shape)."""
-    if ckpt["joint_set"] != joint_set:
-        raise CheckpointError(f"{where}: teacher is for joint set {ckpt['joint_set']!r}, the data has {joint_set!r}")
-    if int(ckpt["input_size"]) != cfg.data.input_size:
-        raise ConfigError(f"{where}: teacher was trained at input {ckpt['input_size']}, the student config uses "
-                          f"{cfg.data.input_size}; set data.input_size to match")
-    if teacher_stride != stride:
-        raise ConfigError(f"{where}: teacher heatmaps have stride {teacher_stride}, the student's {stride}")
-
-
-def load_teacher(path: str | Path, cfg: ExperimentConfig, *, joint_set: str, stride: int) -> nn.Module:
-    """A teacher checkpoint's model, eval mode and frozen, checked by :func:`check_teacher_fits`."""
-    model, ckpt = model_from_checkpoint(path)
-    check_teacher_fits(ckpt, cfg, joint_set=joint_set, stride=stride, teacher_stride=int(model.stride), where=path)
-    return model.eval().requires_grad_(False)
-
-
 def build_teacher_cache(teacher_ckpt: str | Path, cfg: ExperimentConfig, cache_dir: str | Path, *,
                         epochs: int | None = None, batch_size: int | None = None, device: str | None = None,
                         progress: bool = True, dtype: str = "float32",
@@ -252,7 +234,8 @@ def build_teacher_cache(teacher_ckpt: str | Path, cfg: ExperimentConfig, cache_d
     stride = int(teacher.stride)
     dataset, joint_set = training_dataset(cfg, stride=stride)
     check_teacher_fits(tckpt, cfg, joint_set=joint_set, stride=stride, teacher_stride=stride, where=teacher_ckpt)
-    k, h = int(tckpt["arch"]["num_joints"]), cfg.data.input_size // stride
+    view = teacher_view(cfg, joint_set=joint_set, stride=stride)
+    k, h = int(tckpt["arch"]["num_joints"]), view.heatmap_size
     meta = {"format": FORMAT, "version": 1,
             "teacher": {"path": str(teacher_ckpt), "sha256": sha256_file(teacher_ckpt), "arch": tckpt["arch"]},
             **cache_meta(cfg, dataset, joint_set), "dtype": dtype, "shape": [len(dataset), k, h, h]}
@@ -261,9 +244,9 @@ def build_teacher_cache(teacher_ckpt: str | Path, cfg: ExperimentConfig, cache_d
         old = {**existing.meta, "teacher": {n: v for n, v in existing.meta["teacher"].items() if n != "path"}}
         new = {**meta, "teacher": {n: v for n, v in meta["teacher"].items() if n != "path"}}  # same file, any path
         for key in ("teacher", *_CHECKED, "dtype", "shape"):
-            if old.get(key) != new[key]:
+            if old.get(key) != new.get(key):
                 raise ConfigError(f"{root}: holds a teacher cache for other settings ({key}: "
-                                  f"{_short(old.get(key))} there, {_short(new[key])} now); use another "
+                                  f"{_short(old.get(key))} there, {_short(new.get(key))} now); use another "
                                   f"directory")
     else:
         atomic_write_json(root / META, meta)
@@ -282,12 +265,13 @@ def build_teacher_cache(teacher_ckpt: str | Path, cfg: ExperimentConfig, cache_d
             if cache._epoch_ok(epoch):
                 bar.update(len(dataset))
                 continue
-            _write_epoch(root, epoch, teacher, loader, meta, dev, resolve_amp(cfg.train.amp, dev), bar, on_batch)
+            _write_epoch(root, epoch, teacher, view, loader, meta, dev, resolve_amp(cfg.train.amp, dev), bar,
+                         on_batch)
     return cache
 
 
-def _write_epoch(root: Path, epoch: int, teacher: torch.nn.Module, loader, meta: dict, device: torch.device,
-                 amp: str, bar: tqdm, on_batch: Callable[[int, int], None] | None) -> None:
+def _write_epoch(root: Path, epoch: int, teacher: torch.nn.Module, view: TeacherView, loader, meta: dict,
+                 device: torch.device, amp: str, bar: tqdm, on_batch: Callable[[int, int], None] | None) -> None:
     """Compute one epoch into a temporary memory-mapped .npy and rename it into place (atomic)."""
     final = epoch_file(root, epoch)
     tmp = root / f".{final.name}.partial"
@@ -297,8 +281,8 @@ def _write_epoch(root: Path, epoch: int, teacher: torch.nn.Module, loader, meta:
         loader.sampler.set_epoch(epoch)
         done = 0
         for batch in loader:
-            with torch.inference_mode(), autocast(amp, device):
-                hm = teacher(batch["image"].to(device))[-1].float()
+            with autocast(amp, device):
+                hm = view(teacher, batch["image"].to(device))
             out[batch["index"].numpy()] = hm.cpu().numpy().astype(out.dtype)
             bar.update(len(batch["index"]))
             done += len(batch["index"])

@@ -10,8 +10,8 @@ tensor on the batch's device) or None:
 * :class:`CachedTeacher` -- the heatmaps the same teacher gave these samples in this epoch, precomputed by
   :mod:`posedistill.training.teacher_cache`.
 
-:func:`build_teacher` picks the kind from the run's options; the teacher checkpoint is loaded and checked by
-:func:`~posedistill.training.teacher_cache.load_teacher`, which the cache builder uses too.
+:func:`build_teacher` picks the kind from the run's options; the teacher checkpoint is loaded, checked and
+viewed as in :mod:`posedistill.training.teacher_model`, which the cache builder uses too.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from ..config import ExperimentConfig
-from .teacher_cache import TeacherCache, load_teacher
+from .teacher_cache import TeacherCache
+from .teacher_model import TeacherView, load_teacher, teacher_view
 
 __all__ = ["Teacher", "NoTeacher", "UnusedTeacher", "OnlineTeacher", "CachedTeacher", "build_teacher"]
 
@@ -64,8 +65,11 @@ class OnlineTeacher:
 
     model: nn.Module
     path: str | Path
+    view: TeacherView | None = None  # None: the student's crop as it is, no flip
 
     def heatmaps(self, epoch: int, batch: dict[str, Any]) -> torch.Tensor:
+        if self.view is not None:
+            return self.view(self.model, batch["image"]).clone()
         with torch.inference_mode():
             heatmaps = self.model(batch["image"])[-1].float()
         return heatmaps.clone()  # a normal tensor (inference tensors cannot enter autograd)
@@ -103,5 +107,8 @@ def build_teacher(cfg: ExperimentConfig, *, teacher: str | Path | None, cache: s
         model = load_teacher(teacher, cfg, joint_set=joint_set, stride=stride)
         if cfg.distill.alpha == 0:  # checked above, but its heatmaps would only be multiplied by 0
             return UnusedTeacher(teacher)
-        return OnlineTeacher(model.to(device, memory_format=memory_format), teacher)
+        view = None
+        if cfg.distill.teacher_flip or cfg.distill.teacher_input_size:
+            view = teacher_view(cfg, joint_set=joint_set, stride=stride)
+        return OnlineTeacher(model.to(device, memory_format=memory_format), teacher, view)
     return NoTeacher()
