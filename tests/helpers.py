@@ -24,6 +24,15 @@ def tiny_cfg(**over):
     return config_from_dict(cfg)
 
 
+def pixels(joint_set="lsp", input_size=256, *, sigma=2.0):
+    """The pixel record (:class:`~posedistill.models.meta.ModelMeta`) of an Hourglass of ``input_size``: what a
+    :class:`~posedistill.data.PoseDataset` makes its crops and targets for."""
+    from posedistill.models import STRIDE
+    from posedistill.models.meta import ModelMeta
+
+    return ModelMeta.for_pixels(joint_set, input_size, stride=STRIDE, sigma=sigma)
+
+
 def with_run(cfg, **run):
     """``cfg`` with run inputs (``teacher=...``, ``teacher_cache=...``, ``init=...``; paths as strings)."""
     import dataclasses

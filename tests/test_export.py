@@ -125,7 +125,7 @@ def test_export_cli_int8_close_to_fp32_on_real_images(shared_data, tmp_path):
     assert Predictor(int8).quantized and not Predictor(out).quantized and not Predictor(ckpt).quantized
     from posedistill.inference.calibration import calibration_batches
 
-    x = np.concatenate(calibration_batches(held_out, 128, limit=4))
+    x = np.concatenate(calibration_batches(held_out, Predictor(ckpt).meta, limit=4))
     fp = load_onnx_session(out).run(None, {"image": x})[0]
     q = load_onnx_session(int8).run(None, {"image": x})[0]
     n, k, h, w = fp.shape

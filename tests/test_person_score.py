@@ -12,6 +12,7 @@ from posedistill.inference.localize import Localizer, Person
 from posedistill.inference.person_score import (PersonScorer, candidate_features, heatmap_features, scorer_for,
                                                 sidecar_path)
 from posedistill.inference.scorer_fit import fit_person_scorer
+from posedistill.models.meta import BOX_PADDING
 from posedistill.models.pretrained import sha256_file
 
 
@@ -38,13 +39,14 @@ def test_candidate_features_are_scale_free_and_sized_by_joint_count():
     pts = rng.uniform(100, 200, (2, k, 2))
     scores = rng.random((2, k))
     boxes = [[90, 80, 120, 130], [50, 60, 200, 220]]
-    f = candidate_features(maps, pts, scores, boxes)
+    f = candidate_features(maps, pts, scores, boxes, padding=BOX_PADDING)
     assert f.shape == (2, 9 * k + 19) and np.all(np.isfinite(f))
     # the same scene 3x larger and shifted: identical features (all in the crop's frame)
-    g = candidate_features(maps, pts * 3 + 7, scores, [[3 * x + 7, 3 * y + 7, 3 * w, 3 * h] for x, y, w, h in boxes])
+    g = candidate_features(maps, pts * 3 + 7, scores, [[3 * x + 7, 3 * y + 7, 3 * w, 3 * h] for x, y, w, h in boxes],
+                           padding=BOX_PADDING)
     assert np.allclose(f, g, atol=1e-4)
     # a box twice as large shows the same joints half as large in the crop
-    big = candidate_features(maps[:1], pts[:1], scores[:1], [[30, 15, 240, 260]])
+    big = candidate_features(maps[:1], pts[:1], scores[:1], [[30, 15, 240, 260]], padding=BOX_PADDING)
     span = slice(3 * k, 3 * k + 2)  # width and height of the joints' box, as a fraction of the crop
     assert np.allclose(big[0, span], f[0, span] / 2, rtol=0.02)
 

@@ -17,7 +17,7 @@ from posedistill.training import Trainer
 from posedistill.training import precision
 from posedistill.training.builders import build_optimizer, lr_factor
 
-from helpers import tiny_cfg
+from helpers import pixels, tiny_cfg
 
 
 def read_log(run):
@@ -116,7 +116,7 @@ def test_fpd_loss_with_foreground_weight_keeps_its_form():
 # ------------------------------------------------------------------------------------------ sigma schedule
 def test_sigma_schedule_widens_early_targets():
     records = read_lspet(embedded_data_dir(), indices=range(2))
-    ds = PoseDataset(records, joint_set="lsp", input_size=64, train=True, sigma=1.5, sigma_schedule=(3.0, 2))
+    ds = PoseDataset(records, meta=pixels(input_size=64, sigma=1.5), train=True, sigma_schedule=(3.0, 2))
     assert ds.codec_for(0).sigma == pytest.approx(3.0)
     assert ds.codec_for(1).sigma == pytest.approx(2.25)
     assert ds.codec_for(2) is ds.codec and ds.codec_for(5) is ds.codec

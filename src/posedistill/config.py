@@ -47,7 +47,7 @@ import yaml
 from .data.readers import DATASET_KINDS
 from .data.transforms import AugmentConfig
 from .errors import ConfigError
-from .models import resolve_name
+from .models import DEFAULT_DEPTH, STRIDE, resolve_name
 
 __all__ = [
     "ModelConfig", "DataConfig", "OptimConfig", "ScheduleConfig", "LossConfig", "TrainConfig", "DistillConfig",
@@ -59,7 +59,7 @@ __all__ = [
 @dataclass
 class ModelConfig:
     name: str = "hg4_128"
-    depth: int = 4  # hourglass recursion depth (3 at 128 input keeps Newell's 4x4 lowest level)
+    depth: int = DEFAULT_DEPTH  # hourglass recursion depth (3 at 128 input keeps Newell's 4x4 lowest level)
 
 
 @dataclass
@@ -169,8 +169,8 @@ class ExperimentConfig:
         checks = [
             (d.dataset in DATASET_KINDS, f"data.dataset must be one of {', '.join(DATASET_KINDS)}"),
             (d.input_size > 0 and d.input_size % 64 == 0, "data.input_size must be a positive multiple of 64"),
-            (1 <= self.model.depth <= 6 and d.input_size % (4 * 2 ** self.model.depth) == 0,
-             "model.depth must be in 1..6, with data.input_size a multiple of 4 * 2**depth"),
+            (1 <= self.model.depth <= 6 and d.input_size % (STRIDE * 2 ** self.model.depth) == 0,
+             f"model.depth must be in 1..6, with data.input_size a multiple of {STRIDE} * 2**depth"),
             (d.sigma > 0, "data.sigma must be > 0"),
             (d.sigma_start >= 0 and d.sigma_epochs >= 0, "data.sigma_start and data.sigma_epochs must be >= 0"),
             (d.sigma_start == 0 or d.sigma_epochs > 0, "data.sigma_start needs data.sigma_epochs > 0"),

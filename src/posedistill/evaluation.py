@@ -231,8 +231,7 @@ def evaluate_checkpoint(checkpoint, data_root, *, dataset: str = "lspet", split:
         raise CheckpointError(f"{checkpoint}: model is for joint set {meta.joint_set!r}, the data has "
                               f"{joint_set.name!r}")
     model = loaded.as_module().to(device)
-    ds = PoseDataset(records, joint_set=joint_set, input_size=meta.input_size, sigma=meta.sigma,
-                     stride=meta.stride, train=False)
+    ds = PoseDataset(records, meta=meta, train=False)  # the crops the model was trained on and is run on
     loader = build_loader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
     pred = predict_dataset(model, loader, meta.codec(), joint_set=joint_set, flip=flip,
                            scales=MULTI_SCALES if multi_scale else (1.0,), dark=meta.decode == "dark", device=device,

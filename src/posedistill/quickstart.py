@@ -34,6 +34,7 @@ from .config import config_from_dict
 from .errors import ConfigError
 from .evaluation import evaluate_checkpoint, write_evaluation
 from .io import atomic_write_json, atomic_write_text
+from .models import DEFAULT_DEPTH
 from .bench.profiling import profile_models
 from .data.splits import read_split
 from .training import Trainer
@@ -96,7 +97,7 @@ def adaptation_config(s: QuickstartSettings, student_ckpt: dict[str, Any], *, ro
             "sigma_start": 0.0, "sigma_epochs": 0, "workers": s.workers, "limit": 0}
     return config_from_dict({
         **base, "name": role, "seed": s.seed,
-        "model": {**(base.get("model") or {}), "name": arch["name"], "depth": int(arch.get("depth", 4))},
+        "model": {**(base.get("model") or {}), "name": arch["name"], "depth": int(arch.get("depth", DEFAULT_DEPTH))},
         "data": data,
         "optim": {**(base.get("optim") or {}), "lr": s.lr},
         "schedule": {"kind": "cosine", "warmup_epochs": 0, "min_lr_ratio": 0.01},
@@ -115,7 +116,7 @@ class _Costs:
 
     def __call__(self, ckpt: dict[str, Any]) -> dict[str, Any]:
         arch = ckpt["arch"]
-        key = (arch["name"], int(arch.get("depth", 4)), int(ckpt["input_size"]), int(arch["num_joints"]))
+        key = (arch["name"], int(arch.get("depth", DEFAULT_DEPTH)), int(ckpt["input_size"]), int(arch["num_joints"]))
         if key not in self.seen:
             gc.collect()
             self.seen[key] = profile_models([key[0]], depth=key[1], input_size=key[2], num_joints=key[3],
@@ -154,7 +155,7 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
         write_evaluation(root / role / "eval_test.json", result, command)
         cost = costs(ckpt)
         row = {"role": role, "label": ROLES[role], "model": ckpt["arch"]["name"],
-               "depth": int(ckpt["arch"].get("depth", 4)), "input_size": int(ckpt["input_size"]),
+               "depth": int(ckpt["arch"].get("depth", DEFAULT_DEPTH)), "input_size": int(ckpt["input_size"]),
                "checkpoint": str(checkpoint), "params": cost["params"], "gmacs": cost["gmacs"],
                "latency_ms": cost["latency_ms"], "pck": result.pck["mean"], "auc": result.auc,
                "people": result.num_people, "train_s": train_s}

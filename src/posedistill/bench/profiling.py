@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import ConfigError
-from ..models import build_model, get_model_spec, resolve_name
+from ..models import DEFAULT_DEPTH, build_model, get_model_spec, resolve_name
 
 __all__ = ["count_parameters", "count_gmacs", "time_call", "num_threads", "profile_models", "check_input_size"]
 
@@ -90,9 +90,9 @@ def profile_models(
     repeats: int = 10,
     warmup: int = 3,
     latency: bool = True,
-    depth: int = 4,
+    depth: int = DEFAULT_DEPTH,
 ) -> list[dict[str, Any]]:
-    """Parameters, GMACs and batch-1 eager CPU latency of registered models (hourglass ``depth``, default 4).
+    """Parameters, GMACs and batch-1 eager CPU latency of registered models (hourglass ``depth``, default :data:`~posedistill.models.DEFAULT_DEPTH`).
 
     Returns one dict per model: ``name, stacks, channels, depthwise, params, gmacs, latency_ms, p90_ms,
     input_size, threads``.

@@ -41,7 +41,7 @@ def export(checkpoint: Path, onnx_path: Path, input_size: int | None, int8: bool
     if int8 and int8_mode == "static":
         if calib is None:
             raise click.UsageError("--int8 (static) needs --calib DATA (or use --int8-mode dynamic)")
-        calib_data = calibration_batches(calib, size, limit=calib_limit, bbox_file=calib_bbox_file)
+        calib_data = calibration_batches(calib, meta, limit=calib_limit, bbox_file=calib_bbox_file)
     export_onnx(loaded.module, onnx_path, input_size=size, metadata=meta.to_onnx_props())
     click.echo(f"wrote {onnx_path}")
     if int8:

@@ -69,8 +69,9 @@ def predict(inputs: tuple[str, ...], weights: Path | None, backend: str | None, 
 
     Without a box the person is localised (see --locate); in a video they are then followed from frame to frame
     (box from the previous frame's joints) and the keypoints smoothed by a One Euro filter. The crop is the
-    square of side max(w, h) * 1.25 centred on the box. Output: a JSON list with one record per image (or video
-    frame) and person: image, [frame,] bbox, keypoints [{name, x, y, score}] in original image pixels.
+    square of side max(w, h) times the model's box padding (1.25) centred on the box. Output: a JSON list with
+    one record per image (or video frame) and person: image, [frame,] bbox, keypoints [{name, x, y, score}] in
+    original image pixels.
     """
     box = parse_bbox(bbox) if bbox is not None else None
     tracking = TrackingConfig(track=not no_track, smooth=not no_smooth, min_cutoff=min_cutoff, beta=beta,

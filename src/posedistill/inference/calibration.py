@@ -1,5 +1,6 @@
-"""int8 calibration data: real image crops preprocessed exactly as :class:`~posedistill.inference.predictor.Predictor` does
-(used by ``posedistill export --int8``)."""
+"""int8 calibration data: real image crops made exactly as the
+:class:`~posedistill.inference.predictor.Predictor` makes them for the same model (used by ``posedistill export
+--int8``)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..data.images import load_image
-from ..data.records import box_to_square, whole_image_box
-from ..data.transforms import crop_person, normalize_image
+from ..data.records import whole_image_box
 from ..errors import ConfigError
-from ..models.meta import BOX_PADDING
+from ..models.meta import ModelMeta
+from .predictor import preprocess
 from .sources import boxes_for, check_box, collect_inputs, iter_frames, load_bbox_file
 
 __all__ = ["calibration_batches"]
@@ -20,16 +21,17 @@ __all__ = ["calibration_batches"]
 
 def calibration_batches(
     source: str | os.PathLike | Sequence[str | os.PathLike],
-    input_size: int,
+    meta: ModelMeta,
     *,
     limit: int = 64,
     batch_size: int = 1,
     bbox_file: str | os.PathLike | None = None,
 ) -> list[np.ndarray]:
-    """Preprocessed crops (batches of N x 3 x S x S float32) of up to ``limit`` real images for int8 calibration.
+    """Preprocessed crops (batches of N x 3 x S x S float32) of up to ``limit`` real images for int8 calibration
+    of the model of ``meta`` (its input size, box padding and normalisation).
 
     ``source`` is an image folder, image files or a video (its first frames); each image is cropped at the
-    boxes of ``bbox_file`` or as a whole, exactly like :class:`Predictor` does.
+    boxes of ``bbox_file`` or as a whole, exactly like :class:`Predictor` does (:func:`preprocess`).
     """
     if limit < 1 or batch_size < 1:
         raise ConfigError(f"calibration limit and batch size must be >= 1, got {limit}, {batch_size}")
@@ -41,8 +43,7 @@ def calibration_batches(
         for frame in frames:
             h, w = frame.shape[:2]
             for box in boxes_for(src, boxes, None) or [whole_image_box(w, h)]:
-                center, side = box_to_square(check_box(box, w, h, str(src.path)), BOX_PADDING)
-                crops.append(normalize_image(crop_person(frame, center, side, 0.0, input_size)[0]))
+                crops.append(preprocess(frame, check_box(box, w, h, str(src.path)), meta)[0])
             if len(crops) >= limit:
                 break
         if len(crops) >= limit:

@@ -271,7 +271,7 @@ class Localizer:
     def next_box(self, image: np.ndarray, person: Person) -> list[float]:
         box = joints_box(person.keypoints, person.scores, keep=self.keep_joints, margin=self.margin)
         h, w = image.shape[:2]
-        centre, side = box_to_square(box)
+        centre, side = box_to_square(box, self.predictor.meta.box_padding)
         if not (-side / 2 < centre[0] < w + side / 2 and -side / 2 < centre[1] < h + side / 2):
             return person.box  # joints far outside the image: keep the previous box
         return box

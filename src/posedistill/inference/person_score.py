@@ -58,9 +58,10 @@ def heatmap_features(heatmaps: np.ndarray) -> np.ndarray:
 
 
 def candidate_features(heatmaps: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
-                       boxes: Sequence[Sequence[float]], *, padding: float = 1.25) -> np.ndarray:
+                       boxes: Sequence[Sequence[float]], *, padding: float) -> np.ndarray:
     """Features (N, F) of N candidate crops: their heatmaps (N, K, h, w), decoded keypoints (N, K, 2) in image
-    pixels, scores (N, K) and person boxes ``[x, y, w, h]`` (the crop is the box made square and padded)."""
+    pixels, scores (N, K) and person boxes ``[x, y, w, h]`` (the crop is the box made square and padded by
+    ``padding``, the model's box padding)."""
     keypoints = np.asarray(keypoints, np.float64)
     scores = np.asarray(scores, np.float64)
     n, k = scores.shape

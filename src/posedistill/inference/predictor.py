@@ -34,7 +34,17 @@ from ..skeleton import JointSet, get_joint_set
 from .sources import Box, check_box
 from ..models.pretrained import default_weights
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "preprocess"]
+
+
+def preprocess(image: np.ndarray, box: Box, meta: ModelMeta) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised crop (3, S, S) and its image->crop matrix (2, 3) of one person box, as the model of ``meta``
+    sees it: the box made square and padded by ``meta.box_padding``, cropped to ``meta.input_size`` with the
+    training crop code, standardised by ``meta.mean`` / ``meta.std``. The predictor and the int8 calibration crops
+    both make their pixels here."""
+    center, side = box_to_square(box, meta.box_padding)
+    crop, matrix = crop_person(image, center, side, 0.0, meta.input_size)
+    return normalize_image(crop, mean=meta.mean, std=meta.std), matrix
 
 
 @dataclass
@@ -115,10 +125,8 @@ class Predictor:
                 torch.set_num_threads(old)
 
     def preprocess(self, image: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised crop (3, S, S) and its image->crop matrix (2, 3) for one person box."""
-        center, side = box_to_square(box, self.meta.box_padding)
-        crop, matrix = crop_person(image, center, side, 0.0, self.input_size)
-        return normalize_image(crop, mean=self.meta.mean, std=self.meta.std), matrix
+        """Normalised crop (3, S, S) and its image->crop matrix (2, 3) for one person box (:func:`preprocess`)."""
+        return preprocess(image, box, self.meta)
 
     def predict_crops(self, crops: np.ndarray, matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Keypoints (N, K, 2) in image pixels and scores (N, K) for preprocessed crops and their matrices."""

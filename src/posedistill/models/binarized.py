@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .hourglass import StackedHourglass
+from .hourglass import DEFAULT_DEPTH, StackedHourglass
 
 __all__ = [
     "binary_sign", "BinaryActivation", "BinaryConv2d", "BinaryResidual",
@@ -145,7 +145,7 @@ class BinarizedStackedHourglass(StackedHourglass):
     ``remap_heatmaps``), so it is a drop-in replacement wherever a StackedHourglass is trained or evaluated.
     """
 
-    def __init__(self, *, stacks: int, channels: int, num_joints: int, blocks: int = 1, depth: int = 4,
+    def __init__(self, *, stacks: int, channels: int, num_joints: int, blocks: int = 1, depth: int = DEFAULT_DEPTH,
                  block: str = "hierarchical") -> None:
         if isinstance(channels, int) and channels >= 1 and channels % 8:  # non-positive: the base class says so
             raise ValueError(f"BinarizedStackedHourglass: channels must be a multiple of 8, got {channels}")

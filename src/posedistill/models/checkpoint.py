@@ -26,7 +26,8 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..io import atomic_open
-from . import build_model
+from .hourglass import DEFAULT_DEPTH
+from .registry import build_model
 
 __all__ = ["save_checkpoint", "load_checkpoint", "model_from_checkpoint", "slim_checkpoint", "standalone_weights",
            "FORMAT"]
@@ -70,7 +71,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
             or not isinstance(arch.get("num_joints"), int) or isinstance(arch.get("num_joints"), bool)
             or arch["num_joints"] < 1):
         raise CheckpointError(f"{path}: malformed 'arch' (expected {{'name': str, 'num_joints': int >= 1}})")
-    depth = arch.get("depth", 4)
+    depth = arch.get("depth", DEFAULT_DEPTH)
     if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= 6:
         raise CheckpointError(f"{path}: malformed 'arch' depth {depth!r} (expected an integer in 1..6)")
     if not isinstance(ckpt["joint_set"], str):
@@ -105,7 +106,8 @@ def model_from_checkpoint(
             f"{where}: checkpoint is for joint set {ckpt['joint_set']!r}, expected {expect_joint_set!r}"
         )
     try:
-        model = build_model(arch["name"], num_joints=int(arch["num_joints"]), depth=int(arch.get("depth", 4)))
+        model = build_model(arch["name"], num_joints=int(arch["num_joints"]),
+                            depth=int(arch.get("depth", DEFAULT_DEPTH)))
         model.load_state_dict(ckpt["model"])
     except (KeyError, RuntimeError, TypeError, ValueError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -17,19 +17,25 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 from ..codec import HeatmapCodec
-from ..data.transforms import IMAGE_MEAN, IMAGE_STD
 from ..errors import CheckpointError, ConfigError
 from ..skeleton import JointSet, get_joint_set
 
-__all__ = ["ModelMeta", "BOX_PADDING", "DECODE_METHODS", "CHECKPOINT_KEY", "ONNX_KEY", "meta_from_checkpoint",
-           "meta_from_onnx"]
+__all__ = ["ModelMeta", "BOX_PADDING", "IMAGE_MEAN", "IMAGE_STD", "DEFAULT_SIGMA", "DECODE_METHODS", "CHECKPOINT_KEY",
+           "ONNX_KEY", "meta_from_checkpoint", "meta_from_onnx"]
 
-#: Side of the square person crop as a multiple of the longer box side (inference boxes and dataset boxes).
+#: Side of the square person crop as a multiple of the longer box side: the box padding of every dataset reader,
+#: of training and of inference (each model's record carries its own, this is the default).
 BOX_PADDING = 1.25
+#: RGB mean and std (ImageNet, on [0, 1] pixel values) a model's input is standardised with (the record's default),
+#: as float32 values: the very numbers every checkpoint and ONNX file written so far records.
+IMAGE_MEAN = tuple(float(v) for v in np.array([0.485, 0.456, 0.406], dtype=np.float32))
+IMAGE_STD = tuple(float(v) for v in np.array([0.229, 0.224, 0.225], dtype=np.float32))
 DECODE_METHODS = ("quarter", "dark")
 CHECKPOINT_KEY = "model_meta"
 ONNX_KEY = "posedistill.model_meta"
@@ -48,8 +54,8 @@ class ModelMeta:
     stride: int
     sigma: float = DEFAULT_SIGMA
     decode: str = "quarter"
-    mean: tuple[float, ...] = field(default_factory=lambda: tuple(float(v) for v in IMAGE_MEAN))
-    std: tuple[float, ...] = field(default_factory=lambda: tuple(float(v) for v in IMAGE_STD))
+    mean: tuple[float, ...] = IMAGE_MEAN
+    std: tuple[float, ...] = IMAGE_STD
     box_padding: float = BOX_PADDING
     version: int = 1
 
@@ -73,9 +79,16 @@ class ModelMeta:
     def for_model(cls, model: Any, *, arch: str, joint_set: str | JointSet, input_size: int,
                   sigma: float = DEFAULT_SIGMA, decode: str = "quarter") -> ModelMeta:
         """The record of ``model`` (its ``stride`` is read from the model) trained at ``input_size``, ``sigma``."""
+        return cls.for_pixels(joint_set, input_size, stride=int(model.stride), sigma=sigma, decode=decode, arch=arch)
+
+    @classmethod
+    def for_pixels(cls, joint_set: str | JointSet, input_size: int, *, stride: int, sigma: float = DEFAULT_SIGMA,
+                   decode: str = "quarter", arch: str = "") -> ModelMeta:
+        """A record of how pixels are made for a model of ``stride`` at ``input_size`` (``arch`` empty where no
+        model is named: a dataset shown by ``data show``, the training data of a teacher cache)."""
         js = get_joint_set(joint_set)
         return cls(arch=str(arch), joint_set=js.name, joint_names=tuple(js.names), flip_index=tuple(js.flip_index),
-                   input_size=int(input_size), stride=int(model.stride), sigma=float(sigma), decode=decode)
+                   input_size=int(input_size), stride=int(stride), sigma=float(sigma), decode=decode)
 
     @property
     def joints(self) -> JointSet:

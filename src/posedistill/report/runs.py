@@ -34,6 +34,7 @@ import yaml
 from ..bench.profiling import profile_models
 from ..config import ExperimentConfig
 from ..errors import DataError
+from ..models import DEFAULT_DEPTH
 from ..training.run_dir import read_run_manifest, started_by
 
 __all__ = ["RunEntry", "load_runs", "expand_run_dirs", "fill_costs", "run_command", "training_command",
@@ -50,7 +51,7 @@ class RunEntry:
     run_dir: str
     model: str
     input_size: int | None = None
-    depth: int = 4  # hourglass depth (model.depth)
+    depth: int = DEFAULT_DEPTH  # hourglass depth (model.depth)
     mode: str | None = None  # train | distill
     alpha: float | None = None
     teacher: str | None = None
@@ -240,7 +241,7 @@ def load_runs(run_dirs: Sequence[str | Path]) -> list[RunEntry]:
         entry = RunEntry(
             label=str(cost.get("label") or extra.get("label") or run_dir.name), run_dir=str(run_dir),
             model=str(model), input_size=(config.get("data") or {}).get("input_size") or cost.get("input_size"),
-            depth=int((config.get("model") or {}).get("depth", 4)), mode=run.get("mode"), alpha=distill.get("alpha"), teacher=run.get("teacher"),
+            depth=int((config.get("model") or {}).get("depth", DEFAULT_DEPTH)), mode=run.get("mode"), alpha=distill.get("alpha"), teacher=run.get("teacher"),
             teacher_cache=run.get("teacher_cache"), init=run.get("init"), control=run.get("control"),
             teacher_norm=None if distill.get("teacher_norm", "none") == "none" else distill["teacher_norm"],
             negatives=float(((config.get("data") or {}).get("augment") or {}).get("negative_prob") or 0.0),

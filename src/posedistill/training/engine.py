@@ -33,8 +33,7 @@ from ..errors import ConfigError, PosedistillError
 from ..evaluation import evaluate_predictions, predict_dataset
 from ..io import atomic_write_json, atomic_write_text, check_writable_dir
 from .losses import FPDLoss, HeatmapLoss
-from ..models.meta import ModelMeta
-from ..models import build_model
+from ..models import DEFAULT_DEPTH, build_model
 from .run_dir import RunPaths, arch_record, record_run_start, run_checkpoint, snapshot, write_log
 from ..skeleton import get_joint_set
 from .builders import build_optimizer, build_scheduler, scheduler_steps_per_iteration
@@ -104,17 +103,17 @@ class Trainer:
         self.joint_set_name = data.joint_set
         self.model = build_model(cfg.model.name, num_joints=get_joint_set(data.joint_set).num_joints,
                                  depth=cfg.model.depth)
-        self.meta = ModelMeta.for_model(self.model, arch=cfg.model.name, joint_set=data.joint_set,
-                                        input_size=cfg.data.input_size, sigma=cfg.data.sigma)
+        self.meta = data.meta(int(self.model.stride))
         self.joint_set, self.num_joints, self.codec = self.meta.joints, self.meta.num_joints, self.meta.codec()
-        train_set = data.train_set(stride=self.meta.stride, unlabeled=self.unlabeled)
-        self.val_set = data.val_set(stride=self.meta.stride)
+        train_set = data.train_set(meta=self.meta, unlabeled=self.unlabeled)
+        self.val_set = data.val_set(meta=self.meta)
         self.val_loader = None
         if self.init_path is not None:
             init_model, init_ckpt = model_from_checkpoint(self.init_path, expect_arch=cfg.model.name,
                                                           expect_joint_set=self.joint_set_name)
-            if int(init_ckpt["arch"].get("depth", 4)) != cfg.model.depth:
-                raise ConfigError(f"{self.init_path}: --init model has depth {init_ckpt['arch'].get('depth', 4)}, "
+            init_depth = int(init_ckpt["arch"].get("depth", DEFAULT_DEPTH))
+            if init_depth != cfg.model.depth:
+                raise ConfigError(f"{self.init_path}: --init model has depth {init_depth}, "
                                   f"the config asks for model.depth={cfg.model.depth}")
             self.model.load_state_dict(init_model.state_dict())
         memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
@@ -149,7 +148,7 @@ class Trainer:
                               best=best)
 
     def _arch(self) -> dict[str, Any]:
-        return arch_record(self.cfg.model.name, self.num_joints, self.cfg.model.depth, default_depth=4)
+        return arch_record(self.cfg.model.name, self.num_joints, self.cfg.model.depth)
 
     def _resolved_config(self) -> dict[str, Any]:
         """The config as run: the experiment and its inputs, ``run.mode`` and what the teacher records (the

@@ -31,6 +31,7 @@ from torch import nn
 
 from ..errors import DataError
 from ..io import atomic_write_json, atomic_write_text
+from ..models import DEFAULT_DEPTH
 from ..models.checkpoint import standalone_weights
 from ..models.meta import CHECKPOINT_KEY, ModelMeta
 from ..provenance import invocation
@@ -87,11 +88,11 @@ def write_log(path: Path, history: list[dict]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def arch_record(name: str, num_joints: int, depth: int, *, default_depth: int) -> dict[str, Any]:
-    """The builder arguments a checkpoint stores (``depth`` only when it is not ``default_depth``, so that
-    checkpoints of default models keep their old form)."""
+def arch_record(name: str, num_joints: int, depth: int) -> dict[str, Any]:
+    """The builder arguments a checkpoint stores (``depth`` only when it is not the default, so that checkpoints of
+    default models keep their old form)."""
     arch: dict[str, Any] = {"name": name, "num_joints": num_joints}
-    if depth != default_depth:
+    if depth != DEFAULT_DEPTH:
         arch["depth"] = depth
     return arch
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +15,8 @@ from torch import nn
 from ..config import ExperimentConfig
 from ..errors import CheckpointError, ConfigError
 from ..evaluation import predict_heatmaps
-from ..models.checkpoint import model_from_checkpoint
+from ..models.loading import PoseModel, load_pose_model
+from ..models.meta import ModelMeta
 from ..skeleton import get_joint_set
 
 __all__ = ["TeacherView", "teacher_view", "check_teacher_fits", "load_teacher"]
@@ -53,29 +53,31 @@ def teacher_view(cfg: ExperimentConfig, *, joint_set: str, stride: int) -> Teach
     return TeacherView(cfg.data.input_size // stride, cfg.distill.teacher_input_size, flip)
 
 
-def check_teacher_fits(ckpt: dict[str, Any], cfg: ExperimentConfig, *, joint_set: str, stride: int,
-                       teacher_stride: int, where: str | Path) -> None:
-    """ConfigError / CheckpointError when a teacher checkpoint cannot teach a student of ``cfg``: another joint
-    set, input size (unless ``distill.teacher_input_size`` names the teacher's, whose heatmaps are then resampled
-    to the student's grid) or heatmap stride (the two models' heatmaps must have the same shape)."""
-    if ckpt["joint_set"] != joint_set:
-        raise CheckpointError(f"{where}: teacher is for joint set {ckpt['joint_set']!r}, the data has {joint_set!r}")
+def check_teacher_fits(meta: ModelMeta, cfg: ExperimentConfig, *, joint_set: str, stride: int,
+                       where: str | Path) -> None:
+    """ConfigError / CheckpointError when a teacher (its :class:`~posedistill.models.meta.ModelMeta`) cannot teach
+    a student of ``cfg`` whose heatmaps have ``stride``: another joint set, input size (unless
+    ``distill.teacher_input_size`` names the teacher's, whose heatmaps are then resampled to the student's grid)
+    or heatmap stride (the two models' heatmaps must have the same shape)."""
+    if meta.joint_set != joint_set:
+        raise CheckpointError(f"{where}: teacher is for joint set {meta.joint_set!r}, the data has {joint_set!r}")
     own = cfg.distill.teacher_input_size
     if own:
-        if int(ckpt["input_size"]) != own:
-            raise ConfigError(f"{where}: teacher was trained at input {ckpt['input_size']}, the config's "
+        if meta.input_size != own:
+            raise ConfigError(f"{where}: teacher was trained at input {meta.input_size}, the config's "
                               f"distill.teacher_input_size is {own}")
         return
-    if int(ckpt["input_size"]) != cfg.data.input_size:
-        raise ConfigError(f"{where}: teacher was trained at input {ckpt['input_size']}, the student config uses "
+    if meta.input_size != cfg.data.input_size:
+        raise ConfigError(f"{where}: teacher was trained at input {meta.input_size}, the student config uses "
                           f"{cfg.data.input_size}; set data.input_size to match, or distill.teacher_input_size "
-                          f"to {ckpt['input_size']} to resize the student's crops for it")
-    if teacher_stride != stride:
-        raise ConfigError(f"{where}: teacher heatmaps have stride {teacher_stride}, the student's {stride}")
+                          f"to {meta.input_size} to resize the student's crops for it")
+    if meta.stride != stride:
+        raise ConfigError(f"{where}: teacher heatmaps have stride {meta.stride}, the student's {stride}")
 
 
-def load_teacher(path: str | Path, cfg: ExperimentConfig, *, joint_set: str, stride: int) -> nn.Module:
-    """A teacher checkpoint's model, eval mode and frozen, checked by :func:`check_teacher_fits`."""
-    model, ckpt = model_from_checkpoint(path)
-    check_teacher_fits(ckpt, cfg, joint_set=joint_set, stride=stride, teacher_stride=int(model.stride), where=path)
-    return model.eval().requires_grad_(False)
+def load_teacher(path: str | Path, cfg: ExperimentConfig, *, joint_set: str, stride: int) -> PoseModel:
+    """A teacher checkpoint's model (eval mode, frozen) and its record, checked by :func:`check_teacher_fits`."""
+    teacher = load_pose_model(path, backend="torch")
+    check_teacher_fits(teacher.meta, cfg, joint_set=joint_set, stride=stride, where=path)
+    teacher.module.requires_grad_(False)
+    return teacher

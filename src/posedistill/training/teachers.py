@@ -104,7 +104,7 @@ def build_teacher(cfg: ExperimentConfig, *, teacher: str | Path | None, cache: s
         opened.validate(cfg, teacher=teacher, dataset=dataset)
         return CachedTeacher(opened, teacher, device)
     if teacher is not None:
-        model = load_teacher(teacher, cfg, joint_set=joint_set, stride=stride)
+        model = load_teacher(teacher, cfg, joint_set=joint_set, stride=stride).module
         if cfg.distill.alpha == 0:  # checked above, but its heatmaps would only be multiplied by 0
             return UnusedTeacher(teacher)
         view = None

@@ -9,14 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
+from ...models.meta import BOX_PADDING
 from ...skeleton import COCO
 from ..records import PersonRecord, box_from_joints, box_to_square
-from .common import PADDING, BadPeople, as_array
+from .common import BadPeople, as_array
 
 __all__ = ["read_coco"]
 
 def read_coco(ann_file: str | Path, image_dir: str | Path | None = None, *, min_keypoints: int = 1,
-              skip_bad: bool = False, padding: float = PADDING) -> list[PersonRecord]:
+              skip_bad: bool = False, padding: float = BOX_PADDING) -> list[PersonRecord]:
     """Read COCO person keypoints through pycocotools: one record per non-crowd person with at least
     ``min_keypoints`` labelled keypoints; the crop box is the annotation's bbox made square and padded.
 

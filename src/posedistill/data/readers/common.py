@@ -10,10 +10,7 @@ import numpy as np
 
 from ...errors import DataError
 
-__all__ = ["PADDING", "BadPeople", "load_json", "as_array", "find_json"]
-
-#: Default padding of a box computed from joints or a bbox.
-PADDING = 1.25
+__all__ = ["BadPeople", "load_json", "as_array", "find_json"]
 
 
 class BadPeople:

@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import ConfigError, DataError
+from ...models.meta import BOX_PADDING
 from ...skeleton import get_joint_set
 from ..records import PersonRecord, box_from_joints, box_to_square, torso_norm
-from .common import PADDING, BadPeople, as_array, load_json
+from .common import BadPeople, as_array, load_json
 
 __all__ = ["read_jsonfile"]
 
-def read_jsonfile(path: str | Path, *, skip_bad: bool = False, padding: float = PADDING) -> list[PersonRecord]:
+def read_jsonfile(path: str | Path, *, skip_bad: bool = False, padding: float = BOX_PADDING) -> list[PersonRecord]:
     """Read the simple posedistill json format (see docs/data.md)::
 
         {"joint_set": "lsp", "image_root": "images",

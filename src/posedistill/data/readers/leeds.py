@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import ConfigError, DataError
+from ...models.meta import BOX_PADDING
 from ...skeleton import LSP
 from ..records import PersonRecord, box_from_joints, torso_norm
-from .common import PADDING, BadPeople
+from .common import BadPeople
 
 __all__ = ["read_lsp", "read_lspet", "lsp_split", "lspet_split", "LSPET_SPLITS", "LSP_SPLITS"]
 
@@ -117,7 +118,7 @@ def _read_leeds(root: str | Path, indices, *, extended: bool, skip_bad: bool, pa
 
 
 def read_lsp(root: str | Path, *, indices: Iterable[int] | None = None, skip_bad: bool = False,
-             padding: float = PADDING) -> list[PersonRecord]:
+             padding: float = BOX_PADDING) -> list[PersonRecord]:
     """Read LSP: ``root/joints.mat`` of shape (3, 14, N) (flag 0 = visible) and images ``root/images/imNNNN.jpg``.
 
     ``root`` may also be the ``joints.mat`` path. ``indices`` are 0-based image indices (im0001 is 0). The box is
@@ -127,7 +128,7 @@ def read_lsp(root: str | Path, *, indices: Iterable[int] | None = None, skip_bad
 
 
 def read_lspet(root: str | Path, *, indices: Iterable[int] | None = None, skip_bad: bool = False,
-               padding: float = PADDING) -> list[PersonRecord]:
+               padding: float = BOX_PADDING) -> list[PersonRecord]:
     """Read LSP extended: ``root/joints.mat`` of shape (14, 3, N) (flag 1 = visible), images ``imNNNNN.jpg``.
 
     The box is the bounding box of the visible joints padded by ``padding``; ``norm`` is nan when the left

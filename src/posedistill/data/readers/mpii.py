@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import ConfigError, DataError
+from ...models.meta import BOX_PADDING
 from ...skeleton import MPII
 from ..records import PersonRecord
 from .common import BadPeople, as_array, load_json
@@ -26,7 +27,7 @@ def read_mpii(json_path: str | Path, image_dir: str | Path | None = None, *, spl
 
     Optional ``head_box`` / ``headbox`` [x1, y1, x2, y2] gives ``norm`` = 0.6 x its diagonal (PCKh).
     As in those code bases, MATLAB 1-based coordinates are made 0-based, the centre is moved down by 15 x scale
-    and the box is enlarged by 1.25: ``PersonRecord.scale`` = 1.25 x 200 x scale pixels.
+    and the box is enlarged by the box padding (1.25): ``PersonRecord.scale`` = 1.25 x 200 x scale pixels.
     ``image_dir`` defaults to the json's directory.
     """
     path = Path(json_path)
@@ -93,7 +94,7 @@ def read_mpii(json_path: str | Path, image_dir: str | Path | None = None, *, spl
                     continue
                 norm = 0.6 * float(np.hypot(hb[2] - hb[0], hb[3] - hb[1]))
             records.append(PersonRecord(
-                image=image_dir / image, joints=joints, visible=visible, center=c, scale=1.25 * 200.0 * s,
+                image=image_dir / image, joints=joints, visible=visible, center=c, scale=BOX_PADDING * 200.0 * s,
                 norm=norm, joint_set="mpii", meta={"index": i, "dataset": "mpii", "mpii_scale": s},
             ))
         except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
