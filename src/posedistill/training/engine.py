@@ -49,6 +49,43 @@ class TrainingError(PosedistillError):
     """Training cannot go on (e.g. a non-finite loss); no checkpoint was overwritten."""
 
 
+class _EpochChecks:
+    """The loss sums and gradient norms of an epoch, kept on the device between checks: :meth:`check` moves them to
+    the host, raises :class:`TrainingError` when one is not finite and adds the losses to :attr:`sums`."""
+
+    def __init__(self, epoch: int, every: int) -> None:
+        self.epoch, self.every = epoch, every
+        self.sums = {"loss": 0.0, "gt": 0.0, "kd": 0.0}
+        self.pending: dict[str, Tensor] = {}
+        self.unchecked_from = 0
+
+    def add(self, terms: dict[str, Tensor], grad_norm: Tensor) -> None:
+        for k in self.sums:
+            self.pending[k] = self.pending.get(k, 0) + terms[k].detach().float()
+        self.pending["grad"] = self.pending.get("grad", 0) + grad_norm.detach().float()
+
+    def error(self, what: str, it: int, value: float | None = None, where: str | None = None) -> TrainingError:
+        shown = f" ({value})" if value is not None else ""
+        where = where or f"iteration {it + 1}"
+        return TrainingError(f"non-finite {what}{shown} at epoch {self.epoch + 1}, {where}; last.pt still holds "
+                             f"epoch {self.epoch}")
+
+    def check(self, it: int) -> None:
+        if not self.pending:
+            return
+        values = {k: float(v) for k, v in self.pending.items()}
+        self.pending.clear()
+        where = (f"between iterations {self.unchecked_from + 1} and {it + 1}" if it > self.unchecked_from
+                 else f"at iteration {it + 1}") + f" (checked every {self.every} steps)"
+        if not math.isfinite(values.pop("grad")):
+            raise self.error("gradient", it, where=where)
+        if not math.isfinite(values["loss"]):
+            raise self.error("loss", it, values["loss"], where=where)
+        for k in self.sums:
+            self.sums[k] += values[k]
+        self.unchecked_from = it + 1
+
+
 class Trainer:
     """Train a model from ground truth, or distill a student from a teacher checkpoint (FPD).
 
@@ -175,37 +212,17 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------- training
     def _train_epoch(self, epoch: int, dist: DistInfo) -> dict[str, float]:
+        """One epoch. Every iteration takes the one optimiser step of :meth:`_step`; the losses and gradient norms
+        stay on the device and are checked and summed every ``train.sync_every`` iterations (1: every step, so a
+        GPU never waits for the host inside a step when it is more) and at the end."""
         cfg, device = self.cfg, dist.device
         self.net.train()
         if hasattr(self.loader.sampler, "set_epoch"):
             self.loader.sampler.set_epoch(epoch)
         self.train_set.set_epoch(epoch)  # type: ignore[attr-defined]
         memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-        sums = {"loss": 0.0, "gt": 0.0, "kd": 0.0}
+        checks = _EpochChecks(epoch, cfg.train.sync_every)
         steps = skipped = samples = 0
-        # sync_every > 1: loss sums and gradient norms stay on the device between checks, so the host never waits
-        # for the device inside a step and can queue the next one (GPU); checked every sync_every steps and at the end
-        lazy = cfg.train.sync_every > 1
-        pending: dict[str, Tensor] = {}
-        unchecked_from = 0
-
-        def check(it: int) -> None:
-            nonlocal unchecked_from
-            if not pending:
-                return
-            values = {k: float(v) for k, v in pending.items()}
-            pending.clear()
-            where = f"between iterations {unchecked_from + 1} and {it + 1}" if it > unchecked_from else \
-                f"at iteration {it + 1}"
-            if not math.isfinite(values.pop("grad")):
-                raise TrainingError(f"non-finite gradient at epoch {epoch + 1}, {where} (checked every "
-                                    f"{cfg.train.sync_every} steps); last.pt still holds epoch {epoch}")
-            if not math.isfinite(values["loss"]):
-                raise TrainingError(f"non-finite loss ({values['loss']}) at epoch {epoch + 1}, {where} (checked "
-                                    f"every {cfg.train.sync_every} steps); last.pt still holds epoch {epoch}")
-            for k in sums:
-                sums[k] += values[k]
-            unchecked_from = it + 1
         start = time.perf_counter()
         bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", leave=False,
                    disable=not (self.progress and dist.is_main), dynamic_ncols=True)
@@ -222,64 +239,54 @@ class Trainer:
                 else:
                     loss = self.loss_gt(outputs, target, weight)
                     terms = {"loss": loss, "gt": loss, "kd": torch.zeros(())}
-            loss = terms["loss"]
-            self.optimizer.zero_grad(set_to_none=True)
-            if lazy:
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
-                self._optimizer_step()
-                steps += 1
-                samples += images.shape[0]
-                for k in sums:
-                    pending[k] = pending.get(k, 0) + terms[k].detach().float()
-                pending["grad"] = pending.get("grad", 0) + grad_norm.detach().float()
-                if (it + 1) % cfg.train.sync_every == 0:
-                    check(it)
-                    rate = samples * dist.world_size / max(time.perf_counter() - start, 1e-9)
-                    bar.set_postfix(loss=f"{sums['loss'] / steps:.2e}", samples_s=f"{rate:.1f}")
-                continue
-            if not torch.isfinite(loss):
-                if cfg.train.nonfinite == "stop":
-                    raise TrainingError(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, iteration {it + 1}; "
-                                        f"last.pt still holds epoch {epoch}")
+            grad_norm = self._step(terms["loss"], checks, it)
+            if grad_norm is None:  # a non-finite batch, skipped (train.nonfinite: skip, or an fp16 overflow)
                 skipped += 1
                 continue
-            if self.scaler is not None:
-                self.scaler.scale(loss).backward()
-                self.scaler.unscale_(self.optimizer)
-            else:
-                loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
-            if not torch.isfinite(grad_norm):
-                if self.scaler is not None:  # fp16 overflow: the scaler skips the step and lowers its scale
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
-                    skipped += 1
-                    continue
-                if cfg.train.nonfinite == "stop":
-                    raise TrainingError(f"non-finite gradient at epoch {epoch + 1}, iteration {it + 1}; "
-                                        f"last.pt still holds epoch {epoch}")
-                self.optimizer.zero_grad(set_to_none=True)
-                skipped += 1
-                continue
-            self._optimizer_step()
             steps += 1
             samples += images.shape[0]
-            for k in sums:
-                sums[k] += float(terms[k].detach())
-            rate = samples * dist.world_size / max(time.perf_counter() - start, 1e-9)
-            bar.set_postfix(loss=f"{sums['loss'] / steps:.2e}", samples_s=f"{rate:.1f}")
-        if lazy:
-            check(steps - 1 + skipped)  # the last iteration's index
+            checks.add(terms, grad_norm)
+            if (it + 1) % cfg.train.sync_every == 0:
+                checks.check(it)
+                rate = samples * dist.world_size / max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix(loss=f"{checks.sums['loss'] / max(steps, 1):.2e}", samples_s=f"{rate:.1f}")
+        checks.check(steps - 1 + skipped)  # the last iteration's index
         elapsed = time.perf_counter() - start
-        means = [sums[k] / max(steps, 1) for k in ("loss", "gt", "kd")]
+        means = [checks.sums[k] / max(steps, 1) for k in ("loss", "gt", "kd")]
         means = all_reduce_mean(means, dist)
         return {"loss": means[0], "loss_gt": means[1], "loss_kd": means[2],
                 "samples_per_s": samples * dist.world_size / max(elapsed, 1e-9), "epoch_time_s": elapsed,
                 "skipped_batches": skipped, "amp": self.amp}
 
-    def _optimizer_step(self) -> None:
-        """One optimiser step (through the fp16 loss scaler when there is one), and the per-iteration schedule."""
+    def _step(self, loss: Tensor, checks: _EpochChecks, it: int) -> Tensor | None:
+        """The optimiser step of one batch: backward (through the fp16 loss scaler when there is one), the gradient
+        norm, the step and the per-iteration schedule; returns the gradient norm, or None for a batch not stepped.
+
+        Checked at every step (``train.sync_every`` 1), a non-finite loss or gradient stops the run
+        (``train.nonfinite: stop``) or skips the batch (``skip``; an fp16 overflow is always skipped, the scaler
+        lowering its scale) before the weights change. With checks every N steps a non-finite value is caught at
+        the next check, still before ``last.pt`` (the config allows that only with ``stop`` and no fp16)."""
+        every_step = self.cfg.train.sync_every == 1
+        self.optimizer.zero_grad(set_to_none=True)
+        if every_step and not torch.isfinite(loss):
+            if self.cfg.train.nonfinite == "stop":
+                raise checks.error("loss", it, loss.item())
+            return None
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
+        if every_step and not torch.isfinite(grad_norm):
+            if self.scaler is not None:  # fp16 overflow: the scaler skips the step and lowers its scale
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                return None
+            if self.cfg.train.nonfinite == "stop":
+                raise checks.error("gradient", it)
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -287,6 +294,7 @@ class Trainer:
             self.optimizer.step()
         if self.step_per_iteration:
             self.scheduler.step()
+        return grad_norm
 
     def validate(self, device: torch.device) -> dict[str, float]:
         """PCK@0.2 (flip test as configured) and AUC on the validation split."""
