@@ -49,6 +49,7 @@ from ..deploy.runtime import load_onnx_session
 from ..io import atomic_write_json
 from ..models.meta import ModelMeta
 from ..models import build_model, resolve_name
+from ..models.pretrained import shipped_pair
 from .profiling import check_input_size, count_gmacs, num_threads
 from ..skeleton import JOINT_SETS
 
@@ -103,10 +104,11 @@ def _workdir(path: str | os.PathLike | None) -> Iterator[Path]:
 
 
 def run_benchmark(
-    models: Sequence[str] = ("hg8_256", "hg4_128"),
+    models: Sequence[str] | None = None,
     *,
+    depth: int | None = None,
     backends: Sequence[str] = BACKENDS,
-    input_sizes: Sequence[int] = (256, 128),
+    input_sizes: Sequence[int] | None = None,
     batches: Sequence[int] = (1, 8),
     threads: int | None = None,
     repeats: int = 10,
@@ -122,6 +124,9 @@ def run_benchmark(
 ) -> dict[str, Any]:
     """Time every (model, input size, backend, batch) combination.
 
+    ``models``, ``depth`` (hourglass depth of every model) and ``input_sizes`` default to the pair the package
+    ships (:func:`posedistill.models.pretrained.shipped_pair`: its teacher and student at their input size).
+
     With ``isolate`` (default) each backend is timed in a process of its own (:mod:`posedistill.bench.worker`):
     ONNX Runtime in a process that has loaded PyTorch competes with PyTorch's thread pool and was measured up
     to 40 % slower there. The peak is then the best of the processes' own peaks, measured in the same run.
@@ -135,6 +140,11 @@ def run_benchmark(
     processes on a shared machine falls on all rows alike and the ratios stay meaningful; otherwise each row is
     timed ``repeats`` times in a row.
     """
+    shipped = shipped_pair()
+    if models is None:
+        models = [shipped["teacher"].model, shipped["student"].model]
+    depth = shipped["student"].depth if depth is None else int(depth)
+    input_sizes = sorted({s.input_size for s in shipped.values()}) if input_sizes is None else input_sizes
     names = [resolve_name(m) for m in models]
     for size in input_sizes:
         check_input_size(int(size))
@@ -152,7 +162,7 @@ def run_benchmark(
         ort_threads = threads if threads is not None else torch_threads
         bar = tqdm(total=len(jobs) * len(backends), desc="prepare", disable=not progress, leave=False)
         for name, size in jobs:
-            model = build_model(name, num_joints=num_joints).eval()
+            model = build_model(name, num_joints=num_joints, depth=depth).eval()
             gmacs_1 = count_gmacs(model, size)
             for backend in backends:
                 target = model if backend == "torch" else _onnx_file(model, name, size, backend, work,
@@ -162,7 +172,7 @@ def run_benchmark(
                                   "gmacs": gmacs_1 * int(batch)}, target))
                 bar.update()
         bar.close()
-        settings = {"threads": threads, "repeats": repeats, "warmup": warmup, "interleave": interleave,
+        settings = {"threads": threads, "repeats": repeats, "warmup": warmup, "interleave": interleave, "depth": depth,
                     "channels_last": channels_last, "fold_bn": fold_bn, "num_joints": num_joints}
         if isolate:
             times, peak = _time_in_own_processes(plan, backends, settings, work, progress)
@@ -276,10 +286,16 @@ def _find(rows: Sequence[dict[str, Any]], **key: Any) -> dict[str, Any] | None:
     return next((r for r in rows if all(r[k] == v for k, v in key.items())), None)
 
 
-def summarize(result: dict[str, Any], *, teacher: str = "hg8_256", student: str = "hg4_128") -> list[str]:
-    """Target lines: student ORT vs teacher eager (>= 5x), student ORT fp32 vs its compute-bound limit (<= 1.3x)."""
+def _pair(teacher: str | None, student: str | None) -> tuple[str, str]:
+    shipped = shipped_pair()
+    return resolve_name(teacher or shipped["teacher"].model), resolve_name(student or shipped["student"].model)
+
+
+def summarize(result: dict[str, Any], *, teacher: str | None = None, student: str | None = None) -> list[str]:
+    """Target lines: student ORT vs teacher eager (>= 5x), student ORT fp32 vs its compute-bound limit (<= 1.3x).
+    ``teacher`` / ``student``: default the shipped pair."""
     rows, peak, lines = result["rows"], result["peak_gmacs_per_s"], []
-    teacher, student = resolve_name(teacher), resolve_name(student)
+    teacher, student = _pair(teacher, student)
     for r in rows:
         if r["model"] != student or r["backend"] == "torch":
             continue
@@ -297,10 +313,10 @@ def summarize(result: dict[str, Any], *, teacher: str = "hg8_256", student: str 
     return lines
 
 
-def format_table(result: dict[str, Any], *, teacher: str = "hg8_256", student: str = "hg4_128") -> str:
+def format_table(result: dict[str, Any], *, teacher: str | None = None, student: str | None = None) -> str:
     """Plain-text table: latency, throughput, GMAC/s, % of peak, student/teacher and ORT/eager latency ratios."""
     rows, peak = result["rows"], result["peak_gmacs_per_s"]
-    teacher, student = resolve_name(teacher), resolve_name(student)
+    teacher, student = _pair(teacher, student)
     head = (f"{'model':<10} {'backend':<9} {'size':>4} {'batch':>5} {'median ms':>10} {'p90 ms':>9} "
             f"{'img/s':>8} {'GMACs':>8} {'GMAC/s':>7} {'%peak':>6} {'stu/tea':>7} {'ort/eager':>9}")
     lines = [f"measured peak: {peak:.1f} GMAC/s (best of fp32 torch matmul and ORT conv), threads: {result.get('threads')}", head,

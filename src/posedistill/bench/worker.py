@@ -137,7 +137,7 @@ def _torch_runners(spec: dict[str, Any]) -> tuple[list[Callable[[], Any]], float
     runners, models = [], {}
     for row in spec["rows"]:
         if row["model"] not in models:
-            model = build_model(row["model"], num_joints=spec["num_joints"]).eval()
+            model = build_model(row["model"], num_joints=spec["num_joints"], depth=spec["depth"]).eval()
             models[row["model"]] = optimize_for_inference(model, fold_bn=spec["fold_bn"],
                                                           channels_last=spec["channels_last"])
         runners.append(torch_runner(models[row["model"]], row["batch"], row["input_size"], spec["channels_last"]))

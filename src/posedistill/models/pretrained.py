@@ -12,12 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError
+from .hourglass import DEFAULT_DEPTH
 
-__all__ = ["DEFAULT_WEIGHTS_DIR", "MANIFEST", "ROLES", "sha256_file", "manifest_entry", "default_weights"]
+__all__ = ["DEFAULT_WEIGHTS_DIR", "MANIFEST", "ROLES", "sha256_file", "manifest_entry", "default_weights",
+           "ShippedModel", "shipped_pair"]
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 MANIFEST = "default.json"
@@ -67,3 +70,28 @@ def default_weights(weights_dir: str | os.PathLike | None = None, *, role: str =
         raise CheckpointError(f"{path}: sha256 {actual[:12]}... does not match {expected[:12]}... in {manifest} "
                               "(corrupt or replaced file)")
     return path
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """What the manifest says a shipped model is: registry name, hourglass depth, input size."""
+
+    model: str
+    depth: int
+    input_size: int
+
+
+def shipped_pair(weights_dir: str | os.PathLike | None = None) -> dict[str, ShippedModel]:
+    """The teacher and student the package ships (``{"teacher": ..., "student": ...}``), as the manifest of
+    ``weights_dir`` (default :data:`DEFAULT_WEIGHTS_DIR`) describes them; the paper's pair (``hg8_256`` and
+    ``hg4_128``, depth 4, 256 input) where no weights are installed. ``bench`` and ``profile`` default to it.
+    Reads the description only: the files are verified when they are loaded (:func:`default_weights`)."""
+    folder = Path(weights_dir) if weights_dir is not None else DEFAULT_WEIGHTS_DIR
+    try:
+        student = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        teacher = student["teacher"]
+        return {role: ShippedModel(str(info["model"]), int(info["depth"]), int(info["input_size"]))
+                for role, info in (("teacher", teacher), ("student", student))}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"teacher": ShippedModel("hg8_256", DEFAULT_DEPTH, 256),
+                "student": ShippedModel("hg4_128", DEFAULT_DEPTH, 256)}

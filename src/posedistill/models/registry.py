@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from .binarized import binarized_hourglass
 from .hourglass import DEFAULT_DEPTH, StackedHourglass
 
-__all__ = ["ModelSpec", "list_models", "get_model_spec", "build_model", "stacked_hourglass", "teacher", "student"]
+__all__ = ["ModelSpec", "list_models", "get_model_spec", "build_model", "stacked_hourglass"]
 
 STACK_CHOICES = (1, 2, 4, 8)
 CHANNEL_CHOICES = (32, 64, 128, 256)
@@ -98,16 +98,3 @@ def build_model(name: str, *, num_joints: int = 14, depth: int = DEFAULT_DEPTH) 
         stacks=spec.stacks, channels=spec.channels, num_joints=num_joints, blocks=spec.blocks,
         depthwise=spec.depthwise, depth=depth,
     )
-
-
-def teacher(*, num_joints: int = 14) -> StackedHourglass:
-    """FPD teacher: 8-stack, 256-channel Hourglass (Zhang et al., CVPR 2019; Newell et al., ECCV 2016).
-
-    25.6 M parameters with 16 joints; about 27 GMACs at 256x256 input.
-    """
-    return stacked_hourglass(stacks=8, channels=256, num_joints=num_joints)
-
-
-def student(*, num_joints: int = 14) -> StackedHourglass:
-    """FPD student: 4-stack, 128-channel Hourglass (Zhang et al., CVPR 2019), about 1/7 of the teacher's cost."""
-    return stacked_hourglass(stacks=4, channels=128, num_joints=num_joints)
