@@ -24,6 +24,27 @@ def tiny_cfg(**over):
     return config_from_dict(cfg)
 
 
+def make_checkpoint(path, model, meta, **extra):
+    """Save ``model`` as the engine does, with its pixel record ``meta`` (a
+    :class:`~posedistill.models.meta.ModelMeta`): the checkpoint's ``arch``, ``joint_set``, ``input_size`` and
+    ``sigma`` come from them, ``model_meta`` is the record; ``extra`` keys (config, optimizer, ...) are added.
+    Tests that mean the legacy branch (files written before the record existed) write their dicts by hand."""
+    from posedistill.models.checkpoint import save_checkpoint
+    from posedistill.training.run_dir import arch_record
+
+    save_checkpoint(path, {"arch": arch_record(meta.arch, meta.num_joints, int(model.depth)),
+                           "joint_set": meta.joint_set, "input_size": meta.input_size, "sigma": meta.sigma,
+                           "model_meta": meta.to_dict(), "model": model.state_dict(), **extra})
+    return path
+
+
+def model_meta(model, name, input_size, *, joint_set="lsp", sigma=2.0):
+    """The record the engine writes for ``model`` (registry ``name``) trained at ``input_size``."""
+    from posedistill.models.meta import ModelMeta
+
+    return ModelMeta.for_model(model, arch=name, joint_set=joint_set, input_size=input_size, sigma=sigma)
+
+
 def pixels(joint_set="lsp", input_size=256, *, sigma=2.0):
     """The pixel record (:class:`~posedistill.models.meta.ModelMeta`) of an Hourglass of ``input_size``: what a
     :class:`~posedistill.data.PoseDataset` makes its crops and targets for."""

@@ -10,6 +10,8 @@ from posedistill.models import (BinarizedStackedHourglass, BinaryConv2d, BinaryR
 from posedistill.models.binarized import BinaryActivation, binary_mac_fraction, binary_sign
 from posedistill.bench.profiling import num_threads
 
+from helpers import make_checkpoint, model_meta
+
 
 def test_forward_shapes_match_plain_hourglass():
     torch.manual_seed(0)
@@ -113,11 +115,10 @@ def test_inference_rewrites_keep_the_binarized_output():
 
 
 def test_checkpoint_round_trip(tmp_path):
-    from posedistill.models.checkpoint import model_from_checkpoint, save_checkpoint
+    from posedistill.models.checkpoint import model_from_checkpoint
 
     model = build_model("hg1_32_bin")
-    save_checkpoint(tmp_path / "b.pt", {"arch": {"name": "hg1_32_bin", "num_joints": 14}, "joint_set": "lsp",
-                                        "input_size": 64, "model": model.state_dict()})
+    make_checkpoint(tmp_path / "b.pt", model, model_meta(model, "hg1_32_bin", 64))
     loaded, _ = model_from_checkpoint(tmp_path / "b.pt")
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():

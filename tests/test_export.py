@@ -10,7 +10,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from posedistill.models.checkpoint import save_checkpoint
 from posedistill.cli import main
 from posedistill.errors import CheckpointError, ConfigError
 from posedistill.deploy.onnx import export_onnx
@@ -18,6 +17,8 @@ from posedistill.deploy.optimize import fold_batchnorm, optimize_for_inference
 from posedistill.deploy.quantize import quantize_onnx
 from posedistill.deploy.runtime import load_onnx_session, onnx_is_quantized, onnx_metadata
 from posedistill.models import stacked_hourglass
+
+from helpers import make_checkpoint, model_meta
 
 def _real_images(shared_data: Path, n: int) -> list[Path]:
     folder = shared_data / "lspet" / "images"
@@ -113,8 +114,7 @@ def test_export_cli_int8_close_to_fp32_on_real_images(shared_data, tmp_path):
     torch.manual_seed(0)
     model = stacked_hourglass(stacks=1, channels=32, num_joints=14).eval()
     ckpt = tmp_path / "c.pt"
-    save_checkpoint(ckpt, {"arch": {"name": "hg1_32", "num_joints": 14}, "joint_set": "lsp", "input_size": 128,
-                           "sigma": 2.0, "model": model.state_dict()})
+    make_checkpoint(ckpt, model, model_meta(model, "hg1_32", 128))
     out = tmp_path / "m.onnx"
     res = CliRunner().invoke(main, ["export", str(ckpt), "--onnx", str(out), "--int8", "--calib", str(calib)])
     assert res.exit_code == 0, res.output

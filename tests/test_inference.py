@@ -28,12 +28,13 @@ from posedistill.inference.pipeline import predict_paths
 from posedistill.models import stacked_hourglass
 from posedistill.skeleton import LSP
 
+from helpers import make_checkpoint, model_meta
+
 def _ckpt(path: Path, *, joint_set: str = "lsp", num_joints: int = 14) -> Path:
+    """A tiny hg1_32 checkpoint at 128 input, written as the engine writes one (with its model record)."""
     torch.manual_seed(0)
     model = stacked_hourglass(stacks=1, channels=32, num_joints=num_joints).eval()
-    save_checkpoint(path, {"arch": {"name": "hg1_32", "num_joints": num_joints}, "joint_set": joint_set,
-                           "input_size": 128, "sigma": 2.0, "model": model.state_dict()})
-    return path
+    return make_checkpoint(path, model, model_meta(model, "hg1_32", 128, joint_set=joint_set))
 
 
 @pytest.fixture()
@@ -75,7 +76,7 @@ def _run(args: list[str]):
 
 
 # ---------------------------------------------------------------------------------------------- default weights
-def test_default_weights_verified_by_sha256(tmp_path):
+def test_default_weights_manifest_roles_and_sha256(tmp_path):
     with pytest.raises(CheckpointError, match="no default weights"):
         default_weights(tmp_path)
     weights = _ckpt(tmp_path / "student.pt")
@@ -131,12 +132,22 @@ def test_shipped_default_weights_predict_with_no_flags(tmp_path):
     res = _run(["predict", str(image), "--output", str(out), "--no-progress"])
     assert res.exit_code == 0, res.output
     (person,) = json.loads(out.read_text())  # one record: one image, one person
-    h, w = cv2.imread(str(image)).shape[:2]
-    names = [kp["name"] for kp in person["keypoints"]]
-    assert "right_ankle" in names and "head_top" in names
-    points = [(kp["x"], kp["y"]) for kp in person["keypoints"]]
-    assert len(points) == 14
-    assert all(-0.25 * w <= x <= 1.25 * w and -0.25 * h <= y <= 1.25 * h for x, y in points)
+    assert [kp["name"] for kp in person["keypoints"]] == list(LSP.names)
+
+
+@pytest.mark.skipif(not (DEFAULT_WEIGHTS_DIR / "default.json").exists(), reason="no default weights installed")
+def test_shipped_weights_find_the_joints_of_held_aside_people():
+    """The shipped models' accuracy on the embedded images no shipped model was trained on (images 501-650, the
+    quickstart's held-aside slice), without flip test, with a floor well under what they measure (student 51.2
+    on all 150 people, teacher 55.0 on the first 60) and far above a model that misses the person (near 0)."""
+    from posedistill.evaluation import evaluate_checkpoint
+    from posedistill.quickstart import embedded_data_dir
+
+    student = evaluate_checkpoint(default_weights(), embedded_data_dir(), dataset="lspet", split="501-650", flip=False)
+    assert student.num_people == 150 and student.pck["mean"] >= 45.0, student.pck["mean"]
+    teacher = evaluate_checkpoint(default_weights(role="teacher"), embedded_data_dir(), dataset="lspet",
+                                  split="501-560", flip=False)
+    assert teacher.pck["mean"] >= 48.0, teacher.pck["mean"]
 
 
 # ---------------------------------------------------------------------------------------------- predictor
@@ -262,7 +273,9 @@ def test_bad_inputs_fail_cleanly(ckpt, images, tmp_path):
 
 
 def test_weights_for_another_joint_set(ckpt, images, tmp_path):
-    wrong = _ckpt(tmp_path / "wrong.pt", joint_set="mpii", num_joints=14)  # MPII has 16 joints
+    wrong = tmp_path / "wrong.pt"  # a file that claims 14 joints of MPII's 16: no consistent record to write
+    save_checkpoint(wrong, {"arch": {"name": "hg1_32", "num_joints": 14}, "joint_set": "mpii", "input_size": 128,
+                            "sigma": 2.0, "model": stacked_hourglass(stacks=1, channels=32, num_joints=14).state_dict()})
     with pytest.raises(CheckpointError, match="wrong.pt.*16"):
         Predictor(wrong)
     res = _run(["predict", str(images), "--weights", str(ckpt), "--joint-set", "mpii"])

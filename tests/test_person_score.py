@@ -15,6 +15,8 @@ from posedistill.inference.scorer_fit import fit_person_scorer
 from posedistill.models.meta import BOX_PADDING
 from posedistill.models.pretrained import sha256_file
 
+from helpers import make_checkpoint, model_meta
+
 
 def _gaussian_maps(centres, size=16, sigma=1.5):
     yy, xx = np.mgrid[0:size, 0:size]
@@ -134,15 +136,13 @@ def test_localizer_finds_the_scorer_beside_real_weights_and_scores_every_candida
     import cv2
     import torch
 
-    from posedistill.models.checkpoint import save_checkpoint
     from posedistill.inference.predictor import Predictor
     from posedistill.models import stacked_hourglass
 
     torch.manual_seed(0)
     model = stacked_hourglass(stacks=1, channels=32, num_joints=14).eval()
     weights = tmp_path / "tiny.pt"
-    save_checkpoint(weights, {"arch": {"name": "hg1_32", "num_joints": 14}, "joint_set": "lsp",
-                              "input_size": 64, "sigma": 1.5, "model": model.state_dict()})
+    make_checkpoint(weights, model, model_meta(model, "hg1_32", 64, sigma=1.5))
     image = cv2.imread(str(sorted((lspet_mini / "images").glob("*.jpg"))[0]))
     predictor = Predictor(weights, threads=1)
     # fit on the features of this tiny model's own candidates, target: a made-up preference for the left

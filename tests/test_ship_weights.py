@@ -8,13 +8,15 @@ import numpy as np
 import torch
 import yaml
 
-from posedistill.models.checkpoint import load_checkpoint, save_checkpoint
+from posedistill.models.checkpoint import load_checkpoint
 from posedistill.config import ExperimentConfig
 from posedistill.inference.predictor import Predictor
 from posedistill.models.pretrained import default_weights
 from posedistill.models import build_model
 from posedistill.inference.person_score import PersonScorer, sidecar_path
 from posedistill.models.pretrained import sha256_file
+
+from helpers import make_checkpoint, model_meta
 
 TOOL = Path(__file__).parents[1] / "tools" / "ship_weights.py"
 
@@ -37,10 +39,8 @@ def _run(root: Path, name: str, model: str, mode: str, pck: float) -> Path:
     torch.manual_seed(0)
     net = build_model(model)
     opt = torch.optim.Adam(net.parameters())
-    save_checkpoint(run / "best.pt", {"arch": {"name": model, "num_joints": 14}, "joint_set": "lsp",
-                                      "input_size": 64, "sigma": 1.5, "model": net.state_dict(),
-                                      "optimizer": opt.state_dict(), "epoch": 3, "best_val_pck": pck - 1,
-                                      "config": config, "history": [{"epoch": 1}]})
+    make_checkpoint(run / "best.pt", net, model_meta(net, model, 64, sigma=1.5), optimizer=opt.state_dict(), epoch=3,
+                    best_val_pck=pck - 1, config=config, history=[{"epoch": 1}])
     for flip, value in ((True, pck), (False, pck - 0.5)):
         ev = {"split": "test", "flip": flip, "pck": {"mean": value, "per_joint": [value] * 14}, "auc": value / 2}
         (run / f"eval_test{'' if flip else '_noflip'}.json").write_text(json.dumps(ev))

@@ -8,7 +8,6 @@ import pytest
 import torch
 import yaml
 
-from posedistill.models.checkpoint import save_checkpoint
 from posedistill.errors import ConfigError
 from posedistill.models import build_model
 from posedistill.bench.profiling import num_threads
@@ -17,6 +16,7 @@ from posedistill.training import Trainer
 from posedistill.training.teacher_cache import TeacherCache, build_teacher_cache, epoch_file, training_dataset
 
 from helpers import tiny_cfg as _tiny_cfg
+from helpers import make_checkpoint, model_meta
 from helpers import with_run
 
 
@@ -31,9 +31,7 @@ def teacher_ckpt(tmp_path_factory):
     torch.manual_seed(1)
     path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
     model = build_model("hg2_32")
-    save_checkpoint(path, {"arch": {"name": "hg2_32", "num_joints": 14}, "joint_set": "lsp", "input_size": 64,
-                           "sigma": 2.0, "model": model.state_dict()})
-    return path
+    return make_checkpoint(path, model, model_meta(model, "hg2_32", 64))
 
 
 def _losses(summary, key="loss"):
@@ -109,8 +107,8 @@ def test_mismatched_or_incomplete_cache_is_refused(tmp_path, teacher_ckpt):
     with pytest.raises(ConfigError, match="holds 1 epochs, the run needs 3"):
         cache.validate(tiny_cfg(train__epochs=3))
     other = tmp_path / "other.pt"
-    save_checkpoint(other, {"arch": {"name": "hg2_32", "num_joints": 14}, "joint_set": "lsp", "input_size": 64,
-                            "model": build_model("hg2_32").state_dict()})
+    model = build_model("hg2_32")
+    make_checkpoint(other, model, model_meta(model, "hg2_32", 64))
     with pytest.raises(ConfigError, match="built from another teacher"):
         cache.validate(cfg, teacher=other)
     with pytest.raises(ConfigError, match="holds a teacher cache for other settings"):

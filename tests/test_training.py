@@ -13,12 +13,12 @@ import yaml
 
 from posedistill.config import load_config
 from posedistill.errors import CheckpointError, ConfigError
-from posedistill.models.checkpoint import load_checkpoint, save_checkpoint
+from posedistill.models.checkpoint import load_checkpoint
 from posedistill.models import build_model
 from posedistill.quickstart import embedded_data_dir
 from posedistill.training import Trainer, TrainingError
 
-from helpers import assert_fault_stops_before_last_pt, tiny_cfg
+from helpers import assert_fault_stops_before_last_pt, make_checkpoint, model_meta, tiny_cfg
 
 
 def read_log(run):
@@ -69,9 +69,7 @@ def test_existing_run_directory_is_not_overwritten(tmp_path):
 
 def _teacher_ckpt(path, *, joint_set="lsp", input_size=64, num_joints=14):
     model = build_model("hg2_32", num_joints=num_joints)
-    save_checkpoint(path, {"arch": {"name": "hg2_32", "num_joints": num_joints}, "joint_set": joint_set,
-                           "input_size": input_size, "sigma": 2.0, "model": model.state_dict()})
-    return path
+    return make_checkpoint(path, model, model_meta(model, "hg2_32", input_size, joint_set=joint_set))
 
 
 def test_distill_runs_and_logs_both_terms(tmp_path):
@@ -98,17 +96,24 @@ def test_trainer_validates_a_config_built_in_python(tmp_path):
     assert not (tmp_path / "a").exists()
 
 
-def test_alpha_zero_control_is_ground_truth_training_without_running_the_teacher(tmp_path, monkeypatch):
+def test_alpha_zero_control_is_ground_truth_training_without_running_the_teacher(tmp_path):
+    from posedistill.training.teachers import UnusedTeacher
+
     teacher = _teacher_ckpt(tmp_path / "teacher.pt")
     cfg = tiny_cfg(train__epochs=1, data__val="", distill__alpha=0.0)
     control = tiny_cfg(train__epochs=1, data__val="", distill__alpha=0.0, run__teacher=str(teacher))
-    calls = []
-    forward = torch.nn.Module.__call__
-    monkeypatch.setattr(torch.nn.Module, "__call__",
-                        lambda self, *a, **k: (calls.append(type(self).__name__), forward(self, *a, **k))[1])
-    Trainer(control, tmp_path / "a0", progress=False).fit()
-    Trainer(cfg, tmp_path / "gt", progress=False).fit()
-    assert calls.count("StackedHourglass") == 2 * 3  # 24 images / batch 8: the student's 3 steps per run, no teacher
+    built = []
+
+    def count_forwards(trainer):  # the on_built injection point: the run's teacher and its student's passes
+        calls = []
+        trainer.model.register_forward_hook(lambda *_: calls.append(1))
+        built.append((trainer.teacher, calls))
+
+    Trainer(control, tmp_path / "a0", progress=False).fit(on_built=count_forwards)
+    Trainer(cfg, tmp_path / "gt", progress=False).fit(on_built=count_forwards)
+    (a0_teacher, a0_calls), (_, gt_calls) = built
+    assert isinstance(a0_teacher, UnusedTeacher)  # checked and recorded, holds no network to run
+    assert len(a0_calls) == len(gt_calls) == 3  # 24 images / batch 8: the student's 3 steps per run
     a0, gt = read_log(tmp_path / "a0")[0], read_log(tmp_path / "gt")[0]
     assert float(a0["loss_kd"]) == 0 and a0["loss"] == gt["loss"]  # the same training as ground truth alone
     run = load_checkpoint(tmp_path / "a0" / "last.pt")["config"]["run"]
