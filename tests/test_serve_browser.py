@@ -122,3 +122,25 @@ def test_page_draws_the_skeleton_on_an_uploaded_photo(server, browser, lspet_min
     if shot:
         Path(shot).parent.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(shot)
+
+
+def test_page_shows_the_error_and_clears_the_previous_skeleton(server, browser, lspet_mini, tmp_path):
+    """Issue 29: after a photo is drawn, an upload the server refuses shows the server's one-line reason and
+    leaves no skeleton of the previous photo on the canvas."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def status_after(path: Path, word: str) -> str:
+        browser.find_element(By.ID, "file").send_keys(str(path))
+        WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, "status").text.startswith(word))
+        return browser.find_element(By.ID, "status").text
+
+    browser.get(server + "/")
+    assert status_after(_test_photo(lspet_mini), "model ")
+    assert browser.execute_script(_SKELETON_PIXELS)[3] == "14"
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"this is no photo at all")
+    status = status_after(bad, "error")
+    assert status.startswith("error 400: ") and "not a recognised image" in status, status
+    coloured, _, _, joints = browser.execute_script(_SKELETON_PIXELS)
+    assert joints == "0" and coloured < 50, (coloured, joints)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -12,6 +11,7 @@ from ..inference.sources import parse_bbox
 from ..inference.localize import Localizer
 from ..inference.pipeline import predict_paths
 from ..inference.tracking import TrackingConfig
+from ..io import json_text
 
 
 @click.command()
@@ -87,6 +87,6 @@ def predict(inputs: tuple[str, ...], weights: Path | None, backend: str | None, 
     click.echo(f"predicted {done} images/frames, skipped {len(skipped)} bad ones"
                + (" (see the warnings above)" if skipped else ""), err=True)
     if output is None:
-        click.echo(json.dumps(records, indent=2))
+        click.echo(json_text(records, indent=2))
     else:
         click.echo(f"wrote {len(records)} records to {output}", err=True)

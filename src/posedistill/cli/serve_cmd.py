@@ -10,6 +10,27 @@ from ..inference.predictor import Predictor
 from ..inference.localize import Localizer
 
 
+#: Memory, connection and slow-client limits: (option, ServeConfig field, type, default, help); the defaults are
+#: ServeConfig's (not imported here: that would load FastAPI for every posedistill command).
+_LIMITS = (
+    ("--max-side", "max_side", int, 2048,
+     "Photos are decoded at most this many pixels on their long side (answers stay in the photo's own pixels)."),
+    ("--max-decoded-megapixels", "max_decoded_megapixels", float, 100.0,
+     "Decoded pixels in flight (decoding, queued, running) at most; more requests are answered 503."),
+    ("--max-connections", "max_connections", int, 64, "Connections and requests at once; more are answered 503."),
+    ("--header-timeout", "header_timeout_s", float, 10.0,
+     "Seconds for a connection to send its request line and headers."),
+    ("--upload-timeout", "upload_timeout_s", float, 30.0, "Seconds for the whole request body to arrive (else 408)."),
+    ("--keep-alive", "keep_alive_s", float, 5.0, "Seconds an idle keep-alive connection stays open."),
+)
+
+
+def _with_limits(fn):
+    for option, field, kind, default, text in reversed(_LIMITS):
+        fn = click.option(option, field, type=kind, default=default, show_default=True, help=text)(fn)
+    return fn
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
 @click.option("--port", type=int, default=8000, show_default=True)
@@ -27,23 +48,25 @@ from ..inference.localize import Localizer
 @click.option("--max-upload-mb", type=float, default=10.0, show_default=True, help="Largest upload accepted.")
 @click.option("--max-megapixels", type=float, default=40.0, show_default=True,
               help="Largest image (declared in its header) accepted.")
+@_with_limits
 def serve(host: str, port: int, weights: Path | None, backend: str | None, threads: int | None, locate: str,
-          max_batch: int, max_wait_ms: float, queue_size: int, max_upload_mb: float, max_megapixels: float) -> None:
+          max_batch: int, max_wait_ms: float, queue_size: int, max_upload_mb: float, max_megapixels: float,
+          **limits: float) -> None:
     """Serve POST /predict (image body or multipart field 'image', optional ?bbox=x,y,w,h), GET /health and a
     web page at / where a dropped photo (or the webcam) gets its skeleton drawn."""
-    import uvicorn
-
     from ..errors import ConfigError
     from ..serve import ServeConfig, create_app
+    from ..serve.server import run_server
 
-    if min(max_batch, queue_size) < 1 or max_upload_mb <= 0 or max_megapixels <= 0 or not 0 < port < 65536:
-        raise ConfigError("--max-batch, --queue-size >= 1, --max-upload-mb, --max-megapixels > 0 and a port in "
-                          "1-65535 are required")
+    if (min(max_batch, queue_size) < 1 or min(max_upload_mb, max_megapixels, *limits.values()) <= 0
+            or limits["max_side"] < 64 or not 0 < port < 65536):
+        raise ConfigError("--max-batch, --queue-size >= 1, --max-side >= 64, the other limits and timeouts > 0 and "
+                          "a port in 1-65535 are required")
     predictor = Predictor(weights, backend=backend, threads=threads)
     config = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size,
                          max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                         max_pixels=int(max_megapixels * 1e6))
+                         max_pixels=int(max_megapixels * 1e6), **limits)
     app = create_app(predictor, localizer=Localizer(predictor, method=locate), config=config)
     click.echo(f"posedistill serve: http://{host}:{port}/ (weights {predictor.weights.name}, "
-               f"batch <= {max_batch}, queue <= {queue_size})", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+               f"batch <= {max_batch}, queue <= {queue_size}, connections <= {config.max_connections})", err=True)
+    run_server(app, host=host, port=port, config=config)

@@ -12,7 +12,8 @@ from ..config import load_config
 
 _common = [
     click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                 help="Experiment YAML (see configs/); defaults apply to missing keys."),
+                 help="Experiment YAML (see configs/); defaults apply to missing keys. With --resume and no "
+                      "--config: the run's own OUT/config.yaml."),
     click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
                  help="Run directory (checkpoints, log.csv, TensorBoard, config.yaml)."),
     click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -21,7 +22,9 @@ _common = [
     click.option("--epochs", type=int, default=None, help="Shortcut for --set train.epochs=N."),
     click.option("--batch-size", type=int, default=None, help="Shortcut for --set train.batch_size=N."),
     click.option("--data", "data_root", default=None, help="Shortcut for --set data.root=PATH."),
-    click.option("--resume", is_flag=True, help="Continue exactly from OUT/last.pt."),
+    click.option("--resume", is_flag=True,
+                 help="Continue exactly from OUT/last.pt (OUT/snapshot.pt if last.pt is lost or unreadable); the "
+                      "model and input size cannot change."),
     click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty run directory."),
     click.option("--device", default=None, help="cpu, cuda, cuda:1... (default: the GPU when available)."),
     click.option("--no-progress", is_flag=True, help="Hide progress bars."),
@@ -34,14 +37,17 @@ def _with_common(fn):
     return fn
 
 
-def _config(config_path, overrides, model, epochs, batch_size, data_root, **run):
-    """The experiment with the command's shortcuts and its run inputs (``run.teacher`` ... from --teacher ...)."""
+def _config(config_path, overrides, model, epochs, batch_size, data_root, *, out=None, resume=False, **run):
+    """The experiment with the command's shortcuts and its run inputs (``run.teacher`` ... from --teacher ...).
+    ``--resume`` without ``--config``: the run's own ``OUT/config.yaml``, which loads as the engine wrote it."""
     sets = list(overrides)
     for key, value in (("model.name", model), ("train.epochs", epochs), ("train.batch_size", batch_size),
                        ("data.root", data_root)):
         if value is not None:
             sets.append(f"{key}={value}")
     sets += [f"run.{key}={json.dumps(str(value))}" for key, value in run.items() if value is not None]  # a string
+    if resume and config_path is None and out is not None and (Path(out) / "config.yaml").is_file():
+        config_path = Path(out) / "config.yaml"  # --resume alone: the run's own settings and inputs
     return load_config(config_path, sets)
 
 
@@ -72,7 +78,7 @@ def train(config_path, out, overrides, model, epochs, batch_size, data_root, res
     Multi-GPU / multi-node: launch with torchrun, e.g.
     `torchrun --nproc_per_node 4 -m posedistill train --config configs/teacher.yaml --out runs/teacher`.
     """
-    cfg = _config(config_path, overrides, model, epochs, batch_size, data_root, init=init)
+    cfg = _config(config_path, overrides, model, epochs, batch_size, data_root, out=out, resume=resume, init=init)
     if cfg.run.distills:
         raise click.UsageError("the config names a teacher (run.teacher or run.teacher_cache): run it with "
                                "`posedistill distill`")
@@ -99,8 +105,8 @@ def distill(config_path, out, overrides, model, epochs, batch_size, data_root, r
     """Train a student by Fast Pose Distillation: alpha * MSE(student, teacher) + (1 - alpha) * MSE(student, GT)."""
     if alpha is not None:
         overrides = (*overrides, f"distill.alpha={alpha}")
-    cfg = _config(config_path, overrides, model, epochs, batch_size, data_root, teacher=teacher,
-                  teacher_cache=teacher_cache, init=init, unlabeled=unlabeled, control=control)
+    cfg = _config(config_path, overrides, model, epochs, batch_size, data_root, out=out, resume=resume,
+                  teacher=teacher, teacher_cache=teacher_cache, init=init, unlabeled=unlabeled, control=control)
     if not cfg.run.distills:
         raise click.UsageError("give --teacher CKPT, --teacher-cache DIR, or both")
     run = cfg.run

@@ -136,9 +136,38 @@ def crop_person(
     if flip:
         f = flip_matrix(output_size)
         m = f[:, :2] @ m + np.concatenate([np.zeros((2, 2)), f[:, 2:]], axis=1)
-    crop = cv2.warpAffine(image, m, (output_size, output_size), flags=interpolation,
+    source, warp = (image, m) if max(image.shape[:2]) < WARP_LIMIT else _warp_source(image, m, output_size)
+    crop = cv2.warpAffine(source, warp, (output_size, output_size), flags=interpolation,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     return crop, m
+
+
+#: cv2.warpAffine asserts that both sides of its source are under SHRT_MAX (32,767) pixels.
+WARP_LIMIT = 32767
+
+
+def _warp_source(image: np.ndarray, m: np.ndarray, output_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """For an image with a side of ``WARP_LIMIT`` pixels or more: the part of it that the crop of matrix ``m``
+    reads (with a 3-pixel margin for the interpolation), shrunk (INTER_AREA) below the limit when it is still that
+    large, and the matrix from that part to the crop. Outside the image the part is a black pixel."""
+    h, w = image.shape[:2]
+    s = float(output_size)
+    corners = cv2.invertAffineTransform(m) @ np.array([[0, s, 0, s], [0, 0, s, s], [1, 1, 1, 1]])
+    x0, x1 = (int(np.clip(v, 0, w)) for v in (np.floor(corners[0].min()) - 3, np.ceil(corners[0].max()) + 4))
+    y0, y1 = (int(np.clip(v, 0, h)) for v in (np.floor(corners[1].min()) - 3, np.ceil(corners[1].max()) + 4))
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((1, 1, *image.shape[2:]), dtype=image.dtype), m
+    part, warp = image[y0:y1, x0:x1], m.copy()
+    warp[:, 2] += m[:, :2] @ [x0, y0]
+    ph, pw = part.shape[:2]
+    if max(ph, pw) >= WARP_LIMIT:
+        scale = (WARP_LIMIT - 1) / max(ph, pw)
+        size = (max(1, int(pw * scale)), max(1, int(ph * scale)))
+        part = cv2.resize(part, size, interpolation=cv2.INTER_AREA)
+        fx, fy = size[0] / pw, size[1] / ph  # shrunk pixel u is part pixel (u + 0.5) / fx - 0.5
+        back = np.array([[1 / fx, 0, 0.5 / fx - 0.5], [0, 1 / fy, 0.5 / fy - 0.5]])
+        warp = np.concatenate([warp[:, :2] @ back[:, :2], (warp[:, :2] @ back[:, 2] + warp[:, 2])[:, None]], axis=1)
+    return part, warp
 
 
 def color_jitter(bgr: np.ndarray, factors_rgb: tuple[float, float, float]) -> np.ndarray:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
-from ..io import atomic_open
+from ..io import atomic_open, output_target, replace_into
 from .optimize import fold_batchnorm
 from .runtime import INPUT_NAME, OUTPUT_NAME, load_onnx_session
 
@@ -73,9 +73,9 @@ def export_onnx(
     model = model.eval()
     net = HeatmapHead(fold_batchnorm(model) if fold_bn else copy.deepcopy(model)).eval()
     example = torch.randn(1, 3, h, w)
-    path = Path(path)
+    path, through = output_target(path)  # a symlink's target; a device or FIFO is staged in the temp dir
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".onnx-export-") as tmp:
+    with tempfile.TemporaryDirectory(dir=None if through else path.parent, prefix=".onnx-export-") as tmp:
         tmp_path = Path(tmp) / "model.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -100,7 +100,7 @@ def export_onnx(
             handle.write(proto.SerializeToString())
         if check:
             check_onnx(tmp_path, model, input_size=(h, w), atol=atol)
-        os.replace(tmp_path, path)
+        replace_into(tmp_path, path)
     return path
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..io import output_target, replace_into
 from .runtime import INPUT_NAME, load_onnx_session
 
 __all__ = ["quantize_onnx"]
@@ -75,8 +76,9 @@ def quantize_onnx(
     ops = list(op_types) if op_types else None
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
     load_onnx_session(fp32_path)  # clear error for a bad input file
+    int8_path, through = output_target(int8_path)
     int8_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=int8_path.parent, prefix=".onnx-int8-") as tmp:
+    with tempfile.TemporaryDirectory(dir=None if through else int8_path.parent, prefix=".onnx-int8-") as tmp:
         pre, out = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         previous_disable = logging.root.manager.disable
         with warnings.catch_warnings():
@@ -96,5 +98,5 @@ def quantize_onnx(
             finally:
                 logging.disable(previous_disable)
         load_onnx_session(out)  # the result must open
-        os.replace(out, int8_path)
+        replace_into(out, int8_path)
     return int8_path

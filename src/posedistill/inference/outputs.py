@@ -3,11 +3,13 @@
 Drawing and encoding run in a writer thread, in order (:class:`DrawingWriter`), into a hidden staging folder
 inside ``draw_dir``; :meth:`Outputs.finish` writes the JSON atomically and moves the drawings into place only
 when the whole run has succeeded, and :meth:`Outputs.discard` removes the staging folder whatever happened, so a
-failed run leaves no partial output.
+failed run leaves no partial output. The staging folder is ``flock``-ed while its run lives, so the next run into
+``draw_dir`` removes the folders of runs that were killed.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import queue
 import shutil
@@ -112,9 +114,9 @@ class Outputs:
         self.draw_dir = Path(draw_dir) if draw_dir is not None else None
         self.records: list[dict[str, Any]] = []
         self.staging: Path | None = None
+        self._staging_lock = -1
         if self.draw_dir is not None:
-            self.draw_dir.mkdir(parents=True, exist_ok=True)
-            self.staging = Path(tempfile.mkdtemp(prefix=".posedistill-draw-", dir=self.draw_dir))
+            self.staging, self._staging_lock = _staging_folder(self.draw_dir)
         self.writer = DrawingWriter(clock, maxsize)
         self._used: set[str] = set()
 
@@ -163,6 +165,45 @@ class Outputs:
                 os.replace(f, self.draw_dir / f.name)
 
     def discard(self) -> None:
-        """Remove the staging folder (empty after :meth:`finish`; what a failed run drew otherwise)."""
+        """Remove the staging folder (empty after :meth:`finish`; what a failed run drew otherwise) and release
+        its lock."""
         if self.staging is not None:
             shutil.rmtree(self.staging, ignore_errors=True)
+            os.close(self._staging_lock)
+            self.staging = None
+
+
+_STAGING = ".posedistill-draw-"
+
+
+def _staging_folder(draw_dir: Path) -> tuple[Path, int]:
+    """A new hidden folder in ``draw_dir`` for this run's drawings, and the descriptor that holds its lock
+    (``flock``, released by the kernel however the run ends). Staging folders of earlier runs whose lock nobody
+    holds (killed runs) are removed first. The folder is locked under another name, then renamed, so a folder of
+    the staging name is never seen unlocked while its run lives."""
+    draw_dir.mkdir(parents=True, exist_ok=True)
+    for old in draw_dir.glob(_STAGING + "*"):
+        _remove_if_stale(old)
+    fresh = Path(tempfile.mkdtemp(prefix=".posedistill-new-", dir=draw_dir))
+    fd = os.open(fresh, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    staging = draw_dir / (_STAGING + fresh.name.rsplit("-", 1)[-1])
+    os.rename(fresh, staging)
+    return staging, fd
+
+
+def _remove_if_stale(folder: Path) -> None:
+    """Remove a staging folder whose run is gone (its lock is free); leave a live run's (and symlinks) alone."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return  # a live run holds it
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        os.close(fd)
+

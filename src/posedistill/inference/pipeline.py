@@ -82,6 +82,8 @@ class _Run:
                         item.matrices.append(matrix)
         except DataError as exc:
             item.problem = str(exc)
+        except Exception as exc:  # noqa: BLE001 - whatever breaks on one file must not cost the others
+            item.problem = f"{where}: {_one_line(exc)}"
         return item
 
     def infer(self, items: Sequence[Item]) -> list[list[tuple[list[float], np.ndarray, np.ndarray]]]:
@@ -145,12 +147,26 @@ class _Run:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _flush_images(self, batch: list[Item]) -> None:
-        for item, people in zip(batch, self.infer(batch)):
+        try:
+            found = self.infer(batch)
+        except Exception as exc:  # noqa: BLE001 - one item spoilt the batch: run them one by one, skip the culprit
+            if len(batch) > 1:
+                for item in batch:
+                    self._flush_images([item])
+                return
+            problem = exc if isinstance(exc, DataError) else DataError(f"{batch[0].src.path}: {_one_line(exc)}")
+            if not batch[0].src.in_folder:  # an image named on the command line: one line, no output
+                raise problem from None
+            self.skip(str(problem))
+            return
+        for item, people in zip(batch, found):
             self.emit(item, people, self.out.image_drawing(item.src))
 
     def run_video(self, src: Source, fixed: list[list[float]] | None) -> None:
-        with open_video(src.path) as (_, _, fps, _):
+        with open_video(src.path) as (_, _, fps, (width, height)):
             pass
+        if fixed is not None and width > 0 and height > 0:  # the tracker takes the box as it is: check it here
+            fixed = [check_box(b, width, height, str(src.path)) for b in fixed]
         draw = self.out.video_drawing(src, fps)
 
         tracker = None
@@ -221,6 +237,12 @@ class _Run:
                     reader.join(0.01)
 
 
+def _one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` of an unexpected exception (an OpenCV error runs to many lines)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no message'}"
+
+
 SCHEDULES = ("auto", "overlap", "phased")
 
 
@@ -268,7 +290,9 @@ def predict_paths(
     (faster where both would share few cores); ``auto``: overlap for an int8 model, else phased when the machine
     has fewer than 2 x ``workers`` cores (:func:`resolve_schedule`). ``output`` (JSON) and the drawings in
     ``draw_dir`` are written only when the run finishes: drawings are staged in a hidden folder and moved into
-    place at the end; the JSON is written atomically.
+    place at the end (the folder of a run that was killed is removed by the next run into ``draw_dir``); the
+    JSON is written atomically. A file of a folder that fails for any reason is skipped, so the others' results
+    are written.
     """
     if batch_size < 1 or workers < 1:
         raise ConfigError(f"batch size and workers must be >= 1, got {batch_size}, {workers}")

@@ -65,12 +65,17 @@ def load_bbox_file(path: str | os.PathLike) -> dict[str, list[list[float]]]:
 
 
 def check_box(box: Box, width: int, height: int, where: str) -> list[float]:
-    """Validate a box against an image of ``width`` x ``height``; DataError naming ``where`` if it is unusable."""
+    """Validate a box against an image of ``width`` x ``height``; DataError naming ``where`` if it is unusable:
+    not finite, empty, outside the image, or reaching more than the image's own size beyond its edges (a box of
+    1e300 would make a crop of no pixels and NaN keypoints)."""
     x, y, w, h = (float(v) for v in box)
-    if not (np.isfinite([x, y, w, h]).all() and w > 0 and h > 0):
+    if not (np.isfinite([x, y, w, h, x + w, y + h]).all() and w > 0 and h > 0):
         raise DataError(f"{where}: box {list(box)} must have finite x, y and w, h > 0")
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
         raise DataError(f"{where}: box {[x, y, w, h]} lies outside the {width}x{height} image")
+    if x < -width or y < -height or x + w > 2 * width or y + h > 2 * height:
+        raise DataError(f"{where}: box {[x, y, w, h]} reaches more than the image's size beyond the edges of the "
+                        f"{width}x{height} image")
     return [x, y, w, h]
 
 

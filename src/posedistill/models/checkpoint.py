@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,11 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: refused to load, not a plain-weights checkpoint ({first})") from exc
+        # never quote PyTorch's message: its advice (load again with weights_only=False) is the attack itself
+        named = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" (it asks for {named.group(1)})" if named else ""
+        raise CheckpointError(f"{path}: refused to load: not a plain-weights checkpoint{what}; it will not "
+                              "be loaded") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, AttributeError,
             IndexError, TypeError, UnicodeDecodeError, MemoryError, OverflowError) as exc:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({type(exc).__name__})") from exc

@@ -11,30 +11,42 @@
 
 Bad input is a 4xx answer ``{"error": one line}`` and never stops the server: empty body (400), wrong content
 type (415), upload over ``max_upload_bytes`` (413, refused from Content-Length before reading, or while
-reading), not an image / truncated / undecodable / a header declaring more than ``max_pixels`` (400), a bad or
-outside box (400). A full queue answers 503 with ``Retry-After: 1``.
+reading), a body not received within ``upload_timeout_s`` (408), not an image / truncated / undecodable / a
+header declaring more than ``max_pixels`` (400), a bad, outside or absurdly large box (400). A full queue, or
+decoded images in flight at ``max_decoded_megapixels``, answers 503 with ``Retry-After: 1``. Any other failure is
+a 500 ``{"error": one line}``, for that request only. Every refusal, and a client that disconnects mid-upload,
+logs one line (logger ``posedistill.serve``), never a traceback.
+
+Memory follows decoded pixels, not bytes on the wire: a photo is decoded at most ``max_side`` pixels on its long
+side (reduced while decoding, :func:`~posedistill.data.images.decode_image_reduced`; the answer is in the
+original photo's pixels), and the pixels being decoded, queued or run are counted against
+``max_decoded_megapixels``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
-from ..data.images import decode_image_bytes
+from ..data.images import decode_image_reduced, reduced_decode_plan
 from ..errors import PosedistillError
-from ..inference.predictor import Predictor
-from ..inference.sources import parse_bbox
 from ..inference.localize import Localizer
+from ..inference.predictor import Predictor
+from ..inference.sources import check_box, parse_bbox
 from .batcher import Batcher, ServerBusy
 
 __all__ = ["ServeConfig", "create_app", "IMAGE_TYPES"]
@@ -42,15 +54,24 @@ __all__ = ["ServeConfig", "create_app", "IMAGE_TYPES"]
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp")
 
 
+_log = logging.getLogger("posedistill.serve")
+
+
 @dataclass
 class ServeConfig:
-    """Limits and batching of the server."""
+    """Limits and batching of the server (the connection settings are used by :mod:`posedistill.serve.server`)."""
 
     max_batch: int = 8
     max_wait_ms: float = 5.0
     queue_size: int = 32
     max_upload_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000
+    max_side: int = 2048  # photos are decoded at most this many pixels on their long side
+    max_decoded_megapixels: float = 100.0  # decoded pixels in flight (decoding, queued, in a batch)
+    upload_timeout_s: float = 30.0  # the whole body must arrive within this
+    header_timeout_s: float = 10.0  # the request line and headers must arrive within this
+    keep_alive_s: float = 5.0  # an idle keep-alive connection is closed after this
+    max_connections: int = 64  # connections and requests at once; more are answered 503 by uvicorn
 
 
 class _Reject(Exception):
@@ -64,7 +85,35 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
                         headers=headers or None)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+def _refuse(request: Request, status: int, message: str, **headers: str) -> JSONResponse:
+    """The one-line JSON error, and one line in the log."""
+    client = request.client.host if request.client else "?"
+    _log.warning("%s %s %s -> %d %s", client, request.method, request.url.path, status,
+                 message.splitlines()[0] if message else "")
+    return _error(status, message, **headers)
+
+
+class _PixelBudget:
+    """Decoded pixels in flight, counted against a limit (used from the event loop only)."""
+
+    def __init__(self, megapixels: float) -> None:
+        self.limit, self.used = int(megapixels * 1e6), 0
+
+    def take(self, pixels: int) -> int:
+        if pixels > self.limit:
+            raise _Reject(413, f"decoding this image needs {pixels / 1e6:.1f} megapixels, more than the server's "
+                               f"{self.limit / 1e6:g} megapixels for decoded images")
+        if self.used + pixels > self.limit:
+            raise _Reject(503, f"server busy: decoded images in flight hold {self.used / 1e6:.1f} of "
+                               f"{self.limit / 1e6:g} megapixels; retry shortly")
+        self.used += pixels
+        return pixels
+
+    def give(self, pixels: int) -> None:
+        self.used -= pixels
+
+
+async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -73,12 +122,36 @@ async def _read_body(request: Request, limit: int) -> bytes:
         except ValueError:
             raise _Reject(400, "malformed Content-Length header") from None
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _Reject(413, f"upload is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        with anyio.fail_after(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _Reject(413, f"upload is larger than the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise _Reject(408, f"upload not received within {timeout_s:g} s ({size} bytes arrived)") from None
     return b"".join(chunks)
+
+
+def _to_decoded(box: list[float], scale: tuple[float, float]) -> list[float]:
+    """A box in the original photo's pixels -> in the pixels of the photo as decoded (``scale`` per axis)."""
+    (x, y, w, h), (sx, sy) = box, scale
+    return [(x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5, w * sx, h * sy]
+
+
+def _to_original(records: list[dict[str, Any]], scale: tuple[float, float],
+                 box: list[float] | None) -> list[dict[str, Any]]:
+    """Records of the decoded photo, in the original photo's pixels (the given ``box`` as it was given)."""
+    sx, sy = scale
+    if (sx, sy) == (1.0, 1.0):
+        return records
+    for rec in records:
+        x, y, w, h = rec["bbox"]
+        rec["bbox"] = list(box) if box is not None else [(x + 0.5) / sx - 0.5, (y + 0.5) / sy - 0.5, w / sx, h / sy]
+        for k in rec["keypoints"]:
+            k["x"], k["y"] = (k["x"] + 0.5) / sx - 0.5, (k["y"] + 0.5) / sy - 0.5
+    return records
 
 
 async def _image_from_multipart(request: Request, body: bytes) -> tuple[bytes, str, str | None]:
@@ -104,7 +177,7 @@ async def _parse_request(request: Request, config: ServeConfig) -> tuple[bytes, 
     if kind not in IMAGE_TYPES and kind != "multipart/form-data":
         raise _Reject(415, f"unsupported Content-Type {kind or '(none)'!r}; send {', '.join(IMAGE_TYPES)} "
                            "or multipart/form-data with a file field 'image'")
-    body = await _read_body(request, config.max_upload_bytes)
+    body = await _read_body(request, config.max_upload_bytes, config.upload_timeout_s)
     if not body:
         raise _Reject(400, "empty request body; send an image")
     bbox = request.query_params.get("bbox")
@@ -132,6 +205,11 @@ def create_app(predictor: Predictor, *, localizer: Localizer | None = None,
 
     app = FastAPI(title="posedistill", summary="Single-person 2D pose estimation", lifespan=lifespan)
     page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
+    budget = _PixelBudget(config.max_decoded_megapixels)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:  # 404, 405...: JSON too
+        return _refuse(request, exc.status_code, str(exc.detail), **(exc.headers or {}))
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> str:
@@ -144,7 +222,8 @@ def create_app(predictor: Predictor, *, localizer: Localizer | None = None,
                 "input_size": predictor.input_size, "joint_set": predictor.joints.name,
                 "localisation": localizer.method,
                 "person_scorer": localizer.scorer is not None, "queued": batcher.queued(), "queue_size": config.queue_size,
-                "max_batch": config.max_batch, "served": batcher.served, "batches": batcher.batches}
+                "max_batch": config.max_batch, "served": batcher.served, "batches": batcher.batches,
+                "decoded_megapixels": budget.used / 1e6, "max_decoded_megapixels": config.max_decoded_megapixels}
 
     @app.get("/skeleton")
     async def skeleton() -> dict[str, Any]:
@@ -156,22 +235,38 @@ def create_app(predictor: Predictor, *, localizer: Localizer | None = None,
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
         batcher: Batcher = state["batcher"]
+        held = 0
         try:
             data, name, bbox_text = await _parse_request(request, config)
             box = parse_bbox(bbox_text) if bbox_text is not None else None
-            image = await run_in_threadpool(decode_image_bytes, data, name, max_pixels=config.max_pixels)
-            future = batcher.submit(image, box, name)
-        except _Reject as exc:
-            return _error(exc.status, str(exc))
+            held = budget.take(reduced_decode_plan(data, name, max_side=config.max_side,
+                                                   max_pixels=config.max_pixels)[1])
+            image, scale = await run_in_threadpool(decode_image_reduced, data, name, max_side=config.max_side,
+                                                   max_pixels=config.max_pixels)
+            budget.give(held - image.shape[0] * image.shape[1])  # decoded: only its own pixels stay counted
+            held = image.shape[0] * image.shape[1]
+            if box is not None:  # checked in the photo's own pixels, run in the decoded photo's
+                h, w = image.shape[:2]
+                box = check_box(box, round(w / scale[0]), round(h / scale[1]), name)
+            result = await asyncio.wrap_future(
+                batcher.submit(image, _to_decoded(box, scale) if box is not None else None, name))
+            return JSONResponse(_to_original(result.records, scale, box), headers={
+                "X-Model-Time-Ms": f"{result.model_ms:.2f}", "X-Batch-Size": str(result.batch)})
+        except _Reject as exc:  # the body may be unread: close the connection after answering
+            return _refuse(request, exc.status, str(exc), Connection="close",
+                           **({"Retry-After": "1"} if exc.status == 503 else {}))
         except ServerBusy as exc:
-            return _error(503, str(exc), **{"Retry-After": "1"})
+            return _refuse(request, 503, str(exc), **{"Retry-After": "1"})
         except PosedistillError as exc:
-            return _error(400, str(exc))
-        try:
-            result = await asyncio.wrap_future(future)
-        except PosedistillError as exc:
-            return _error(400, str(exc))
-        return JSONResponse(result.records, headers={"X-Model-Time-Ms": f"{result.model_ms:.2f}",
-                                                     "X-Batch-Size": str(result.batch)})
+            return _refuse(request, 400, str(exc))
+        except ClientDisconnect:
+            return _refuse(request, 400, "client disconnected during the upload")
+        except Exception as exc:  # noqa: BLE001 - this request fails alone, with one line
+            _log.debug("unexpected failure of a request", exc_info=True)
+            text = str(exc).strip()
+            return _refuse(request, 500, f"internal error: {type(exc).__name__}: "
+                                         f"{text.splitlines()[0] if text else 'no message'}")
+        finally:
+            budget.give(held)
 
     return app

@@ -3,7 +3,9 @@
 Requests wait in a bounded queue (``queue_size``); a full queue refuses new ones at once (:class:`ServerBusy`,
 HTTP 503) instead of letting latency and memory grow. The worker takes the first waiting request, then gathers
 more for at most ``max_wait_ms`` (or until ``max_batch``), and estimates all their people together: requests
-with a box in one forward pass, the others localised together.
+with a box in one forward pass, the others localised together. Errors are per request: a request that cannot be
+prepared fails alone, and a batch that fails is run again one request at a time, so that only the request that
+broke it fails.
 """
 
 from __future__ import annotations
@@ -102,23 +104,37 @@ class Batcher:
             if first is None:
                 break
             batch, stop = self._gather(first)
+            self._serve(batch)
+
+    def _serve(self, batch: list[_Job]) -> None:
+        """Run one batch; every job's future gets its result or its own error."""
+        items, jobs = [], []
+        for job in batch:
             try:
-                items = []
-                for job in batch:
-                    item = Item(None, frame=job.image, boxes=[job.box] if job.box is not None else None)
-                    if job.box is not None:
-                        crop, matrix = self.predictor.preprocess(job.image, job.box)
-                        item.crops, item.matrices = [crop], [matrix]
-                    items.append(item)
-                start = time.perf_counter()
-                people = estimate_people(self.predictor, self.localizer, items)
-                ms = (time.perf_counter() - start) * 1e3
-            except Exception as exc:  # noqa: BLE001 - every waiting request learns why
-                for job in batch:
-                    job.future.set_exception(exc)
+                item = Item(None, frame=job.image, boxes=[job.box] if job.box is not None else None)
+                if job.box is not None:
+                    crop, matrix = self.predictor.preprocess(job.image, job.box)
+                    item.crops, item.matrices = [crop], [matrix]
+            except Exception as exc:  # noqa: BLE001 - this request fails alone
+                job.future.set_exception(exc)
                 continue
-            self.batches += 1
-            for job, found in zip(batch, people):
-                self.served += 1
-                records = [{"image": job.name, **self.predictor.record(b, p, s)} for b, p, s in found]
-                job.future.set_result(Result(records, ms, len(batch)))
+            items.append(item)
+            jobs.append(job)
+        if not jobs:
+            return
+        try:
+            start = time.perf_counter()
+            people = estimate_people(self.predictor, self.localizer, items)
+            ms = (time.perf_counter() - start) * 1e3
+        except Exception as exc:  # noqa: BLE001 - retried one by one: only the request that broke it fails
+            if len(jobs) == 1:
+                jobs[0].future.set_exception(exc)
+            else:
+                for job in jobs:
+                    self._serve([job])
+            return
+        self.batches += 1
+        for job, found in zip(jobs, people):
+            self.served += 1
+            records = [{"image": job.name, **self.predictor.record(b, p, s)} for b, p, s in found]
+            job.future.set_result(Result(records, ms, len(jobs)))

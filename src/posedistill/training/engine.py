@@ -29,12 +29,12 @@ from tqdm import tqdm
 from ..models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from ..config import ExperimentConfig, config_from_dict
 from ..data import build_loader
-from ..errors import ConfigError, PosedistillError
+from ..errors import CheckpointError, ConfigError, PosedistillError
 from ..evaluation import evaluate_predictions, predict_dataset
 from ..io import atomic_write_json, atomic_write_text, check_writable_dir
 from .losses import FPDLoss, HeatmapLoss
 from ..models import DEFAULT_DEPTH, build_model
-from .run_dir import RunPaths, arch_record, record_run_start, run_checkpoint, snapshot, write_log
+from .run_dir import RunPaths, arch_record, read_run_config, record_run_start, run_checkpoint, snapshot, write_log
 from ..skeleton import get_joint_set
 from .builders import build_optimizer, build_scheduler, scheduler_steps_per_iteration
 from .datasets import read_training_data
@@ -127,11 +127,36 @@ class Trainer:
         if self.resume:
             if not self.paths.last.is_file() and not self.paths.snapshot.is_file():
                 raise ConfigError(f"{root}: nothing to resume (no last.pt or snapshot.pt)")
+            self._check_run_config()
             for stale in root.glob(".*.tmp"):  # half-written files of a killed run (atomic_open temps)
                 stale.unlink(missing_ok=True)
         elif root.exists() and any(root.iterdir()) and not self.overwrite:
             raise ConfigError(f"{root}: run directory exists and is not empty; use --resume or --overwrite")
         check_writable_dir(root)
+
+    def _check_run_config(self) -> None:
+        """Resuming: the run's own ``config.yaml`` must ask for the model and input size this resume trains (one
+        edited by hand is refused, and left as it is); other differences are named in a notice."""
+        path = self.paths.config
+        if not path.is_file():
+            return
+        saved = read_run_config(path)
+
+        def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+            return {k: v for key, value in d.items() if key != "run"
+                    for k, v in (flat(value, f"{prefix}{key}.") if isinstance(value, dict)
+                                 else {f"{prefix}{key}": value}).items()}
+
+        was, now = flat(saved), flat(self.cfg.to_dict())
+        changed = [k for k in now if k in was and was[k] != now[k]]
+        fixed = [k for k in ("model.name", "model.depth", "data.input_size") if k in changed]
+        if fixed:
+            raise ConfigError(f"{path} asks for {', '.join(f'{k}={was[k]}' for k in fixed)}, this resume for "
+                              f"{', '.join(f'{k}={now[k]}' for k in fixed)}: a run keeps its model and input size "
+                              "(start a new run, with --init to begin from its weights)")
+        if changed:
+            tqdm.write(f"notice: resuming with settings that differ from {path} ({', '.join(changed)}); it is "
+                       "rewritten with them")
 
     def _build(self, dist: DistInfo) -> None:
         cfg = self.cfg
@@ -196,16 +221,27 @@ class Trainer:
 
     def _restore(self) -> tuple[int, list[dict], float]:
         path = self.paths.last if self.paths.last.is_file() else self.paths.snapshot
-        ckpt = load_checkpoint(path)
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError as exc:  # a truncated (or refused) last.pt: the snapshot beside it
+            if path == self.paths.snapshot or not self.paths.snapshot.is_file():
+                raise
+            tqdm.write(f"notice: {exc}")
+            path = self.paths.snapshot
+            ckpt = load_checkpoint(path)
         if ckpt["arch"] != self._arch() or ckpt["joint_set"] != self.joint_set_name:
             raise ConfigError(f"{path}: checkpoint is {ckpt['arch']['name']}/{ckpt['joint_set']}, the "
                               f"config asks for {self.cfg.model.name}/{self.joint_set_name}")
+        if ckpt["input_size"] != self.cfg.data.input_size:
+            raise ConfigError(f"{path}: checkpoint was trained at input size {ckpt['input_size']}, the config asks "
+                              f"for data.input_size={self.cfg.data.input_size}; a run keeps its input size")
         self.model.load_state_dict(ckpt["model"])
         if "optimizer" in ckpt:
             self.optimizer.load_state_dict(ckpt["optimizer"])
         else:
-            tqdm.write(f"{self.paths.last} is missing: resuming from {path} (epoch {ckpt['epoch']}) with fresh "
-                       "optimiser moments; the run continues close to, not exactly as, an uninterrupted one")
+            tqdm.write(f"{self.paths.last} is missing or unreadable: resuming from {path} (epoch {ckpt['epoch']}) "
+                       "with fresh optimiser moments; the run continues close to, not exactly as, an uninterrupted "
+                       "one")
         self.scheduler.load_state_dict(ckpt["scheduler"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         return int(ckpt["epoch"]), list(ckpt.get("history", [])), float(ckpt.get("best_val_pck", -1.0))

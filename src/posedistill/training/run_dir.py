@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import nn
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..io import atomic_write_json, atomic_write_text
 from ..models import DEFAULT_DEPTH
 from ..models.checkpoint import standalone_weights
@@ -37,7 +38,7 @@ from ..models.meta import CHECKPOINT_KEY, ModelMeta
 from ..provenance import invocation
 
 __all__ = ["RunPaths", "LOG_FIELDS", "write_log", "arch_record", "run_checkpoint", "snapshot", "RUN_FILE",
-           "record_run_start", "read_run_manifest", "started_by"]
+           "record_run_start", "read_run_manifest", "read_run_config", "started_by"]
 
 RUN_FILE = "run.json"
 RUN_FORMAT = "posedistill-run"
@@ -135,6 +136,19 @@ def read_run_manifest(run_dir: str | Path) -> dict[str, Any] | None:
         raise DataError(f"{path}: unreadable run manifest ({type(exc).__name__})") from None
     if not isinstance(data, dict) or data.get("format") != RUN_FORMAT or not isinstance(data.get("invocations"), list):
         raise DataError(f"{path}: not a posedistill run manifest")
+    return data
+
+
+def read_run_config(path: str | Path) -> dict[str, Any]:
+    """A run directory's ``config.yaml`` as the engine wrote it (the resolved settings and a ``run`` section);
+    ConfigError naming the file when it is unreadable or not a mapping."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: unreadable run config ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a run config (expected a mapping of sections)")
     return data
 
 
