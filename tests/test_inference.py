@@ -274,8 +274,9 @@ def test_bad_inputs_fail_cleanly(ckpt, images, tmp_path):
 
 def test_weights_for_another_joint_set(ckpt, images, tmp_path):
     wrong = tmp_path / "wrong.pt"  # a file that claims 14 joints of MPII's 16: no consistent record to write
+    model = stacked_hourglass(stacks=1, channels=32, num_joints=14)
     save_checkpoint(wrong, {"arch": {"name": "hg1_32", "num_joints": 14}, "joint_set": "mpii", "input_size": 128,
-                            "sigma": 2.0, "model": stacked_hourglass(stacks=1, channels=32, num_joints=14).state_dict()})
+                            "sigma": 2.0, "model": model.state_dict()})
     with pytest.raises(CheckpointError, match="wrong.pt.*16"):
         Predictor(wrong)
     res = _run(["predict", str(images), "--weights", str(ckpt), "--joint-set", "mpii"])

@@ -55,7 +55,8 @@ def test_ship_weights_manifest_card_and_predictor(tmp_path, monkeypatch):
     out.mkdir()
     (out / "fpd_old_lspet.pt").write_bytes(b"replaced")  # a default of before, with its scorer: removed
     (out / "fpd_old_lspet.pt.person.json").write_text("{}")
-    # the student's localiser scorer (python -m posedistill.inference.scorer_fit) ships beside it, keyed to the slim copy
+    # the student's localiser scorer (python -m posedistill.inference.scorer_fit) ships beside it, keyed to the slim
+    # copy
     scorer = PersonScorer(14, np.zeros(5), np.ones(5), [(np.ones((1, 5)), np.zeros(1))],
                           sha256_file(student / "best.pt"), {"scenes": 3})
     scorer.save(sidecar_path(student / "best.pt"))

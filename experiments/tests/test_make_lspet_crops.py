@@ -61,7 +61,8 @@ def test_crop_keeps_original_pixels_when_not_shrunk():
 def test_pack_reads_as_lspet_with_the_same_boxes_and_norms(tmp_path):
     rng = np.random.default_rng(1)
     _fake_lspet(tmp_path / "src", 6, rng)
-    subprocess.run([sys.executable, str(ROOT / "experiments" / "make_lspet_crops.py"), "--source", str(tmp_path / "src"),
+    subprocess.run([sys.executable, str(ROOT / "experiments" / "make_lspet_crops.py"), "--source",
+                    str(tmp_path / "src"),
                     "--out", str(tmp_path / "pack"), "--count", "6", "--chunks", "2", "--max-box", "64"],
                    check=True, capture_output=True)
     merged = tmp_path / "merged"

@@ -92,7 +92,8 @@ def profile_models(
     latency: bool = True,
     depth: int = DEFAULT_DEPTH,
 ) -> list[dict[str, Any]]:
-    """Parameters, GMACs and batch-1 eager CPU latency of registered models (hourglass ``depth``, default :data:`~posedistill.models.DEFAULT_DEPTH`).
+    """Parameters, GMACs and batch-1 eager CPU latency of registered models (hourglass ``depth``, default
+    :data:`~posedistill.models.DEFAULT_DEPTH`).
 
     Returns one dict per model: ``name, stacks, channels, depthwise, params, gmacs, latency_ms, p90_ms,
     input_size, threads``.

@@ -7,10 +7,10 @@ ONNX Runtime timed inside a process that has loaded PyTorch competes with PyTorc
     python -I -m posedistill.bench.worker SPEC.json OUT.json
 
 For ONNX backends the process imports only the standard library, numpy, onnx, onnxruntime and
-:mod:`posedistill.deploy.runtime` (``import posedistill`` loads no torch); for the torch backend it builds the
-model with :mod:`posedistill.models` and :mod:`posedistill.deploy.optimize`, imported only then. The worker also measures its own backend's
-multiply-accumulate peak (torch: a large matmul; ORT: a 128-channel 3x3 convolution), and writes the rows'
-median / p90 times, the peak and whether torch was loaded.
+:mod:`posedistill.deploy.runtime` (``import posedistill`` loads no torch); for the torch backend it builds the model
+with :mod:`posedistill.models` and :mod:`posedistill.deploy.optimize`, imported only then. The worker also measures
+its own backend's multiply-accumulate peak (torch: a large matmul; ORT: a 128-channel 3x3 convolution), and writes
+the rows' median / p90 times, the peak and whether torch was loaded.
 
 The timing helpers here are the ones ``posedistill.bench.benchmark`` uses in-process too.
 """

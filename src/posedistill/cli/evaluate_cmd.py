@@ -24,7 +24,8 @@ from ..data.readers import DATASET_KINDS
 @click.option("--workers", type=int, default=2, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the settings, metrics and the command line as JSON (posedistill.evaluation.write_evaluation).")
+              help="Write the settings, metrics and the command line as JSON "
+                   "(posedistill.evaluation.write_evaluation).")
 def evaluate(checkpoint, data_root, dataset, split, flip, multi_scale, dark, pckh, batch_size, workers, device,
              json_path):
     """Evaluate CHECKPOINT: PCK@0.2 (torso), AUC, per-joint table; flip test on by default."""

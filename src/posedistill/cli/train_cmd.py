@@ -54,7 +54,7 @@ def _config(config_path, overrides, model, epochs, batch_size, data_root, *, out
 def _run(cfg, out, **kw):
     from . import command_line
     from ..training import Trainer
-    from ..training.engine import format_epoch_row
+    from ..training.run_dir import format_epoch_row
 
     # without progress bars (background runs, logs) still one line per epoch, flushed, from rank 0
     quiet_log = (lambda row: click.echo(format_epoch_row(row))) if (

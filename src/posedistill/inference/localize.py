@@ -146,8 +146,8 @@ class Localizer:
         final_scales: after the refinement, each kept candidate is also tried with its box scaled by these
             factors about its centre (1.0: as refined), and the best of all is returned; None: (0.7, 0.85, 1.0)
             with a scorer (the refined boxes run about 1.1-1.2x the ground truth's), (1.0,) without.
-        scorer: a :class:`~posedistill.inference.person_score.PersonScorer` that ranks the candidates (``"auto"``: the one
-            stored beside the predictor's weights, if any; None: rank by confidence and stability).
+        scorer: a :class:`~posedistill.inference.person_score.PersonScorer` that ranks the candidates (``"auto"``:
+        the one stored beside the predictor's weights, if any; None: rank by confidence and stability).
     """
 
     predictor: Predictor

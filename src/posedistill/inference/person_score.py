@@ -1,11 +1,11 @@
 """A learned person score for the localiser: how many of a candidate crop's joints are right?
 
-The pose network's mean joint confidence ranks the localiser's candidate crops badly: on the localisation
-benchmark's validation scenes the 128-input student is about as confident on a crop twice the person's size, or on
-a patch of background, as on the person itself. :class:`PersonScorer` is a small MLP that predicts, from a crop's
-heatmaps and decoded pose alone, the fraction of the crop's joints within PCK@0.2 of the truth. It is fitted per
-pose model (:mod:`posedistill.inference.scorer_fit`) on candidates the localiser itself produces on training-split scenes,
-so it sees the same mistakes it has to rank, and it needs nothing but the heatmaps: it works with any backend.
+The pose network's mean joint confidence ranks the localiser's candidate crops badly: on the localisation benchmark's
+validation scenes the 128-input student is about as confident on a crop twice the person's size, or on a patch of
+background, as on the person itself. :class:`PersonScorer` is a small MLP that predicts, from a crop's heatmaps and
+decoded pose alone, the fraction of the crop's joints within PCK@0.2 of the truth. It is fitted per pose model
+(:mod:`posedistill.inference.scorer_fit`) on candidates the localiser itself produces on training-split scenes, so it
+sees the same mistakes it has to rank, and it needs nothing but the heatmaps: it works with any backend.
 
 Features (:func:`candidate_features`, all in the crop's frame, so they are scale free): per joint the heatmap
 peak, positive mass, peak / mass, spread around the peak, second peak / peak and minimum; the decoded joints in

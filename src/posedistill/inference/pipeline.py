@@ -6,9 +6,10 @@ the next frames of a video) while the calling thread runs the network, and a wri
 the drawings. OpenCV and PyTorch release the GIL in their kernels, so threads run them in parallel. Queues are
 bounded (``2 * batch_size`` items), so memory does not grow with the input.
 
-The person in each image: the given box (``bbox`` / ``bbox_file``), else the :class:`~posedistill.inference.localize.Localizer`
-when one is given, else the whole image. In a video without a given box, a :class:`~posedistill.inference.tracking.PoseTracker`
-follows the person (box from the previous frame's joints, One Euro smoothing; both switchable).
+The person in each image: the given box (``bbox`` / ``bbox_file``), else the
+:class:`~posedistill.inference.localize.Localizer` when one is given, else the whole image. In a video without a
+given box, a :class:`~posedistill.inference.tracking.PoseTracker` follows the person (box from the previous frame's
+joints, One Euro smoothing; both switchable).
 
 ``timings`` (a :class:`~posedistill.inference.estimate.StageTimes`) collects the seconds each stage spent; the
 stages overlap, so their sum can exceed the wall time. Records and drawings are collected by

@@ -1,10 +1,10 @@
 """Fit the localiser's person scorer for one pose model (see :mod:`posedistill.inference.person_score`).
 
-Every person of an LSPET split (default: the training slice, which the localisation benchmark never uses) is
-placed on a synthetic scene (:mod:`posedistill.data.scenes`, as in ``benchmarks/localisation.py``, own seed), and
-the localiser runs on it: the first pass over the whole image and the window grid, then three refinements of the
-``--top 8`` most confident candidates. Every candidate crop on the way is one training row: its features, and as target the fraction of its
-visible joints within PCK@0.2 of the truth. The scorer is written beside the weights
+Every person of an LSPET split (default: the training slice, which the localisation benchmark never uses) is placed
+on a synthetic scene (:mod:`posedistill.data.scenes`, as in ``benchmarks/localisation.py``, own seed), and the
+localiser runs on it: the first pass over the whole image and the window grid, then three refinements of the ``--top
+8`` most confident candidates. Every candidate crop on the way is one training row: its features, and as target the
+fraction of its visible joints within PCK@0.2 of the truth. The scorer is written beside the weights
 (``<weights>.person.json``), where ``Localizer(scorer="auto")``, ``predict`` and ``serve`` find it.
 
     python -m posedistill.inference.scorer_fit --weights runs/lspet128/student_hg2_64/best.pt        # 600 scenes

@@ -1,12 +1,12 @@
 """Follow one person through a video: the next frame's box from this frame's joints, and smoothed keypoints.
 
 * Tracking (``track=True``): the box of frame t+1 is the box spanned by frame t's most confident joints (as in
-  :func:`posedistill.inference.localize.joints_box`); the person is localised afresh (:class:`~posedistill.inference.localize.Localizer`)
-  on the first frame and whenever the mean joint confidence falls below ``relocalize_below``. Every
-  ``recheck_every`` tracked frames the localiser also looks at the whole frame, and the track moves to the
-  person it finds when that person lies elsewhere (box IoU < 0.3) and scores more than ``recheck_margin`` above
-  the tracked crop by the localiser's own score: a first localisation that locked onto the wrong thing is not
-  followed to the end of the video.
+  :func:`posedistill.inference.localize.joints_box`); the person is localised afresh
+  (:class:`~posedistill.inference.localize.Localizer`) on the first frame and whenever the mean joint confidence
+  falls below ``relocalize_below``. Every ``recheck_every`` tracked frames the localiser also looks at the whole
+  frame, and the track moves to the person it finds when that person lies elsewhere (box IoU < 0.3) and scores more
+  than ``recheck_margin`` above the tracked crop by the localiser's own score: a first localisation that locked onto
+  the wrong thing is not followed to the end of the video.
 * Smoothing (``smooth=True``): every keypoint coordinate goes through a One Euro filter (Casiez, Roussel, Vogel,
   CHI 2012): a low-pass filter whose cutoff rises with the speed, ``cutoff = min_cutoff + beta * speed``, so a
   still joint is steadied and a fast one is not delayed. Speeds are measured in person heights per second (the
@@ -104,9 +104,11 @@ class TrackingConfig:
 class PoseTracker:
     """One person through consecutive frames of one video (make a new tracker per video).
 
-    ``update(frame, t)`` returns the :class:`~posedistill.inference.localize.Person` of that frame: its box, the keypoints
-    (smoothed when ``config.smooth``) and the raw joint scores. ``box`` fixes the box of every frame (no
-    tracking, no localisation); otherwise the person is found by ``localizer`` (default: a
+ ``update(frame, t)`` returns the :class:`~posedistill.inference.localize.Person` of that frame: its box, the
+
+keypoints (smoothed when ``config.smooth``) and the raw joint scores. ``box`` fixes the box of every frame (no
+
+tracking, no localisation); otherwise the person is found by ``localizer`` (default: a
     :class:`~posedistill.inference.localize.Localizer` with default settings).
     """
 

@@ -142,8 +142,8 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def run_command(run_dir: str | Path, config: dict[str, Any]) -> str:
-    """The command that started a run: quoted from its ``run.json`` (:mod:`posedistill.training.run_dir`); for a run made
-    before run manifests existed, rebuilt from its ``config.yaml`` by :func:`training_command`."""
+    """The command that started a run: quoted from its ``run.json`` (:mod:`posedistill.training.run_dir`); for a run
+    made before run manifests existed, rebuilt from its ``config.yaml`` by :func:`training_command`."""
     return started_by(read_run_manifest(run_dir)) or training_command(config, run_dir)
 
 
@@ -241,7 +241,8 @@ def load_runs(run_dirs: Sequence[str | Path]) -> list[RunEntry]:
         entry = RunEntry(
             label=str(cost.get("label") or extra.get("label") or run_dir.name), run_dir=str(run_dir),
             model=str(model), input_size=(config.get("data") or {}).get("input_size") or cost.get("input_size"),
-            depth=int((config.get("model") or {}).get("depth", DEFAULT_DEPTH)), mode=run.get("mode"), alpha=distill.get("alpha"), teacher=run.get("teacher"),
+            depth=int((config.get("model") or {}).get("depth", DEFAULT_DEPTH)), mode=run.get("mode"),
+            alpha=distill.get("alpha"), teacher=run.get("teacher"),
             teacher_cache=run.get("teacher_cache"), init=run.get("init"), control=run.get("control"),
             teacher_norm=None if distill.get("teacher_norm", "none") == "none" else distill["teacher_norm"],
             negatives=float(((config.get("data") or {}).get("augment") or {}).get("negative_prob") or 0.0),

@@ -32,17 +32,18 @@ from ..data import build_loader
 from ..errors import CheckpointError, ConfigError, PosedistillError
 from ..evaluation import evaluate_predictions, predict_dataset
 from ..io import atomic_write_json, atomic_write_text, check_writable_dir
-from .losses import FPDLoss, HeatmapLoss
 from ..models import DEFAULT_DEPTH, build_model
-from .run_dir import RunPaths, arch_record, read_run_config, record_run_start, run_checkpoint, snapshot, write_log
 from ..skeleton import get_joint_set
 from .builders import build_optimizer, build_scheduler, scheduler_steps_per_iteration
 from .datasets import read_training_data
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed, parameter_spread
+from .losses import FPDLoss, HeatmapLoss
 from .precision import autocast, resolve_amp
+from .run_dir import (RunPaths, arch_record, check_resumed_config, format_epoch_row, record_run_start, run_checkpoint,
+                      snapshot, write_log)
 from .teachers import NoTeacher, Teacher, build_teacher
 
-__all__ = ["Trainer", "TrainingError", "format_epoch_row"]
+__all__ = ["Trainer", "TrainingError"]
 
 
 class TrainingError(PosedistillError):
@@ -127,36 +128,12 @@ class Trainer:
         if self.resume:
             if not self.paths.last.is_file() and not self.paths.snapshot.is_file():
                 raise ConfigError(f"{root}: nothing to resume (no last.pt or snapshot.pt)")
-            self._check_run_config()
+            check_resumed_config(self.paths.config, self.cfg)
             for stale in root.glob(".*.tmp"):  # half-written files of a killed run (atomic_open temps)
                 stale.unlink(missing_ok=True)
         elif root.exists() and any(root.iterdir()) and not self.overwrite:
             raise ConfigError(f"{root}: run directory exists and is not empty; use --resume or --overwrite")
         check_writable_dir(root)
-
-    def _check_run_config(self) -> None:
-        """Resuming: the run's own ``config.yaml`` must ask for the model and input size this resume trains (one
-        edited by hand is refused, and left as it is); other differences are named in a notice."""
-        path = self.paths.config
-        if not path.is_file():
-            return
-        saved = read_run_config(path)
-
-        def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-            return {k: v for key, value in d.items() if key != "run"
-                    for k, v in (flat(value, f"{prefix}{key}.") if isinstance(value, dict)
-                                 else {f"{prefix}{key}": value}).items()}
-
-        was, now = flat(saved), flat(self.cfg.to_dict())
-        changed = [k for k in now if k in was and was[k] != now[k]]
-        fixed = [k for k in ("model.name", "model.depth", "data.input_size") if k in changed]
-        if fixed:
-            raise ConfigError(f"{path} asks for {', '.join(f'{k}={was[k]}' for k in fixed)}, this resume for "
-                              f"{', '.join(f'{k}={now[k]}' for k in fixed)}: a run keeps its model and input size "
-                              "(start a new run, with --init to begin from its weights)")
-        if changed:
-            tqdm.write(f"notice: resuming with settings that differ from {path} ({', '.join(changed)}); it is "
-                       "rewritten with them")
 
     def _build(self, dist: DistInfo) -> None:
         cfg = self.cfg
@@ -418,11 +395,3 @@ def _tensorboard(path: Path):
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(log_dir=str(path))
-
-
-def format_epoch_row(row: dict[str, Any]) -> str:
-    """One line summing up an epoch of the history (what the CLI prints after every epoch)."""
-    parts = [f"epoch {row['epoch']}", f"loss {row['loss']:.3e}", f"{row['samples_per_s']:.1f} samples/s"]
-    if "val_pck" in row:
-        parts.append(f"val PCK@0.2 {row['val_pck']:.1f}")
-    return " | ".join(parts)

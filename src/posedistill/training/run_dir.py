@@ -29,6 +29,7 @@ from typing import Any
 import torch
 import yaml
 from torch import nn
+from tqdm import tqdm
 
 from ..errors import ConfigError, DataError
 from ..io import atomic_write_json, atomic_write_text
@@ -37,8 +38,9 @@ from ..models.checkpoint import standalone_weights
 from ..models.meta import CHECKPOINT_KEY, ModelMeta
 from ..provenance import invocation
 
-__all__ = ["RunPaths", "LOG_FIELDS", "write_log", "arch_record", "run_checkpoint", "snapshot", "RUN_FILE",
-           "record_run_start", "read_run_manifest", "read_run_config", "started_by"]
+__all__ = ["RunPaths", "LOG_FIELDS", "write_log", "format_epoch_row", "arch_record", "run_checkpoint", "snapshot",
+           "RUN_FILE", "record_run_start", "read_run_manifest", "read_run_config", "check_resumed_config",
+           "started_by"]
 
 RUN_FILE = "run.json"
 RUN_FORMAT = "posedistill-run"
@@ -150,6 +152,39 @@ def read_run_config(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: not a run config (expected a mapping of sections)")
     return data
+
+
+def check_resumed_config(path: Path, cfg: Any) -> None:
+    """Resuming: the run's own ``config.yaml`` (``path``) must ask for the model and input size this resume
+    trains with ``cfg`` (one edited by hand is refused, and left as it is); other differences (the run inputs
+    aside) are named in a notice."""
+    if not path.is_file():
+        return
+    saved = read_run_config(path)
+
+    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        return {k: v for key, value in d.items() if key != "run"
+                for k, v in (flat(value, f"{prefix}{key}.") if isinstance(value, dict)
+                             else {f"{prefix}{key}": value}).items()}
+
+    was, now = flat(saved), flat(cfg.to_dict())
+    changed = [k for k in now if k in was and was[k] != now[k]]
+    fixed = [k for k in ("model.name", "model.depth", "data.input_size") if k in changed]
+    if fixed:
+        raise ConfigError(f"{path} asks for {', '.join(f'{k}={was[k]}' for k in fixed)}, this resume for "
+                          f"{', '.join(f'{k}={now[k]}' for k in fixed)}: a run keeps its model and input size "
+                          "(start a new run, with --init to begin from its weights)")
+    if changed:
+        tqdm.write(f"notice: resuming with settings that differ from {path} ({', '.join(changed)}); it is "
+                   "rewritten with them")
+
+
+def format_epoch_row(row: dict[str, Any]) -> str:
+    """One line summing up an epoch of the history (what the CLI prints after every epoch)."""
+    parts = [f"epoch {row['epoch']}", f"loss {row['loss']:.3e}", f"{row['samples_per_s']:.1f} samples/s"]
+    if "val_pck" in row:
+        parts.append(f"val PCK@0.2 {row['val_pck']:.1f}")
+    return " | ".join(parts)
 
 
 def record_run_start(run_dir: str | Path, command: Sequence[str] | None, *, resume: bool) -> dict[str, Any]:
