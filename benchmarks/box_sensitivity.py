@@ -27,7 +27,7 @@ from posedistill import Predictor
 from posedistill.data import lspet_split
 from posedistill.evaluation import PCK
 from posedistill.io import atomic_write_json
-from posedistill.weights import default_weights
+from posedistill.models.pretrained import default_weights
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCALES = (0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6)

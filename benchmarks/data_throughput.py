@@ -20,13 +20,15 @@ import torch
 
 from posedistill.data import PoseDataset, build_loader, lspet_split
 from posedistill.models import build_model
+from posedistill.models import STRIDE
+from posedistill.models.meta import ModelMeta
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 16
 
 
 def loader_rate(records, size: int, workers: int, batches: int) -> float:
-    ds = PoseDataset(records, joint_set="lsp", input_size=size, train=True, seed=0, check_images=False)
+    ds = PoseDataset(records, meta=ModelMeta.for_pixels("lsp", size, stride=STRIDE), train=True, seed=0, check_images=False)
     loader = build_loader(ds, batch_size=BATCH, shuffle=True, num_workers=workers, seed=0, drop_last=True)
     it = iter(loader)
     next(it)  # warm-up (worker start)

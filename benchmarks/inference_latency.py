@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Inference latency of the FPD teacher (hg8_256) and student (hg4_128): eager PyTorch, ONNX Runtime fp32/int8.
 
-Runs :func:`posedistill.bench.run_benchmark` (the code behind ``posedistill bench``), prints the table and
+Runs :func:`posedistill.bench.benchmark.run_benchmark` (the code behind ``posedistill bench``), prints the table and
 writes ``benchmarks/results/inference_latency.json``. glibc malloc is tuned first (as with
 ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000``) so batched calls do not pay page faults.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from posedistill.bench import format_table, run_benchmark, tune_malloc
+from posedistill.bench.benchmark import format_table, run_benchmark, tune_malloc
 from posedistill.io import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "inference_latency.json"

@@ -8,7 +8,7 @@ blocks (real colours, no second person). The shipped student (or ``--weights``) 
 * ``gt-box``: the ground-truth box (bounding box of the visible joints, as ``predict --bbox``);
 * ``whole``: the whole canvas as the box (what ``predict`` did before it could localise);
 * each localisation method (``pose``, and ``hog`` / ``both`` where OpenCV has its HOG detector); where a person
-  scorer lies beside the weights (``tools/fit_person_scorer.py``), each method ranked by it, and ranked by
+  scorer lies beside the weights (``python -m posedistill.inference.scorer_fit``), each method ranked by it, and ranked by
   confidence as ``<method>/conf`` beside it (``--no-scorer``: confidence only).
 
 A localisation *fails* when its crop square holds less than half of the ground-truth box, or is more than 2.5
@@ -31,14 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
-from scenes import inside, joints_box, lspet_people, scene_for, shared_lspet
+from posedistill.data.scenes import default_lspet_root, inside, joints_box, lspet_people, scene_for
 
 from posedistill.data.readers import lspet_split
 from posedistill.evaluation import PCK
-from posedistill.inference import Predictor, box_to_square
+from posedistill.data.records import box_to_square
+from posedistill.inference.predictor import Predictor
 from posedistill.io import atomic_write_json
-from posedistill.localize import Localizer, box_iou, hog_available
-from posedistill.person_score import scorer_for
+from posedistill.inference.localize import Localizer, box_iou, hog_available
+from posedistill.inference.person_score import scorer_for
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -77,7 +78,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    root = shared_lspet()
+    root = default_lspet_root()
     people = lspet_people(root, args.split, args.limit)
     backgrounds = lspet_split(root, "train")
     predictor = Predictor(args.weights, threads=args.threads)

@@ -16,7 +16,7 @@ import torch
 
 from posedistill.io import atomic_write_json
 from posedistill.models.registry import CHANNEL_CHOICES, STACK_CHOICES
-from posedistill.profiling import profile_models
+from posedistill.bench.profiling import profile_models
 
 
 def main() -> None:

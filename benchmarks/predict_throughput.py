@@ -6,7 +6,7 @@ For the shipped student (or ``--weights``) under eager PyTorch (fp32), ONNX Runt
 
 * ``model only``: the network alone on preprocessed crops of the ``--images`` LSPET test photos, in batches
   of ``--batch-size`` (images/s);
-* ``predict``: :func:`posedistill.pipeline.predict_paths` on the same photo files with their ground-truth boxes
+* ``predict``: :func:`posedistill.inference.pipeline.predict_paths` on the same photo files with their ground-truth boxes
   (``--bbox-file``), with 1 decode worker and with ``--workers`` (default schedule ``overlap``), and with
   ``--workers`` under the ``phased`` schedule; the ratio to the model-only rate (goal >= 0.7)
   and the seconds per image in each stage (decode, crop, infer, decode heatmaps, write; the stages overlap);
@@ -33,18 +33,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from scenes import joints_box, lspet_people, shared_lspet
+from posedistill.data.scenes import default_lspet_root, joints_box, lspet_people
 from video_tracking import make_clip
 
-from posedistill.bench import tune_malloc
+from posedistill.bench.benchmark import tune_malloc
 from posedistill.cli import main as cli
 from posedistill.data.images import load_image
 from posedistill.data.readers import lspet_split
-from posedistill.inference import Predictor, default_weights
+from posedistill.inference.predictor import Predictor
+from posedistill.models.pretrained import default_weights
 from posedistill.io import atomic_write_json
-from posedistill.localize import Localizer
-from posedistill.pipeline import StageTimes, predict_paths, resolve_schedule
-from posedistill.tracking import TrackingConfig
+from posedistill.inference.localize import Localizer
+from posedistill.inference.estimate import StageTimes
+from posedistill.inference.pipeline import predict_paths, resolve_schedule
+from posedistill.inference.tracking import TrackingConfig
 
 RESULTS = Path(__file__).resolve().parent / "results" / "predict_throughput.json"
 STAGES = ("decode", "crop", "infer", "decode_heatmaps", "write", "locate")
@@ -53,7 +55,7 @@ STAGES = ("decode", "crop", "infer", "decode_heatmaps", "write", "locate")
 def export_models(weights: Path, work: Path) -> dict[str, Path]:
     fp32, int8 = work / "student.onnx", work / "student.int8.onnx"
     cli(["export", str(weights), "--onnx", str(fp32), "--int8", "--int8-output", str(int8),
-         "--calib", str(shared_lspet() / "images"), "--calib-limit", "64"], standalone_mode=False)
+         "--calib", str(default_lspet_root() / "images"), "--calib-limit", "64"], standalone_mode=False)
     return {"torch": weights, "onnx": fp32, "onnx-int8": int8}
 
 
@@ -93,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     tune_malloc()
 
-    people = lspet_people(shared_lspet(), "test", args.images)
+    people = lspet_people(default_lspet_root(), "test", args.images)
     paths = [p.image for p in people]
     boxes = {p.image.name: joints_box(p.joints, p.visible) for p in people}
     rows = []
@@ -103,7 +105,7 @@ def main() -> None:
         box_file = work / "boxes.json"
         box_file.write_text(json.dumps(boxes))
         rng = np.random.default_rng(14)
-        bg = load_image(lspet_split(shared_lspet(), "train")[3].image)
+        bg = load_image(lspet_split(default_lspet_root(), "train")[3].image)
         frames, _, _ = make_clip(people[0], bg, args.frames, rng)
         video = work / "clip.mp4"
         h, w = frames[0].shape[:2]

@@ -26,7 +26,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from scenes import joints_box, lspet_people, shared_lspet
+from posedistill.data.scenes import default_lspet_root, joints_box, lspet_people
 
 from posedistill.io import atomic_write_json
 
@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    people = lspet_people(shared_lspet(), "test", args.images)
+    people = lspet_people(default_lspet_root(), "test", args.images)
     bodies = [(p.image.read_bytes(), joints_box(p.joints, p.visible)) for p in people]
     port = free_port()
     url = f"http://{HOST}:{port}"

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
-from posedistill.checkpoint import save_checkpoint
+from posedistill.models.checkpoint import save_checkpoint
 from posedistill.config import config_from_dict
-from posedistill.losses import FPDLoss
+from posedistill.training.losses import FPDLoss
 from posedistill.models import build_model
 from posedistill.quickstart import embedded_data_dir
 from posedistill.io import atomic_write_json

@@ -7,7 +7,7 @@ heatmaps of the same samples: mean peak value, the argmax distance in heatmap pi
 within 1 px), and the MSE of the teacher's map and of a blank map to the ground truth. Prints a table and writes
 benchmarks/results/teacher_heatmaps.json.
 
-    python benchmarks/teacher_heatmaps.py --config configs/cpu/fpd_hg2_64.yaml --cache runs/cpu/teacher_cache
+    python benchmarks/teacher_heatmaps.py --config configs/experiments/cpu/fpd_hg2_64.yaml --cache runs/cpu/teacher_cache
 """
 
 from __future__ import annotations

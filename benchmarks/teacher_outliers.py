@@ -16,7 +16,7 @@ the cause can be read off the table. Prints tables and writes benchmarks/results
 heatmaps (maximum over joints, each with its value range), so the "before" and "after" can be looked at.
 
     python benchmarks/teacher_outliers.py --teacher runs/lspet128/teacher_hg4_128_restart/best.pt \
-        --config configs/cpu/teacher_hg4_128.yaml [--samples 512] [--recal-batches 50] [--figure out.png]
+        --config configs/experiments/cpu/teacher_hg4_128.yaml [--samples 512] [--recal-batches 50] [--figure out.png]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from posedistill.checkpoint import model_from_checkpoint
+from posedistill.models.checkpoint import model_from_checkpoint
 from posedistill.config import load_config
 from posedistill.data import build_loader
 from posedistill.data.transforms import denormalize_image
@@ -86,7 +86,8 @@ def draw_worst(model, subset, ev: dict[str, np.ndarray], path: Path, *, title: s
     hm = model.eval()(batch["image"])[-1].float()
     fig, axes = plt.subplots(count, 3, figsize=(7.5, 2.5 * count), squeeze=False)
     for row, i in enumerate(worst):
-        img = denormalize_image(batch["image"][row].numpy())[:, :, ::-1]  # BGR uint8 -> RGB for matplotlib
+        meta = subset.dataset.meta  # the pixel record the crops were made with
+        img = denormalize_image(batch["image"][row].numpy(), mean=meta.mean, std=meta.std)[:, :, ::-1]  # BGR -> RGB
         gt, th = batch["target"][row].amax(0).numpy(), hm[row].amax(0).numpy()
         t_lo, t_hi = float(hm[row].min()), float(hm[row].max())
         for ax, pic, name in ((axes[row, 0], img, f"crop {i}"), (axes[row, 1], gt, "ground truth, max over joints"),

@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from posedistill.io import atomic_write_json
-from posedistill.losses import FPDLoss, HeatmapLoss
+from posedistill.training.losses import FPDLoss, HeatmapLoss
 from posedistill.models import build_model
 from posedistill.training.precision import cpu_has_fast_bf16
 
@@ -141,11 +141,13 @@ def section_threads(args, mode: str) -> list[dict]:
 
 def section_loader(args, mode: str) -> list[dict]:
     from posedistill.data import PoseDataset, build_loader, read_lspet
+    from posedistill.models import STRIDE
+    from posedistill.models.meta import ModelMeta
 
     channels_last, _ = MODES[mode]
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     records = read_lspet(args.data, indices=range(0, 6500))
-    ds = PoseDataset(records, joint_set="lsp", input_size=args.size, train=True, seed=0, check_images=False)
+    ds = PoseDataset(records, meta=ModelMeta.for_pixels("lsp", args.size, stride=STRIDE), train=True, seed=0, check_images=False)
     torch.set_num_threads(args.threads)
     rows = []
     synthetic = _rate(make_step("student", args.teacher, args.student, args.size, args.batch, mode), args.batch,

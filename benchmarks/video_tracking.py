@@ -35,16 +35,16 @@ from pathlib import Path
 
 import numpy as np
 
-from scenes import joints_box, lspet_people, pixelated, place, shared_lspet, similarity, transform_points
+from posedistill.data.scenes import default_lspet_root, joints_box, lspet_people, pixelated, place, similarity, transform_points
 
 from posedistill.data.images import load_image
 from posedistill.data.readers import lspet_split
 from posedistill.evaluation import PCK
-from posedistill.inference import Predictor
+from posedistill.inference.predictor import Predictor
 from posedistill.io import atomic_write_json
-from posedistill.localize import Localizer
-from posedistill.person_score import scorer_for
-from posedistill.tracking import OneEuroFilter, PoseTracker, TrackingConfig
+from posedistill.inference.localize import Localizer
+from posedistill.inference.person_score import scorer_for
+from posedistill.inference.tracking import OneEuroFilter, PoseTracker, TrackingConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FPS = 25.0
@@ -186,7 +186,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    root = shared_lspet()
+    root = default_lspet_root()
     people = lspet_people(root, args.split, need_torso=True)
     pick = np.random.default_rng(args.seed).choice(len(people), size=min(args.clips, len(people)), replace=False)
     backgrounds = lspet_split(root, "train")

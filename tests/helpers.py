@@ -24,13 +24,50 @@ def tiny_cfg(**over):
     return config_from_dict(cfg)
 
 
+def make_checkpoint(path, model, meta, **extra):
+    """Save ``model`` as the engine does, with its pixel record ``meta`` (a
+    :class:`~posedistill.models.meta.ModelMeta`): the checkpoint's ``arch``, ``joint_set``, ``input_size`` and
+    ``sigma`` come from them, ``model_meta`` is the record; ``extra`` keys (config, optimizer, ...) are added.
+    Tests that mean the legacy branch (files written before the record existed) write their dicts by hand."""
+    from posedistill.models.checkpoint import save_checkpoint
+    from posedistill.training.run_dir import arch_record
+
+    save_checkpoint(path, {"arch": arch_record(meta.arch, meta.num_joints, int(model.depth)),
+                           "joint_set": meta.joint_set, "input_size": meta.input_size, "sigma": meta.sigma,
+                           "model_meta": meta.to_dict(), "model": model.state_dict(), **extra})
+    return path
+
+
+def model_meta(model, name, input_size, *, joint_set="lsp", sigma=2.0):
+    """The record the engine writes for ``model`` (registry ``name``) trained at ``input_size``."""
+    from posedistill.models.meta import ModelMeta
+
+    return ModelMeta.for_model(model, arch=name, joint_set=joint_set, input_size=input_size, sigma=sigma)
+
+
+def pixels(joint_set="lsp", input_size=256, *, sigma=2.0):
+    """The pixel record (:class:`~posedistill.models.meta.ModelMeta`) of an Hourglass of ``input_size``: what a
+    :class:`~posedistill.data.PoseDataset` makes its crops and targets for."""
+    from posedistill.models import STRIDE
+    from posedistill.models.meta import ModelMeta
+
+    return ModelMeta.for_pixels(joint_set, input_size, stride=STRIDE, sigma=sigma)
+
+
+def with_run(cfg, **run):
+    """``cfg`` with run inputs (``teacher=...``, ``teacher_cache=...``, ``init=...``; paths as strings)."""
+    import dataclasses
+
+    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, **{k: str(v) for k, v in run.items()}))
+
+
 def assert_fault_stops_before_last_pt(cfg, run, hook, match):
     """Train ``cfg`` one epoch into ``run``, resume with the ``on_built`` fault ``hook``: the run must raise
     TrainingError matching ``match`` and leave ``last.pt`` (epoch 1, same weights) untouched."""
     import pytest
     import torch
 
-    from posedistill.checkpoint import load_checkpoint
+    from posedistill.models.checkpoint import load_checkpoint
     from posedistill.training import Trainer, TrainingError
 
     Trainer(cfg, run, progress=False).fit(stop_after=1)

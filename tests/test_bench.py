@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from posedistill.bench import format_table, measure_peak_gmacs, run_benchmark, summarize, tune_malloc
+from posedistill.bench.benchmark import format_table, measure_peak_gmacs, run_benchmark, summarize, tune_malloc
 from posedistill.cli import main
 from posedistill.errors import ConfigError
 
@@ -61,7 +61,7 @@ def test_bench_bad_options():
 
 
 def test_each_backend_is_timed_in_its_own_process_and_same_process_still_works(tmp_path, monkeypatch):
-    import posedistill.bench as bench
+    import posedistill.bench.benchmark as bench
 
     launched = []
     real_run = bench.subprocess.run

@@ -4,11 +4,13 @@ import pytest
 import torch
 from torch import nn
 
-from posedistill.losses import HeatmapLoss
+from posedistill.training.losses import HeatmapLoss
 from posedistill.models import (BinarizedStackedHourglass, BinaryConv2d, BinaryResidual, StackedHourglass,
                                 binarized_hourglass, build_model, get_model_spec, list_models)
 from posedistill.models.binarized import BinaryActivation, binary_mac_fraction, binary_sign
-from posedistill.profiling import num_threads
+from posedistill.bench.profiling import num_threads
+
+from helpers import make_checkpoint, model_meta
 
 
 def test_forward_shapes_match_plain_hourglass():
@@ -97,7 +99,7 @@ def test_registry_names():
 
 def test_inference_rewrites_keep_the_binarized_output():
     # BN folding into a binary conv is exact: binarization commutes with a per-output-channel scale
-    from posedistill.export import optimize_for_inference
+    from posedistill.deploy.optimize import optimize_for_inference
 
     torch.manual_seed(0)
     model = build_model("hg2_32_bin").train()
@@ -113,11 +115,10 @@ def test_inference_rewrites_keep_the_binarized_output():
 
 
 def test_checkpoint_round_trip(tmp_path):
-    from posedistill.checkpoint import model_from_checkpoint, save_checkpoint
+    from posedistill.models.checkpoint import model_from_checkpoint
 
     model = build_model("hg1_32_bin")
-    save_checkpoint(tmp_path / "b.pt", {"arch": {"name": "hg1_32_bin", "num_joints": 14}, "joint_set": "lsp",
-                                        "input_size": 64, "model": model.state_dict()})
+    make_checkpoint(tmp_path / "b.pt", model, model_meta(model, "hg1_32_bin", 64))
     loaded, _ = model_from_checkpoint(tmp_path / "b.pt")
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():

@@ -31,10 +31,40 @@ def test_every_committed_config_loads():
     for path in configs:
         load_config(path)
     runs = sorted((root / "runs").rglob("config.yaml"))
-    for path in runs:  # a run's resolved config: the experiment plus its "run" record
-        data = yaml.safe_load(path.read_text())
-        data.pop("run", None)
-        config_from_dict(data)
+    assert runs, "no run configs committed"
+    for path in runs:  # a run's resolved config, its inputs under "run", reloads as written
+        assert load_config(path).run.mode == yaml.safe_load(path.read_text())["run"]["mode"]
+
+
+def test_a_config_starts_from_its_base(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "teacher.yaml").write_text(
+        "name: teacher\nmodel: {name: hg4_128, depth: 3}\ndata: {root: ../data, input_size: 128, rotation: 20}\n"
+        "optim: {lr: 1.0e-3}\ntrain: {epochs: 30, batch_size: 16}\n")
+    (tmp_path / "student.yaml").write_text("base: recipes/teacher.yaml\nname: student\nmodel: {name: hg2_64}\n")
+    (tmp_path / "fpd.yaml").write_text("base: student.yaml\nname: fpd\ndata: {augment: {negative_prob: 0.2}}\n"
+                                       "distill: {alpha: 0.25}\n")
+    teacher = load_config(tmp_path / "recipes" / "teacher.yaml")
+    fpd = load_config(tmp_path / "fpd.yaml", ["train.epochs=4"])
+    assert (fpd.name, fpd.model.name, fpd.model.depth) == ("fpd", "hg2_64", 3)  # mappings merge key by key
+    assert fpd.data.input_size == 128 and fpd.optim == teacher.optim and fpd.train.epochs == 4
+    assert fpd.data.augment.rotation == 20 and fpd.data.augment.negative_prob == 0.2  # flat base, nested child
+    assert fpd.data.root == teacher.data.root == str(tmp_path / "recipes" / "../data")  # the base file's folder
+    assert fpd.distill.alpha == 0.25 and teacher.distill.alpha == 0.5
+
+
+def test_a_bad_base_is_one_clear_error(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match=r"a.yaml: 'base' chain loops \(a.yaml -> b.yaml -> a.yaml\)"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: base missing.yaml not found"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("base: [a.yaml]\n")
+    with pytest.raises(ConfigError, match="base must be the path of another config file"):
+        load_config(tmp_path / "d.yaml")
 
 
 def test_flat_augmentation_keys_are_read_into_the_nested_section():

@@ -8,6 +8,8 @@ from posedistill.codec import HeatmapCodec
 from posedistill.data import AugmentConfig, PoseDataset, read_lspet
 from posedistill.skeleton import LSP
 
+from helpers import pixels
+
 
 def test_data_show_writes_panel(lspet_mini, tmp_path):
     out = tmp_path / "s.png"
@@ -36,11 +38,11 @@ def _colour_at(panel, p, scale):
 def test_left_limbs_blue_right_limbs_red_also_when_flipped(lspet_mini):
     recs = read_lspet(lspet_mini)
     cfg = AugmentConfig(scale_factor=0, rotation=0, color_jitter=0)
-    ds = PoseDataset(recs, joint_set="lsp", input_size=128, train=True, augment=cfg)
+    ds = PoseDataset(recs, meta=pixels(input_size=128), train=True, augment=cfg)
     codec = HeatmapCodec(input_size=128)
     for epoch in range(4):
         sample = ds[(epoch, 1)]
-        panel = render_sample(sample, LSP)
+        panel = render_sample(sample, ds.meta)
         pts = codec.decode(sample["target"].numpy(), dark=True)[0]
         for side in ("left", "right"):
             j = LSP.index(f"{side}_ankle")

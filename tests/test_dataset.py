@@ -11,6 +11,8 @@ from posedistill.data import AugmentConfig, PoseDataset, build_loader, read_lspe
 from posedistill.errors import ConfigError, DataError
 from posedistill.skeleton import LSP
 
+from helpers import pixels
+
 
 @pytest.fixture()
 def records(lspet_mini):
@@ -18,7 +20,7 @@ def records(lspet_mini):
 
 
 def test_item_layout_and_collate(records):
-    ds = PoseDataset(records, joint_set="lsp", input_size=128, train=True)
+    ds = PoseDataset(records, meta=pixels(input_size=128), train=True)
     item = ds[0]
     shapes = {k: tuple(v.shape) for k, v in item.items()}
     assert shapes["image"] == (3, 128, 128) and shapes["target"] == (14, 32, 32) and shapes["matrix"] == (2, 3)
@@ -28,7 +30,7 @@ def test_item_layout_and_collate(records):
 
 
 def test_eval_crop_is_plain_and_targets_decode_back_to_the_joints(records):
-    ds = PoseDataset(records, joint_set="lsp", input_size=256, train=False)
+    ds = PoseDataset(records, meta=pixels(input_size=256), train=False)
     codec = HeatmapCodec(input_size=256)
     for i, rec in enumerate(records):
         item = ds[i]
@@ -44,20 +46,20 @@ def test_eval_crop_is_plain_and_targets_decode_back_to_the_joints(records):
 
 
 def test_train_augmentation_reproducible_and_epoch_dependent(records):
-    a = PoseDataset(records, joint_set="lsp", input_size=128, train=True, seed=3)
-    b = PoseDataset(records, joint_set="lsp", input_size=128, train=True, seed=3)
+    a = PoseDataset(records, meta=pixels(input_size=128), train=True, seed=3)
+    b = PoseDataset(records, meta=pixels(input_size=128), train=True, seed=3)
     assert torch.equal(a[2]["image"], b[2]["image"]) and torch.equal(a[2]["target"], b[2]["target"])
     b.set_epoch(1)
     assert torch.equal(b[2]["matrix"], a[(1, 2)]["matrix"])
     assert not torch.equal(a[(0, 2)]["matrix"], a[(1, 2)]["matrix"])
-    c = PoseDataset(records, joint_set="lsp", input_size=128, train=True, seed=4)
+    c = PoseDataset(records, meta=pixels(input_size=128), train=True, seed=4)
     assert not torch.equal(a[2]["matrix"], c[2]["matrix"])
 
 
 def test_flip_swaps_left_and_right(records):
     cfg = AugmentConfig(scale_factor=0, rotation=0, color_jitter=0)
-    ds = PoseDataset(records, joint_set="lsp", input_size=128, train=True, augment=cfg)
-    plain = PoseDataset(records, joint_set="lsp", input_size=128, train=False)
+    ds = PoseDataset(records, meta=pixels(input_size=128), train=True, augment=cfg)
+    plain = PoseDataset(records, meta=pixels(input_size=128), train=False)
     codec = HeatmapCodec(input_size=128)
     epoch = next(e for e in range(20) if ds.augmentation(1, e).flip)
     f, p = ds[(epoch, 1)], plain[1]
@@ -76,7 +78,7 @@ def test_flip_swaps_left_and_right(records):
 def test_joints_outside_crop_get_zero_weight(records):
     rec = records[1]
     small = type(rec)(rec.image, rec.joints, rec.visible, rec.joints[LSP.index("head_top")], 30.0, rec.norm)
-    item = PoseDataset([small], joint_set="lsp", input_size=64, train=False)[0]
+    item = PoseDataset([small], meta=pixels(input_size=64), train=False)[0]
     inside = np.abs(affine_points(rec.joints, item["matrix"].numpy()) - 31.5).max(1) <= 32
     np.testing.assert_array_equal(item["target_weight"].numpy(), (inside & (rec.visible > 0)).astype(np.float32))
     assert 0 < item["target_weight"].sum() < rec.visible.sum()
@@ -85,9 +87,9 @@ def test_joints_outside_crop_get_zero_weight(records):
 
 def test_config_errors(records):
     with pytest.raises(ConfigError, match="multiple of 64"):
-        PoseDataset(records, joint_set="lsp", input_size=100, train=False)
+        PoseDataset(records, meta=pixels(input_size=100), train=False)
     with pytest.raises(DataError, match="im00001.jpg: 14 joints but the mpii joint set has 16"):
-        PoseDataset(records, joint_set="mpii", train=False)
+        PoseDataset(records, meta=pixels("mpii"), train=False)
 
 
 # --- bad images (item 6): real files corrupted in a temp dir ------------------------------------------------------
@@ -107,8 +109,8 @@ def broken(lspet_mini, tmp_path):
                                         (3, "truncated JPEG")])
 def test_bad_image_raises_naming_file(broken, idx, reason):
     with pytest.raises(DataError, match=rf"im0000{idx + 1}.jpg: {reason}"):
-        PoseDataset(broken[idx: idx + 1], joint_set="lsp", train=False)
-    ds = PoseDataset(broken[idx: idx + 1], joint_set="lsp", train=False, check_images=False)
+        PoseDataset(broken[idx: idx + 1], meta=pixels(), train=False)
+    ds = PoseDataset(broken[idx: idx + 1], meta=pixels(), train=False, check_images=False)
     with pytest.raises(DataError, match=rf"im0000{idx + 1}.jpg: {reason}"):
         ds[0]
 
@@ -116,10 +118,10 @@ def test_bad_image_raises_naming_file(broken, idx, reason):
 def test_bad_images_skipped_with_one_warning(broken):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ds = PoseDataset(broken, joint_set="lsp", train=False, skip_bad=True)
+        ds = PoseDataset(broken, meta=pixels(), train=False, skip_bad=True)
     assert len(ds) == 1 and ds.num_skipped == 3 and ds[0]["index"] == 0
     assert len(caught) == 1 and "skipped 3 of 4 samples" in str(caught[0].message)
-    lazy = PoseDataset(broken, joint_set="lsp", train=False, skip_bad=True, check_images=False)
+    lazy = PoseDataset(broken, meta=pixels(), train=False, skip_bad=True, check_images=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert lazy[1]["index"] == 0  # falls through the 3 bad ones to the next good sample
@@ -129,7 +131,7 @@ def test_bad_images_skipped_with_one_warning(broken):
 # --- loader -----------------------------------------------------------------------------------------------------
 
 def test_loader_same_batches_with_and_without_workers(records):
-    ds = PoseDataset(records * 2, joint_set="lsp", input_size=64, train=True, seed=1)
+    ds = PoseDataset(records * 2, meta=pixels(input_size=64), train=True, seed=1)
     serial = build_loader(ds, batch_size=4, shuffle=True, num_workers=0, seed=5)
     parallel = build_loader(ds, batch_size=4, shuffle=True, num_workers=2, seed=5)
     for epoch in range(2):  # persistent workers must follow the epoch
@@ -147,8 +149,8 @@ def test_loader_same_batches_with_and_without_workers(records):
 def test_negative_samples_hold_no_joint_and_have_zero_targets(records):
     """augment.negative_prob: windows of the photo without the person, all-zero targets at full weight."""
     cfg = AugmentConfig(negative_prob=0.5)
-    ds = PoseDataset(records, joint_set="lsp", input_size=128, train=True, augment=cfg)
-    plain = PoseDataset(records, joint_set="lsp", input_size=128, train=True)
+    ds = PoseDataset(records, meta=pixels(input_size=128), train=True, augment=cfg)
+    plain = PoseDataset(records, meta=pixels(input_size=128), train=True)
     negatives = 0
     for epoch in range(12):
         for i, rec in enumerate(records):
@@ -182,7 +184,7 @@ def test_negative_prob_zero_keeps_the_earlier_draws_and_is_validated():
 def test_no_negatives_from_records_without_joints(records):
     from dataclasses import replace
     blind = [replace(r, visible=np.zeros_like(r.visible)) for r in records]
-    ds = PoseDataset(blind, joint_set="lsp", input_size=128, train=True, augment=AugmentConfig(negative_prob=0.9))
+    ds = PoseDataset(blind, meta=pixels(input_size=128), train=True, augment=AugmentConfig(negative_prob=0.9))
     assert not any(bool(ds[(e, i)]["negative"]) for e in range(5) for i in range(len(blind)))
 
 
@@ -190,8 +192,8 @@ def test_half_body_crops_frame_one_part_and_keep_the_other_draws(records):
     """augment.half_body_prob: the crop is the box of the upper or lower body's visible joints, padded 1.5 x."""
     plain_cfg = AugmentConfig(rotation=0.0, scale_factor=0.0, flip=False)
     half_cfg = AugmentConfig(rotation=0.0, scale_factor=0.0, flip=False, half_body_prob=1.0)
-    plain = PoseDataset(records, joint_set="lsp", input_size=128, train=True, augment=plain_cfg)
-    half = PoseDataset(records, joint_set="lsp", input_size=128, train=True, augment=half_cfg)
+    plain = PoseDataset(records, meta=pixels(input_size=128), train=True, augment=plain_cfg)
+    half = PoseDataset(records, meta=pixels(input_size=128), train=True, augment=half_cfg)
     lower = np.zeros(14, dtype=bool)
     lower[list(LSP.lower_body)] = True
     assert lower.sum() == 6 and not lower[[6, 7, 8, 9, 10, 11, 12, 13]].any()
@@ -218,8 +220,8 @@ def test_half_body_crops_frame_one_part_and_keep_the_other_draws(records):
 
 def test_random_erasing_changes_only_a_rectangle_and_keeps_targets(records):
     cfg = AugmentConfig(erase_prob=1.0)
-    plain = PoseDataset(records, joint_set="lsp", input_size=128, train=True, augment=AugmentConfig())
-    erased = PoseDataset(records, joint_set="lsp", input_size=128, train=True, augment=cfg)
+    plain = PoseDataset(records, meta=pixels(input_size=128), train=True, augment=AugmentConfig())
+    erased = PoseDataset(records, meta=pixels(input_size=128), train=True, augment=cfg)
     for i in range(len(records)):
         a, b = plain[(0, i)], erased[(0, i)]
         assert torch.equal(a["target"], b["target"]) and torch.equal(a["matrix"], b["matrix"])
@@ -246,3 +248,17 @@ def test_new_augmentations_keep_the_earlier_draws_and_are_validated():
             AugmentConfig(**{key: 1.5})
         with pytest.raises(ConfigError, match=key):
             AugmentConfig(**{key: -0.1})
+
+
+def test_the_dataset_makes_the_pixels_its_model_record_says(lspet_mini):
+    import dataclasses
+
+    records = read_lspet(lspet_mini)
+    meta = pixels(input_size=64)
+    plain = dataclasses.replace(meta, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), stride=8)
+    a = PoseDataset(records, meta=meta, train=False)[0]
+    b = PoseDataset(records, meta=plain, train=False)[0]
+    # the same crop, standardised by each record's mean and std; targets on each record's heatmap grid
+    mean, std = (np.asarray(v, np.float32).reshape(3, 1, 1) for v in (meta.mean, meta.std))
+    np.testing.assert_allclose(a["image"].numpy(), (b["image"].numpy() - mean) / std, rtol=1e-5, atol=1e-5)
+    assert a["target"].shape[-1] == 16 and b["target"].shape[-1] == 8

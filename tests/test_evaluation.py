@@ -6,6 +6,8 @@ from posedistill.codec import HeatmapCodec
 from posedistill.evaluation import PCK, PCKh, auc, flip_heatmaps, joint_errors, predict_heatmaps
 from posedistill.skeleton import LSP, MPII
 
+from helpers import make_checkpoint, model_meta
+
 
 def test_pck_hand_computed_with_invisible_and_unnormalisable_people():
     gt = np.zeros((3, 2, 2))
@@ -109,16 +111,14 @@ def test_mpii_names_for_pckh_exclusion():
 
 def test_evaluate_checkpoint_torch_and_onnx_agree(tmp_path):
     """evaluate on real embedded LSPET images: a .pt checkpoint and its ONNX export give the same PCK."""
-    from posedistill.checkpoint import save_checkpoint
     from posedistill.evaluation import evaluate_checkpoint
-    from posedistill.export import export_onnx
+    from posedistill.deploy.onnx import export_onnx
     from posedistill.models import build_model
     from posedistill.quickstart import embedded_data_dir
 
     torch.manual_seed(0)
     model = build_model("hg1_32").eval()
-    save_checkpoint(tmp_path / "m.pt", {"arch": {"name": "hg1_32", "num_joints": 14}, "joint_set": "lsp",
-                                        "input_size": 64, "sigma": 2.0, "model": model.state_dict()})
+    make_checkpoint(tmp_path / "m.pt", model, model_meta(model, "hg1_32", 64))
     export_onnx(model, tmp_path / "m.onnx", input_size=64,
                 metadata={"joint_set": "lsp", "arch": "hg1_32", "num_joints": "14", "input_size": "64"})
     kw = dict(dataset="lspet", split="501-540", flip=True)

@@ -10,14 +10,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from posedistill.checkpoint import save_checkpoint
 from posedistill.cli import main
 from posedistill.errors import CheckpointError, ConfigError
-from posedistill.export import (
-    export_onnx, fold_batchnorm, load_onnx_session, onnx_is_quantized, onnx_metadata, optimize_for_inference,
-    quantize_onnx,
-)
+from posedistill.deploy.onnx import export_onnx
+from posedistill.deploy.optimize import fold_batchnorm, optimize_for_inference
+from posedistill.deploy.quantize import quantize_onnx
+from posedistill.deploy.runtime import load_onnx_session, onnx_is_quantized, onnx_metadata
 from posedistill.models import stacked_hourglass
+
+from helpers import make_checkpoint, model_meta
 
 def _real_images(shared_data: Path, n: int) -> list[Path]:
     folder = shared_data / "lspet" / "images"
@@ -113,19 +114,18 @@ def test_export_cli_int8_close_to_fp32_on_real_images(shared_data, tmp_path):
     torch.manual_seed(0)
     model = stacked_hourglass(stacks=1, channels=32, num_joints=14).eval()
     ckpt = tmp_path / "c.pt"
-    save_checkpoint(ckpt, {"arch": {"name": "hg1_32", "num_joints": 14}, "joint_set": "lsp", "input_size": 128,
-                           "sigma": 2.0, "model": model.state_dict()})
+    make_checkpoint(ckpt, model, model_meta(model, "hg1_32", 128))
     out = tmp_path / "m.onnx"
     res = CliRunner().invoke(main, ["export", str(ckpt), "--onnx", str(out), "--int8", "--calib", str(calib)])
     assert res.exit_code == 0, res.output
     int8 = tmp_path / "m.int8.onnx"
     assert out.is_file() and int8.is_file()
-    from posedistill.inference import Predictor
+    from posedistill.inference.predictor import Predictor
 
     assert Predictor(int8).quantized and not Predictor(out).quantized and not Predictor(ckpt).quantized
-    from posedistill.inference import calibration_batches
+    from posedistill.inference.calibration import calibration_batches
 
-    x = np.concatenate(calibration_batches(held_out, 128, limit=4))
+    x = np.concatenate(calibration_batches(held_out, Predictor(ckpt).meta, limit=4))
     fp = load_onnx_session(out).run(None, {"image": x})[0]
     q = load_onnx_session(int8).run(None, {"image": x})[0]
     n, k, h, w = fp.shape

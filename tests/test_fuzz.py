@@ -20,7 +20,7 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from posedistill.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from posedistill.models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from posedistill.config import load_config
 from posedistill.data.images import load_image
 from posedistill.data.readers import read_coco, read_jsonfile, read_lspet, read_mpii
@@ -188,7 +188,7 @@ def test_fuzz_annotation_json_structure(tmp_path_factory, kind, value, where):
 
 
 # ------------------------------------------------------------------------------------------------ YAML configs
-CONFIG = (Path(__file__).resolve().parents[1] / "configs" / "cpu").glob("*.yaml")
+CONFIG = (Path(__file__).resolve().parents[1] / "configs" / "experiments" / "cpu").glob("*.yaml")
 YAML_OK = (b"seed: 3\nmodel:\n  name: hg1_32\ndata:\n  dataset: lspet\n  input_size: 64\n  train: 1-24\n"
            b"optim:\n  lr: 0.001\ntrain:\n  epochs: 2\n  batch_size: 8\n  nonfinite: stop\n")
 
@@ -265,7 +265,7 @@ def test_fuzz_checkpoint_fields(tmp_path_factory, field, value):
     torch.save(ckpt, path)
     _use_checkpoint(path)
     try:
-        from posedistill.inference import Predictor
+        from posedistill.inference.predictor import Predictor
 
         Predictor(path)
     except PosedistillError:
@@ -275,7 +275,7 @@ def test_fuzz_checkpoint_fields(tmp_path_factory, field, value):
 # ------------------------------------------------------------------------------------------------ ONNX
 @pytest.fixture(scope="module")
 def onnx_bytes(tmp_path_factory):
-    from posedistill.export import export_onnx
+    from posedistill.deploy.onnx import export_onnx
 
     tmp = tmp_path_factory.mktemp("onnx")
     model, _ = model_from_checkpoint(_write(tmp, "c.pt", CKPT))
@@ -288,7 +288,7 @@ def onnx_bytes(tmp_path_factory):
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_fuzz_onnx(tmp_path_factory, onnx_bytes, data):
-    from posedistill.inference import Predictor
+    from posedistill.inference.predictor import Predictor
 
     path = _write(tmp_path_factory.mktemp("ox"), "m.onnx", data.draw(mutations(onnx_bytes)))
     try:
@@ -326,7 +326,7 @@ def test_valid_annotation_json_is_read(tmp_path, kind):
 
 
 def test_valid_config_checkpoint_and_onnx_are_accepted(tmp_path, onnx_bytes):
-    from posedistill.inference import Predictor
+    from posedistill.inference.predictor import Predictor
 
     cfg = load_config(_write(tmp_path, "c.yaml", YAML_OK))
     assert (cfg.model.name, cfg.data.input_size, cfg.train.epochs) == ("hg1_32", 64, 2)

@@ -19,7 +19,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from posedistill.checkpoint import save_checkpoint
+from posedistill.models.checkpoint import save_checkpoint
 from posedistill.cli import main
 from posedistill.models import build_model
 from posedistill.quickstart import embedded_data_dir
@@ -237,8 +237,8 @@ def test_crop_of_a_huge_image_matches_the_crop_of_its_region():
 
 
 def test_any_exception_on_one_file_of_a_folder_keeps_the_others(ckpt, lspet_mini, tmp_path, monkeypatch):
-    from posedistill.inference import Predictor
-    from posedistill.pipeline import predict_paths
+    from posedistill.inference.predictor import Predictor
+    from posedistill.inference.pipeline import predict_paths
 
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -266,7 +266,7 @@ def test_any_exception_on_one_file_of_a_folder_keeps_the_others(ckpt, lspet_mini
 # ------------------------------------------------------------------------------ serve: 3-7
 @pytest.fixture(scope="module")
 def tiny_predictor(ckpt):
-    from posedistill.inference import Predictor
+    from posedistill.inference.predictor import Predictor
 
     return Predictor(ckpt, threads=1)
 
@@ -341,7 +341,7 @@ def _big_photo(photo: Path, tmp: Path, side: int) -> tuple[Path, float]:
 def test_large_photos_are_decoded_small_and_answered_in_their_own_pixels(photo, tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from posedistill.inference import Predictor
+    from posedistill.inference.predictor import Predictor
     from posedistill.serve import Batcher, create_app
 
     big, scale = _big_photo(photo, tmp_path, 6300)
@@ -628,7 +628,7 @@ class _Payload:
 
 @pytest.mark.parametrize("legacy", [False, True])
 def test_refusal_of_a_hostile_checkpoint_gives_no_advice_to_load_it(ckpt, photo, tmp_path, legacy):
-    from posedistill.checkpoint import load_checkpoint
+    from posedistill.models.checkpoint import load_checkpoint
     from posedistill.errors import CheckpointError
 
     marker, evil = tmp_path / "PWNED", tmp_path / "evil.pt"
@@ -671,7 +671,7 @@ def _train(*args: str):
 
 
 def test_resume_without_config_reads_the_runs_own_config(one_epoch_run, tmp_path):
-    from posedistill.checkpoint import load_checkpoint
+    from posedistill.models.checkpoint import load_checkpoint
 
     run = _copy_run(one_epoch_run[0], tmp_path)
     res = _train("--out", str(run), "--resume")
@@ -703,7 +703,7 @@ def test_resume_refuses_an_edited_run_config_and_leaves_it_as_it_is(one_epoch_ru
 
 
 def test_truncated_last_pt_falls_back_to_the_snapshot_with_a_notice(one_epoch_run, tmp_path):
-    from posedistill.checkpoint import load_checkpoint
+    from posedistill.models.checkpoint import load_checkpoint
 
     run, config = _copy_run(one_epoch_run[0], tmp_path), one_epoch_run[1]
     data = (run / "last.pt").read_bytes()

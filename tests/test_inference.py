@@ -13,24 +13,28 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from posedistill import Predictor, inference, weights
-from posedistill.checkpoint import load_checkpoint, save_checkpoint, slim_checkpoint
+import posedistill
+from posedistill.inference.predictor import Predictor
+from posedistill.models import pretrained
+from posedistill.models.checkpoint import load_checkpoint, save_checkpoint, slim_checkpoint
 from posedistill.cli import main
 from posedistill.errors import CheckpointError, ConfigError, DataError
-from posedistill.export import export_onnx
-from posedistill.inference import (
-    DEFAULT_WEIGHTS_DIR, box_to_square, default_weights, draw_pose, load_bbox_file,
-)
-from posedistill.pipeline import predict_paths
+from posedistill.deploy.onnx import export_onnx
+from posedistill.data.records import box_to_square
+from posedistill.inference.drawing import draw_pose
+from posedistill.inference.sources import load_bbox_file
+from posedistill.models.pretrained import DEFAULT_WEIGHTS_DIR, default_weights
+from posedistill.inference.pipeline import predict_paths
 from posedistill.models import stacked_hourglass
 from posedistill.skeleton import LSP
 
+from helpers import make_checkpoint, model_meta
+
 def _ckpt(path: Path, *, joint_set: str = "lsp", num_joints: int = 14) -> Path:
+    """A tiny hg1_32 checkpoint at 128 input, written as the engine writes one (with its model record)."""
     torch.manual_seed(0)
     model = stacked_hourglass(stacks=1, channels=32, num_joints=num_joints).eval()
-    save_checkpoint(path, {"arch": {"name": "hg1_32", "num_joints": num_joints}, "joint_set": joint_set,
-                           "input_size": 128, "sigma": 2.0, "model": model.state_dict()})
-    return path
+    return make_checkpoint(path, model, model_meta(model, "hg1_32", 128, joint_set=joint_set))
 
 
 @pytest.fixture()
@@ -72,7 +76,7 @@ def _run(args: list[str]):
 
 
 # ---------------------------------------------------------------------------------------------- default weights
-def test_default_weights_verified_by_sha256(tmp_path):
+def test_default_weights_manifest_roles_and_sha256(tmp_path):
     with pytest.raises(CheckpointError, match="no default weights"):
         default_weights(tmp_path)
     weights = _ckpt(tmp_path / "student.pt")
@@ -110,7 +114,7 @@ def test_slim_checkpoint_keeps_what_inference_needs(tmp_path):
 
 
 def test_cli_without_weights_is_one_line_error(images, tmp_path, monkeypatch):
-    monkeypatch.setattr(weights, "DEFAULT_WEIGHTS_DIR", tmp_path)  # as if none were installed
+    monkeypatch.setattr(pretrained, "DEFAULT_WEIGHTS_DIR", tmp_path)  # as if none were installed
     res = _run(["predict", str(images)])
     assert res.exit_code == 2
     assert "no default weights" in res.output and len(res.output.strip().splitlines()) == 1
@@ -123,17 +127,27 @@ def test_shipped_default_weights_predict_with_no_flags(tmp_path):
     for role in ("student", "teacher") if "teacher" in manifest else ("student",):
         ckpt = load_checkpoint(default_weights(role=role))
         assert "optimizer" not in ckpt and ckpt["joint_set"] == "lsp"
-    image = Path(inference.__file__).parent / "assets" / "lspet_mini" / "images" / "im00001.jpg"
+    image = Path(posedistill.__file__).parent / "assets" / "lspet_mini" / "images" / "im00001.jpg"
     out = tmp_path / "pred.json"
     res = _run(["predict", str(image), "--output", str(out), "--no-progress"])
     assert res.exit_code == 0, res.output
     (person,) = json.loads(out.read_text())  # one record: one image, one person
-    h, w = cv2.imread(str(image)).shape[:2]
-    names = [kp["name"] for kp in person["keypoints"]]
-    assert "right_ankle" in names and "head_top" in names
-    points = [(kp["x"], kp["y"]) for kp in person["keypoints"]]
-    assert len(points) == 14
-    assert all(-0.25 * w <= x <= 1.25 * w and -0.25 * h <= y <= 1.25 * h for x, y in points)
+    assert [kp["name"] for kp in person["keypoints"]] == list(LSP.names)
+
+
+@pytest.mark.skipif(not (DEFAULT_WEIGHTS_DIR / "default.json").exists(), reason="no default weights installed")
+def test_shipped_weights_find_the_joints_of_held_aside_people():
+    """The shipped models' accuracy on the embedded images no shipped model was trained on (images 501-650, the
+    quickstart's held-aside slice), without flip test, with a floor well under what they measure (student 51.2
+    on all 150 people, teacher 55.0 on the first 60) and far above a model that misses the person (near 0)."""
+    from posedistill.evaluation import evaluate_checkpoint
+    from posedistill.quickstart import embedded_data_dir
+
+    student = evaluate_checkpoint(default_weights(), embedded_data_dir(), dataset="lspet", split="501-650", flip=False)
+    assert student.num_people == 150 and student.pck["mean"] >= 45.0, student.pck["mean"]
+    teacher = evaluate_checkpoint(default_weights(role="teacher"), embedded_data_dir(), dataset="lspet",
+                                  split="501-560", flip=False)
+    assert teacher.pck["mean"] >= 48.0, teacher.pck["mean"]
 
 
 # ---------------------------------------------------------------------------------------------- predictor
@@ -259,7 +273,10 @@ def test_bad_inputs_fail_cleanly(ckpt, images, tmp_path):
 
 
 def test_weights_for_another_joint_set(ckpt, images, tmp_path):
-    wrong = _ckpt(tmp_path / "wrong.pt", joint_set="mpii", num_joints=14)  # MPII has 16 joints
+    wrong = tmp_path / "wrong.pt"  # a file that claims 14 joints of MPII's 16: no consistent record to write
+    model = stacked_hourglass(stacks=1, channels=32, num_joints=14)
+    save_checkpoint(wrong, {"arch": {"name": "hg1_32", "num_joints": 14}, "joint_set": "mpii", "input_size": 128,
+                            "sigma": 2.0, "model": model.state_dict()})
     with pytest.raises(CheckpointError, match="wrong.pt.*16"):
         Predictor(wrong)
     res = _run(["predict", str(images), "--weights", str(ckpt), "--joint-set", "mpii"])
@@ -306,7 +323,7 @@ def test_phased_and_overlapped_schedules_give_the_same_records(ckpt, lspet_mini,
 
 
 def test_auto_schedule_follows_the_core_count(monkeypatch):
-    from posedistill.pipeline import resolve_schedule
+    from posedistill.inference.pipeline import resolve_schedule
 
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert resolve_schedule("auto", 2) == "phased" and resolve_schedule("overlap", 2) == "overlap"

@@ -16,11 +16,12 @@ import cv2
 import numpy as np
 import pytest
 
-from posedistill.checkpoint import save_checkpoint
 from posedistill.errors import DataError
-from posedistill.inference import Predictor
-from posedistill.pipeline import predict_paths
+from posedistill.inference.predictor import Predictor
+from posedistill.inference.pipeline import predict_paths
 from posedistill.models import build_model
+
+from helpers import make_checkpoint, model_meta
 
 _WRAPPER = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
             "sys.stderr.write(r.stderr); "
@@ -31,9 +32,7 @@ _WRAPPER = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], 
 def ckpt(tmp_path_factory):
     path = tmp_path_factory.mktemp("w") / "hg1_32.pt"
     model = build_model("hg1_32", num_joints=14)
-    save_checkpoint(path, {"arch": {"name": "hg1_32", "num_joints": 14}, "joint_set": "lsp", "input_size": 64,
-                           "model": model.state_dict()})
-    return path
+    return make_checkpoint(path, model, model_meta(model, "hg1_32", 64))
 
 
 def _frame(i: int) -> np.ndarray:
@@ -94,7 +93,7 @@ def test_folder_and_video_memory_flat_and_bad_items_skipped(ckpt, tmp_path):
 
 
 def test_bad_video_frame_is_reported_and_skipped(ckpt, tmp_path, monkeypatch, capsys):
-    import posedistill.pipeline as inf
+    import posedistill.inference.pipeline as inf
 
     video = _video(tmp_path / "v.mp4", 6)
     real = inf.iter_frames

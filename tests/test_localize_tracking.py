@@ -18,11 +18,13 @@ from posedistill.cli import main
 from posedistill.codec import invert_affine
 from posedistill.data.transforms import crop_person
 from posedistill.errors import ConfigError
-from posedistill.inference import Predictor, box_to_square
-from posedistill.localize import Localizer, box_iou, joints_box, window_boxes
-from posedistill.pipeline import StageTimes, predict_paths
+from posedistill.data.records import box_to_square
+from posedistill.inference.predictor import Predictor
+from posedistill.inference.localize import Localizer, box_iou, joints_box, window_boxes
+from posedistill.inference.estimate import StageTimes
+from posedistill.inference.pipeline import predict_paths
 from posedistill.skeleton import LSP
-from posedistill.tracking import OneEuroFilter, PoseTracker, TrackingConfig
+from posedistill.inference.tracking import OneEuroFilter, PoseTracker, TrackingConfig
 
 
 class BrightStub:
@@ -268,8 +270,8 @@ def test_pipeline_decodes_with_the_models_own_codec(lspet_mini, tmp_path):
     """predict's pipeline and Predictor.predict give the same DARK keypoints for a model whose sigma is not the
     codec default 2 (the pipeline once decoded with a codec of its own, at sigma 2: 13 px away on a real photo
     with the shipped sigma-1.5 weights)."""
-    from posedistill.checkpoint import load_checkpoint, save_checkpoint
-    from posedistill.weights import default_weights
+    from posedistill.models.checkpoint import load_checkpoint, save_checkpoint
+    from posedistill.models.pretrained import default_weights
 
     ckpt = {k: v for k, v in load_checkpoint(default_weights()).items() if k != "model_meta"}
     save_checkpoint(tmp_path / "s.pt", {**ckpt, "sigma": 1.0})  # trained weights: peaked heatmaps

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from posedistill.losses import FPDLoss, HeatmapLoss, weighted_heatmap_mse
+from posedistill.training.losses import FPDLoss, HeatmapLoss, weighted_heatmap_mse
 
 
 def _maps(n=2, k=3, h=4, w=4, seed=0):

@@ -9,15 +9,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from posedistill.checkpoint import load_checkpoint, save_checkpoint
+from posedistill.models.checkpoint import load_checkpoint, save_checkpoint
 from posedistill.cli import main
 from posedistill.codec import HeatmapCodec, crop_to_image
 from posedistill.errors import CheckpointError
 from posedistill.evaluation import evaluate_checkpoint
-from posedistill.model_meta import ModelMeta
+from posedistill.models.meta import ModelMeta
 from posedistill.models import build_model
-from posedistill.pose_model import load_pose_model
-from posedistill.predictor import Predictor
+from posedistill.models.loading import load_pose_model
+from posedistill.inference.predictor import Predictor
 from posedistill.quickstart import embedded_data_dir
 from posedistill.training import Trainer
 
@@ -82,7 +82,7 @@ def test_evaluation_uses_the_training_sigma(sigma15):
 
 def test_export_and_bench_files_carry_the_record(sigma15, tmp_path):
     assert load_pose_model(sigma15[1]).meta == load_pose_model(sigma15[0]).meta
-    from posedistill.bench import run_benchmark
+    from posedistill.bench.benchmark import run_benchmark
 
     run_benchmark(["hg1_32"], backends=["onnx"], input_sizes=[64], batches=[1], repeats=1, warmup=0,
                   workdir=tmp_path, progress=False)

@@ -3,7 +3,7 @@ import torch
 
 from posedistill.errors import ConfigError
 from posedistill.models import StackedHourglass, build_model, get_model_spec, list_models, stacked_hourglass
-from posedistill.profiling import count_gmacs, count_parameters
+from posedistill.bench.profiling import count_gmacs, count_parameters
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,14 @@ import numpy as np
 import pytest
 
 from posedistill.errors import CheckpointError
-from posedistill.localize import Localizer, Person
-from posedistill.person_score import (PersonScorer, candidate_features, fit_person_scorer, heatmap_features,
-                                      scorer_for, sidecar_path)
-from posedistill.weights import sha256_file
+from posedistill.inference.localize import Localizer, Person
+from posedistill.inference.person_score import (PersonScorer, candidate_features, heatmap_features, scorer_for,
+                                                sidecar_path)
+from posedistill.inference.scorer_fit import fit_person_scorer
+from posedistill.models.meta import BOX_PADDING
+from posedistill.models.pretrained import sha256_file
+
+from helpers import make_checkpoint, model_meta
 
 
 def _gaussian_maps(centres, size=16, sigma=1.5):
@@ -37,13 +41,14 @@ def test_candidate_features_are_scale_free_and_sized_by_joint_count():
     pts = rng.uniform(100, 200, (2, k, 2))
     scores = rng.random((2, k))
     boxes = [[90, 80, 120, 130], [50, 60, 200, 220]]
-    f = candidate_features(maps, pts, scores, boxes)
+    f = candidate_features(maps, pts, scores, boxes, padding=BOX_PADDING)
     assert f.shape == (2, 9 * k + 19) and np.all(np.isfinite(f))
     # the same scene 3x larger and shifted: identical features (all in the crop's frame)
-    g = candidate_features(maps, pts * 3 + 7, scores, [[3 * x + 7, 3 * y + 7, 3 * w, 3 * h] for x, y, w, h in boxes])
+    g = candidate_features(maps, pts * 3 + 7, scores, [[3 * x + 7, 3 * y + 7, 3 * w, 3 * h] for x, y, w, h in boxes],
+                           padding=BOX_PADDING)
     assert np.allclose(f, g, atol=1e-4)
     # a box twice as large shows the same joints half as large in the crop
-    big = candidate_features(maps[:1], pts[:1], scores[:1], [[30, 15, 240, 260]])
+    big = candidate_features(maps[:1], pts[:1], scores[:1], [[30, 15, 240, 260]], padding=BOX_PADDING)
     span = slice(3 * k, 3 * k + 2)  # width and height of the joints' box, as a fraction of the crop
     assert np.allclose(big[0, span], f[0, span] / 2, rtol=0.02)
 
@@ -131,21 +136,19 @@ def test_localizer_finds_the_scorer_beside_real_weights_and_scores_every_candida
     import cv2
     import torch
 
-    from posedistill.checkpoint import save_checkpoint
-    from posedistill.inference import Predictor
+    from posedistill.inference.predictor import Predictor
     from posedistill.models import stacked_hourglass
 
     torch.manual_seed(0)
     model = stacked_hourglass(stacks=1, channels=32, num_joints=14).eval()
     weights = tmp_path / "tiny.pt"
-    save_checkpoint(weights, {"arch": {"name": "hg1_32", "num_joints": 14}, "joint_set": "lsp",
-                              "input_size": 64, "sigma": 1.5, "model": model.state_dict()})
+    make_checkpoint(weights, model, model_meta(model, "hg1_32", 64, sigma=1.5))
     image = cv2.imread(str(sorted((lspet_mini / "images").glob("*.jpg"))[0]))
     predictor = Predictor(weights, threads=1)
     # fit on the features of this tiny model's own candidates, target: a made-up preference for the left
     loc = Localizer(predictor, method="pose", scorer=None)
     feats: list[np.ndarray] = []
-    people = loc._poses([(image, b) for b in loc.candidates(image)], feats)
+    people = loc.poses([(image, b) for b in loc.candidates(image)], feats)
     x = np.concatenate(feats)
     assert x.shape == (len(people), 9 * 14 + 19)
     left = np.array([1.0 - (p.box[0] + p.box[2] / 2) / image.shape[1] for p in people])

@@ -3,7 +3,7 @@ import json
 from click.testing import CliRunner
 
 from posedistill.cli import main
-from posedistill.profiling import profile_models, time_call
+from posedistill.bench.profiling import profile_models, time_call
 
 
 def test_profile_function_fields():

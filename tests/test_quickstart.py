@@ -5,13 +5,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from posedistill.checkpoint import load_checkpoint, save_checkpoint
+from posedistill.models.checkpoint import load_checkpoint
 from posedistill.cli import main
 from posedistill.models import build_model
 from posedistill.data import read_lspet
 from posedistill.quickstart import QuickstartSettings, embedded_data_dir, run_quickstart
 
-from helpers import tiny_cfg
+from helpers import make_checkpoint, model_meta, tiny_cfg
 
 
 def test_embedded_data_is_real_lspet_in_its_layout():
@@ -35,10 +35,8 @@ def test_embedded_images_were_never_trained_on_by_the_shipped_models():
 def _tiny_checkpoint(path, model_name, seed):
     torch.manual_seed(seed)
     cfg = tiny_cfg(model__name=model_name)
-    save_checkpoint(path, {"arch": {"name": model_name, "num_joints": 14}, "joint_set": "lsp", "input_size": 64,
-                           "sigma": 2.0, "model": build_model(model_name, num_joints=14).state_dict(),
-                           "config": {**cfg.to_dict(), "run": {"mode": "train"}}})
-    return path
+    model = build_model(model_name, num_joints=14)
+    return make_checkpoint(path, model, model_meta(model, model_name, 64), config=cfg.to_dict())
 
 
 def test_quickstart_evaluates_shipped_models_and_adapts_the_student_both_ways(tmp_path):
@@ -69,7 +67,7 @@ def test_quickstart_evaluates_shipped_models_and_adapts_the_student_both_ways(tm
     assert not load_checkpoint(tmp_path / "qs" / "adapted_gt" / "last.pt")["config"]["run"]["unlabeled"]
     assert len(list((tmp_path / "qs" / "unlabeled_images").iterdir())) == 8  # the FPD run's --unlabeled folder
     # the report reads the quickstart like any runs; the alpha-0 row is labelled as the control
-    from posedistill.report import load_runs
+    from posedistill.report.runs import load_runs
 
     entries = {e.label: e for e in load_runs([tmp_path / "qs"])}
     assert set(entries) == {r["label"] for r in rows}

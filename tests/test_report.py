@@ -9,14 +9,16 @@ import yaml
 
 from posedistill.config import ExperimentConfig, load_config
 from posedistill.errors import DataError
-from posedistill.report import build_report, evaluate_command, load_runs, pareto_front, training_command
+from posedistill.report.markdown import build_report
+from posedistill.report.plots import pareto_front
+from posedistill.report.runs import evaluate_command, load_runs, training_command
 
 JOINTS = ["right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "right_wrist",
           "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist", "neck", "head_top"]
 
 
 def make_run(root, name, *, model, pck_flip=None, pck_noflip=None, cost=None, mode="train", alpha=0.5,
-             teacher=None, init=None):
+             teacher=None, init=None, control=None):
     run = root / name
     run.mkdir(parents=True)
     config = ExperimentConfig().to_dict()
@@ -24,7 +26,7 @@ def make_run(root, name, *, model, pck_flip=None, pck_noflip=None, cost=None, mo
     config["model"]["name"] = model
     config["data"]["input_size"] = 128
     config["distill"]["alpha"] = alpha
-    config["run"] = {"mode": mode, "teacher": teacher, "init": init, "unlabeled": None}
+    config["run"] = {"mode": mode, "teacher": teacher, "init": init, "unlabeled": None, "control": control}
     (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (run / "metrics.json").write_text(json.dumps({"model": model, "best_val_pck": 50.0, "history": []}))
     for flip, pck in ((True, pck_flip), (False, pck_noflip)):
@@ -49,7 +51,8 @@ def runs(tmp_path):
         make_run(r, "student", model="hg2_64", pck_flip=70.0, pck_noflip=68.5,
                  cost={"params": 800_000, "gmacs": 1.0, "latency_ms": 10.0}),
         make_run(r, "fpd", model="hg2_64", pck_flip=74.0, pck_noflip=72.0, mode="distill",
-                 teacher=str(r / "teacher" / "best.pt"), cost={"params": 800_000, "gmacs": 1.0, "latency_ms": 11.0}),
+                 teacher=str(r / "teacher" / "best.pt"), control=str(r / "student"),
+                 cost={"params": 800_000, "gmacs": 1.0, "latency_ms": 11.0}),
         make_run(r, "bin", model="hg2_64_bin", pck_flip=60.0,
                  cost={"params": 700_000, "gmacs": 0.9, "latency_ms": 12.0, "note": "binary weights",
                        "commands": ["posedistill export x --int8"]}),
@@ -99,11 +102,11 @@ def test_fpd_gain_gap_and_alpha_sweep(tmp_path, runs):
     r = runs[0].parent
     teacher = str(r / "teacher" / "best.pt")
     extra = [make_run(r, f"fpd_a{a}", model="hg2_64", pck_flip=p, mode="distill", alpha=a, teacher=teacher,
-                      cost={"params": 800_000, "gmacs": 1.0, "latency_ms": 11.0})
+                      control=str(r / "student"), cost={"params": 800_000, "gmacs": 1.0, "latency_ms": 11.0})
              for a, p in ((0.25, 72.0), (1.0, 71.0))]
     for name, a, p in (("init_a0.5", 0.5, 76.0), ("init_a0", 0.0, 73.0)):
         extra.append(make_run(r, name, model="hg2_64", pck_flip=p, mode="distill", alpha=a, teacher=teacher,
-                              init=str(r / "student" / "best.pt"),
+                              init=str(r / "student" / "best.pt"), control=str(r / "init_a0") if a else None,
                               cost={"params": 800_000, "gmacs": 1.0, "latency_ms": 11.0}))
     history = [{"epoch": 1, "epoch_time_s": 90.0}, {"epoch": 2, "epoch_time_s": 30.0}]
     (runs[1] / "metrics.json").write_text(json.dumps({"best_val_pck": 69.0, "history": history}))
@@ -116,14 +119,14 @@ def test_fpd_gain_gap_and_alpha_sweep(tmp_path, runs):
     # gain over the ground-truth hg2_64 (70) and gap to the teacher (80); cost ratio 1 / 4
     assert "| fpd | FPD alpha=0.5 from teacher | 70.0 | 74.0 | +4.0 | 80.0 | 6.0 | 0.250 |" in fpd
     assert "| fpd_a1.0 | FPD alpha=1 from teacher | 70.0 | 71.0 | +1.0 | 80.0 | 9.0 | 0.250 |" in fpd
-    # a student started from another run is compared with the same start at alpha 0 (equal epochs)
+    # a student started from another run names the same start at alpha 0 as its control
     assert "| init_a0.5 | FPD alpha=0.5 from teacher, init student | 73.0 | 76.0 | +3.0 | 80.0 | 4.0 |" in fpd
     # the alpha-0 control is the baseline of the init runs, never an FPD row with a "gain" of its own
     assert "| init_a0 |" not in fpd
     assert "| init_a0 | hg2_64 | 128 | ground truth only (alpha-0 control of the FPD runs), init student |" in table
     sweep = md.split("## Alpha sweep: hg2_64 at 128x128")[1].split("##")[0]
     alphas = [line.split(" | ")[0].strip("| ") for line in sweep.splitlines() if line.startswith("| ")][2:]
-    assert alphas == ["0", "0.25", "0.5", "1"]  # alpha 0 is the plain student
+    assert alphas == ["0", "0.25", "0.5", "1"]  # alpha 0 is the control the sweep's runs name
     assert "| 0 | student | 70.0 |" in sweep
 
 
@@ -152,14 +155,15 @@ def test_rebuilt_commands_round_trip(tmp_path):
     config["data"]["train"] = "1-16"
     config["schedule"]["milestones"] = [3, 5]
     config["distill"]["alpha"] = 0.25
-    config["run"] = {"mode": "distill", "teacher": "runs/t/best.pt", "teacher_cache": "cache/t", "init": None,
-                     "unlabeled": None}
+    config["run"].update(mode="distill", teacher="runs/t/best.pt", teacher_cache="cache/t", control="runs/s")
     cmd = shlex.split(training_command(config, "runs/x"))
     assert cmd[:4] == ["posedistill", "distill", "--out", "runs/x"]
-    assert cmd[cmd.index("--teacher") + 1] == "runs/t/best.pt" and "--teacher-cache" in cmd
+    assert cmd[cmd.index("--teacher") + 1] == "runs/t/best.pt" and cmd[cmd.index("--control") + 1] == "runs/s"
     sets = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--set"]
-    cfg = load_config(None, sets)  # the --set overrides rebuild the very config
-    assert cfg.to_dict() == {k: v for k, v in config.items() if k != "run"}
+    flags = {cmd[i][2:].replace("-", "_"): cmd[i + 1] for i in range(4, len(cmd)) if cmd[i].startswith("--")
+             and cmd[i] != "--set"}
+    cfg = load_config(None, sets + [f"run.{k}={v}" for k, v in flags.items()] + ["run.mode=distill"])
+    assert cfg.to_dict() == config  # the command rebuilds the very config, run inputs included
     ev = {"checkpoint": "runs/x/best.pt", "data": "d", "dataset": "lspet", "split": "test", "flip": False}
     assert evaluate_command(ev, "runs/x/eval.json") == ("posedistill evaluate runs/x/best.pt --data d --dataset "
                                                         "lspet --split test --no-flip --json runs/x/eval.json")
@@ -207,7 +211,7 @@ def test_report_cli_and_errors(tmp_path, runs):
 
 
 def test_validation_curves_and_depth_aware_costs(tmp_path):
-    from posedistill.profiling import profile_models
+    from posedistill.bench.profiling import profile_models
 
     r = tmp_path / "runs"
     deep = make_run(r, "d4", model="hg1_32", pck_flip=40.0)
@@ -230,7 +234,7 @@ def test_validation_curves_and_depth_aware_costs(tmp_path):
 
 
 def test_curve_of_a_run_still_training_comes_from_its_log(tmp_path):
-    from posedistill.report import load_runs
+    from posedistill.report.runs import load_runs
 
     run = make_run(tmp_path / "runs", "going", model="hg1_32")
     (run / "metrics.json").unlink()
@@ -241,7 +245,7 @@ def test_curve_of_a_run_still_training_comes_from_its_log(tmp_path):
 
 def test_a_run_started_from_another_continues_its_curve(tmp_path):
     """A --init run is drawn from the epoch of its parent's best checkpoint on, not from epoch 1."""
-    from posedistill.report import curve_starts
+    from posedistill.report.plots import curve_starts
 
     r = tmp_path / "runs"
     parent, alone = (make_run(r, n, model="hg1_32") for n in ("parent", "alone"))
@@ -263,38 +267,25 @@ def test_runs_of_the_same_name_in_two_folders_are_told_apart(tmp_path):
     assert sorted(labels) == ["cpu/student", "lspet128/student", "teacher"]
 
 
-def test_fpd_lineage_is_compared_with_the_ground_truth_lineage(tmp_path, runs):
-    """An FPD run continued from the FPD student (--init) is compared with the ground-truth run continued alike
-    from the ground-truth student (equal epochs), not with the shorter run from scratch."""
+def test_fpd_runs_are_compared_with_the_control_they_name(tmp_path, runs):
+    """The gain is measured against the run an FPD run names as run.control, whatever its name, settings or
+    epochs; nothing is inferred: without a named control (or with one outside the report) there is no gain."""
     r = runs[0].parent
-    history = [{"epoch": i, "epoch_time_s": 10.0} for i in (1, 2, 3)]
-
-    def cont(name, parent, pck, **kw):
-        run = make_run(r, name, model="hg2_64", pck_flip=pck, init=str(r / parent / "snapshot.pt"), **kw)
-        (run / "metrics.json").write_text(json.dumps({"best_val_pck": 1.0, "history": history}))
-        return run
-
-    fpd = cont("fpd_restart", "fpd", 77.5, mode="distill", teacher=str(r / "teacher" / "best.pt"))
-    twin = cont("student_restart", "student", 72.0)
+    teacher = str(r / "teacher" / "best.pt")
+    fpd = make_run(r, "fpd_restart", model="hg2_64", pck_flip=77.5, mode="distill", teacher=teacher,
+                   init=str(r / "fpd" / "snapshot.pt"), control=str(r / "twin_with_any_name"))
+    twin = make_run(r, "twin_with_any_name", model="hg2_64", pck_flip=72.0, init=str(r / "student" / "snapshot.pt"))
+    unnamed = make_run(r, "fpd_unnamed", model="hg2_64", pck_flip=75.0, mode="distill", teacher=teacher)
+    neg = make_run(r, "fpd_neg", model="hg2_64", pck_flip=73.0, mode="distill", alpha=0.0, teacher=teacher,
+                   init=str(r / "fpd" / "snapshot.pt"))
     out = tmp_path / "docs"
-    build_report([*runs, fpd, twin], out, latency=False)
+    build_report([*runs, fpd, twin, unnamed, neg], out, latency=False)
     rows = (out / "results.md").read_text().split("## FPD students against their baselines")[1].split("##")[0]
     assert "| fpd_restart | FPD alpha=0.5 from teacher, init fpd | 72.0 | 77.5 | +5.5 | 80.0 | 2.5 |" in rows
-    assert "| fpd | FPD alpha=0.5 from teacher | 70.0 | 74.0 | +4.0 |" in rows  # from scratch: as before
-    # a short alpha-0 fine-tune with negatives from the same FPD start is neither the control nor the twin
-    neg = cont("fpd_neg", "fpd", 73.0, mode="distill", alpha=0.0, teacher=str(r / "teacher" / "best.pt"))
-    config = yaml.safe_load((neg / "config.yaml").read_text())
-    config["data"]["augment"] = {**(config["data"].get("augment") or {}), "negative_prob": 0.2}
-    (neg / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    (neg / "metrics.json").write_text(json.dumps({"best_val_pck": 1.0, "history": history[:1]}))
-    build_report([*runs, neg, fpd, twin], out, latency=False)
-    text = (out / "results.md").read_text()
-    rows = text.split("## FPD students against their baselines")[1].split("##")[0]
-    assert "| fpd_restart | FPD alpha=0.5 from teacher, init fpd | 72.0 | 77.5 | +5.5 |" in rows
-    assert "| fpd_neg | hg2_64 | 128 | ground truth only, 0.2 of the crops negatives (no person), init fpd |" in text
-    # with the twin still short of the FPD run's epochs nothing was trained alike for as long: no gain
-    (twin / "metrics.json").write_text(json.dumps({"best_val_pck": 1.0, "history": history[:2]}))
-    build_report([*runs, fpd, twin], out, latency=False)
+    assert "| fpd | FPD alpha=0.5 from teacher | 70.0 | 74.0 | +4.0 |" in rows
+    assert "| fpd_unnamed | FPD alpha=0.5 from teacher | – | 75.0 | – | 80.0 | 5.0 |" in rows
+    assert "| fpd_neg |" not in rows  # alpha 0: a ground-truth run, never an FPD row
+    build_report([*runs, fpd], out, latency=False)  # the named control is not among the runs reported
     rows = (out / "results.md").read_text().split("## FPD students against their baselines")[1].split("##")[0]
     assert "| fpd_restart | FPD alpha=0.5 from teacher, init fpd | – | 77.5 | – | 80.0 | 2.5 |" in rows
 

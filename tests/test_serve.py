@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from posedistill.inference import Predictor
-from posedistill.person_score import sidecar_path
+from posedistill.inference.predictor import Predictor
+from posedistill.inference.person_score import sidecar_path
 from posedistill.serve import Batcher, ServeConfig, ServerBusy, create_app
-from posedistill.weights import DEFAULT_WEIGHTS_DIR
+from posedistill.models.pretrained import DEFAULT_WEIGHTS_DIR
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,15 @@ import numpy as np
 import torch
 import yaml
 
-from posedistill.checkpoint import load_checkpoint, save_checkpoint
+from posedistill.models.checkpoint import load_checkpoint
 from posedistill.config import ExperimentConfig
-from posedistill.inference import Predictor, default_weights
+from posedistill.inference.predictor import Predictor
+from posedistill.models.pretrained import default_weights
 from posedistill.models import build_model
-from posedistill.person_score import PersonScorer, sidecar_path
-from posedistill.weights import sha256_file
+from posedistill.inference.person_score import PersonScorer, sidecar_path
+from posedistill.models.pretrained import sha256_file
+
+from helpers import make_checkpoint, model_meta
 
 TOOL = Path(__file__).parents[1] / "tools" / "ship_weights.py"
 
@@ -36,10 +39,8 @@ def _run(root: Path, name: str, model: str, mode: str, pck: float) -> Path:
     torch.manual_seed(0)
     net = build_model(model)
     opt = torch.optim.Adam(net.parameters())
-    save_checkpoint(run / "best.pt", {"arch": {"name": model, "num_joints": 14}, "joint_set": "lsp",
-                                      "input_size": 64, "sigma": 1.5, "model": net.state_dict(),
-                                      "optimizer": opt.state_dict(), "epoch": 3, "best_val_pck": pck - 1,
-                                      "config": config, "history": [{"epoch": 1}]})
+    make_checkpoint(run / "best.pt", net, model_meta(net, model, 64, sigma=1.5), optimizer=opt.state_dict(), epoch=3,
+                    best_val_pck=pck - 1, config=config, history=[{"epoch": 1}])
     for flip, value in ((True, pck), (False, pck - 0.5)):
         ev = {"split": "test", "flip": flip, "pck": {"mean": value, "per_joint": [value] * 14}, "auc": value / 2}
         (run / f"eval_test{'' if flip else '_noflip'}.json").write_text(json.dumps(ev))
@@ -54,7 +55,8 @@ def test_ship_weights_manifest_card_and_predictor(tmp_path, monkeypatch):
     out.mkdir()
     (out / "fpd_old_lspet.pt").write_bytes(b"replaced")  # a default of before, with its scorer: removed
     (out / "fpd_old_lspet.pt.person.json").write_text("{}")
-    # the student's localiser scorer (tools/fit_person_scorer.py) ships beside it, keyed to the slim copy
+    # the student's localiser scorer (python -m posedistill.inference.scorer_fit) ships beside it, keyed to the slim
+    # copy
     scorer = PersonScorer(14, np.zeros(5), np.ones(5), [(np.ones((1, 5)), np.zeros(1))],
                           sha256_file(student / "best.pt"), {"scenes": 3})
     scorer.save(sidecar_path(student / "best.pt"))

@@ -1,8 +1,7 @@
-import numpy as np
 import pytest
 
 from posedistill.errors import ConfigError
-from posedistill.skeleton import COCO, LSP, LSP_TO_MPII, MPII, get_joint_set, lsp_to_mpii, mpii_to_lsp
+from posedistill.skeleton import COCO, LSP, MPII, get_joint_set
 
 
 @pytest.mark.parametrize("jset,k", [(LSP, 14), (MPII, 16), (COCO, 17)])
@@ -42,19 +41,3 @@ def test_get_joint_set_and_errors():
         get_joint_set("h36m")
     with pytest.raises(ConfigError, match="left_wrist"):
         LSP.index("left_hand")
-
-
-def test_lsp_mpii_round_trip():
-    rng = np.random.default_rng(0)
-    j = rng.uniform(0, 100, (3, 14, 2))
-    v = (rng.random((3, 14)) > 0.2).astype(np.float32)
-    jm, vm = lsp_to_mpii(j, v)
-    assert jm.shape == (3, 16, 2)
-    np.testing.assert_allclose(jm[:, list(LSP_TO_MPII)], j)
-    np.testing.assert_allclose(jm[:, MPII.index("pelvis")], (j[:, 2] + j[:, 3]) / 2)
-    np.testing.assert_array_equal(vm[:, MPII.index("thorax")], np.minimum(v[:, 8], v[:, 9]))
-    back, vb = mpii_to_lsp(jm, vm)
-    np.testing.assert_allclose(back, j)
-    np.testing.assert_array_equal(vb, v)
-    with pytest.raises(ConfigError):
-        lsp_to_mpii(np.zeros((16, 2)), np.zeros(16))

@@ -8,15 +8,16 @@ import pytest
 import torch
 import yaml
 
-from posedistill.checkpoint import save_checkpoint
 from posedistill.errors import ConfigError
 from posedistill.models import build_model
-from posedistill.profiling import num_threads
+from posedistill.bench.profiling import num_threads
 from posedistill.quickstart import embedded_data_dir
 from posedistill.training import Trainer
 from posedistill.training.teacher_cache import TeacherCache, build_teacher_cache, epoch_file, training_dataset
 
 from helpers import tiny_cfg as _tiny_cfg
+from helpers import make_checkpoint, model_meta
+from helpers import with_run
 
 
 def tiny_cfg(**over):
@@ -30,9 +31,7 @@ def teacher_ckpt(tmp_path_factory):
     torch.manual_seed(1)
     path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
     model = build_model("hg2_32")
-    save_checkpoint(path, {"arch": {"name": "hg2_32", "num_joints": 14}, "joint_set": "lsp", "input_size": 64,
-                           "sigma": 2.0, "model": model.state_dict()})
-    return path
+    return make_checkpoint(path, model, model_meta(model, "hg2_32", 64))
 
 
 def _losses(summary, key="loss"):
@@ -44,11 +43,11 @@ def test_cached_distillation_equals_online(tmp_path, teacher_ckpt):
     # oneDNN's convolutions round differently per batch size on AVX-512 CPUs (the epoch-2 losses then differed by
     # 1.4e-5 relative, Adam amplifying the rounding); the native kernels compute each sample alike in any batch
     with num_threads(1), torch.backends.mkldnn.flags(enabled=False):
-        online = Trainer(cfg, tmp_path / "online", teacher=teacher_ckpt, progress=False).fit()
+        online = Trainer(with_run(cfg, teacher=teacher_ckpt), tmp_path / "online", progress=False).fit()
         cache32 = build_teacher_cache(teacher_ckpt, cfg, tmp_path / "c32", batch_size=5, progress=False)
-        cached32 = Trainer(cfg, tmp_path / "cached32", teacher_cache=tmp_path / "c32", progress=False).fit()
+        cached32 = Trainer(with_run(cfg, teacher_cache=tmp_path / "c32"), tmp_path / "cached32", progress=False).fit()
         build_teacher_cache(teacher_ckpt, cfg, tmp_path / "c16", batch_size=16, progress=False, dtype="float16")
-        cached16 = Trainer(cfg, tmp_path / "cached16", teacher_cache=tmp_path / "c16", progress=False).fit()
+        cached16 = Trainer(with_run(cfg, teacher_cache=tmp_path / "c16"), tmp_path / "cached16", progress=False).fit()
     assert cache32.epochs_done() == 2 and cache32.shape == (16, 14, 16, 16)
     for key in ("loss", "loss_gt", "loss_kd"):
         # float32 storage: the very heatmaps of the online teacher (other batch size and order, same samples)
@@ -108,8 +107,8 @@ def test_mismatched_or_incomplete_cache_is_refused(tmp_path, teacher_ckpt):
     with pytest.raises(ConfigError, match="holds 1 epochs, the run needs 3"):
         cache.validate(tiny_cfg(train__epochs=3))
     other = tmp_path / "other.pt"
-    save_checkpoint(other, {"arch": {"name": "hg2_32", "num_joints": 14}, "joint_set": "lsp", "input_size": 64,
-                            "model": build_model("hg2_32").state_dict()})
+    model = build_model("hg2_32")
+    make_checkpoint(other, model, model_meta(model, "hg2_32", 64))
     with pytest.raises(ConfigError, match="built from another teacher"):
         cache.validate(cfg, teacher=other)
     with pytest.raises(ConfigError, match="holds a teacher cache for other settings"):
@@ -121,7 +120,7 @@ def test_mismatched_or_incomplete_cache_is_refused(tmp_path, teacher_ckpt):
     with pytest.raises(ConfigError, match="seed is 5 in the cache, 7"):
         bad = tiny_cfg(train__epochs=1)
         bad.seed = 7
-        Trainer(bad, tmp_path / "run", teacher_cache=tmp_path / "cache", progress=False).fit()
+        Trainer(with_run(bad, teacher_cache=tmp_path / "cache"), tmp_path / "run", progress=False).fit()
     with pytest.raises(ConfigError, match="not a teacher cache"):
         TeacherCache(tmp_path)
 

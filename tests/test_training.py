@@ -1,6 +1,7 @@
 """Engine tests on real images (the embedded LSPET subset) with tiny models at 64x64 input."""
 
 import csv
+import dataclasses
 import os
 import subprocess
 import sys
@@ -8,14 +9,16 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-from posedistill.checkpoint import load_checkpoint, save_checkpoint
+from posedistill.config import load_config
 from posedistill.errors import CheckpointError, ConfigError
+from posedistill.models.checkpoint import load_checkpoint
 from posedistill.models import build_model
 from posedistill.quickstart import embedded_data_dir
 from posedistill.training import Trainer, TrainingError
 
-from helpers import assert_fault_stops_before_last_pt, tiny_cfg
+from helpers import assert_fault_stops_before_last_pt, make_checkpoint, model_meta, tiny_cfg
 
 
 def read_log(run):
@@ -66,31 +69,51 @@ def test_existing_run_directory_is_not_overwritten(tmp_path):
 
 def _teacher_ckpt(path, *, joint_set="lsp", input_size=64, num_joints=14):
     model = build_model("hg2_32", num_joints=num_joints)
-    save_checkpoint(path, {"arch": {"name": "hg2_32", "num_joints": num_joints}, "joint_set": joint_set,
-                           "input_size": input_size, "sigma": 2.0, "model": model.state_dict()})
-    return path
+    return make_checkpoint(path, model, model_meta(model, "hg2_32", input_size, joint_set=joint_set))
 
 
 def test_distill_runs_and_logs_both_terms(tmp_path):
     teacher = _teacher_ckpt(tmp_path / "teacher.pt")
-    cfg = tiny_cfg(train__epochs=1, data__val="")
-    Trainer(cfg, tmp_path / "fpd", teacher=teacher, progress=False).fit()
+    cfg = tiny_cfg(train__epochs=1, data__val="", run__teacher=str(teacher))
+    Trainer(cfg, tmp_path / "fpd", progress=False).fit()
     row = read_log(tmp_path / "fpd")[0]
     assert float(row["loss_kd"]) > 0 and float(row["loss_gt"]) > 0
     assert float(row["loss"]) == pytest.approx(0.5 * float(row["loss_kd"]) + 0.5 * float(row["loss_gt"]), rel=1e-5)
     assert load_checkpoint(tmp_path / "fpd" / "last.pt")["config"]["run"]["teacher"] == str(teacher)
+    written = yaml.safe_load((tmp_path / "fpd" / "config.yaml").read_text())  # the run's config reloads as written
+    assert load_config(tmp_path / "fpd" / "config.yaml").to_dict() == written
+    assert written["run"] == {**cfg.to_dict()["run"], "mode": "distill"}
 
 
-def test_alpha_zero_control_is_ground_truth_training_without_running_the_teacher(tmp_path, monkeypatch):
+def test_trainer_validates_a_config_built_in_python(tmp_path):
+    cfg = tiny_cfg()
+    with pytest.raises(ConfigError, match="train.epochs, batch_size, val_every must be > 0"):
+        Trainer(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=0)), tmp_path / "a")
+    with pytest.raises(ConfigError, match="data.input_size: expected an integer"):
+        Trainer(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, input_size="64")), tmp_path / "b")
+    with pytest.raises(ConfigError, match="--unlabeled needs --teacher"):
+        Trainer(dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, unlabeled="images/")), tmp_path / "c")
+    assert not (tmp_path / "a").exists()
+
+
+def test_alpha_zero_control_is_ground_truth_training_without_running_the_teacher(tmp_path):
+    from posedistill.training.teachers import UnusedTeacher
+
     teacher = _teacher_ckpt(tmp_path / "teacher.pt")
     cfg = tiny_cfg(train__epochs=1, data__val="", distill__alpha=0.0)
-    calls = []
-    forward = torch.nn.Module.__call__
-    monkeypatch.setattr(torch.nn.Module, "__call__",
-                        lambda self, *a, **k: (calls.append(type(self).__name__), forward(self, *a, **k))[1])
-    Trainer(cfg, tmp_path / "a0", teacher=teacher, progress=False).fit()
-    Trainer(cfg, tmp_path / "gt", progress=False).fit()
-    assert calls.count("StackedHourglass") == 2 * 3  # 24 images / batch 8: the student's 3 steps per run, no teacher
+    control = tiny_cfg(train__epochs=1, data__val="", distill__alpha=0.0, run__teacher=str(teacher))
+    built = []
+
+    def count_forwards(trainer):  # the on_built injection point: the run's teacher and its student's passes
+        calls = []
+        trainer.model.register_forward_hook(lambda *_: calls.append(1))
+        built.append((trainer.teacher, calls))
+
+    Trainer(control, tmp_path / "a0", progress=False).fit(on_built=count_forwards)
+    Trainer(cfg, tmp_path / "gt", progress=False).fit(on_built=count_forwards)
+    (a0_teacher, a0_calls), (_, gt_calls) = built
+    assert isinstance(a0_teacher, UnusedTeacher)  # checked and recorded, holds no network to run
+    assert len(a0_calls) == len(gt_calls) == 3  # 24 images / batch 8: the student's 3 steps per run
     a0, gt = read_log(tmp_path / "a0")[0], read_log(tmp_path / "gt")[0]
     assert float(a0["loss_kd"]) == 0 and a0["loss"] == gt["loss"]  # the same training as ground truth alone
     run = load_checkpoint(tmp_path / "a0" / "last.pt")["config"]["run"]
@@ -103,26 +126,26 @@ def test_distill_with_unlabeled_images(tmp_path):
     unlabeled.mkdir()
     for name in ("im00590.jpg", "im00591.jpg", "im00592.jpg", "im00593.jpg"):
         (unlabeled / name).write_bytes((embedded_data_dir() / "images" / name).read_bytes())
-    cfg = tiny_cfg(train__epochs=1, data__val="", train__batch_size=4)
-    Trainer(cfg, tmp_path / "fpd", teacher=teacher, unlabeled=unlabeled, progress=False).fit()
+    cfg = tiny_cfg(train__epochs=1, data__val="", train__batch_size=4, run__teacher=str(teacher),
+                   run__unlabeled=str(unlabeled))
+    Trainer(cfg, tmp_path / "fpd", progress=False).fit()
     assert float(read_log(tmp_path / "fpd")[0]["loss_kd"]) > 0
     with pytest.raises(ConfigError, match="--unlabeled needs --teacher"):
-        Trainer(cfg, tmp_path / "x", unlabeled=unlabeled)
+        tiny_cfg(run__unlabeled=str(unlabeled))
 
 
 def test_teacher_for_other_joint_set_or_size_is_refused(tmp_path):
-    cfg = tiny_cfg(train__epochs=1, data__val="")
     bad = _teacher_ckpt(tmp_path / "mpii.pt", joint_set="mpii", num_joints=16)
     with pytest.raises(CheckpointError, match="teacher is for joint set 'mpii', the data has 'lsp'"):
-        Trainer(cfg, tmp_path / "a", teacher=bad, progress=False).fit()
+        Trainer(tiny_cfg(train__epochs=1, data__val="", run__teacher=str(bad)), tmp_path / "a", progress=False).fit()
     big = _teacher_ckpt(tmp_path / "t256.pt", input_size=256)
     with pytest.raises(ConfigError, match="trained at input 256.*distill.teacher_input_size"):
-        Trainer(cfg, tmp_path / "b", teacher=big, progress=False).fit()
+        Trainer(tiny_cfg(train__epochs=1, data__val="", run__teacher=str(big)), tmp_path / "b", progress=False).fit()
     with pytest.raises(ConfigError, match="trained at input 256, the config's distill.teacher_input_size is 128"):
-        Trainer(tiny_cfg(train__epochs=1, data__val="", distill__teacher_input_size=128), tmp_path / "b2",
-                teacher=big, progress=False).fit()
+        Trainer(tiny_cfg(train__epochs=1, data__val="", distill__teacher_input_size=128, run__teacher=str(big)),
+                tmp_path / "b2", progress=False).fit()
     with pytest.raises(CheckpointError, match="is for model 'hg2_32', expected 'hg1_32'"):
-        Trainer(cfg, tmp_path / "c", init=big, progress=False).fit()
+        Trainer(tiny_cfg(train__epochs=1, data__val="", run__init=str(big)), tmp_path / "c", progress=False).fit()
 
 
 def _nan_loss(trainer):
@@ -223,7 +246,7 @@ def test_train_cli_init_starts_from_the_given_weights(tmp_path):
 def test_teacher_view_flip_averages_and_resizes_to_the_students_grid():
     from posedistill.evaluation import flip_heatmaps
     from posedistill.skeleton import LSP
-    from posedistill.training.teachers import TeacherView
+    from posedistill.training.teacher_model import TeacherView
 
     torch.manual_seed(0)
     model = build_model("hg1_32", num_joints=14).eval()
@@ -245,8 +268,9 @@ def test_teacher_view_flip_averages_and_resizes_to_the_students_grid():
 
 def test_distill_with_a_flip_averaged_teacher_at_its_own_input_size(tmp_path):
     teacher = _teacher_ckpt(tmp_path / "t128.pt", input_size=128)
-    cfg = tiny_cfg(train__epochs=1, data__val="", distill__teacher_flip=True, distill__teacher_input_size=128)
-    Trainer(cfg, tmp_path / "fpd", teacher=teacher, progress=False).fit()
+    cfg = tiny_cfg(train__epochs=1, data__val="", distill__teacher_flip=True, distill__teacher_input_size=128,
+                   run__teacher=str(teacher))
+    Trainer(cfg, tmp_path / "fpd", progress=False).fit()
     assert float(read_log(tmp_path / "fpd")[0]["loss_kd"]) > 0
     saved = load_checkpoint(tmp_path / "fpd" / "last.pt")["config"]["distill"]
     assert saved["teacher_flip"] is True and saved["teacher_input_size"] == 128

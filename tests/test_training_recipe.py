@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from posedistill.checkpoint import load_checkpoint
+from posedistill.models.checkpoint import load_checkpoint
 from posedistill.data import PoseDataset, read_lspet
 from posedistill.errors import ConfigError
-from posedistill.losses import FPDLoss, HeatmapLoss, weighted_heatmap_mse
+from posedistill.training.losses import FPDLoss, HeatmapLoss, weighted_heatmap_mse
 from posedistill.quickstart import embedded_data_dir
 from posedistill.training import Trainer
 from posedistill.training import precision
 from posedistill.training.builders import build_optimizer, lr_factor
 
-from helpers import tiny_cfg
+from helpers import pixels, tiny_cfg
 
 
 def read_log(run):
@@ -116,7 +116,7 @@ def test_fpd_loss_with_foreground_weight_keeps_its_form():
 # ------------------------------------------------------------------------------------------ sigma schedule
 def test_sigma_schedule_widens_early_targets():
     records = read_lspet(embedded_data_dir(), indices=range(2))
-    ds = PoseDataset(records, joint_set="lsp", input_size=64, train=True, sigma=1.5, sigma_schedule=(3.0, 2))
+    ds = PoseDataset(records, meta=pixels(input_size=64, sigma=1.5), train=True, sigma_schedule=(3.0, 2))
     assert ds.codec_for(0).sigma == pytest.approx(3.0)
     assert ds.codec_for(1).sigma == pytest.approx(2.25)
     assert ds.codec_for(2) is ds.codec and ds.codec_for(5) is ds.codec
@@ -167,7 +167,7 @@ def test_lost_last_checkpoint_resumes_from_snapshot(tmp_path):
 
 # ----------------------------------------------------------------------------------------- hourglass depth
 def test_depth_is_trained_stored_and_rebuilt(tmp_path):
-    from posedistill.checkpoint import model_from_checkpoint
+    from posedistill.models.checkpoint import model_from_checkpoint
     from posedistill.models import build_model
 
     assert sum(p.numel() for p in build_model("hg1_32", depth=3).parameters()) < \
@@ -193,7 +193,7 @@ def test_depth_must_fit_the_input():
 
 
 def test_bad_depth_in_a_checkpoint_is_refused(tmp_path):
-    from posedistill.checkpoint import save_checkpoint
+    from posedistill.models.checkpoint import save_checkpoint
     from posedistill.errors import CheckpointError
 
     save_checkpoint(tmp_path / "x.pt", {"arch": {"name": "hg1_32", "num_joints": 14, "depth": "deep"},

@@ -13,11 +13,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from posedistill.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from posedistill.models.checkpoint import load_checkpoint, model_from_checkpoint
 from posedistill.errors import CheckpointError
-from posedistill.inference import Predictor, default_weights, sha256_file
+from posedistill.inference.predictor import Predictor
+from posedistill.models.pretrained import default_weights, sha256_file
 from posedistill.models import build_model
 from posedistill.quickstart import embedded_data_dir
+
+from helpers import make_checkpoint, model_meta
 
 
 class _Payload:
@@ -32,9 +35,7 @@ class _Payload:
 
 def _good(path: Path) -> Path:
     model = build_model("hg1_32", num_joints=14)
-    save_checkpoint(path, {"arch": {"name": "hg1_32", "num_joints": 14}, "joint_set": "lsp", "input_size": 64,
-                           "model": model.state_dict()})
-    return path
+    return make_checkpoint(path, model, model_meta(model, "hg1_32", 64))
 
 
 def _evil_files(tmp: Path, marker: Path) -> list[Path]:
@@ -111,7 +112,7 @@ def _install(folder: Path, source: Path) -> Path:
     return folder
 
 
-def test_default_weights_verified_by_sha256(tmp_path):
+def test_default_weights_refuse_a_changed_replaced_or_escaping_file(tmp_path):
     folder = _install(tmp_path / "w", _good(tmp_path / "good.pt"))
     assert default_weights(folder) == folder / "student.pt"
     # one flipped byte in the middle of the file

@@ -13,21 +13,20 @@ are stacked into one JPEG for ``docs/``.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from scenes import joints_box, lspet_people, shared_lspet  # noqa: E402
+from posedistill.data.scenes import default_lspet_root, joints_box, lspet_people
 
-from posedistill.data.images import load_image  # noqa: E402
-from posedistill.drawing import draw_pose  # noqa: E402
-from posedistill.evaluation import joint_errors  # noqa: E402
-from posedistill.inference import Predictor, default_weights  # noqa: E402
-from posedistill.io import atomic_open  # noqa: E402
-from posedistill.localize import Localizer  # noqa: E402
+from posedistill.data.images import load_image
+from posedistill.inference.drawing import draw_pose
+from posedistill.evaluation import joint_errors
+from posedistill.inference.predictor import Predictor
+from posedistill.models.pretrained import default_weights
+from posedistill.io import atomic_open
+from posedistill.inference.localize import Localizer
 
 HEIGHT = 360  # pixels per tile row
 
@@ -61,7 +60,7 @@ def main() -> None:
     weights = args.weights or default_weights(role="student")
     predictor = Predictor(weights, threads=2)
     localizer = Localizer(predictor)
-    by_name = {Path(r.image).stem: r for r in lspet_people(args.data or shared_lspet(), "test", need_torso=True)}
+    by_name = {Path(r.image).stem: r for r in lspet_people(args.data or default_lspet_root(), "test", need_torso=True)}
     rows = []
     names = args.images.split(",") if args.images else list(by_name)[:3]
     for name in names:

@@ -1,10 +1,10 @@
 """Install trained weights as the package defaults (run once per release; its output is committed).
 
-Writes a deployable copy (:func:`posedistill.checkpoint.slim_checkpoint`: weights, architecture, joint set,
+Writes a deployable copy (:func:`posedistill.models.checkpoint.slim_checkpoint`: weights, architecture, joint set,
 input size, resolved config; no optimiser state) of the student's ``best.pt`` (FPD or ground truth, whichever
 validated best), and optionally its teacher's, into ``src/posedistill/weights/``, with the test-slice evaluation and the training command as
 provenance, and the manifest ``default.json`` holding each file's sha256, which
-:func:`posedistill.weights.default_weights` verifies before every load. It also writes ``docs/model_card.md``
+:func:`posedistill.models.pretrained.default_weights` verifies before every load. It also writes ``docs/model_card.md``
 from the manifest and a latency measurement (every number in it comes from the runs' JSON or is measured here).
 
     python tools/ship_weights.py --student runs/cpu/fpd_hg2_64 --teacher runs/cpu/teacher_hg4_128
@@ -19,12 +19,12 @@ from pathlib import Path
 
 import yaml
 
-from posedistill.checkpoint import slim_checkpoint
-from posedistill.person_score import PersonScorer, sidecar_path
-from posedistill.weights import DEFAULT_WEIGHTS_DIR, manifest_entry, sha256_file
+from posedistill.models.checkpoint import slim_checkpoint
+from posedistill.inference.person_score import PersonScorer, sidecar_path
+from posedistill.models.pretrained import DEFAULT_WEIGHTS_DIR, manifest_entry, sha256_file
 from posedistill.io import atomic_write_json, atomic_write_text
-from posedistill.profiling import profile_models
-from posedistill.report import load_runs, run_command
+from posedistill.bench.profiling import profile_models
+from posedistill.report.runs import load_runs, run_command
 
 CARD = """# Model card: posedistill default weights
 
@@ -41,7 +41,7 @@ latency was measured by that command. Full results and the runs behind them: `do
 `posedistill predict photo.jpg` uses the student; the Python API is `Predictor()` (student) or
 `Predictor(default_weights(role="teacher"))`. Both files are plain-weights checkpoints loaded with
 `torch.load(weights_only=True)` after their sha256 (in `default.json`) has been checked; a changed or truncated
-file is refused with a one-line error. Latency: eager PyTorch (`posedistill.profiling.profile_models`), {threads}
+file is refused with a one-line error. Latency: eager PyTorch (`posedistill.bench.profiling.profile_models`), {threads}
 thread(s), this machine ({cpu}); `posedistill export` + ONNX Runtime is several times faster (`docs/results.md`).
 
 ## Data and training
@@ -96,8 +96,8 @@ def _ship(run_dir: Path, out_dir: Path, name: str) -> dict:
 
 
 def _ship_person_scorer(best: Path, shipped: Path) -> dict | None:
-    """Copy the localiser's person scorer fitted for ``best`` (``tools/fit_person_scorer.py``) beside the slim
-    copy, keyed to the copy's sha256 (same network weights, so the same heatmaps and features)."""
+    """Copy the localiser's person scorer fitted for ``best`` (``python -m posedistill.inference.scorer_fit``) beside
+    the slim copy, keyed to the copy's sha256 (same network weights, so the same heatmaps and features)."""
     if not sidecar_path(best).is_file():
         return None
     scorer = PersonScorer.load(sidecar_path(best))

@@ -122,8 +122,8 @@ def true_box(rec, padding: float) -> list[float]:
 # -- our models
 def run_ours(weights: Path, people, images, *, threads: int, warmup: int, timing: bool) -> dict:
     """Keypoints (N, K, 2) and per-photo ms of one checkpoint in the four settings."""
-    from posedistill.inference import Predictor
-    from posedistill.localize import Localizer
+    from posedistill.inference.predictor import Predictor
+    from posedistill.inference.localize import Localizer
 
     predictor = Predictor(weights, threads=threads)
     localizer = Localizer(predictor)  # what `posedistill predict` builds without --bbox (--locate auto, 1 person)
@@ -198,11 +198,11 @@ def draw_mapping(path: Path, people, images, mediapipe: list, ours: np.ndarray |
                  size: int = 160) -> None:
     """A grid, one row per person (the first ``count`` with a visible torso that MediaPipe found): the ground
     truth, MediaPipe's landmarks mapped to LSP joints, and our student, on the person's crop; left limbs blue,
-    right red, centre green (``posedistill.drawing``). Where the mapping is right, the colours agree."""
+    right red, centre green (``posedistill.inference.drawing``). Where the mapping is right, the colours agree."""
     import cv2
 
     from posedistill.data.transforms import crop_person
-    from posedistill.drawing import draw_skeleton
+    from posedistill.inference.drawing import draw_skeleton
     from posedistill.io import atomic_open
 
     picked = [i for i in range(len(people)) if np.isfinite(people[i].norm) and mediapipe[i] is not None][:count]
@@ -260,7 +260,7 @@ def main() -> None:
     from posedistill.data.images import load_image
     from posedistill.data.readers import lspet_split
     from posedistill.io import atomic_write_json
-    from posedistill.weights import ROLES, default_weights, sha256_file
+    from posedistill.models.pretrained import ROLES, default_weights, sha256_file
 
     torch.set_num_threads(args.threads)
     timing = not args.no_timing

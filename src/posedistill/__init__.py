@@ -2,13 +2,29 @@
 
 Zhang, Zhu, Ye, "Fast Human Pose Estimation", CVPR 2019: a large stacked-Hourglass teacher is distilled into a
 small Hourglass student, which alone is deployed.
+
+``import posedistill`` loads no torch (the benchmark's ONNX Runtime worker relies on it); ``build_model``,
+``list_models`` (:mod:`posedistill.models`) and ``Predictor`` (:mod:`posedistill.inference.predictor`) are
+loaded from their modules on first use.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import CheckpointError, ConfigError, DataError, PosedistillError
 
 __version__ = "0.1.0"
 
-from .errors import CheckpointError, ConfigError, DataError, PosedistillError  # noqa: E402
-from .models import build_model, list_models  # noqa: E402
-from .inference import Predictor  # noqa: E402
+_FROM = {"build_model": "posedistill.models", "list_models": "posedistill.models",
+         "Predictor": "posedistill.inference.predictor"}
 
-__all__ = ["__version__", "build_model", "list_models", "PosedistillError", "ConfigError", "DataError",
+__all__ = ["__version__", "build_model", "list_models", "Predictor", "PosedistillError", "ConfigError", "DataError",
            "CheckpointError"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM:
+        return getattr(importlib.import_module(_FROM[name]), name)
+    raise AttributeError(f"module 'posedistill' has no attribute {name!r}")

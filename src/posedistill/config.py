@@ -14,6 +14,11 @@ heatmaps 64, sigma 2, rotation 30, scale 0.25, flip, Adam lr 2.5e-4 with step de
     loss: {fg_weight: 0.0}
     train: {epochs: 100, batch_size: 16, val_every: 1, amp: none}
     distill: {alpha: 0.5, mask_distillation: true, teacher_norm: none, teacher_flip: false, teacher_input_size: 0}
+    run: {teacher: null, teacher_cache: null, init: null, unlabeled: null, control: null}
+
+``run`` holds the run's inputs (the CLI's ``--teacher``, ``--init``, ...; :class:`RunConfig`): the engine writes
+the resolved config with them (and ``run.mode``) into the run's ``config.yaml``, which therefore loads as it is
+and reruns the run. ``run.control`` names the run an FPD run is compared with; ``posedistill report`` reads it.
 
 The augmentation keys directly under ``data:`` (``scale_factor``, ``rotation``, ``flip``, ``color_jitter``: the
 layout of configs and runs written before ``data.augment`` existed) are still read, into ``data.augment``.
@@ -22,6 +27,10 @@ layout of configs and runs written before ``data.augment`` existed) are still re
 person, with all-zero targets (see :class:`~posedistill.data.PoseDataset`).
 
 Relative ``data.root`` paths are resolved against the current directory first, then the config file's folder.
+
+A file may start from another: ``base: teacher.yaml`` (relative to the file's folder) takes that config's sections
+and lays this file's keys over them (mappings merged key by key), so a student that differs from its teacher in
+the model alone says only that. A run's ``config.yaml`` is the resolved config, without ``base``.
 """
 
 from __future__ import annotations
@@ -38,18 +47,19 @@ import yaml
 from .data.readers import DATASET_KINDS
 from .data.transforms import AugmentConfig
 from .errors import ConfigError
-from .models import resolve_name
+from .models import DEFAULT_DEPTH, STRIDE, resolve_name
 
 __all__ = [
     "ModelConfig", "DataConfig", "OptimConfig", "ScheduleConfig", "LossConfig", "TrainConfig", "DistillConfig",
-    "ExperimentConfig", "load_config", "apply_overrides", "config_from_dict",
+    "RunConfig",
+    "ExperimentConfig", "load_config", "read_config_file", "merge_config", "apply_overrides", "config_from_dict",
 ]
 
 
 @dataclass
 class ModelConfig:
     name: str = "hg4_128"
-    depth: int = 4  # hourglass recursion depth (3 at 128 input keeps Newell's 4x4 lowest level)
+    depth: int = DEFAULT_DEPTH  # hourglass recursion depth (3 at 128 input keeps Newell's 4x4 lowest level)
 
 
 @dataclass
@@ -116,6 +126,26 @@ class DistillConfig:
     teacher_input_size: int = 0
 
 
+RUN_MODES = ("train", "distill")
+
+
+@dataclass
+class RunConfig:
+    """The run's inputs (the CLI's ``--teacher``, ``--teacher-cache``, ``--init``, ``--unlabeled``, ``--control``):
+    part of the config, so that a run's ``config.yaml`` reloads as written and reruns the run."""
+
+    mode: str | None = None  # train | distill: what the engine ran (written by it; a teacher or a cache decides)
+    teacher: str | None = None  # teacher checkpoint (FPD)
+    teacher_cache: str | None = None  # teacher heatmap cache directory (FPD without running the teacher)
+    init: str | None = None  # checkpoint the model starts from
+    unlabeled: str | None = None  # folder of unlabeled images (distillation term only)
+    control: str | None = None  # the run directory an FPD run is compared with (the report's baseline)
+
+    @property
+    def distills(self) -> bool:
+        return bool(self.teacher or self.teacher_cache)
+
+
 @dataclass
 class ExperimentConfig:
     name: str = "experiment"
@@ -127,6 +157,7 @@ class ExperimentConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -134,12 +165,12 @@ class ExperimentConfig:
     def validate(self) -> ExperimentConfig:
         """Check values beyond their types; raises ConfigError naming the key."""
         resolve_name(self.model.name)
-        d, o, t = self.data, self.optim, self.train
+        d, o, t, r = self.data, self.optim, self.train, self.run
         checks = [
             (d.dataset in DATASET_KINDS, f"data.dataset must be one of {', '.join(DATASET_KINDS)}"),
             (d.input_size > 0 and d.input_size % 64 == 0, "data.input_size must be a positive multiple of 64"),
-            (1 <= self.model.depth <= 6 and d.input_size % (4 * 2 ** self.model.depth) == 0,
-             "model.depth must be in 1..6, with data.input_size a multiple of 4 * 2**depth"),
+            (1 <= self.model.depth <= 6 and d.input_size % (STRIDE * 2 ** self.model.depth) == 0,
+             f"model.depth must be in 1..6, with data.input_size a multiple of {STRIDE} * 2**depth"),
             (d.sigma > 0, "data.sigma must be > 0"),
             (d.sigma_start >= 0 and d.sigma_epochs >= 0, "data.sigma_start and data.sigma_epochs must be >= 0"),
             (d.sigma_start == 0 or d.sigma_epochs > 0, "data.sigma_start needs data.sigma_epochs > 0"),
@@ -166,6 +197,11 @@ class ExperimentConfig:
             (self.distill.teacher_input_size == 0 or (self.distill.teacher_input_size > 0
                                                       and self.distill.teacher_input_size % 64 == 0),
              "distill.teacher_input_size must be 0 (the student's) or a positive multiple of 64"),
+            (r.mode in (None, *RUN_MODES), "run.mode must be train or distill"),
+            (not (r.unlabeled and r.teacher_cache), "--teacher-cache covers the labeled training split only; drop "
+             "--unlabeled or the cache (run.unlabeled, run.teacher_cache)"),
+            (not r.unlabeled or r.teacher, "--unlabeled needs --teacher: unlabeled images only carry the "
+             "distillation term (run.unlabeled, run.teacher)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -273,30 +309,65 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc})") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: invalid YAML{where}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of sections")
+    return data
+
+
+def merge_config(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` laid onto ``base``: mappings merged key by key (recursively), any other value replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merge_config(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+            else value
+    return out
+
+
+def read_config_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The nested dict of a YAML experiment file, its ``base:`` chain resolved.
+
+    ``base: OTHER.yaml`` (relative to the file's folder) names a config this one starts from: its sections are
+    merged key by key, and this file's values win. A relative ``data.root`` that does not exist from the current
+    directory is taken relative to the folder of the file that sets it.
+    """
+    path = Path(path)
+    if path.resolve() in _chain:
+        loop = " -> ".join(p.name for p in (*_chain, path))
+        raise ConfigError(f"{_chain[0]}: 'base' chain loops ({loop})")
+    data = nest_flat_augment(_read_yaml(path))
+    section = data.get("data")
+    root = section.get("root") if isinstance(section, dict) else None
+    if isinstance(root, str) and not Path(root).is_absolute() and not Path(root).exists():
+        candidate = path.parent / root
+        if candidate.exists():
+            data = {**data, "data": {**section, "root": str(candidate)}}
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: base must be the path of another config file, got {base!r}")
+    if not (path.parent / base).is_file():
+        raise ConfigError(f"{path}: base {base} not found (it is read relative to the file's folder)")
+    return merge_config(read_config_file(path.parent / base, (*_chain, path.resolve())), data)
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Load a YAML experiment file (or defaults when ``path`` is None), apply overrides and validate."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{path}: config file not found") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read config file ({exc})") from exc
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}: invalid YAML{where}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a config file must be a mapping of sections")
-        root = (data.get("data") or {}).get("root") if isinstance(data.get("data"), dict) else None
-        if isinstance(root, str) and not Path(root).is_absolute() and not Path(root).exists():
-            candidate = path.parent / root
-            if candidate.exists():
-                data["data"]["root"] = str(candidate)
+    """Load a YAML experiment file (or defaults when ``path`` is None) with its ``base:`` chain
+    (:func:`read_config_file`), apply overrides and validate."""
+    data = read_config_file(path) if path is not None else {}
     apply_overrides(data, overrides or [])
     try:
         return config_from_dict(data)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,10 +32,16 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from .codec import HeatmapCodec, crop_to_image
+from .data import PoseDataset, build_loader
+from .data.splits import joint_set_for, read_split
+from .errors import CheckpointError
+from .io import atomic_write_json
+from .models.loading import load_pose_model
+from .provenance import invocation
 from .skeleton import JointSet, get_joint_set
 
 __all__ = ["joint_errors", "PCK", "PCKh", "auc", "flip_heatmaps", "predict_heatmaps", "predict_dataset",
-           "evaluate_predictions", "EvalResult"]
+           "evaluate_predictions", "EvalResult", "evaluate_checkpoint", "write_evaluation"]
 
 
 def joint_errors(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray) -> np.ndarray:
@@ -214,13 +221,8 @@ def evaluate_checkpoint(checkpoint, data_root, *, dataset: str = "lspet", split:
                         progress: bool = False) -> EvalResult:
     """Evaluate a checkpoint (``.pt``) or an exported ONNX model (``.onnx``, fp32 or int8, run by ONNX Runtime)
     on a dataset split, with the model's own meta record (input size, stride, sigma; see
-    :func:`posedistill.pose_model.load_pose_model`). ``dark``: force DARK decoding on or off (None: the meta's).
+    :func:`posedistill.models.loading.load_pose_model`). ``dark``: force DARK decoding on or off (None: the meta's).
     The result's ``settings`` hold every option and the meta values used."""
-    from .data import PoseDataset, build_loader
-    from .data.splits import joint_set_for, read_split
-    from .errors import CheckpointError
-    from .pose_model import load_pose_model
-
     records = read_split(dataset, data_root, split)
     joint_set = get_joint_set(joint_set_for(dataset, records, where=str(data_root)))
     loaded = load_pose_model(checkpoint)
@@ -229,8 +231,7 @@ def evaluate_checkpoint(checkpoint, data_root, *, dataset: str = "lspet", split:
         raise CheckpointError(f"{checkpoint}: model is for joint set {meta.joint_set!r}, the data has "
                               f"{joint_set.name!r}")
     model = loaded.as_module().to(device)
-    ds = PoseDataset(records, joint_set=joint_set, input_size=meta.input_size, sigma=meta.sigma,
-                     stride=meta.stride, train=False)
+    ds = PoseDataset(records, meta=meta, train=False)  # the crops the model was trained on and is run on
     loader = build_loader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
     pred = predict_dataset(model, loader, meta.codec(), joint_set=joint_set, flip=flip,
                            scales=MULTI_SCALES if multi_scale else (1.0,), dark=meta.decode == "dark", device=device,
@@ -240,3 +241,15 @@ def evaluate_checkpoint(checkpoint, data_root, *, dataset: str = "lspet", split:
                        "flip": flip, "multi_scale": multi_scale, "dark": meta.decode == "dark", "pckh": pckh,
                        "input_size": meta.input_size, "stride": meta.stride, "sigma": meta.sigma}
     return result
+
+
+EVAL_FORMAT = "posedistill-evaluation"
+
+
+def write_evaluation(path: str | Path, result: Any, command: Sequence[str] | None) -> dict[str, Any]:
+    """Write an :class:`EvalResult` (settings and metrics) with its invocation
+    (:func:`posedistill.provenance.invocation`) as ``{"format": "posedistill-evaluation", "version": 1, **settings,
+    **metrics, "invocation": ...}``; atomic. ``posedistill report`` reads these files."""
+    record = {"format": EVAL_FORMAT, "version": 1, **result.to_dict(), "invocation": invocation(command)}
+    atomic_write_json(path, record)
+    return record

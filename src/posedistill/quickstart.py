@@ -29,15 +29,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from .checkpoint import load_checkpoint
+from .models.checkpoint import load_checkpoint
 from .config import config_from_dict
-from .evaluation import evaluate_checkpoint
+from .errors import ConfigError
+from .evaluation import evaluate_checkpoint, write_evaluation
 from .io import atomic_write_json, atomic_write_text
-from .profiling import profile_models
+from .models import DEFAULT_DEPTH
+from .bench.profiling import profile_models
 from .data.splits import read_split
-from .run_files import write_evaluation
 from .training import Trainer
-from .weights import default_weights
+from .models.pretrained import default_weights
 
 __all__ = ["QuickstartSettings", "embedded_data_dir", "run_quickstart", "format_markdown", "ROLES"]
 
@@ -83,10 +84,12 @@ def _range_size(text: str) -> int:
 
 
 def adaptation_config(s: QuickstartSettings, student_ckpt: dict[str, Any], *, role: str, alpha: float,
-                      epochs: int):
+                      epochs: int, teacher: Path, student: Path, unlabeled: Path | None = None):
     """The student's own training config (model, depth, input size, sigma, loss, augmentation), on the embedded
-    labeled images, for ``epochs`` epochs of cosine decay from ``s.lr`` without warm-up, at ``alpha``."""
-    base = {k: v for k, v in (student_ckpt.get("config") or {}).items() if k != "run"}
+    labeled images, for ``epochs`` epochs of cosine decay from ``s.lr`` without warm-up, at ``alpha``, started
+    from ``student`` with ``teacher`` (and ``unlabeled`` images): these run inputs replace the ones the student
+    was trained with."""
+    base = dict(student_ckpt.get("config") or {})
     arch = student_ckpt["arch"]
     data = {**(base.get("data") or {}), "dataset": "lspet", "root": str(embedded_data_dir()),
             "train": s.labeled_range, "val": "", "input_size": int(student_ckpt["input_size"]),
@@ -94,12 +97,14 @@ def adaptation_config(s: QuickstartSettings, student_ckpt: dict[str, Any], *, ro
             "sigma_start": 0.0, "sigma_epochs": 0, "workers": s.workers, "limit": 0}
     return config_from_dict({
         **base, "name": role, "seed": s.seed,
-        "model": {**(base.get("model") or {}), "name": arch["name"], "depth": int(arch.get("depth", 4))},
+        "model": {**(base.get("model") or {}), "name": arch["name"], "depth": int(arch.get("depth", DEFAULT_DEPTH))},
         "data": data,
         "optim": {**(base.get("optim") or {}), "lr": s.lr},
         "schedule": {"kind": "cosine", "warmup_epochs": 0, "min_lr_ratio": 0.01},
         "train": {**(base.get("train") or {}), "epochs": epochs, "batch_size": s.batch_size, "val_every": 1},
         "distill": {**(base.get("distill") or {}), "alpha": alpha},
+        "run": {"teacher": str(teacher), "init": str(student),
+                "unlabeled": str(unlabeled) if unlabeled is not None else None},
     })
 
 
@@ -111,7 +116,7 @@ class _Costs:
 
     def __call__(self, ckpt: dict[str, Any]) -> dict[str, Any]:
         arch = ckpt["arch"]
-        key = (arch["name"], int(arch.get("depth", 4)), int(ckpt["input_size"]), int(arch["num_joints"]))
+        key = (arch["name"], int(arch.get("depth", DEFAULT_DEPTH)), int(ckpt["input_size"]), int(arch["num_joints"]))
         if key not in self.seen:
             gc.collect()
             self.seen[key] = profile_models([key[0]], depth=key[1], input_size=key[2], num_joints=key[3],
@@ -128,8 +133,6 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
     adapted students' folders are ordinary run directories (``run.json``, ``config.yaml``, checkpoints), so
     ``posedistill report out`` reads the quickstart like any folder of runs. ``command`` is recorded in the run
     files (default: the equivalent ``posedistill quickstart --out OUT``)."""
-    from .errors import ConfigError
-
     s = settings or QuickstartSettings()
     if s.adapt_epochs < 1:
         raise ConfigError(f"adapt_epochs must be >= 1, got {s.adapt_epochs}")
@@ -152,7 +155,7 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
         write_evaluation(root / role / "eval_test.json", result, command)
         cost = costs(ckpt)
         row = {"role": role, "label": ROLES[role], "model": ckpt["arch"]["name"],
-               "depth": int(ckpt["arch"].get("depth", 4)), "input_size": int(ckpt["input_size"]),
+               "depth": int(ckpt["arch"].get("depth", DEFAULT_DEPTH)), "input_size": int(ckpt["input_size"]),
                "checkpoint": str(checkpoint), "params": cost["params"], "gmacs": cost["gmacs"],
                "latency_ms": cost["latency_ms"], "pck": result.pck["mean"], "auc": result.auc,
                "people": result.num_people, "train_s": train_s}
@@ -170,9 +173,9 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
         log(f"[{role}] adapting the student for {epochs} epochs, alpha {alpha:g}"
             + (f", with {len(list(unlabeled.iterdir()))} unlabeled images" if extra else ", labeled images only"))
         start = time.perf_counter()
-        cfg = adaptation_config(s, student_ckpt, role=role, alpha=alpha, epochs=epochs)
-        Trainer(cfg, root / role, teacher=teacher, init=student, unlabeled=extra, progress=progress,
-                command=command).fit()
+        cfg = adaptation_config(s, student_ckpt, role=role, alpha=alpha, epochs=epochs, teacher=teacher,
+                                student=student, unlabeled=extra)
+        Trainer(cfg, root / role, progress=progress, command=command).fit()
         finish(role, root / role / "last.pt", time.perf_counter() - start)
     atomic_write_json(root / "results.json", rows)
     atomic_write_text(root / "results.md", format_markdown(rows, s))

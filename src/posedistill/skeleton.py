@@ -1,7 +1,7 @@
 """Joint sets: joint names, left/right flip pairs and limbs of LSP (14), MPII (16) and COCO (17).
 
 Joint names are snake_case and shared between sets where the joint is the same (``right_ankle``,
-``left_wrist``, ``neck``, ``head_top``, ...), so conversions go by name. Left and right are
+``left_wrist``, ``neck``, ``head_top``, ...). Left and right are
 person-centric (the person's own left), as in all three datasets.
 
 LSP / LSP extended (``LSP``, 14 joints)::
@@ -45,13 +45,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from .errors import ConfigError
 
 __all__ = [
-    "JointSet", "LSP", "MPII", "COCO", "JOINT_SETS", "get_joint_set", "LSP_TO_MPII", "lsp_to_mpii",
-    "mpii_to_lsp", "convert_joints",
+    "JointSet", "LSP", "MPII", "COCO", "JOINT_SETS", "get_joint_set",
 ]
 
 
@@ -179,44 +176,3 @@ def get_joint_set(name: str | JointSet) -> JointSet:
         return JOINT_SETS[str(name).lower()]
     except KeyError:
         raise ConfigError(f"unknown joint set {name!r}; valid names: {', '.join(JOINT_SETS)}") from None
-
-
-#: For each LSP joint, the index of the same joint in MPII order.
-LSP_TO_MPII: tuple[int, ...] = tuple(MPII.index(n) for n in LSP.names)
-
-
-def convert_joints(
-    joints: np.ndarray, visible: np.ndarray, src: str | JointSet, dst: str | JointSet
-) -> tuple[np.ndarray, np.ndarray]:
-    """Re-order joints (..., K_src, 2) and visibility (..., K_src) from ``src`` to ``dst`` by joint name.
-
-    Joints of ``dst`` missing from ``src`` get coordinates 0 and visibility 0, except MPII ``pelvis`` and
-    ``thorax``, which are filled as the midpoint of the hips / shoulders (visible when both ends are).
-    """
-    s, d = get_joint_set(src), get_joint_set(dst)
-    joints, visible = np.asarray(joints), np.asarray(visible)
-    if joints.shape[-2] != s.num_joints or visible.shape[-1] != s.num_joints:
-        raise ConfigError(f"convert_joints: expected {s.num_joints} {s.name} joints, got {joints.shape[-2]}")
-    out_j = np.zeros(joints.shape[:-2] + (d.num_joints, 2), dtype=joints.dtype)
-    out_v = np.zeros(visible.shape[:-1] + (d.num_joints,), dtype=visible.dtype)
-    for j, name in enumerate(d.names):
-        if name in s.names:
-            out_j[..., j, :] = joints[..., s.index(name), :]
-            out_v[..., j] = visible[..., s.index(name)]
-        elif name in ("pelvis", "thorax"):
-            a, b = (("left_hip", "right_hip") if name == "pelvis" else ("left_shoulder", "right_shoulder"))
-            if a in s.names and b in s.names:
-                ia, ib = s.index(a), s.index(b)
-                out_j[..., j, :] = (joints[..., ia, :] + joints[..., ib, :]) / 2
-                out_v[..., j] = np.minimum(visible[..., ia], visible[..., ib])
-    return out_j, out_v
-
-
-def lsp_to_mpii(joints: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """LSP (..., 14, 2) joints to MPII (..., 16, 2) order; pelvis/thorax from hip/shoulder midpoints."""
-    return convert_joints(joints, visible, LSP, MPII)
-
-
-def mpii_to_lsp(joints: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """MPII (..., 16, 2) joints to LSP (..., 14, 2) order (pelvis and thorax dropped)."""
-    return convert_joints(joints, visible, MPII, LSP)

@@ -9,28 +9,28 @@ import cv2
 import numpy as np
 
 from ..data import DATASET_KINDS
-from ..drawing import SIDE_COLOURS, draw_skeleton
+from ..data.transforms import denormalize_image
+from ..inference.drawing import SIDE_COLOURS, draw_skeleton
 from ..errors import ConfigError, DataError
 from ..io import atomic_open
+from ..models import STRIDE
+from ..models.meta import ModelMeta
 
 
-def render_sample(sample: dict, joint_set, *, title: str = "") -> np.ndarray:
+def render_sample(sample: dict, meta: ModelMeta, *, title: str = "") -> np.ndarray:
     """Side-by-side panel: the augmented crop with its skeleton (left limbs blue, right red) and the summed
-    target heatmap over a faded crop. Only joints with non-zero target weight are drawn."""
-    from ..codec import HeatmapCodec
-    from ..data.transforms import denormalize_image
-
-    crop = denormalize_image(sample["image"].numpy())
+    target heatmap over a faded crop. Only joints with non-zero target weight are drawn. ``meta``: the pixel
+    record the sample was made with (:attr:`PoseDataset.meta`)."""
+    crop = denormalize_image(sample["image"].numpy(), mean=meta.mean, std=meta.std)
     size = crop.shape[0]
     target = sample["target"].numpy()
     weight = sample["target_weight"].numpy()
     # joints in crop pixels = the decoded target peaks (so the drawing shows exactly what is trained on)
-    codec = HeatmapCodec(input_size=size, stride=size // target.shape[-1])
-    pts, _ = codec.decode(target[None], dark=True)
+    pts, _ = meta.codec().decode(target[None], dark=True)
     pts = pts[0]
     scale = max(1, 512 // size)
     big = cv2.resize(crop, (size * scale, size * scale), interpolation=cv2.INTER_LINEAR)
-    draw_skeleton(big, (pts + 0.5) * scale - 0.5, joint_set, shown=weight > 0, line=2 * scale // 2 + 1,
+    draw_skeleton(big, (pts + 0.5) * scale - 0.5, meta.joints, shown=weight > 0, line=2 * scale // 2 + 1,
                   radius=3 * scale // 2 + 2)
     heat = np.clip(target.sum(axis=0), 0, 1)
     heat = cv2.resize(heat, (size * scale, size * scale), interpolation=cv2.INTER_LINEAR)
@@ -76,13 +76,13 @@ def show(data_dir: Path, kind: str, index: int, out: Path, split: str | None, in
     if not 0 <= index < len(records):
         raise ConfigError(f"--index {index} out of range: {data_dir} has {len(records)} samples")
     rec = records[index]
-    ds = PoseDataset(records, joint_set=rec.joint_set, input_size=input_size, sigma=sigma, train=not no_augment,
-                     seed=seed, check_images=False)
+    meta = ModelMeta.for_pixels(rec.joint_set, input_size, stride=STRIDE, sigma=sigma)
+    ds = PoseDataset(records, meta=meta, train=not no_augment, seed=seed, check_images=False)
     sample = ds[(epoch, index)]
     aug = ds.augmentation(index, epoch)
     title = (f"{rec.image.name}  #{index}  scale x{aug.scale:.2f}  rot {aug.rotation:+.0f}  "
              f"{'flipped' if aug.flip else 'not flipped'}")
-    panel = render_sample(sample, ds.joint_set, title=title)
+    panel = render_sample(sample, meta, title=title)
     ok, buf = cv2.imencode(out.suffix or ".png", panel) if out.suffix.lower() in (".png", ".jpg", ".jpeg",
                                                                                   ".bmp") else (False, None)
     if not ok:

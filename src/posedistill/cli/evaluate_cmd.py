@@ -24,12 +24,12 @@ from ..data.readers import DATASET_KINDS
 @click.option("--workers", type=int, default=2, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the settings, metrics and the command line as JSON (posedistill.run_files).")
+              help="Write the settings, metrics and the command line as JSON "
+                   "(posedistill.evaluation.write_evaluation).")
 def evaluate(checkpoint, data_root, dataset, split, flip, multi_scale, dark, pckh, batch_size, workers, device,
              json_path):
     """Evaluate CHECKPOINT: PCK@0.2 (torso), AUC, per-joint table; flip test on by default."""
-    from ..evaluation import evaluate_checkpoint
-    from ..run_files import write_evaluation
+    from ..evaluation import evaluate_checkpoint, write_evaluation
     from . import command_line
 
     result = evaluate_checkpoint(checkpoint, data_root, dataset=dataset, split=split, flip=flip,

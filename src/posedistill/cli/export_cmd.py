@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from ..calibration import calibration_batches
-from ..export import export_onnx, quantize_onnx
-from ..pose_model import load_pose_model
+from ..inference.calibration import calibration_batches
+from ..deploy.onnx import export_onnx
+from ..deploy.quantize import quantize_onnx
+from ..models.loading import load_pose_model
 
 
 @click.command()
@@ -40,7 +41,7 @@ def export(checkpoint: Path, onnx_path: Path, input_size: int | None, int8: bool
     if int8 and int8_mode == "static":
         if calib is None:
             raise click.UsageError("--int8 (static) needs --calib DATA (or use --int8-mode dynamic)")
-        calib_data = calibration_batches(calib, size, limit=calib_limit, bbox_file=calib_bbox_file)
+        calib_data = calibration_batches(calib, meta, limit=calib_limit, bbox_file=calib_bbox_file)
     export_onnx(loaded.module, onnx_path, input_size=size, metadata=meta.to_onnx_props())
     click.echo(f"wrote {onnx_path}")
     if int8:

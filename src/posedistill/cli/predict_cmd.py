@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from ..inference import Predictor, parse_bbox
+from ..inference.predictor import Predictor
+from ..inference.sources import parse_bbox
+from ..inference.localize import Localizer
+from ..inference.pipeline import predict_paths
+from ..inference.tracking import TrackingConfig
 from ..io import json_text
-from ..localize import Localizer
-from ..pipeline import predict_paths
-from ..tracking import TrackingConfig
 
 
 @click.command()
@@ -27,7 +28,8 @@ from ..tracking import TrackingConfig
               help="How to find the person without a box: the network on the whole image and a window grid "
                    "(pose; auto = pose), OpenCV's HOG detections ranked by the network (hog), both, or none (the "
                    "whole image). Candidates are ranked by the person scorer beside the weights "
-                   "(WEIGHTS.person.json, from tools/fit_person_scorer.py) where there is one, else by confidence.")
+                   "(WEIGHTS.person.json, from python -m posedistill.inference.scorer_fit) where there is one, else by "
+                   "confidence.")
 @click.option("--people", type=int, default=1, show_default=True,
               help="Most people per image when localising (distinct, at least 0.6x the best one's score).")
 @click.option("--no-track", is_flag=True, help="Video: localise every frame instead of following the person.")
@@ -67,8 +69,9 @@ def predict(inputs: tuple[str, ...], weights: Path | None, backend: str | None, 
 
     Without a box the person is localised (see --locate); in a video they are then followed from frame to frame
     (box from the previous frame's joints) and the keypoints smoothed by a One Euro filter. The crop is the
-    square of side max(w, h) * 1.25 centred on the box. Output: a JSON list with one record per image (or video
-    frame) and person: image, [frame,] bbox, keypoints [{name, x, y, score}] in original image pixels.
+    square of side max(w, h) times the model's box padding (1.25) centred on the box. Output: a JSON list with
+    one record per image (or video frame) and person: image, [frame,] bbox, keypoints [{name, x, y, score}] in
+    original image pixels.
     """
     box = parse_bbox(bbox) if bbox is not None else None
     tracking = TrackingConfig(track=not no_track, smooth=not no_smooth, min_cutoff=min_cutoff, beta=beta,

@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from ..io import atomic_write_json
-from ..profiling import profile_models
+from ..bench.profiling import profile_models
+from ..models import DEFAULT_DEPTH
+from ..models.pretrained import shipped_pair
 
 
 def format_profile_table(rows: list[dict]) -> str:
@@ -24,9 +26,13 @@ def format_profile_table(rows: list[dict]) -> str:
 
 
 @click.command()
-@click.option("--models", "models", default="teacher,student", show_default=True,
-              help="Comma-separated model names (e.g. hg8_256,hg4_128,hg2_64_dw).")
-@click.option("--input-size", type=int, default=256, show_default=True, help="Square input side (multiple of 64).")
+@click.option("--models", "models", default=None,
+              help="Comma-separated model names (e.g. hg8_256,hg4_128,hg2_64_dw); default: the teacher and student "
+                   "the package ships, at their input size and hourglass depth.")
+@click.option("--input-size", type=int, default=None, help="Square input side (multiple of 64; default: the shipped "
+                                                             "pair's without --models, else 256).")
+@click.option("--depth", type=int, default=None, help="Hourglass depth (default: the shipped pair's without --models, "
+                                                        "else 4).")
 @click.option("--num-joints", type=int, default=14, show_default=True, help="Heatmaps per stack.")
 @click.option("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice).")
 @click.option("--repeats", type=int, default=10, show_default=True, help="Timed calls (median reported).")
@@ -34,19 +40,25 @@ def format_profile_table(rows: list[dict]) -> str:
 @click.option("--no-latency", is_flag=True, help="Skip timing (parameters and GMACs only).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the rows as a JSON list to this file.")
-def profile(models: str, input_size: int, num_joints: int, threads: int | None, repeats: int, warmup: int,
-            no_latency: bool, json_path: Path | None) -> None:
+def profile(models: str | None, input_size: int | None, depth: int | None, num_joints: int, threads: int | None,
+            repeats: int, warmup: int, no_latency: bool, json_path: Path | None) -> None:
     """Parameters, GMACs and batch-1 CPU latency of models.
 
     GMACs are multiply-accumulates x 1e-9 (what Hourglass papers call GFLOPs), counted by
     torch.utils.flop_counter.FlopCounterMode (FLOPs / 2). Latency: median over --repeats calls after
     --warmup calls, batch 1, eager PyTorch on the CPU.
     """
-    names = [n.strip() for n in models.split(",") if n.strip()]
+    if models is None:
+        shipped = shipped_pair()
+        names = [shipped["teacher"].model, shipped["student"].model]
+        input_size = input_size or shipped["student"].input_size
+        depth = depth or shipped["student"].depth
+    else:
+        names = [n.strip() for n in models.split(",") if n.strip()]
     if not names:
         raise click.BadParameter("give at least one model name", param_hint="--models")
-    rows = profile_models(names, input_size=input_size, num_joints=num_joints, threads=threads,
-                          repeats=repeats, warmup=warmup, latency=not no_latency)
+    rows = profile_models(names, input_size=input_size or 256, depth=depth or DEFAULT_DEPTH, num_joints=num_joints,
+                          threads=threads, repeats=repeats, warmup=warmup, latency=not no_latency)
     click.echo(format_profile_table(rows))
     if len(rows) == 2:
         a, b = rows[1], rows[0]

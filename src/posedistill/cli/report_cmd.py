@@ -19,7 +19,7 @@ import click
 def report(run_dirs, out, no_latency, threads, repeats):
     """Build OUT/results.md and plots from RUN_DIRS (config.yaml, metrics.json, eval*.json, cost.json,
     results.json); every number comes from those files."""
-    from ..report import build_report
+    from ..report.markdown import build_report
 
     command = shlex.join(["posedistill", *sys.argv[1:]]) if sys.argv[1:2] == ["report"] else None
     summary = build_report(run_dirs, out, command=command, latency=not no_latency, threads=threads,

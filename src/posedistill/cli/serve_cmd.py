@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..inference import Predictor
-from ..localize import Localizer
+from ..inference.predictor import Predictor
+from ..inference.localize import Localizer
 
 
 #: Memory, connection and slow-client limits: (option, ServeConfig field, type, default, help); the defaults are

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -36,35 +37,24 @@ def _with_common(fn):
     return fn
 
 
-def _config(config_path, overrides, model, epochs, batch_size, data_root, *, out=None, resume=False):
+def _config(config_path, overrides, model, epochs, batch_size, data_root, *, out=None, resume=False, **run):
+    """The experiment with the command's shortcuts and its run inputs (``run.teacher`` ... from --teacher ...).
+    ``--resume`` without ``--config``: the run's own ``OUT/config.yaml``, which loads as the engine wrote it."""
     sets = list(overrides)
     for key, value in (("model.name", model), ("train.epochs", epochs), ("train.batch_size", batch_size),
                        ("data.root", data_root)):
         if value is not None:
             sets.append(f"{key}={value}")
+    sets += [f"run.{key}={json.dumps(str(value))}" for key, value in run.items() if value is not None]  # a string
     if resume and config_path is None and out is not None and (Path(out) / "config.yaml").is_file():
-        return _run_config(Path(out) / "config.yaml", sets)  # --resume alone: the run's own settings
+        config_path = Path(out) / "config.yaml"  # --resume alone: the run's own settings and inputs
     return load_config(config_path, sets)
-
-
-def _run_config(path: Path, sets: list[str]):
-    """The config a run directory's ``config.yaml`` records (the engine's resolved config, less its ``run``
-    section), with ``sets`` applied."""
-    from ..config import apply_overrides, config_from_dict
-    from ..errors import ConfigError
-    from ..run_files import read_run_config
-
-    data = read_run_config(path)
-    try:
-        return config_from_dict(apply_overrides({k: v for k, v in data.items() if k != "run"}, sets))
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
 
 
 def _run(cfg, out, **kw):
     from . import command_line
     from ..training import Trainer
-    from ..training.engine import format_epoch_row
+    from ..training.run_dir import format_epoch_row
 
     # without progress bars (background runs, logs) still one line per epoch, flushed, from rank 0
     quiet_log = (lambda row: click.echo(format_epoch_row(row))) if (
@@ -88,8 +78,11 @@ def train(config_path, out, overrides, model, epochs, batch_size, data_root, res
     Multi-GPU / multi-node: launch with torchrun, e.g.
     `torchrun --nproc_per_node 4 -m posedistill train --config configs/teacher.yaml --out runs/teacher`.
     """
-    cfg = _config(config_path, overrides, model, epochs, batch_size, data_root, out=out, resume=resume)
-    _run(cfg, out, init=init, resume=resume, overwrite=overwrite, device=device, progress=not no_progress)
+    cfg = _config(config_path, overrides, model, epochs, batch_size, data_root, out=out, resume=resume, init=init)
+    if cfg.run.distills:
+        raise click.UsageError("the config names a teacher (run.teacher or run.teacher_cache): run it with "
+                               "`posedistill distill`")
+    _run(cfg, out, resume=resume, overwrite=overwrite, device=device, progress=not no_progress)
 
 
 @click.command()
@@ -103,18 +96,22 @@ def train(config_path, out, overrides, model, epochs, batch_size, data_root, res
               help="Start the student from this checkpoint (e.g. a student trained normally).")
 @click.option("--unlabeled", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of unlabeled images; only the distillation term applies to them.")
+@click.option("--control", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The run this one is compared with in `posedistill report` (e.g. the same student trained from "
+                   "ground truth); recorded as run.control.")
 @click.option("--alpha", type=float, default=None, help="Shortcut for --set distill.alpha=A (default 0.5).")
 def distill(config_path, out, overrides, model, epochs, batch_size, data_root, resume, overwrite, device,
-            no_progress, teacher, teacher_cache, init, unlabeled, alpha):
+            no_progress, teacher, teacher_cache, init, unlabeled, control, alpha):
     """Train a student by Fast Pose Distillation: alpha * MSE(student, teacher) + (1 - alpha) * MSE(student, GT)."""
     if alpha is not None:
         overrides = (*overrides, f"distill.alpha={alpha}")
-    cfg = _config(config_path, overrides, model, epochs, batch_size, data_root, out=out, resume=resume)
-    if teacher is None and teacher_cache is None:
+    cfg = _config(config_path, overrides, model, epochs, batch_size, data_root, out=out, resume=resume,
+                  teacher=teacher, teacher_cache=teacher_cache, init=init, unlabeled=unlabeled, control=control)
+    if not cfg.run.distills:
         raise click.UsageError("give --teacher CKPT, --teacher-cache DIR, or both")
-    if teacher is not None and teacher_cache is not None and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+    run = cfg.run
+    if run.teacher and run.teacher_cache and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         from ..training.teacher_cache import build_teacher_cache  # under torchrun: build it beforehand
 
-        build_teacher_cache(teacher, cfg, teacher_cache, device=device, progress=not no_progress)
-    _run(cfg, out, teacher=teacher, init=init, unlabeled=unlabeled, resume=resume, overwrite=overwrite,
-         device=device, progress=not no_progress, teacher_cache=teacher_cache)
+        build_teacher_cache(run.teacher, cfg, run.teacher_cache, device=device, progress=not no_progress)
+    _run(cfg, out, resume=resume, overwrite=overwrite, device=device, progress=not no_progress)

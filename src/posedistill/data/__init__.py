@@ -25,8 +25,6 @@ from .readers import (
 from .records import PersonRecord, box_from_joints, box_to_square, torso_norm, whole_image_box
 from .splits import joint_set_for, read_split
 from .transforms import (
-    IMAGE_MEAN,
-    IMAGE_STD,
     AugmentConfig,
     Augmentation,
     crop_person,
@@ -39,7 +37,7 @@ from .unlabeled import unlabeled_records
 __all__ = [
     "PersonRecord", "box_from_joints", "torso_norm", "read_lsp", "read_lspet", "lsp_split", "lspet_split",
     "LSP_SPLITS", "LSPET_SPLITS", "read_mpii", "read_coco", "read_jsonfile", "read_dataset", "DATASET_KINDS",
-    "AugmentConfig", "Augmentation", "IMAGE_MEAN", "IMAGE_STD", "normalize_image", "denormalize_image",
+    "AugmentConfig", "Augmentation", "normalize_image", "denormalize_image",
     "crop_person", "sample_augmentation", "PoseDataset", "record_problem", "build_loader", "EpochSampler",
     "check_image_file", "load_image", "READERS", "reader_spec", "read_split", "joint_set_for", "MixedDataset",
     "unlabeled_records", "box_to_square", "whole_image_box",

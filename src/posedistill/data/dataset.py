@@ -11,7 +11,8 @@ from torch.utils.data import Dataset
 
 from ..codec import HeatmapCodec, affine_points
 from ..errors import ConfigError, DataError
-from ..skeleton import JointSet, get_joint_set
+from ..models.meta import ModelMeta
+from ..skeleton import JointSet
 from .images import check_image_file, load_image
 from .records import PersonRecord
 from .transforms import (
@@ -44,9 +45,10 @@ class PoseDataset(Dataset):
 
     Args:
         records: people to sample (from :mod:`posedistill.data.readers`).
-        joint_set: the records' joint set (name or :class:`JointSet`).
-        input_size: crop side in pixels, a multiple of 64.
-        sigma: heatmap Gaussian sigma in heatmap pixels.
+        meta: how the model sees pixels (:class:`~posedistill.models.meta.ModelMeta`): the records' joint set,
+            the crop side (``input_size``, a multiple of 64), the heatmap ``stride`` and Gaussian ``sigma`` of
+            the targets, and the ``mean`` / ``std`` the crops are standardised with, so a model is trained and
+            evaluated on exactly the pixels it is run on.
         train: draw augmentation (else: plain crop of the person box, no flip, no jitter).
         augment: augmentation settings (default :class:`AugmentConfig`); ignored when ``train`` is False.
         seed: augmentation seed. Sample ``i`` in epoch ``e`` uses ``np.random.default_rng((seed, e, i))``, so
@@ -56,7 +58,6 @@ class PoseDataset(Dataset):
         check_images: check every image file at construction (cheap: header and end marker, no decoding).
         sigma_schedule: ``(sigma_start, epochs)``: targets of epoch ``e`` use a sigma moved linearly from
             ``sigma_start`` to ``sigma`` over ``epochs`` epochs (wide, easy targets first); None: always ``sigma``.
-        stride: input pixels per heatmap pixel: the model's ``stride``.
 
     An item is a dict: ``image`` (3, H, W) float32, ``target`` (K, h, w) float32, ``target_weight`` (K,),
     ``joints`` (K, 2) original-image pixels, ``visible`` (K,), ``center`` (2,), ``scale`` (), ``norm`` (),
@@ -74,24 +75,22 @@ class PoseDataset(Dataset):
         self,
         records: Sequence[PersonRecord],
         *,
-        joint_set: str | JointSet,
-        input_size: int = 256,
-        sigma: float = 2.0,
+        meta: ModelMeta,
         train: bool,
         augment: AugmentConfig | None = None,
         seed: int = 0,
         skip_bad: bool = False,
         check_images: bool = True,
         sigma_schedule: tuple[float, int] | None = None,
-        stride: int = 4,
     ) -> None:
-        if not isinstance(input_size, (int, np.integer)) or input_size < 64 or input_size % 64:
-            raise ConfigError(f"input_size must be a positive multiple of 64, got {input_size!r}")
+        if meta.input_size < 64 or meta.input_size % 64:
+            raise ConfigError(f"input_size must be a positive multiple of 64, got {meta.input_size!r}")
         if seed < 0:
             raise ConfigError(f"seed must be >= 0, got {seed}")
-        self.joint_set = get_joint_set(joint_set)
-        self.input_size = int(input_size)
-        self.codec = HeatmapCodec(input_size=self.input_size, sigma=sigma, stride=stride)
+        self.meta = meta
+        self.joint_set = meta.joints
+        self.input_size = meta.input_size
+        self.codec = meta.codec()
         if sigma_schedule is not None and not (sigma_schedule[0] > 0 and sigma_schedule[1] > 0):
             raise ConfigError(f"sigma_schedule must be (sigma_start > 0, epochs > 0), got {sigma_schedule!r}")
         self.sigma_schedule = sigma_schedule
@@ -179,7 +178,7 @@ class PoseDataset(Dataset):
         if window is not None:  # no person here: every joint's heatmap should be flat zero
             target, weight = np.zeros_like(target), np.ones_like(weight)
         return {
-            "image": torch.from_numpy(normalize_image(crop)),
+            "image": torch.from_numpy(normalize_image(crop, mean=self.meta.mean, std=self.meta.std)),
             "target": torch.from_numpy(target),
             "target_weight": torch.from_numpy(weight),
             "joints": torch.from_numpy(rec.joints.astype(np.float32)),

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..models.meta import BOX_PADDING
+
 __all__ = ["PersonRecord", "box_from_joints", "box_iou", "box_to_square", "whole_image_box", "torso_norm"]
 
 
@@ -45,7 +47,7 @@ class PersonRecord:
         self.norm = float(self.norm)
 
 
-def box_from_joints(joints: np.ndarray, visible: np.ndarray, padding: float = 1.25) -> tuple[np.ndarray, float]:
+def box_from_joints(joints: np.ndarray, visible: np.ndarray, padding: float = BOX_PADDING) -> tuple[np.ndarray, float]:
     """Centre and padded square side of the bounding box of the visible joints (all joints if none visible)."""
     j = np.asarray(joints, dtype=np.float64)
     v = np.asarray(visible) > 0
@@ -55,7 +57,7 @@ def box_from_joints(joints: np.ndarray, visible: np.ndarray, padding: float = 1.
     return (lo + hi) / 2.0, side
 
 
-def box_to_square(box, padding: float = 1.25) -> tuple[np.ndarray, float]:
+def box_to_square(box, padding: float = BOX_PADDING) -> tuple[np.ndarray, float]:
     """Centre and padded square side of a person box ``[x, y, w, h]``: ``(x + w/2, y + h/2)`` and
     ``max(w, h) * padding``. The one box convention of posedistill (COCO's): the whole image is the box
     ``[0, 0, W, H]`` (:func:`whole_image_box`), centred at ``(W/2, H/2)``; readers, unlabeled images and inference

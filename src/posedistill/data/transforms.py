@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -11,14 +12,9 @@ from ..codec import get_affine_transform
 from ..errors import ConfigError
 
 __all__ = [
-    "AugmentConfig", "Augmentation", "IMAGE_MEAN", "IMAGE_STD", "normalize_image", "denormalize_image",
+    "AugmentConfig", "Augmentation", "normalize_image", "denormalize_image",
     "crop_person", "flip_matrix", "sample_augmentation", "color_jitter", "erase_rectangle",
 ]
-
-#: RGB mean and std (ImageNet, on [0, 1] pixel values) used by training and inference alike.
-IMAGE_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGE_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -180,9 +176,9 @@ def color_jitter(bgr: np.ndarray, factors_rgb: tuple[float, float, float]) -> np
     return np.clip(bgr.astype(np.float32) * f, 0, 255).astype(np.uint8)
 
 
-def normalize_image(bgr: np.ndarray, *, mean=IMAGE_MEAN, std=IMAGE_STD) -> np.ndarray:
+def normalize_image(bgr: np.ndarray, *, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """BGR uint8 (H, W, 3) -> RGB float32 (3, H, W), scaled to [0, 1] then standardised by ``mean`` / ``std``
-    (RGB, default IMAGE_MEAN / IMAGE_STD)."""
+    (RGB: a model's :class:`~posedistill.models.meta.ModelMeta` ``mean`` and ``std``)."""
     if bgr.ndim != 3 or bgr.shape[2] != 3:
         raise ConfigError(f"normalize_image expects an H x W x 3 BGR image, got shape {bgr.shape}")
     # one multiply-add per channel, written straight into the (3, H, W) output: (x / 255 - mean) / std
@@ -196,7 +192,8 @@ def normalize_image(bgr: np.ndarray, *, mean=IMAGE_MEAN, std=IMAGE_STD) -> np.nd
     return out
 
 
-def denormalize_image(chw: np.ndarray) -> np.ndarray:
+def denormalize_image(chw: np.ndarray, *, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """Inverse of :func:`normalize_image`: RGB float (3, H, W) -> BGR uint8 (H, W, 3)."""
-    rgb = np.asarray(chw, dtype=np.float32).transpose(1, 2, 0) * IMAGE_STD + IMAGE_MEAN
+    rgb = (np.asarray(chw, dtype=np.float32).transpose(1, 2, 0) * np.asarray(std, dtype=np.float32)
+           + np.asarray(mean, dtype=np.float32))
     return np.ascontiguousarray(np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)[:, :, ::-1])

@@ -1,7 +1,9 @@
-"""Hourglass model family for pose estimation (see :mod:`posedistill.models.hourglass`)."""
+"""Models: the Hourglass family (:mod:`.hourglass`, :mod:`.binarized`, :mod:`.registry`) and the trained-model
+artefact: its pixel record (:mod:`.meta`), checkpoints (:mod:`.checkpoint`), the one loader of checkpoints and
+ONNX files (:mod:`.loading`) and the package's verified default weights (:mod:`.pretrained`)."""
 
 from .binarized import BinarizedStackedHourglass, BinaryConv2d, BinaryResidual, binarized_hourglass
-from .hourglass import Hourglass, Residual, StackedHourglass
+from .hourglass import DEFAULT_DEPTH, STRIDE, Hourglass, Residual, StackedHourglass
 from .registry import (
     ModelSpec,
     build_model,
@@ -9,12 +11,10 @@ from .registry import (
     list_models,
     resolve_name,
     stacked_hourglass,
-    student,
-    teacher,
 )
 
 __all__ = [
-    "Hourglass", "Residual", "StackedHourglass", "ModelSpec", "build_model", "get_model_spec", "list_models",
-    "resolve_name", "stacked_hourglass", "student", "teacher",
+    "DEFAULT_DEPTH", "STRIDE", "Hourglass", "Residual", "StackedHourglass", "ModelSpec", "build_model",
+    "get_model_spec", "list_models", "resolve_name", "stacked_hourglass",
     "BinarizedStackedHourglass", "BinaryConv2d", "BinaryResidual", "binarized_hourglass",
 ]

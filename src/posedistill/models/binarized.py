@@ -24,11 +24,11 @@ feature conv binarized. As in the paper the first layer (the stem's 7x7 conv) an
 heatmap heads, and the 1x1 map that re-injects heatmaps into the next stack, which reads real heatmaps) stay
 real-valued.
 
-The binarization here is simulated in floating point (values are exactly +-1 and +-alpha), which is what
-training needs; MAC counts from :func:`posedistill.profiling.count_gmacs` therefore count binary MACs like real
-ones (see :func:`binary_mac_fraction`). Folding a BN that follows a binary conv into it for inference
-(:func:`posedistill.export.fold_batchnorm`) is exact: ``sign`` and ``mean |W|`` commute with a per-output-channel
-scale, so the folded layer is again ``alpha' * sign(W')`` with the BN's scale in ``alpha'``.
+The binarization here is simulated in floating point (values are exactly +-1 and +-alpha), which is what training
+needs; MAC counts from :func:`posedistill.bench.profiling.count_gmacs` therefore count binary MACs like real ones
+(see :func:`binary_mac_fraction`). Folding a BN that follows a binary conv into it for inference
+(:func:`posedistill.deploy.optimize.fold_batchnorm`) is exact: ``sign`` and ``mean |W|`` commute with a
+per-output-channel scale, so the folded layer is again ``alpha' * sign(W')`` with the BN's scale in ``alpha'``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .hourglass import StackedHourglass
+from .hourglass import DEFAULT_DEPTH, StackedHourglass
 
 __all__ = [
     "binary_sign", "BinaryActivation", "BinaryConv2d", "BinaryResidual",
@@ -145,7 +145,7 @@ class BinarizedStackedHourglass(StackedHourglass):
     ``remap_heatmaps``), so it is a drop-in replacement wherever a StackedHourglass is trained or evaluated.
     """
 
-    def __init__(self, *, stacks: int, channels: int, num_joints: int, blocks: int = 1, depth: int = 4,
+    def __init__(self, *, stacks: int, channels: int, num_joints: int, blocks: int = 1, depth: int = DEFAULT_DEPTH,
                  block: str = "hierarchical") -> None:
         if isinstance(channels, int) and channels >= 1 and channels % 8:  # non-positive: the base class says so
             raise ValueError(f"BinarizedStackedHourglass: channels must be a multiple of 8, got {channels}")

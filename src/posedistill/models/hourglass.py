@@ -22,9 +22,14 @@ from functools import partial
 
 from torch import Tensor, nn
 
-__all__ = ["Residual", "Hourglass", "StackedHourglass", "LayerFactory"]
+__all__ = ["Residual", "Hourglass", "StackedHourglass", "LayerFactory", "DEFAULT_DEPTH", "STRIDE"]
 
 LayerFactory = Callable[[int, int], nn.Module]
+#: Recursion depth of each hourglass unless a config or checkpoint says otherwise (Newell et al.'s 4: at 256 input
+#: the lowest level is 4x4). Checkpoints store ``depth`` only when it differs from this.
+DEFAULT_DEPTH = 4
+#: Input pixels per heatmap pixel of every Hourglass of the family (the stem's stride-2 conv and 2x2 max-pool).
+STRIDE = 4
 """Builds a layer from (in_channels, out_channels): the residual unit or the 1x1 conv of a variant."""
 
 
@@ -111,7 +116,7 @@ class StackedHourglass(nn.Module):
         channels: int,
         num_joints: int,
         blocks: int = 1,
-        depth: int = 4,
+        depth: int = DEFAULT_DEPTH,
         depthwise: bool = False,
         residual: LayerFactory | None = None,
         conv1x1: LayerFactory | None = None,
@@ -156,8 +161,8 @@ class StackedHourglass(nn.Module):
 
     @property
     def stride(self) -> int:
-        """Input pixels per heatmap pixel (4)."""
-        return 4
+        """Input pixels per heatmap pixel (:data:`STRIDE`)."""
+        return STRIDE
 
     @property
     def min_input_multiple(self) -> int:

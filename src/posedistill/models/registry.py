@@ -14,9 +14,9 @@ from torch import nn
 
 from ..errors import ConfigError
 from .binarized import binarized_hourglass
-from .hourglass import StackedHourglass
+from .hourglass import DEFAULT_DEPTH, StackedHourglass
 
-__all__ = ["ModelSpec", "list_models", "get_model_spec", "build_model", "stacked_hourglass", "teacher", "student"]
+__all__ = ["ModelSpec", "list_models", "get_model_spec", "build_model", "stacked_hourglass"]
 
 STACK_CHOICES = (1, 2, 4, 8)
 CHANNEL_CHOICES = (32, 64, 128, 256)
@@ -71,7 +71,8 @@ def get_model_spec(name: str) -> ModelSpec:
 
 
 def stacked_hourglass(
-    *, stacks: int, channels: int, num_joints: int = 14, blocks: int = 1, depthwise: bool = False, depth: int = 4
+    *, stacks: int, channels: int, num_joints: int = 14, blocks: int = 1, depthwise: bool = False,
+    depth: int = DEFAULT_DEPTH,
 ) -> StackedHourglass:
     """A stacked Hourglass (Newell et al., ECCV 2016) of any size; see :class:`StackedHourglass`."""
     return StackedHourglass(
@@ -79,7 +80,7 @@ def stacked_hourglass(
     )
 
 
-def build_model(name: str, *, num_joints: int = 14, depth: int = 4) -> nn.Module:
+def build_model(name: str, *, num_joints: int = 14, depth: int = DEFAULT_DEPTH) -> nn.Module:
     """Build a registered model by name, e.g. ``build_model("hg4_128", num_joints=14)``.
 
     ``depth`` is each hourglass's recursion depth. Newell et al. use 4 at 256x256 input, so that the lowest level
@@ -88,24 +89,12 @@ def build_model(name: str, *, num_joints: int = 14, depth: int = 4) -> nn.Module
     """
     spec = get_model_spec(name)
     if spec.binarized:
-        if depth != 4:
-            raise ConfigError(f"model {name!r}: the binarized Hourglass has depth 4 only, got depth={depth}")
+        if depth != DEFAULT_DEPTH:
+            raise ConfigError(f"model {name!r}: the binarized Hourglass has depth {DEFAULT_DEPTH} only, got "
+                              f"depth={depth}")
         return binarized_hourglass(stacks=spec.stacks, channels=spec.channels, num_joints=num_joints,
                                    blocks=spec.blocks)
     return stacked_hourglass(
         stacks=spec.stacks, channels=spec.channels, num_joints=num_joints, blocks=spec.blocks,
         depthwise=spec.depthwise, depth=depth,
     )
-
-
-def teacher(*, num_joints: int = 14) -> StackedHourglass:
-    """FPD teacher: 8-stack, 256-channel Hourglass (Zhang et al., CVPR 2019; Newell et al., ECCV 2016).
-
-    25.6 M parameters with 16 joints; about 27 GMACs at 256x256 input.
-    """
-    return stacked_hourglass(stacks=8, channels=256, num_joints=num_joints)
-
-
-def student(*, num_joints: int = 14) -> StackedHourglass:
-    """FPD student: 4-stack, 128-channel Hourglass (Zhang et al., CVPR 2019), about 1/7 of the teacher's cost."""
-    return stacked_hourglass(stacks=4, channels=128, num_joints=num_joints)

@@ -44,9 +44,9 @@ from starlette.requests import ClientDisconnect
 
 from ..data.images import decode_image_reduced, reduced_decode_plan
 from ..errors import PosedistillError
-from ..predictor import Predictor
-from ..sources import check_box, parse_bbox
-from ..localize import Localizer
+from ..inference.localize import Localizer
+from ..inference.predictor import Predictor
+from ..inference.sources import check_box, parse_bbox
 from .batcher import Batcher, ServerBusy
 
 __all__ = ["ServeConfig", "create_app", "IMAGE_TYPES"]

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from ..predictor import Predictor
-from ..sources import check_box
-from ..localize import Localizer
-from ..pipeline import Item, estimate_people
+from ..inference.predictor import Predictor
+from ..inference.sources import check_box
+from ..inference.localize import Localizer
+from ..inference.estimate import Item, estimate_people
 
 __all__ = ["Batcher", "ServerBusy", "Result"]
 
@@ -49,7 +49,7 @@ class _Job:
 
 
 class Batcher:
-    """Runs :func:`posedistill.pipeline.estimate_people` on batches of queued requests in a worker thread."""
+    """Runs :func:`posedistill.inference.estimate.estimate_people` on batches of queued requests in a worker thread."""
 
     def __init__(self, predictor: Predictor, localizer: Localizer | None, *, max_batch: int = 8,
                  max_wait_ms: float = 5.0, queue_size: int = 32) -> None:

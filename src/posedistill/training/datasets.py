@@ -16,19 +16,18 @@ from ..config import ExperimentConfig
 from ..data import MixedDataset, PersonRecord, PoseDataset, unlabeled_records
 from ..data.splits import joint_set_for, read_split
 from ..errors import ConfigError
+from ..models.meta import ModelMeta
 
 __all__ = ["TrainingData", "read_training_data", "pose_dataset"]
 
 
-def pose_dataset(records: list[PersonRecord], cfg: ExperimentConfig, *, train: bool, joint_set: str,
-                 stride: int) -> PoseDataset:
-    """A :class:`PoseDataset` of ``records`` with the experiment's input size, sigma (schedule), augmentation
-    (training only) and seed; ``stride`` is the model's."""
+def pose_dataset(records: list[PersonRecord], cfg: ExperimentConfig, *, train: bool, meta: ModelMeta) -> PoseDataset:
+    """A :class:`PoseDataset` of ``records`` made for the model of ``meta`` (input size, stride, sigma,
+    normalisation), with the experiment's sigma schedule, augmentation (training only) and seed."""
     d = cfg.data
     sigma_schedule = (d.sigma_start, d.sigma_epochs) if (train and d.sigma_start > 0) else None
-    return PoseDataset(records, joint_set=joint_set, input_size=d.input_size, sigma=d.sigma, train=train,
-                       augment=d.augment if train else None, seed=cfg.seed, skip_bad=d.skip_bad,
-                       sigma_schedule=sigma_schedule, stride=stride)
+    return PoseDataset(records, meta=meta, train=train, augment=d.augment if train else None, seed=cfg.seed,
+                       skip_bad=d.skip_bad, sigma_schedule=sigma_schedule)
 
 
 @dataclass
@@ -40,20 +39,26 @@ class TrainingData:
     train_records: list[PersonRecord]
     val_records: list[PersonRecord]
 
-    def train_set(self, *, stride: int, unlabeled: str | Path | None = None) -> Dataset:
+    def meta(self, stride: int) -> ModelMeta:
+        """The pixel record of the experiment's model (its input size and sigma, this data's joint set) whose
+        heatmaps have ``stride``: the record the trainer writes into its checkpoints."""
+        d = self.cfg.data
+        return ModelMeta.for_pixels(self.joint_set, d.input_size, stride=stride, sigma=d.sigma,
+                                    arch=self.cfg.model.name)
+
+    def train_set(self, *, meta: ModelMeta, unlabeled: str | Path | None = None) -> Dataset:
         """The training dataset; with ``unlabeled`` (a folder), labeled samples then the unlabeled images."""
-        labeled = pose_dataset(self.train_records, self.cfg, train=True, joint_set=self.joint_set, stride=stride)
+        labeled = pose_dataset(self.train_records, self.cfg, train=True, meta=meta)
         if unlabeled is None:
             return labeled
-        extra = pose_dataset(unlabeled_records(unlabeled, self.joint_set), self.cfg, train=True,
-                             joint_set=self.joint_set, stride=stride)
+        extra = pose_dataset(unlabeled_records(unlabeled, self.joint_set), self.cfg, train=True, meta=meta)
         return MixedDataset(labeled, extra)
 
-    def val_set(self, *, stride: int) -> PoseDataset | None:
+    def val_set(self, *, meta: ModelMeta) -> PoseDataset | None:
         """The validation dataset (no augmentation), None without validation records."""
         if not self.val_records:
             return None
-        return pose_dataset(self.val_records, self.cfg, train=False, joint_set=self.joint_set, stride=stride)
+        return pose_dataset(self.val_records, self.cfg, train=False, meta=meta)
 
 
 def read_training_data(cfg: ExperimentConfig, *, validation: bool = True) -> TrainingData:

@@ -1,16 +1,7 @@
 """Training engine shared by ``posedistill train`` (ground truth) and ``posedistill distill`` (FPD).
 
-One :class:`Trainer` runs an experiment into a run directory::
-
-    run_dir/config.yaml   resolved config (with the teacher / init / unlabeled paths)
-    run_dir/log.csv       one row per epoch (rewritten atomically from the checkpoint's history)
-    run_dir/tb/           TensorBoard events
-    run_dir/last.pt       checkpoint after every epoch (atomic: temp file + rename)
-    run_dir/best.pt       checkpoint with the best validation PCK
-    run_dir/snapshot.pt   slim copy of last.pt (weights, epoch, history, schedule; no optimiser state), small
-                          enough to keep in git: ``--resume`` falls back to it when last.pt is lost
-    run_dir/metrics.json  final summary
-    run_dir/run.json      the command lines that started and resumed the run, with software versions
+One :class:`Trainer` runs an experiment into a run directory (:mod:`posedistill.training.run_dir`: config.yaml,
+log.csv, tb/, last.pt, best.pt, snapshot.pt, metrics.json, run.json).
 
 Resuming (``resume=True``) restores model, optimiser, scheduler, epoch and RNG state from ``last.pt``; data order
 and augmentation are functions of (seed, epoch, index), so a resumed run reproduces the uninterrupted one. Without
@@ -23,12 +14,9 @@ the student (the paper's online scheme).
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,97 +26,95 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint, standalone_weights
-from ..config import ExperimentConfig
+from ..models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from ..config import ExperimentConfig, config_from_dict
 from ..data import build_loader
 from ..errors import CheckpointError, ConfigError, PosedistillError
 from ..evaluation import evaluate_predictions, predict_dataset
 from ..io import atomic_write_json, atomic_write_text, check_writable_dir
-from ..losses import FPDLoss, HeatmapLoss
-from ..model_meta import CHECKPOINT_KEY, ModelMeta
-from ..models import build_model
-from ..run_files import read_run_config, record_run_start
+from ..models import DEFAULT_DEPTH, build_model
 from ..skeleton import get_joint_set
 from .builders import build_optimizer, build_scheduler, scheduler_steps_per_iteration
 from .datasets import read_training_data
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed, parameter_spread
+from .losses import FPDLoss, HeatmapLoss
 from .precision import autocast, resolve_amp
+from .run_dir import (RunPaths, arch_record, check_resumed_config, format_epoch_row, record_run_start, run_checkpoint,
+                      snapshot, write_log)
 from .teachers import NoTeacher, Teacher, build_teacher
 
-__all__ = ["Trainer", "TrainingError", "RunPaths", "resolve_amp", "format_epoch_row"]
-
-LOG_FIELDS = ["epoch", "lr", "loss", "loss_gt", "loss_kd", "samples_per_s", "epoch_time_s", "skipped_batches",
-              "val_pck", "val_auc", "param_spread", "amp"]
+__all__ = ["Trainer", "TrainingError"]
 
 
 class TrainingError(PosedistillError):
     """Training cannot go on (e.g. a non-finite loss); no checkpoint was overwritten."""
 
 
-@dataclass(frozen=True)
-class RunPaths:
-    root: Path
+class _EpochChecks:
+    """The loss sums and gradient norms of an epoch, kept on the device between checks: :meth:`check` moves them to
+    the host, raises :class:`TrainingError` when one is not finite and adds the losses to :attr:`sums`."""
 
-    @property
-    def last(self) -> Path:
-        return self.root / "last.pt"
+    def __init__(self, epoch: int, every: int) -> None:
+        self.epoch, self.every = epoch, every
+        self.sums = {"loss": 0.0, "gt": 0.0, "kd": 0.0}
+        self.pending: dict[str, Tensor] = {}
+        self.unchecked_from = 0
 
-    @property
-    def best(self) -> Path:
-        return self.root / "best.pt"
+    def add(self, terms: dict[str, Tensor], grad_norm: Tensor) -> None:
+        for k in self.sums:
+            self.pending[k] = self.pending.get(k, 0) + terms[k].detach().float()
+        self.pending["grad"] = self.pending.get("grad", 0) + grad_norm.detach().float()
 
-    @property
-    def log(self) -> Path:
-        return self.root / "log.csv"
+    def error(self, what: str, it: int, value: float | None = None, where: str | None = None) -> TrainingError:
+        shown = f" ({value})" if value is not None else ""
+        where = where or f"iteration {it + 1}"
+        return TrainingError(f"non-finite {what}{shown} at epoch {self.epoch + 1}, {where}; last.pt still holds "
+                             f"epoch {self.epoch}")
 
-    @property
-    def snapshot(self) -> Path:
-        return self.root / "snapshot.pt"
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.json"
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.root / "tb"
+    def check(self, it: int) -> None:
+        if not self.pending:
+            return
+        values = {k: float(v) for k, v in self.pending.items()}
+        self.pending.clear()
+        where = (f"between iterations {self.unchecked_from + 1} and {it + 1}" if it > self.unchecked_from
+                 else f"at iteration {it + 1}") + f" (checked every {self.every} steps)"
+        if not math.isfinite(values.pop("grad")):
+            raise self.error("gradient", it, where=where)
+        if not math.isfinite(values["loss"]):
+            raise self.error("loss", it, values["loss"], where=where)
+        for k in self.sums:
+            self.sums[k] += values[k]
+        self.unchecked_from = it + 1
 
 
 class Trainer:
     """Train a model from ground truth, or distill a student from a teacher checkpoint (FPD).
 
+    The run's inputs are part of the config (``cfg.run``, :class:`~posedistill.config.RunConfig`): ``teacher``
+    (given, the run is FPD distillation with ``cfg.distill.alpha``), ``teacher_cache`` (precomputed teacher
+    heatmaps instead of the online teacher; ``teacher`` then optional, checked against the cache if given),
+    ``init`` (checkpoint the model starts from), ``unlabeled`` (images for the distillation term only). A config
+    built in Python is type-checked and validated here, as a loaded one is.
+
     Args:
         cfg: the experiment.
         run_dir: output directory.
-        teacher: teacher checkpoint; given, the run is FPD distillation with ``cfg.distill.alpha``.
-        init: checkpoint to initialise the model from (e.g. a student trained normally).
-        unlabeled: folder of unlabeled images (distillation term only); needs ``teacher``.
         resume: continue from ``run_dir/last.pt``.
         overwrite: allow writing into a non-empty run directory without resuming.
         device: ``"cpu"``, ``"cuda"``...; default the GPU when available.
         progress: show progress bars.
-        teacher_cache: directory of a :mod:`~posedistill.training.teacher_cache` (FPD with precomputed teacher
-            heatmaps instead of the online teacher; ``teacher`` then optional, checked against the cache if given).
-        command: the command line that runs this (recorded in ``run.json``, :mod:`posedistill.run_files`).
+        command: the command line that runs this (recorded in ``run.json``, :mod:`posedistill.training.run_dir`).
     """
 
-    def __init__(self, cfg: ExperimentConfig, run_dir: str | Path, *, teacher: str | Path | None = None,
-                 init: str | Path | None = None, unlabeled: str | Path | None = None, resume: bool = False,
-                 overwrite: bool = False, device: str | None = None, progress: bool = True,
-                 teacher_cache: str | Path | None = None, command: Sequence[str] | None = None) -> None:
-        if unlabeled is not None and teacher_cache is not None:
-            raise ConfigError("--teacher-cache covers the labeled training split only; drop --unlabeled or the cache")
-        if unlabeled is not None and teacher is None:
-            raise ConfigError("--unlabeled needs --teacher: unlabeled images only carry the distillation term")
+    def __init__(self, cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+                 device: str | None = None, progress: bool = True, command: Sequence[str] | None = None) -> None:
         if resume and overwrite:
             raise ConfigError("--resume and --overwrite exclude each other")
-        self.cfg, self.paths = cfg, RunPaths(Path(run_dir))
-        self.teacher_path, self.init_path, self.unlabeled = teacher, init, unlabeled
-        self.teacher_cache_path = teacher_cache
+        self.cfg = config_from_dict(cfg.to_dict())  # types and values checked as for a YAML file
+        self.paths = RunPaths(Path(run_dir))
+        run = self.cfg.run
+        self.teacher_path, self.init_path, self.unlabeled = run.teacher, run.init, run.unlabeled
+        self.teacher_cache_path = run.teacher_cache
         self.teacher: Teacher = NoTeacher()
         self.resume, self.overwrite, self.progress = resume, overwrite, progress
         self.device_name = device
@@ -142,36 +128,12 @@ class Trainer:
         if self.resume:
             if not self.paths.last.is_file() and not self.paths.snapshot.is_file():
                 raise ConfigError(f"{root}: nothing to resume (no last.pt or snapshot.pt)")
-            self._check_run_config()
+            check_resumed_config(self.paths.config, self.cfg)
             for stale in root.glob(".*.tmp"):  # half-written files of a killed run (atomic_open temps)
                 stale.unlink(missing_ok=True)
         elif root.exists() and any(root.iterdir()) and not self.overwrite:
             raise ConfigError(f"{root}: run directory exists and is not empty; use --resume or --overwrite")
         check_writable_dir(root)
-
-    def _check_run_config(self) -> None:
-        """Resuming: the run's own ``config.yaml`` must ask for the model and input size this resume trains (one
-        edited by hand is refused, and left as it is); other differences are named in a notice."""
-        path = self.paths.config
-        if not path.is_file():
-            return
-        saved = read_run_config(path)
-
-        def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-            return {k: v for key, value in d.items() if key != "run"
-                    for k, v in (flat(value, f"{prefix}{key}.") if isinstance(value, dict)
-                                 else {f"{prefix}{key}": value}).items()}
-
-        was, now = flat(saved), flat(self.cfg.to_dict())
-        changed = [k for k in now if k in was and was[k] != now[k]]
-        fixed = [k for k in ("model.name", "model.depth", "data.input_size") if k in changed]
-        if fixed:
-            raise ConfigError(f"{path} asks for {', '.join(f'{k}={was[k]}' for k in fixed)}, this resume for "
-                              f"{', '.join(f'{k}={now[k]}' for k in fixed)}: a run keeps its model and input size "
-                              "(start a new run, with --init to begin from its weights)")
-        if changed:
-            tqdm.write(f"notice: resuming with settings that differ from {path} ({', '.join(changed)}); it is "
-                       "rewritten with them")
 
     def _build(self, dist: DistInfo) -> None:
         cfg = self.cfg
@@ -180,17 +142,17 @@ class Trainer:
         self.joint_set_name = data.joint_set
         self.model = build_model(cfg.model.name, num_joints=get_joint_set(data.joint_set).num_joints,
                                  depth=cfg.model.depth)
-        self.meta = ModelMeta.for_model(self.model, arch=cfg.model.name, joint_set=data.joint_set,
-                                        input_size=cfg.data.input_size, sigma=cfg.data.sigma)
+        self.meta = data.meta(int(self.model.stride))
         self.joint_set, self.num_joints, self.codec = self.meta.joints, self.meta.num_joints, self.meta.codec()
-        train_set = data.train_set(stride=self.meta.stride, unlabeled=self.unlabeled)
-        self.val_set = data.val_set(stride=self.meta.stride)
+        train_set = data.train_set(meta=self.meta, unlabeled=self.unlabeled)
+        self.val_set = data.val_set(meta=self.meta)
         self.val_loader = None
         if self.init_path is not None:
             init_model, init_ckpt = model_from_checkpoint(self.init_path, expect_arch=cfg.model.name,
                                                           expect_joint_set=self.joint_set_name)
-            if int(init_ckpt["arch"].get("depth", 4)) != cfg.model.depth:
-                raise ConfigError(f"{self.init_path}: --init model has depth {init_ckpt['arch'].get('depth', 4)}, "
+            init_depth = int(init_ckpt["arch"].get("depth", DEFAULT_DEPTH))
+            if init_depth != cfg.model.depth:
+                raise ConfigError(f"{self.init_path}: --init model has depth {init_depth}, "
                                   f"the config asks for model.depth={cfg.model.depth}")
             self.model.load_state_dict(init_model.state_dict())
         memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
@@ -220,43 +182,19 @@ class Trainer:
         autocast(self.amp, dist.device)  # fp16 without CUDA: refused here, before any epoch
 
     def _checkpoint(self, epoch: int, history: list[dict], best: float) -> dict[str, Any]:
-        return {
-            "arch": self._arch(),
-            "joint_set": self.joint_set_name,
-            "input_size": self.cfg.data.input_size,
-            "sigma": self.cfg.data.sigma,
-            CHECKPOINT_KEY: self.meta.to_dict(),
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "epoch": epoch,
-            "rng": {"torch": torch.get_rng_state()},
-            "config": self._resolved_config(),
-            "history": history,
-            "best_val_pck": best,
-            "metrics": history[-1] if history else {},
-        }
+        return run_checkpoint(meta=self.meta, arch=self._arch(), config=self._resolved_config(), model=self.model,
+                              optimizer=self.optimizer, scheduler=self.scheduler, epoch=epoch, history=history,
+                              best=best)
 
     def _arch(self) -> dict[str, Any]:
-        """Builder arguments stored in checkpoints (``depth`` only when it is not the default 4, so that
-        checkpoints of default models keep their old form)."""
-        arch: dict[str, Any] = {"name": self.cfg.model.name, "num_joints": self.num_joints}
-        if self.cfg.model.depth != 4:
-            arch["depth"] = self.cfg.model.depth
-        return arch
+        return arch_record(self.cfg.model.name, self.num_joints, self.cfg.model.depth)
 
     def _resolved_config(self) -> dict[str, Any]:
+        """The config as run: the experiment and its inputs, ``run.mode`` and what the teacher records (the
+        teacher of a cache)."""
         d = self.cfg.to_dict()
-        d["run"] = {"mode": "distill" if (self.teacher_path or self.teacher_cache_path) else "train",
-                    "teacher": str(self.teacher_path) if self.teacher_path else None,
-                    "init": str(self.init_path) if self.init_path else None,
-                    "unlabeled": str(self.unlabeled) if self.unlabeled else None,
-                    **self.teacher.run_fields()}
+        d["run"].update(mode="distill" if self.cfg.run.distills else "train", **self.teacher.run_fields())
         return d
-
-    def _snapshot(self, ckpt: dict[str, Any]) -> dict[str, Any]:
-        """``last.pt`` less the optimiser state: what ``snapshot.pt`` keeps."""
-        return {**{k: v for k, v in ckpt.items() if k != "optimizer"}, "model": standalone_weights(ckpt["model"])}
 
     def _restore(self) -> tuple[int, list[dict], float]:
         path = self.paths.last if self.paths.last.is_file() else self.paths.snapshot
@@ -287,37 +225,17 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------- training
     def _train_epoch(self, epoch: int, dist: DistInfo) -> dict[str, float]:
+        """One epoch. Every iteration takes the one optimiser step of :meth:`_step`; the losses and gradient norms
+        stay on the device and are checked and summed every ``train.sync_every`` iterations (1: every step, so a
+        GPU never waits for the host inside a step when it is more) and at the end."""
         cfg, device = self.cfg, dist.device
         self.net.train()
         if hasattr(self.loader.sampler, "set_epoch"):
             self.loader.sampler.set_epoch(epoch)
         self.train_set.set_epoch(epoch)  # type: ignore[attr-defined]
         memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-        sums = {"loss": 0.0, "gt": 0.0, "kd": 0.0}
+        checks = _EpochChecks(epoch, cfg.train.sync_every)
         steps = skipped = samples = 0
-        # sync_every > 1: loss sums and gradient norms stay on the device between checks, so the host never waits
-        # for the device inside a step and can queue the next one (GPU); checked every sync_every steps and at the end
-        lazy = cfg.train.sync_every > 1
-        pending: dict[str, Tensor] = {}
-        unchecked_from = 0
-
-        def check(it: int) -> None:
-            nonlocal unchecked_from
-            if not pending:
-                return
-            values = {k: float(v) for k, v in pending.items()}
-            pending.clear()
-            where = f"between iterations {unchecked_from + 1} and {it + 1}" if it > unchecked_from else \
-                f"at iteration {it + 1}"
-            if not math.isfinite(values.pop("grad")):
-                raise TrainingError(f"non-finite gradient at epoch {epoch + 1}, {where} (checked every "
-                                    f"{cfg.train.sync_every} steps); last.pt still holds epoch {epoch}")
-            if not math.isfinite(values["loss"]):
-                raise TrainingError(f"non-finite loss ({values['loss']}) at epoch {epoch + 1}, {where} (checked "
-                                    f"every {cfg.train.sync_every} steps); last.pt still holds epoch {epoch}")
-            for k in sums:
-                sums[k] += values[k]
-            unchecked_from = it + 1
         start = time.perf_counter()
         bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", leave=False,
                    disable=not (self.progress and dist.is_main), dynamic_ncols=True)
@@ -334,64 +252,54 @@ class Trainer:
                 else:
                     loss = self.loss_gt(outputs, target, weight)
                     terms = {"loss": loss, "gt": loss, "kd": torch.zeros(())}
-            loss = terms["loss"]
-            self.optimizer.zero_grad(set_to_none=True)
-            if lazy:
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
-                self._optimizer_step()
-                steps += 1
-                samples += images.shape[0]
-                for k in sums:
-                    pending[k] = pending.get(k, 0) + terms[k].detach().float()
-                pending["grad"] = pending.get("grad", 0) + grad_norm.detach().float()
-                if (it + 1) % cfg.train.sync_every == 0:
-                    check(it)
-                    rate = samples * dist.world_size / max(time.perf_counter() - start, 1e-9)
-                    bar.set_postfix(loss=f"{sums['loss'] / steps:.2e}", samples_s=f"{rate:.1f}")
-                continue
-            if not torch.isfinite(loss):
-                if cfg.train.nonfinite == "stop":
-                    raise TrainingError(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, iteration {it + 1}; "
-                                        f"last.pt still holds epoch {epoch}")
+            grad_norm = self._step(terms["loss"], checks, it)
+            if grad_norm is None:  # a non-finite batch, skipped (train.nonfinite: skip, or an fp16 overflow)
                 skipped += 1
                 continue
-            if self.scaler is not None:
-                self.scaler.scale(loss).backward()
-                self.scaler.unscale_(self.optimizer)
-            else:
-                loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
-            if not torch.isfinite(grad_norm):
-                if self.scaler is not None:  # fp16 overflow: the scaler skips the step and lowers its scale
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
-                    skipped += 1
-                    continue
-                if cfg.train.nonfinite == "stop":
-                    raise TrainingError(f"non-finite gradient at epoch {epoch + 1}, iteration {it + 1}; "
-                                        f"last.pt still holds epoch {epoch}")
-                self.optimizer.zero_grad(set_to_none=True)
-                skipped += 1
-                continue
-            self._optimizer_step()
             steps += 1
             samples += images.shape[0]
-            for k in sums:
-                sums[k] += float(terms[k].detach())
-            rate = samples * dist.world_size / max(time.perf_counter() - start, 1e-9)
-            bar.set_postfix(loss=f"{sums['loss'] / steps:.2e}", samples_s=f"{rate:.1f}")
-        if lazy:
-            check(steps - 1 + skipped)  # the last iteration's index
+            checks.add(terms, grad_norm)
+            if (it + 1) % cfg.train.sync_every == 0:
+                checks.check(it)
+                rate = samples * dist.world_size / max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix(loss=f"{checks.sums['loss'] / max(steps, 1):.2e}", samples_s=f"{rate:.1f}")
+        checks.check(steps - 1 + skipped)  # the last iteration's index
         elapsed = time.perf_counter() - start
-        means = [sums[k] / max(steps, 1) for k in ("loss", "gt", "kd")]
+        means = [checks.sums[k] / max(steps, 1) for k in ("loss", "gt", "kd")]
         means = all_reduce_mean(means, dist)
         return {"loss": means[0], "loss_gt": means[1], "loss_kd": means[2],
                 "samples_per_s": samples * dist.world_size / max(elapsed, 1e-9), "epoch_time_s": elapsed,
                 "skipped_batches": skipped, "amp": self.amp}
 
-    def _optimizer_step(self) -> None:
-        """One optimiser step (through the fp16 loss scaler when there is one), and the per-iteration schedule."""
+    def _step(self, loss: Tensor, checks: _EpochChecks, it: int) -> Tensor | None:
+        """The optimiser step of one batch: backward (through the fp16 loss scaler when there is one), the gradient
+        norm, the step and the per-iteration schedule; returns the gradient norm, or None for a batch not stepped.
+
+        Checked at every step (``train.sync_every`` 1), a non-finite loss or gradient stops the run
+        (``train.nonfinite: stop``) or skips the batch (``skip``; an fp16 overflow is always skipped, the scaler
+        lowering its scale) before the weights change. With checks every N steps a non-finite value is caught at
+        the next check, still before ``last.pt`` (the config allows that only with ``stop`` and no fp16)."""
+        every_step = self.cfg.train.sync_every == 1
+        self.optimizer.zero_grad(set_to_none=True)
+        if every_step and not torch.isfinite(loss):
+            if self.cfg.train.nonfinite == "stop":
+                raise checks.error("loss", it, loss.item())
+            return None
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
+        if every_step and not torch.isfinite(grad_norm):
+            if self.scaler is not None:  # fp16 overflow: the scaler skips the step and lowers its scale
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                return None
+            if self.cfg.train.nonfinite == "stop":
+                raise checks.error("gradient", it)
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -399,6 +307,7 @@ class Trainer:
             self.optimizer.step()
         if self.step_per_iteration:
             self.scheduler.step()
+        return grad_norm
 
     def validate(self, device: torch.device) -> dict[str, float]:
         """PCK@0.2 (flip test as configured) and AUC on the validation split."""
@@ -433,7 +342,7 @@ class Trainer:
                 atomic_write_text(self.paths.config, yaml.safe_dump(self._resolved_config(), sort_keys=False))
                 record_run_start(self.paths.root, self.command, resume=self.resume)
                 if history:  # a kill between last.pt and log.csv left the log an epoch behind the checkpoint
-                    self._write_log(history)
+                    write_log(self.paths.log, history)
             writer = _tensorboard(self.paths.tensorboard) if dist.is_main else None
             done = 0
             for epoch in range(start_epoch, self.cfg.train.epochs):
@@ -454,10 +363,10 @@ class Trainer:
                         best = row["val_pck"]
                     ckpt = self._checkpoint(epoch + 1, history, best)
                     save_checkpoint(self.paths.last, ckpt)
-                    save_checkpoint(self.paths.snapshot, self._snapshot(ckpt))
+                    save_checkpoint(self.paths.snapshot, snapshot(ckpt))
                     if improved or (self.val_set is None and last_epoch):
                         save_checkpoint(self.paths.best, ckpt)
-                    self._write_log(history)
+                    write_log(self.paths.log, history)
                     if writer is not None:
                         for key, value in row.items():
                             if key != "epoch" and isinstance(value, (int, float)) and not math.isnan(value):
@@ -482,24 +391,7 @@ class Trainer:
         finally:
             cleanup(dist)
 
-    def _write_log(self, history: list[dict]) -> None:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=LOG_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: row.get(k, "") for k in LOG_FIELDS})
-        atomic_write_text(self.paths.log, buf.getvalue())
-
-
 def _tensorboard(path: Path):
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(log_dir=str(path))
-
-
-def format_epoch_row(row: dict[str, Any]) -> str:
-    """One line summing up an epoch of the history (what the CLI prints after every epoch)."""
-    parts = [f"epoch {row['epoch']}", f"loss {row['loss']:.3e}", f"{row['samples_per_s']:.1f} samples/s"]
-    if "val_pck" in row:
-        parts.append(f"val PCK@0.2 {row['val_pck']:.1f}")
-    return " | ".join(parts)

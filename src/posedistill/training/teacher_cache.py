@@ -33,6 +33,7 @@ training) or ``python -m posedistill.training.teacher_cache --teacher CKPT --con
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import hashlib
@@ -46,15 +47,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import model_from_checkpoint
-from ..config import ExperimentConfig
+from ..models import STRIDE
+from ..config import ExperimentConfig, load_config
 from ..data import PoseDataset, build_loader
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, PosedistillError
 from ..io import atomic_write_json
-from ..weights import sha256_file
+from ..models.pretrained import sha256_file
 from .datasets import read_training_data
 from .precision import autocast, resolve_amp
-from .teachers import TeacherView, check_teacher_fits, teacher_view
+from .teacher_model import TeacherView, load_teacher, teacher_view
 
 __all__ = ["TeacherCache", "build_teacher_cache", "cache_meta", "training_dataset"]
 
@@ -80,11 +81,12 @@ def _records_sha256(dataset: PoseDataset) -> str:
     return digest.hexdigest()
 
 
-def training_dataset(cfg: ExperimentConfig, *, stride: int = 4) -> tuple[PoseDataset, str]:
+def training_dataset(cfg: ExperimentConfig, *, stride: int = STRIDE) -> tuple[PoseDataset, str]:
     """The training dataset exactly as :class:`~posedistill.training.Trainer` builds it (the same
-    :func:`~posedistill.training.datasets.read_training_data`), and its joint set."""
+    :func:`~posedistill.training.datasets.read_training_data` and pixel record, for a student whose heatmaps have
+    ``stride``), and its joint set."""
     data = read_training_data(cfg, validation=False)
-    return data.train_set(stride=stride), data.joint_set  # type: ignore[return-value]
+    return data.train_set(meta=data.meta(stride)), data.joint_set  # type: ignore[return-value]
 
 
 def cache_meta(cfg: ExperimentConfig, dataset: PoseDataset, joint_set: str) -> dict[str, Any]:
@@ -229,14 +231,16 @@ def build_teacher_cache(teacher_ckpt: str | Path, cfg: ExperimentConfig, cache_d
     if epochs < 1:
         raise ConfigError(f"teacher cache: epochs must be >= 1, got {epochs}")
     root = Path(cache_dir)
-    teacher, tckpt = model_from_checkpoint(teacher_ckpt)
-    stride = int(teacher.stride)
-    dataset, joint_set = training_dataset(cfg, stride=stride)
-    check_teacher_fits(tckpt, cfg, joint_set=joint_set, stride=stride, teacher_stride=stride, where=teacher_ckpt)
+    data = read_training_data(cfg, validation=False)
+    loaded = load_teacher(teacher_ckpt, cfg, joint_set=data.joint_set, stride=STRIDE)  # the Hourglass family's
+    stride, joint_set = loaded.meta.stride, data.joint_set
+    dataset = data.train_set(meta=data.meta(stride))
+    teacher = loaded.module
     view = teacher_view(cfg, joint_set=joint_set, stride=stride)
-    k, h = int(tckpt["arch"]["num_joints"]), view.heatmap_size
+    k, h = loaded.meta.num_joints, view.heatmap_size
     meta = {"format": FORMAT, "version": 1,
-            "teacher": {"path": str(teacher_ckpt), "sha256": sha256_file(teacher_ckpt), "arch": tckpt["arch"]},
+            "teacher": {"path": str(teacher_ckpt), "sha256": sha256_file(teacher_ckpt),
+                        "arch": loaded.checkpoint["arch"]},
             **cache_meta(cfg, dataset, joint_set), "dtype": dtype, "shape": [len(dataset), k, h, h]}
     if (root / META).is_file():
         existing = TeacherCache(root)
@@ -300,11 +304,6 @@ def _write_epoch(root: Path, epoch: int, teacher: torch.nn.Module, view: Teacher
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m posedistill.training.teacher_cache --teacher CKPT --config CFG --out DIR [--epochs N]``."""
-    import argparse
-
-    from ..config import load_config
-    from ..errors import PosedistillError
-
     parser = argparse.ArgumentParser(prog="python -m posedistill.training.teacher_cache",
                                      description="Build (or complete) a teacher heatmap cache for FPD students.")
     parser.add_argument("--teacher", required=True, help="teacher checkpoint")

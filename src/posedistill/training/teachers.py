@@ -10,8 +10,8 @@ tensor on the batch's device) or None:
 * :class:`CachedTeacher` -- the heatmaps the same teacher gave these samples in this epoch, precomputed by
   :mod:`posedistill.training.teacher_cache`.
 
-:func:`build_teacher` picks the kind from the run's options; :func:`check_teacher_fits` is the check the online
-teacher and the cache builder share (joint set, input size, heatmap stride).
+:func:`build_teacher` picks the kind from the run's options; the teacher checkpoint is loaded, checked and
+viewed as in :mod:`posedistill.training.teacher_model`, which the cache builder uses too.
 """
 
 from __future__ import annotations
@@ -21,17 +21,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import model_from_checkpoint
 from ..config import ExperimentConfig
-from ..errors import CheckpointError, ConfigError
-from ..evaluation import predict_heatmaps
-from ..skeleton import get_joint_set
+from .teacher_cache import TeacherCache
+from .teacher_model import TeacherView, load_teacher, teacher_view
 
-__all__ = ["Teacher", "NoTeacher", "UnusedTeacher", "OnlineTeacher", "CachedTeacher", "build_teacher", "load_teacher",
-           "check_teacher_fits", "TeacherView", "teacher_view"]
+__all__ = ["Teacher", "NoTeacher", "UnusedTeacher", "OnlineTeacher", "CachedTeacher", "build_teacher"]
 
 
 class Teacher(Protocol):
@@ -63,37 +59,6 @@ class UnusedTeacher(NoTeacher):
         return {"teacher": str(self.path)}
 
 
-@dataclass(frozen=True)
-class TeacherView:
-    """How the teacher looks at the student's crops: at its own input size (``input_size``; 0 = the crop's), and
-    mirrored too (``flip_index`` given: the targets are the mean of both views), its heatmaps resampled to the
-    student's ``heatmap_size``."""
-
-    heatmap_size: int
-    input_size: int = 0
-    flip_index: tuple[int, ...] | None = None
-
-    def __call__(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        """Final-stack teacher heatmaps (float32) of ``images`` (N x 3 x H x W), under ``torch.inference_mode``."""
-        with torch.inference_mode():
-            x = images
-            if self.input_size and self.input_size != images.shape[-1]:
-                x = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear",
-                                  align_corners=False)
-            hm = predict_heatmaps(model, x, flip_index=self.flip_index)
-            if hm.shape[-1] != self.heatmap_size:
-                hm = F.interpolate(hm, size=(self.heatmap_size, self.heatmap_size), mode="bilinear",
-                                   align_corners=False)
-        return hm
-
-
-def teacher_view(cfg: ExperimentConfig, *, joint_set: str, stride: int) -> TeacherView:
-    """The :class:`TeacherView` of ``cfg.distill`` (``teacher_flip``, ``teacher_input_size``) for a student whose
-    heatmaps have ``stride``."""
-    flip = tuple(get_joint_set(joint_set).flip_index) if cfg.distill.teacher_flip else None
-    return TeacherView(cfg.data.input_size // stride, cfg.distill.teacher_input_size, flip)
-
-
 @dataclass
 class OnlineTeacher:
     """A frozen teacher model run in eval mode under ``torch.inference_mode`` on each batch."""
@@ -117,7 +82,7 @@ class OnlineTeacher:
 class CachedTeacher:
     """Precomputed heatmaps of a :class:`~posedistill.training.teacher_cache.TeacherCache`."""
 
-    cache: Any  # TeacherCache
+    cache: TeacherCache
     teacher_path: str | Path | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
@@ -129,47 +94,17 @@ class CachedTeacher:
         return {"teacher": str(teacher), "teacher_cache": str(self.cache.root)}
 
 
-def check_teacher_fits(ckpt: dict[str, Any], cfg: ExperimentConfig, *, joint_set: str, stride: int,
-                       teacher_stride: int, where: str | Path) -> None:
-    """ConfigError / CheckpointError when a teacher checkpoint cannot teach a student of ``cfg``: another joint
-    set, input size (unless ``distill.teacher_input_size`` names the teacher's, whose heatmaps are then resampled
-    to the student's grid) or heatmap stride (the two models' heatmaps must have the same shape)."""
-    if ckpt["joint_set"] != joint_set:
-        raise CheckpointError(f"{where}: teacher is for joint set {ckpt['joint_set']!r}, the data has {joint_set!r}")
-    own = cfg.distill.teacher_input_size
-    if own:
-        if int(ckpt["input_size"]) != own:
-            raise ConfigError(f"{where}: teacher was trained at input {ckpt['input_size']}, the config's "
-                              f"distill.teacher_input_size is {own}")
-        return
-    if int(ckpt["input_size"]) != cfg.data.input_size:
-        raise ConfigError(f"{where}: teacher was trained at input {ckpt['input_size']}, the student config uses "
-                          f"{cfg.data.input_size}; set data.input_size to match, or distill.teacher_input_size "
-                          f"to {ckpt['input_size']} to resize the student's crops for it")
-    if teacher_stride != stride:
-        raise ConfigError(f"{where}: teacher heatmaps have stride {teacher_stride}, the student's {stride}")
-
-
-def load_teacher(path: str | Path, cfg: ExperimentConfig, *, joint_set: str, stride: int) -> nn.Module:
-    """A teacher checkpoint's model, eval mode and frozen, checked by :func:`check_teacher_fits`."""
-    model, ckpt = model_from_checkpoint(path)
-    check_teacher_fits(ckpt, cfg, joint_set=joint_set, stride=stride, teacher_stride=int(model.stride), where=path)
-    return model.eval().requires_grad_(False)
-
-
 def build_teacher(cfg: ExperimentConfig, *, teacher: str | Path | None, cache: str | Path | None, joint_set: str,
                   stride: int, dataset: Any, device: torch.device,
                   memory_format: torch.memory_format = torch.contiguous_format) -> Teacher:
     """The run's teacher: cached (``cache`` given; checked against ``cfg``, the training ``dataset`` and, when
     given, the ``teacher`` checkpoint), online (``teacher`` only; unused at alpha 0) or none."""
     if cache is not None:
-        from .teacher_cache import TeacherCache
-
         opened = TeacherCache(cache)
         opened.validate(cfg, teacher=teacher, dataset=dataset)
         return CachedTeacher(opened, teacher, device)
     if teacher is not None:
-        model = load_teacher(teacher, cfg, joint_set=joint_set, stride=stride)
+        model = load_teacher(teacher, cfg, joint_set=joint_set, stride=stride).module
         if cfg.distill.alpha == 0:  # checked above, but its heatmaps would only be multiplied by 0
             return UnusedTeacher(teacher)
         view = None

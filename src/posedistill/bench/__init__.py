@@ -1,0 +1,1 @@
+"""Model cost and latency: profiling (params, MACs, latency) and the teacher-vs-student benchmark."""

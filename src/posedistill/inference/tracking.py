@@ -1,0 +1,179 @@
+"""Follow one person through a video: the next frame's box from this frame's joints, and smoothed keypoints.
+
+* Tracking (``track=True``): the box of frame t+1 is the box spanned by frame t's most confident joints (as in
+  :func:`posedistill.inference.localize.joints_box`); the person is localised afresh
+  (:class:`~posedistill.inference.localize.Localizer`) on the first frame and whenever the mean joint confidence
+  falls below ``relocalize_below``. Every ``recheck_every`` tracked frames the localiser also looks at the whole
+  frame, and the track moves to the person it finds when that person lies elsewhere (box IoU < 0.3) and scores more
+  than ``recheck_margin`` above the tracked crop by the localiser's own score: a first localisation that locked onto
+  the wrong thing is not followed to the end of the video.
+* Smoothing (``smooth=True``): every keypoint coordinate goes through a One Euro filter (Casiez, Roussel, Vogel,
+  CHI 2012): a low-pass filter whose cutoff rises with the speed, ``cutoff = min_cutoff + beta * speed``, so a
+  still joint is steadied and a fast one is not delayed. Speeds are measured in person heights per second (the
+  box's longer side), so the parameters do not depend on the image size. The box for the next frame is taken
+  from the raw joints, so smoothing adds no lag to the tracking.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError
+from .predictor import Predictor
+from .localize import Localizer, Person, box_iou, joints_box
+
+__all__ = ["OneEuroFilter", "TrackingConfig", "PoseTracker"]
+
+
+def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
+    tau = 1.0 / (2.0 * math.pi * cutoff)
+    return 1.0 / (1.0 + tau / dt)
+
+
+@dataclass
+class OneEuroFilter:
+    """One Euro filter over an array of values (e.g. (K, 2) keypoints), one independent filter per value.
+
+    Args:
+        min_cutoff: cutoff frequency (Hz) at rest; lower = smoother and slower.
+        beta: how fast the cutoff rises with speed (per unit of ``scale`` per second); higher = less lag.
+        d_cutoff: cutoff (Hz) of the low-pass filter on the speed itself.
+    """
+
+    min_cutoff: float = 1.0
+    beta: float = 1.0
+    d_cutoff: float = 1.0
+    _x: np.ndarray | None = field(default=None, init=False, repr=False)
+    _dx: np.ndarray | None = field(default=None, init=False, repr=False)
+    _t: float | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.min_cutoff <= 0 or self.beta < 0 or self.d_cutoff <= 0:
+            raise ConfigError(f"One Euro filter needs min_cutoff > 0, beta >= 0, d_cutoff > 0; got "
+                              f"{self.min_cutoff}, {self.beta}, {self.d_cutoff}")
+
+    def reset(self) -> None:
+        self._x = self._dx = self._t = None
+
+    def __call__(self, x: np.ndarray, t: float, *, scale: float = 1.0) -> np.ndarray:
+        """Filtered ``x`` at time ``t`` (seconds); ``scale`` divides the speed (e.g. the person's size in px)."""
+        x = np.asarray(x, np.float64)
+        if self._x is None or self._t is None or t <= self._t:
+            self._x, self._dx, self._t = x.copy(), np.zeros_like(x), t
+            return x.copy()
+        dt = t - self._t
+        dx = (x - self._x) / dt
+        self._dx = self._dx + _alpha(self.d_cutoff, dt) * (dx - self._dx)
+        speed = np.abs(self._dx) / max(scale, 1e-9)
+        a = _alpha(self.min_cutoff + self.beta * speed, dt)
+        self._x = self._x + a * (x - self._x)
+        self._t = t
+        return self._x.copy()
+
+
+@dataclass
+class TrackingConfig:
+    """Switches and parameters of :class:`PoseTracker` (``predict --no-track``, ``--no-smooth``, ...)."""
+
+    track: bool = True
+    smooth: bool = True
+    # chosen on the validation clips of benchmarks/video_tracking.py --tune: the least jitter while tracking that
+    # costs at most 1 point of PCK (docs/inference.md)
+    min_cutoff: float = 8.0
+    beta: float = 8.0
+    d_cutoff: float = 1.0
+    relocalize_below: float = 0.25  # mean joint confidence under which the person is localised afresh
+    keep_joints: int = 10
+    margin: float = 1.2
+    recheck_every: int = 0  # tracked frames between looks at the whole frame (0: never)
+    recheck_margin: float = 0.0  # how much better the person found elsewhere must score to take the track
+
+    def __post_init__(self) -> None:
+        OneEuroFilter(self.min_cutoff, self.beta, self.d_cutoff)  # validates the filter parameters
+        if self.margin <= 0 or not 2 <= self.keep_joints:
+            raise ConfigError(f"tracking needs margin > 0 and keep_joints >= 2, got {self.margin}, "
+                              f"{self.keep_joints}")
+        if self.recheck_every < 0:
+            raise ConfigError(f"recheck_every must be >= 0 (0: never), got {self.recheck_every}")
+
+
+@dataclass
+class PoseTracker:
+    """One person through consecutive frames of one video (make a new tracker per video).
+
+ ``update(frame, t)`` returns the :class:`~posedistill.inference.localize.Person` of that frame: its box, the
+
+keypoints (smoothed when ``config.smooth``) and the raw joint scores. ``box`` fixes the box of every frame (no
+
+tracking, no localisation); otherwise the person is found by ``localizer`` (default: a
+    :class:`~posedistill.inference.localize.Localizer` with default settings).
+    """
+
+    predictor: Predictor
+    config: TrackingConfig = field(default_factory=TrackingConfig)
+    localizer: Localizer | None = None
+    box: list[float] | None = None
+    relocalized: int = field(default=0, init=False)
+    switched: int = field(default=0, init=False)  # re-checks that moved the track to another person
+    _last: Person | None = field(default=None, init=False, repr=False)
+    _tracked_frames: int = field(default=0, init=False, repr=False)
+    _filter: OneEuroFilter = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        c = self.config
+        self._filter = OneEuroFilter(c.min_cutoff, c.beta, c.d_cutoff)
+        if self.localizer is None and self.box is None:
+            self.localizer = Localizer(self.predictor)
+
+    def _estimate(self, frame: np.ndarray, box: list[float]) -> Person:
+        crop, matrix = self.predictor.preprocess(frame, box)
+        pts, scores = self.predictor.predict_crops(crop[None], matrix[None])
+        return Person(list(box), pts[0], scores[0])
+
+    def _raw(self, frame: np.ndarray) -> Person:
+        if self.box is not None:
+            return self._estimate(frame, self.box)
+        c, last = self.config, self._last
+        if c.track and last is not None and last.confidence >= c.relocalize_below:
+            box = joints_box(last.keypoints, last.scores, keep=c.keep_joints, margin=c.margin)
+            self._tracked_frames += 1
+            if c.recheck_every and self._tracked_frames % c.recheck_every == 0:
+                return self._recheck(frame, box)
+            person = self._estimate(frame, box)
+            if person.confidence >= c.relocalize_below:
+                return person
+        self.relocalized += 1
+        self._tracked_frames = 0
+        return self.localizer.locate(frame)[0]
+
+    def _recheck(self, frame: np.ndarray, box: list[float]) -> Person:
+        """The tracked crop, or the person the localiser finds elsewhere in ``frame`` if it scores better."""
+        tracked = self.localizer.score_boxes(frame, [box])[0]
+        found = self.localizer.locate(frame)[0]
+        if tracked.confidence < self.config.relocalize_below:  # lost anyway: as without the re-check
+            self.relocalized += 1
+            self._tracked_frames = 0
+            return found
+        if box_iou(found.box, tracked.box) < 0.3 and found.score > tracked.score + self.config.recheck_margin:
+            self.switched += 1
+            self._filter.reset()  # a jump to another place, not a motion to smooth
+            return found
+        return tracked
+
+    def update(self, frame: np.ndarray, t: float) -> Person:
+        """The person in ``frame`` at time ``t`` (seconds, increasing)."""
+        person = self._raw(frame)
+        self._last = person
+        if not self.config.smooth:
+            return person
+        side = max(person.box[2], person.box[3])
+        smooth = self._filter(person.keypoints, t, scale=side)
+        return Person(person.box, smooth, person.scores, person.stability)
+
+    def reset(self) -> None:
+        self._last = None
+        self._tracked_frames = 0
+        self._filter.reset()

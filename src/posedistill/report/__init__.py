@@ -1,0 +1,1 @@
+"""Results report: tables and accuracy-vs-cost plots from run directories."""
