@@ -80,7 +80,7 @@ def main() -> None:
 
     root = default_lspet_root()
     people = lspet_people(root, args.split, args.limit)
-    backgrounds = lspet_split(root, "train")
+    backgrounds = lspet_split(root, "train6500")  # the scenes of every earlier figure (before the 8,800-image split)
     predictor = Predictor(args.weights, threads=args.threads)
     methods = args.methods.split(",") if args.methods else ["pose"] + (["hog", "both"] if hog_available() else [])
     scorer = None if args.no_scorer else scorer_for(predictor.weights, predictor.meta.num_joints)

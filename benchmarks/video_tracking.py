@@ -189,7 +189,7 @@ def main() -> None:
     root = default_lspet_root()
     people = lspet_people(root, args.split, need_torso=True)
     pick = np.random.default_rng(args.seed).choice(len(people), size=min(args.clips, len(people)), replace=False)
-    backgrounds = lspet_split(root, "train")
+    backgrounds = lspet_split(root, "train6500")  # the scenes of every earlier figure (before the 8,800-image split)
     predictor = Predictor(args.weights, threads=args.threads)
     scorer = scorer_for(predictor.weights, predictor.meta.num_joints)  # the localiser's ranking, looked up once
     tuned = {k: v for k, v in {"min_cutoff": args.min_cutoff, "beta": args.beta,
