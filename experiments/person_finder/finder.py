@@ -1,0 +1,87 @@
+"""Inference side of the prototype: photo -> person boxes (:class:`Finder`), and photo -> keypoints with the
+shipped student (:func:`photo_to_keypoints`: finder, one crop, optionally one refinement crop)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data import box_from_canvas, letterbox, to_input
+from model import PersonFinder, decode, fuse_for_inference
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_WEIGHTS = HERE / "finder.pt"
+
+
+class Finder:
+    """The person finder around a checkpoint of train.py (BN folded, eval mode, channels_last)."""
+
+    def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, *, channels_last: bool = True) -> None:
+        ck = torch.load(weights, map_location="cpu", weights_only=False)
+        self.input_size = int(ck["input_size"])
+        model = PersonFinder(int(ck["width"]), self.input_size)
+        model.load_state_dict(ck["model"])
+        self.model = fuse_for_inference(model)
+        self.channels_last = channels_last
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def raw(self, image: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+        canvas, scale, offset = letterbox(image, self.input_size)
+        x = torch.from_numpy(to_input(canvas))[None]
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x).numpy(), scale, offset
+
+    def __call__(self, image: np.ndarray, top_k: int = 1) -> list[tuple[float, np.ndarray]]:
+        """Up to ``top_k`` (score, box ``[x, y, w, h]`` in image pixels), best first."""
+        out, scale, offset = self.raw(image)
+        found = decode(out, top_k=top_k, input_size=self.input_size)[0]
+        return [(s, box_from_canvas(b, scale, offset)) for s, b in found]
+
+
+def scale_box(box: np.ndarray, factor: float) -> np.ndarray:
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    w, h = max(box[2] * factor, 4.0), max(box[3] * factor, 4.0)
+    return np.array([cx - w / 2, cy - h / 2, w, h])
+
+
+def confident_box(keypoints: np.ndarray, scores: np.ndarray, box: np.ndarray, *, min_score: float = 0.1,
+                  min_joints: int = 4) -> np.ndarray:
+    """Extent of the joints scored >= ``min_score``; ``box`` when fewer than ``min_joints`` are (as
+    ``refined_boxes`` of benchmarks/box_sensitivity.py)."""
+    keep = scores >= min_score
+    if keep.sum() < min_joints:
+        return box
+    pts = keypoints[keep]
+    lo, hi = pts.min(0), pts.max(0)
+    return np.array([lo[0], lo[1], max(hi[0] - lo[0], 1.0), max(hi[1] - lo[1], 1.0)])
+
+
+def student_on_box(predictor, image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    crop, mat = predictor.preprocess(image, [float(v) for v in box])
+    pts, scores = predictor.predict_crops(crop[None], mat[None])
+    return pts[0], scores[0]
+
+
+def photo_to_keypoints(finder: Finder, predictor, image: np.ndarray, *, box_scale: float = 1.0,
+                       refine: bool = False, times: dict | None = None):
+    """Keypoints (K, 2), scores (K,) and the final box of the main person of ``image``; ``times`` (if given)
+    receives the seconds of each stage."""
+    t0 = time.perf_counter()
+    found = finder(image, top_k=1)
+    box = scale_box(found[0][1], box_scale)
+    t1 = time.perf_counter()
+    pts, scores = student_on_box(predictor, image, box)
+    t2 = time.perf_counter()
+    if refine:
+        box = confident_box(pts, scores, box)
+        pts, scores = student_on_box(predictor, image, box)
+    t3 = time.perf_counter()
+    if times is not None:
+        times.update(find=t1 - t0, pose=t2 - t1, refine=t3 - t2, total=t3 - t0)
+    return pts, scores, box
