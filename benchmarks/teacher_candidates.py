@@ -20,7 +20,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from posedistill.io import atomic_write_json
-from posedistill.losses import HeatmapLoss
+from posedistill.training.losses import HeatmapLoss
 from posedistill.models import build_model
 from posedistill.training.precision import cpu_has_fast_bf16
 

@@ -26,7 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from posedistill.data import IMAGE_MEAN, lspet_split, normalize_image
+from posedistill.data import lspet_split, normalize_image
+from posedistill.models.meta import IMAGE_MEAN, IMAGE_STD
 
 MODES = {"plain": 0.5, "paste": 0.3, "pair": 0.2}
 CACHE_SIDE = 256
@@ -306,4 +307,4 @@ def encode(targets, ignores, size: int, stride: int):
 
 def to_input(canvas: np.ndarray) -> np.ndarray:
     """(3, S, S) float32, normalised like the pose models."""
-    return normalize_image(canvas)
+    return normalize_image(canvas, mean=IMAGE_MEAN, std=IMAGE_STD)

@@ -1,20 +1,19 @@
 """Validation inputs of the finder during training: the LSPET val photos letterboxed (the plain case) and the val
-scenes of ``benchmarks/scenes.py`` (seed 14, as ``benchmarks/localisation.py``), each with the true box (extent of
+scenes of :mod:`posedistill.data.scenes` (seed 14, as ``benchmarks/localisation.py``), each with the true box (extent of
 the visible joints) in canvas pixels. Cached once under /tmp."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from posedistill.data import lspet_split
+from posedistill.data.scenes import scene_for
 
 from data import joints_extent, letterbox, to_input
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 SCENE_SEED = 14  # benchmarks/localisation.py's default
 
 
@@ -28,8 +27,6 @@ def box_iou(a, b) -> float:
 
 def scenes(root: Path, split: str):
     """(canvas, joints, norm, visible) of each person of ``split`` on its synthetic scene."""
-    sys.path.insert(0, str(BENCHMARKS))
-    from scenes import scene_for  # noqa: E402  (benchmarks/scenes.py)
     backgrounds = lspet_split(root, "train")
     for rec in lspet_split(root, split):
         if (rec.visible > 0).sum() < 2:
