@@ -276,3 +276,22 @@ def test_distill_with_a_flip_averaged_teacher_at_its_own_input_size(tmp_path):
     assert saved["teacher_flip"] is True and saved["teacher_input_size"] == 128
     with pytest.raises(ConfigError, match="teacher_input_size"):
         tiny_cfg(distill__teacher_input_size=100)
+
+
+def test_resume_reads_the_runs_inputs_from_its_config_and_needs_no_init_file(tmp_path):
+    """A run started with --init resumes from its own config.yaml (which names the init checkpoint) even when that
+    checkpoint is gone: resuming restores last.pt, the init file is not read again."""
+    from click.testing import CliRunner
+
+    from posedistill.cli import main as cli
+
+    Trainer(tiny_cfg(train__epochs=1, data__val=""), tmp_path / "first", progress=False).fit()
+    init = tmp_path / "init.pt"
+    init.write_bytes((tmp_path / "first" / "last.pt").read_bytes())
+    run = tmp_path / "run"
+    Trainer(tiny_cfg(train__epochs=2, data__val="", run__init=str(init)), run, progress=False).fit(stop_after=1)
+    init.unlink()
+    result = CliRunner().invoke(cli, ["train", "--out", str(run), "--resume", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(run / "last.pt")["epoch"] == 2
+    assert yaml.safe_load((run / "config.yaml").read_text())["run"]["init"] == str(init)

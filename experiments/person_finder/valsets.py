@@ -1,5 +1,5 @@
 """Validation inputs of the finder during training: the LSPET val photos letterboxed (the plain case) and the val
-scenes of ``posedistill.data.scenes`` (seed 14, as ``benchmarks/localisation.py``), each with the true box (extent of
+scenes of :mod:`posedistill.data.scenes` (seed 14, as ``benchmarks/localisation.py``), each with the true box (extent of
 the visible joints) in canvas pixels. Cached once under /tmp."""
 
 from __future__ import annotations

@@ -147,7 +147,7 @@ class Trainer:
         train_set = data.train_set(meta=self.meta, unlabeled=self.unlabeled)
         self.val_set = data.val_set(meta=self.meta)
         self.val_loader = None
-        if self.init_path is not None:
+        if self.init_path is not None and not self.resume:  # a resumed run's weights come from last.pt
             init_model, init_ckpt = model_from_checkpoint(self.init_path, expect_arch=cfg.model.name,
                                                           expect_joint_set=self.joint_set_name)
             init_depth = int(init_ckpt["arch"].get("depth", DEFAULT_DEPTH))
