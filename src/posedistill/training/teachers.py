@@ -61,18 +61,16 @@ class UnusedTeacher(NoTeacher):
 
 @dataclass
 class OnlineTeacher:
-    """A frozen teacher model run in eval mode under ``torch.inference_mode`` on each batch."""
+    """A frozen teacher model run in eval mode under ``torch.inference_mode`` on each batch, as ``view`` says
+    (the cache builder's :class:`~posedistill.training.teacher_model.TeacherView`)."""
 
     model: nn.Module
     path: str | Path
-    view: TeacherView | None = None  # None: the student's crop as it is, no flip
+    view: TeacherView
 
     def heatmaps(self, epoch: int, batch: dict[str, Any]) -> torch.Tensor:
-        if self.view is not None:
-            return self.view(self.model, batch["image"]).clone()
-        with torch.inference_mode():
-            heatmaps = self.model(batch["image"])[-1].float()
-        return heatmaps.clone()  # a normal tensor (inference tensors cannot enter autograd)
+        # clone: a normal tensor (inference tensors cannot enter autograd)
+        return self.view(self.model, batch["image"]).clone()
 
     def run_fields(self) -> dict[str, str | None]:
         return {"teacher": str(self.path)}
@@ -107,8 +105,6 @@ def build_teacher(cfg: ExperimentConfig, *, teacher: str | Path | None, cache: s
         model = load_teacher(teacher, cfg, joint_set=joint_set, stride=stride).module
         if cfg.distill.alpha == 0:  # checked above, but its heatmaps would only be multiplied by 0
             return UnusedTeacher(teacher)
-        view = None
-        if cfg.distill.teacher_flip or cfg.distill.teacher_input_size:
-            view = teacher_view(cfg, joint_set=joint_set, stride=stride)
-        return OnlineTeacher(model.to(device, memory_format=memory_format), teacher, view)
+        return OnlineTeacher(model.to(device, memory_format=memory_format), teacher,
+                             teacher_view(cfg, joint_set=joint_set, stride=stride))
     return NoTeacher()
