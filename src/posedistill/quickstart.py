@@ -36,7 +36,7 @@ from .evaluation import evaluate_checkpoint, write_evaluation
 from .io import atomic_write_json, atomic_write_text
 from .models import DEFAULT_DEPTH
 from .bench.profiling import profile_models
-from .data.splits import read_split
+from .data.splits import image_range, read_split
 from .training import Trainer
 from .models.pretrained import default_weights
 
@@ -73,14 +73,9 @@ class QuickstartSettings:
     def control_epochs(self) -> int:
         """Epochs of the ground-truth control over the labeled images alone: as many optimiser steps as the FPD
         run takes over labeled and unlabeled images (batches of ``batch_size``, the last partial one dropped)."""
-        labeled, unlabeled = _range_size(self.labeled_range), _range_size(self.unlabeled_range)
+        labeled, unlabeled = len(image_range(self.labeled_range)), len(image_range(self.unlabeled_range))
         steps = self.adapt_epochs * ((labeled + unlabeled) // self.batch_size)
         return max(1, round(steps / max(labeled // self.batch_size, 1)))
-
-
-def _range_size(text: str) -> int:
-    first, last = (int(v) for v in text.split("-"))
-    return last - first + 1
 
 
 def adaptation_config(s: QuickstartSettings, student_ckpt: dict[str, Any], *, role: str, alpha: float,
@@ -182,11 +177,11 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
     return rows
 
 
-def _unlabeled_folder(data: Path, image_range: str, folder: Path) -> Path:
-    """Copies of the embedded images ``image_range`` in ``folder``, a user's folder of unlabeled photos (kept in
-    the output: the FPD run's ``config.yaml`` names it)."""
+def _unlabeled_folder(data: Path, images: str, folder: Path) -> Path:
+    """Copies of the embedded images ``images`` (a range such as ``"51-500"``) in ``folder``, a user's folder of
+    unlabeled photos (kept in the output: the FPD run's ``config.yaml`` names it)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for record in read_split("lspet", data, image_range):
+    for record in read_split("lspet", data, images):
         shutil.copyfile(record.image, folder / record.image.name)
     return folder
 

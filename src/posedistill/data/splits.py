@@ -9,24 +9,33 @@ from ..errors import ConfigError
 from .readers import read_dataset, reader_spec
 from .records import PersonRecord
 
-__all__ = ["read_split", "joint_set_for"]
+__all__ = ["read_split", "image_range", "joint_set_for"]
 
 _RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 _WHOLE = ("all", "")
+
+
+def image_range(split: str) -> range | None:
+    """0-based image indices of an image-number range ``"a-b"`` (1-based, inclusive), or None when ``split`` is
+    not such a range; ConfigError for a range that is empty or starts below 1."""
+    match = _RANGE.match(split)
+    if not match:
+        return None
+    first, last = int(match.group(1)), int(match.group(2))
+    if not 1 <= first <= last:
+        raise ConfigError(f"bad image-number range {split!r}")
+    return range(first - 1, last)
 
 
 def read_split(kind: str, root: str | Path, split: str, *, skip_bad: bool = False) -> list[PersonRecord]:
     """Records of a named split (``train``/``val``/``test``...), an image-number range ``"a-b"`` (1-based,
     inclusive; kinds with numbered images: LSP and LSPET) or, for kinds without splits, ``"all"``."""
     spec = reader_spec(kind)
-    match = _RANGE.match(split)
-    if match:
+    indices = image_range(split)
+    if indices is not None:
         if not spec.numbered:
             raise ConfigError(f"image-number ranges like {split!r} are for lsp/lspet data, not {spec.kind}")
-        first, last = int(match.group(1)), int(match.group(2))
-        if not 1 <= first <= last:
-            raise ConfigError(f"bad image-number range {split!r}")
-        return read_dataset(spec.kind, root, indices=range(first - 1, last), skip_bad=skip_bad)
+        return read_dataset(spec.kind, root, indices=indices, skip_bad=skip_bad)
     if not spec.has_splits and split in _WHOLE:
         return read_dataset(spec.kind, root, skip_bad=skip_bad)
     return read_dataset(spec.kind, root, split=split, skip_bad=skip_bad)
