@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from posedistill import Predictor
 from posedistill.data import lspet_split
+from posedistill.data.scenes import joints_box
 from posedistill.evaluation import PCK
 from posedistill.io import atomic_write_json
 from posedistill.models.pretrained import default_weights
@@ -33,13 +34,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SCALES = (0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6)
 SHIFTS = (0.1, 0.2)
 DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1))
-
-
-def extent_box(joints: np.ndarray, visible: np.ndarray) -> np.ndarray:
-    """``[x, y, w, h]`` of the visible joints."""
-    pts = joints[visible > 0]
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    return np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]], dtype=np.float64)
 
 
 def transform_box(box: np.ndarray, *, scale: float = 1.0, shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
@@ -59,7 +53,7 @@ def refined_boxes(keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray, 
     for i, (pts, s) in enumerate(zip(keypoints, scores)):
         keep = s >= min_score
         if keep.sum() >= min_joints:
-            out[i] = extent_box(pts, keep.astype(np.float64))
+            out[i] = joints_box(pts, keep)
     return out
 
 
@@ -102,7 +96,7 @@ def main() -> None:
     gt = np.stack([r.joints for r in records])
     vis = np.stack([r.visible for r in records])
     norm = np.array([r.norm for r in records])
-    base = np.stack([extent_box(r.joints, r.visible) for r in records])
+    base = np.array([joints_box(r.joints, r.visible) for r in records])
     settings = [(f"scale {s:.1f}", [transform_box(b, scale=s) for b in base]) for s in SCALES]
     for f in SHIFTS:
         settings.append((f"shift {f:.1f}", [[transform_box(b, shift=(f * dx, f * dy)) for b in base]
