@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from posedistill.codec import HeatmapCodec
-from posedistill.evaluation import PCK, PCKh, auc, flip_heatmaps, joint_errors, predict_heatmaps
+from posedistill.evaluation import PCK, PCKh, auc, joint_errors
+from posedistill.inference.network import flip_heatmaps, predict_heatmaps
 from posedistill.skeleton import LSP, MPII
 
 from helpers import make_checkpoint, model_meta

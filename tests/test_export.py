@@ -120,12 +120,13 @@ def test_export_cli_int8_close_to_fp32_on_real_images(shared_data, tmp_path):
     assert res.exit_code == 0, res.output
     int8 = tmp_path / "m.int8.onnx"
     assert out.is_file() and int8.is_file()
-    from posedistill.inference.predictor import Predictor
+    from posedistill.inference.network import PoseNetwork
 
-    assert Predictor(int8).quantized and not Predictor(out).quantized and not Predictor(ckpt).quantized
+    assert PoseNetwork.load(int8).quantized and not PoseNetwork.load(out).quantized
+    assert not PoseNetwork.load(ckpt).quantized
     from posedistill.inference.calibration import calibration_batches
 
-    x = np.concatenate(calibration_batches(held_out, Predictor(ckpt).meta, limit=4))
+    x = np.concatenate(calibration_batches(held_out, PoseNetwork.load(ckpt).meta, limit=4))
     fp = load_onnx_session(out).run(None, {"image": x})[0]
     q = load_onnx_session(int8).run(None, {"image": x})[0]
     n, k, h, w = fp.shape

@@ -292,8 +292,8 @@ def test_fuzz_onnx(tmp_path_factory, onnx_bytes, data):
 
     path = _write(tmp_path_factory.mktemp("ox"), "m.onnx", data.draw(mutations(onnx_bytes)))
     try:
-        predictor = Predictor(path, backend="onnx", threads=1)
-        people = predictor.predict(np.zeros((48, 40, 3), np.uint8))
+        predictor = Predictor(path, backend="onnx", locate="none", threads=1)
+        people = predictor(np.zeros((48, 40, 3), np.uint8)).to_records()
     except PosedistillError as exc:
         event(f"refused: {str(exc).split(': ', 1)[1][:30]}")
         return
@@ -332,6 +332,6 @@ def test_valid_config_checkpoint_and_onnx_are_accepted(tmp_path, onnx_bytes):
     assert (cfg.model.name, cfg.data.input_size, cfg.train.epochs) == ("hg1_32", 64, 2)
     model, ckpt = model_from_checkpoint(_write(tmp_path, "c.pt", CKPT))
     assert ckpt["input_size"] == 64
-    people = Predictor(_write(tmp_path, "m.onnx", onnx_bytes), backend="onnx", threads=1).predict(
-        np.zeros((48, 40, 3), np.uint8))
+    people = Predictor(_write(tmp_path, "m.onnx", onnx_bytes), backend="onnx", locate="none", threads=1)(
+        np.zeros((48, 40, 3), np.uint8)).to_records()
     assert len(people) == 1 and len(people[0]["keypoints"]) == 14

@@ -245,8 +245,8 @@ def test_any_exception_on_one_file_of_a_folder_keeps_the_others(ckpt, lspet_mini
     photos = sorted((lspet_mini / "images").glob("*.jpg"))[:3]
     for p in photos:
         (folder / p.name).write_bytes(p.read_bytes())
-    predictor = Predictor(ckpt, threads=1)
-    original = predictor.preprocess
+    predictor = Predictor(ckpt, locate="none", threads=1)
+    original = predictor.network.preprocess
     poisoned = cv2.imread(str(photos[1])).shape
 
     def preprocess(image, box):
@@ -254,7 +254,7 @@ def test_any_exception_on_one_file_of_a_folder_keeps_the_others(ckpt, lspet_mini
             raise RuntimeError("an unexpected failure deep in a library")
         return original(image, box)
 
-    monkeypatch.setattr(predictor, "preprocess", preprocess)
+    monkeypatch.setattr(predictor.network, "preprocess", preprocess)
     skipped: list[str] = []
     out = tmp_path / "poses.json"
     records = predict_paths(predictor, [folder], output=out, progress=False, skipped=skipped)
@@ -274,19 +274,19 @@ def tiny_predictor(ckpt):
 def _poison(predictor, monkeypatch, bad_shape) -> None:
     """The network fails on any batch holding a crop of an image of ``bad_shape`` (a stand-in for whatever a
     hostile upload breaks inside a batch)."""
-    preprocess, heatmaps = predictor.preprocess, predictor.heatmaps
+    preprocess, heatmaps = predictor.network.preprocess, predictor.network.heatmaps
 
     def marked(image, box):
         crop, matrix = preprocess(image, box)
         return (np.full_like(crop, np.nan) if image.shape == bad_shape else crop), matrix
 
-    def network(batch):
+    def network(batch, **options):
         if np.isnan(batch).any():
             raise RuntimeError("kernel failure on a poisoned crop")
-        return heatmaps(batch)
+        return heatmaps(batch, **options)
 
-    monkeypatch.setattr(predictor, "preprocess", marked)
-    monkeypatch.setattr(predictor, "heatmaps", network)
+    monkeypatch.setattr(predictor.network, "preprocess", marked)
+    monkeypatch.setattr(predictor.network, "heatmaps", network)
 
 
 def test_one_bad_request_does_not_fail_the_others_in_its_batch(tiny_predictor, photo, monkeypatch):
@@ -294,7 +294,7 @@ def test_one_bad_request_does_not_fail_the_others_in_its_batch(tiny_predictor, p
 
     good, bad = cv2.imread(str(photo)), np.zeros((33, 33, 3), np.uint8)
     _poison(tiny_predictor, monkeypatch, bad.shape)
-    batcher = Batcher(tiny_predictor, None, max_batch=8, max_wait_ms=500, queue_size=16)
+    batcher = Batcher(tiny_predictor, max_batch=8, max_wait_ms=500, queue_size=16)
     try:
         futures = [batcher.submit(good, [10, 20, 100, 150]) for _ in range(3)]
         futures.append(batcher.submit(bad, [0, 0, 33, 33], "bad"))
@@ -304,7 +304,7 @@ def test_one_bad_request_does_not_fail_the_others_in_its_batch(tiny_predictor, p
         batcher.close()
     assert [e is None for e in errors] == [True] * 3 + [False] + [True] * 3, errors
     assert "poisoned" in str(errors[3])
-    assert all(len(f.result().records) == 1 for i, f in enumerate(futures) if i != 3)
+    assert all(len(f.result().people) == 1 for i, f in enumerate(futures) if i != 3)
 
 
 def test_every_server_error_is_a_json_one_liner(tiny_predictor, photo, monkeypatch):
@@ -358,7 +358,7 @@ def test_large_photos_are_decoded_small_and_answered_in_their_own_pixels(photo, 
     assert max(seen[0][:2]) <= 2048, seen  # decoded reduced, not 6300 x 6300 (about 120 MB)
     (rec,) = res.json()
     assert rec["bbox"] == pytest.approx(box, abs=1e-6)
-    want = predictor.predict(cv2.imread(str(big)), [box])[0]["keypoints"]
+    want = predictor(cv2.imread(str(big)), [box]).to_records()[0]["keypoints"]
     err = np.hypot([a["x"] - b["x"] for a, b in zip(rec["keypoints"], want)],
                    [a["y"] - b["y"] for a, b in zip(rec["keypoints"], want)])
     assert np.median(err) < 0.05 * box[3], err  # the same pose, in the original photo's pixels
@@ -371,8 +371,9 @@ def test_decoded_pixels_in_flight_are_bounded(tiny_predictor, photo, tmp_path, m
 
     big, _ = _big_photo(photo, tmp_path, 1000)  # decodes to 1000 x ~700: 0.7 MP
     gate = threading.Event()
-    preprocess = tiny_predictor.preprocess
-    monkeypatch.setattr(tiny_predictor, "preprocess", lambda image, box: (gate.wait(30), preprocess(image, box))[1])
+    preprocess = tiny_predictor.network.preprocess
+    monkeypatch.setattr(tiny_predictor.network, "preprocess",
+                        lambda image, box: (gate.wait(30), preprocess(image, box))[1])
     config = ServeConfig(max_batch=1, max_wait_ms=0, queue_size=8, max_decoded_megapixels=1.5)
     with TestClient(create_app(tiny_predictor, config=config)) as client:
         answers: list = []

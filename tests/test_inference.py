@@ -61,7 +61,7 @@ def test_predict_on_shared_real_images(shared_data, ckpt, tmp_path):
         (folder / p.name).write_bytes(p.read_bytes())
     if not any(folder.iterdir()):
         pytest.skip(f"no LSPET images under {shared_data / 'lspet' / 'images'}")
-    records = predict_paths(Predictor(ckpt), [folder], batch_size=4, progress=False)
+    records = predict_paths(Predictor(ckpt, locate="none"), [folder], batch_size=4, progress=False)
     assert len(records) == len(list(folder.iterdir()))
     for r in records:
         h, w = cv2.imread(r["image"]).shape[:2]
@@ -110,7 +110,7 @@ def test_slim_checkpoint_keeps_what_inference_needs(tmp_path):
     assert slim["provenance"] == {"test_pck": 50.0} and slim["best_val_pck"] == 42.0
     a, b = Predictor(full), Predictor(tmp_path / "slim.pt")
     x = np.random.default_rng(0).standard_normal((2, 3, 128, 128)).astype(np.float32)
-    assert np.array_equal(a.heatmaps(x), b.heatmaps(x))
+    assert np.array_equal(a.network.heatmaps(x), b.network.heatmaps(x))
 
 
 def test_cli_without_weights_is_one_line_error(images, tmp_path, monkeypatch):
@@ -156,13 +156,13 @@ def test_predict_maps_heatmap_peaks_back_to_image(ckpt, monkeypatch):
     image = np.zeros((200, 100, 3), np.uint8)
     box = [10.0, 20.0, 60.0, 80.0]
 
-    def peaked(batch):  # a single-pixel peak at heatmap (u, v) = (8, 8) for every joint
+    def peaked(batch, *, flip=False):  # a single-pixel peak at heatmap (u, v) = (8, 8) for every joint
         hm = np.zeros((len(batch), 14, 32, 32), np.float32)
         hm[:, :, 8, 8] = 1.0
         return hm
 
-    monkeypatch.setattr(pred, "heatmaps", peaked)
-    (person,) = pred.predict(image, [box])
+    monkeypatch.setattr(pred.network, "heatmaps", peaked)
+    (person,) = pred(image, [box]).to_records()
     center, side = box_to_square(box)
     assert side == 80 * 1.25
     crop_xy = (8 + 0.5) * 4 - 0.5  # heatmap pixel -> input-crop pixel
@@ -176,8 +176,8 @@ def test_predict_maps_heatmap_peaks_back_to_image(ckpt, monkeypatch):
 def test_torch_and_onnx_backends_agree(ckpt, images, tmp_path):
     onnx_path = tmp_path / "m.onnx"
     assert _run(["export", str(ckpt), "--onnx", str(onnx_path)]).exit_code == 0
-    a = predict_paths(Predictor(ckpt), [images], progress=False)
-    b = predict_paths(Predictor(onnx_path), [images], progress=False, batch_size=2)
+    a = predict_paths(Predictor(ckpt, locate="none"), [images], progress=False)
+    b = predict_paths(Predictor(onnx_path, locate="none"), [images], progress=False, batch_size=2)
     assert len(a) == len(b) == 3
     for ra, rb in zip(a, b):
         assert ra["image"] == rb["image"] and ra["bbox"] == rb["bbox"]
@@ -309,8 +309,8 @@ def test_phased_and_overlapped_schedules_give_the_same_records(ckpt, lspet_mini,
     runs = {}
     for schedule in ("overlap", "phased"):
         skipped: list[str] = []
-        runs[schedule] = predict_paths(Predictor(ckpt), [folder], batch_size=2, workers=2, progress=False,
-                                       schedule=schedule, skipped=skipped)
+        runs[schedule] = predict_paths(Predictor(ckpt, locate="none"), [folder], batch_size=2, workers=2,
+                                       progress=False, schedule=schedule, skipped=skipped)
         assert len(skipped) == 1 and "im00001_0b.jpg" in skipped[0]
     assert [r["image"] for r in runs["overlap"]] == [r["image"] for r in runs["phased"]]
     assert len(runs["phased"]) == 10
@@ -318,7 +318,7 @@ def test_phased_and_overlapped_schedules_give_the_same_records(ckpt, lspet_mini,
         xa, xb = ([[k["x"], k["y"], k["score"]] for k in r["keypoints"]] for r in (a, b))
         np.testing.assert_allclose(xa, xb, atol=1e-3)
     with pytest.raises(ConfigError, match="schedule"):
-        predict_paths(Predictor(ckpt), [folder], progress=False, schedule="sometimes")
+        predict_paths(Predictor(ckpt, locate="none"), [folder], progress=False, schedule="sometimes")
 
 
 

@@ -104,7 +104,7 @@ def test_bad_video_frame_is_reported_and_skipped(ckpt, tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(inf, "iter_frames", frames_with_a_bad_one)
     skipped: list[str] = []
-    records = predict_paths(Predictor(ckpt), [video], progress=False, skipped=skipped)
+    records = predict_paths(Predictor(ckpt, locate="none"), [video], progress=False, skipped=skipped)
     assert [r["frame"] for r in records] == [0, 1, 3, 4, 5]
     assert len(skipped) == 1 and "frame 2" in skipped[0]
     assert "warning:" in capsys.readouterr().err
@@ -116,5 +116,5 @@ def test_named_bad_file_still_fails_fast(ckpt, tmp_path):
     bad.write_bytes(b"\xff\xd8\xff truncated")
     out = tmp_path / "o.json"
     with pytest.raises(DataError, match="bad.jpg"):
-        predict_paths(Predictor(ckpt), [folder, bad], progress=False, output=out)
+        predict_paths(Predictor(ckpt, locate="none"), [folder, bad], progress=False, output=out)
     assert not out.exists()

@@ -21,14 +21,14 @@ from posedistill.errors import ConfigError
 from posedistill.data.records import box_to_square
 from posedistill.inference.predictor import Predictor
 from posedistill.inference.localize import Localizer, box_iou, joints_box, window_boxes
-from posedistill.inference.estimate import StageTimes
+from posedistill.inference.timing import StageTimes
 from posedistill.inference.pipeline import predict_paths
 from posedistill.skeleton import LSP
 from posedistill.inference.tracking import OneEuroFilter, PoseTracker, TrackingConfig
 
 
 class BrightStub:
-    """Predictor stand-in: 14 joints on the bright (> 128) pixels of the crop (the first 4 at its corners, a bit
+    """PoseNetwork stand-in: 14 joints on the bright (> 128) pixels of the crop (the first 4 at its corners, a bit
     more confident), confidence = their share of the crop."""
 
     input_size = 64
@@ -41,11 +41,8 @@ class BrightStub:
         crop, matrix = crop_person(image, centre, side, 0.0, self.input_size)
         return crop.astype(np.float32), matrix
 
-    def heatmaps(self, crops):
+    def heatmaps(self, crops, *, flip=False):
         return crops  # the "heatmaps" are the crops themselves: decode_heatmaps reads the bright pixels
-
-    def predict_crops(self, crops, matrices):
-        return self.decode_heatmaps(self.heatmaps(crops), matrices)
 
     def decode_heatmaps(self, crops, matrices):
         pts, scores = [], []
@@ -62,9 +59,9 @@ class BrightStub:
             scores.append(len(xs) / crop[:, :, 0].size + np.r_[np.full(4, 0.01), np.zeros(10)])
         return np.array(pts), np.array(scores)
 
-    def record(self, box, keypoints, scores):
-        return {"bbox": list(box), "keypoints": [{"x": float(p[0]), "y": float(p[1]), "score": float(s)}
-                                                 for p, s in zip(keypoints, scores)]}
+
+def _stub_predictor(**kw):
+    return Predictor.from_network(BrightStub(), locate="pose", **kw)
 
 
 def _scene(x, y, w, h, size=(480, 640)):
@@ -87,9 +84,12 @@ def test_box_helpers():
 @pytest.mark.parametrize("where", [(60, 50, 80, 160), (420, 250, 90, 180)])
 def test_localizer_finds_the_bright_person_and_refines_to_a_fixed_point(where):
     image = _scene(*where)
-    person = Localizer(BrightStub(), method="pose", refine_steps=2).locate(image)[0]
-    assert box_iou(person.box, list(where)) > 0.6, person.box
-    assert person.stability > 0.9  # its own joints span (nearly) the same box again
+    loc = Localizer(BrightStub(), method="pose", refine_steps=2)
+    person = loc.locate(image)
+    assert len(person) == 1 and box_iou(person.boxes[0], list(where)) > 0.6, person.boxes
+    # no scorer: the ranking score is confidence x stability, and the joints span (nearly) the same box again
+    stability = person.person_scores[0] / person.scores[0].mean()
+    assert stability > 0.9
 
 
 def test_final_scales_try_each_kept_candidate_at_other_sizes():
@@ -97,9 +97,9 @@ def test_final_scales_try_each_kept_candidate_at_other_sizes():
     plain = Localizer(BrightStub(), method="pose", top_k=3)
     plain.locate(image)
     scaled = Localizer(BrightStub(), method="pose", top_k=3, final_scales=(0.8, 1.0, 1.25))
-    person = scaled.locate(image)[0]
+    person = scaled.locate(image)
     assert scaled.stats["forward_crops"] == plain.stats["forward_crops"] + 3 * 2  # 2 more crops per kept one
-    assert box_iou(person.box, [200, 100, 80, 160]) > 0.6
+    assert box_iou(person.boxes[0], [200, 100, 80, 160]) > 0.6
 
 
 def test_localizer_max_people_returns_distinct_people():
@@ -108,14 +108,15 @@ def test_localizer_max_people_returns_distinct_people():
     one = Localizer(BrightStub(), method="pose").locate(image)
     two = Localizer(BrightStub(), method="pose", max_people=2, top_k=6, min_relative_score=0.3).locate(image)
     assert len(one) == 1 and len(two) == 2
-    assert box_iou(two[0].box, two[1].box) == 0.0
+    assert box_iou(two.boxes[0], two.boxes[1]) == 0.0
+    assert two.person_scores[0] >= two.person_scores[1]  # best first
 
 
 def test_hog_method_runs_on_a_real_photo(lspet_mini):
     image = cv2.imread(str(sorted((lspet_mini / "images").glob("*.jpg"))[0]))
     canvas = cv2.copyMakeBorder(image, 100, 100, 200, 200, cv2.BORDER_CONSTANT, value=(90, 120, 90))
     people = Localizer(BrightStub(), method="hog").locate(canvas)
-    assert len(people) == 1 and people[0].keypoints.shape == (14, 2)
+    assert len(people) == 1 and people.keypoints.shape == (1, 14, 2)
 
 
 def test_one_euro_filter_steadies_a_still_point_and_follows_a_moving_one():
@@ -135,27 +136,30 @@ def test_one_euro_filter_steadies_a_still_point_and_follows_a_moving_one():
 
 
 def test_tracker_follows_a_moving_person_without_relocalising():
-    stub = BrightStub()
-    tracker = PoseTracker(stub, TrackingConfig(smooth=False, relocalize_below=0.01),
-                          localizer=Localizer(stub, method="pose"))
+    tracker = PoseTracker(_stub_predictor(), TrackingConfig(smooth=False, relocalize_below=0.01))
     for t in range(30):
         x = 100 + 8 * t
         person = tracker.update(_scene(x, 150, 60, 140), t / 25)
-        assert box_iou(person.box, [x, 150, 60, 140]) > 0.5
+        assert len(person) == 1 and box_iou(person.boxes[0], [x, 150, 60, 140]) > 0.5
     assert tracker.relocalized == 1  # only the first frame
-    untracked = PoseTracker(stub, TrackingConfig(track=False, smooth=False), localizer=Localizer(stub, method="pose"))
+    untracked = PoseTracker(_stub_predictor(), TrackingConfig(track=False, smooth=False))
     for t in range(3):
         untracked.update(_scene(100, 150, 60, 140), t / 25)
     assert untracked.relocalized == 3
 
 
 def test_tracker_relocalises_when_the_person_is_lost():
-    stub = BrightStub()
-    tracker = PoseTracker(stub, TrackingConfig(smooth=False, relocalize_below=0.05),
-                          localizer=Localizer(stub, method="pose"))
+    tracker = PoseTracker(_stub_predictor(), TrackingConfig(smooth=False, relocalize_below=0.05))
     tracker.update(_scene(100, 150, 60, 140), 0.0)
     person = tracker.update(_scene(500, 250, 60, 140), 0.04)  # jumped far away: the tracked box sees nothing
-    assert tracker.relocalized == 2 and box_iou(person.box, [500, 250, 60, 140]) > 0.5
+    assert tracker.relocalized == 2 and box_iou(person.boxes[0], [500, 250, 60, 140]) > 0.5
+
+
+def test_tracker_needs_a_box_or_a_predictor_that_localises():
+    with pytest.raises(ConfigError, match="localises"):
+        PoseTracker(Predictor.from_network(BrightStub(), locate="none"))
+    fixed = PoseTracker(Predictor.from_network(BrightStub(), locate="none"), box=[100, 150, 60, 140])
+    assert box_iou(fixed.update(_scene(100, 150, 60, 140), 0.0).boxes[0], [100, 150, 60, 140]) == 1.0
 
 
 def _two_people(t):
@@ -167,13 +171,11 @@ def _two_people(t):
 
 @pytest.mark.parametrize("recheck_every,margin,ends_on_b", [(0, 0.0, False), (5, 0.0, True), (5, 10.0, False)])
 def test_tracker_rechecks_the_whole_frame_and_moves_to_a_better_person(recheck_every, margin, ends_on_b):
-    stub = BrightStub()
-    tracker = PoseTracker(stub, TrackingConfig(smooth=False, relocalize_below=0.05, recheck_every=recheck_every,
-                                               recheck_margin=margin),
-                          localizer=Localizer(stub, method="pose"))
+    tracker = PoseTracker(_stub_predictor(), TrackingConfig(smooth=False, relocalize_below=0.05,
+                                                            recheck_every=recheck_every, recheck_margin=margin))
     people = [tracker.update(_two_people(t), t / 25) for t in range(16)]
-    assert box_iou(people[4].box, [100, 150, 60, 140]) > 0.5  # locked on A before B appears
-    on_b = box_iou(people[-1].box, [450, 250, 120, 120]) > 0.5
+    assert box_iou(people[4].boxes[0], [100, 150, 60, 140]) > 0.5  # locked on A before B appears
+    on_b = box_iou(people[-1].boxes[0], [450, 250, 120, 120]) > 0.5
     assert on_b == ends_on_b
     assert tracker.switched == int(ends_on_b) and tracker.relocalized == 1
 
@@ -217,7 +219,7 @@ def test_pipeline_gives_the_same_records_with_any_number_of_workers_and_times_it
     one = predict_paths(student, images, bbox=box, workers=1, batch_size=2, progress=False)
     many = predict_paths(student, images, bbox=box, workers=3, batch_size=2, progress=False, timings=times)
     assert one == many and [r["image"] for r in one] == [str(p) for p in images]
-    direct = student.predict(cv2.imread(str(images[1])), [box])[0]  # batch of 1: floats may differ in the last bits
+    direct = student(cv2.imread(str(images[1])), [box]).to_records()[0]  # batch of 1: floats may differ in the last bits
     for got, want in zip(many[1]["keypoints"], direct["keypoints"]):
         assert got["x"] == pytest.approx(want["x"], abs=1e-3) and got["score"] == pytest.approx(want["score"], abs=1e-4)
     assert times.images == len(images) and times.decode > 0 and times.crop > 0 and times.infer > 0
@@ -238,14 +240,13 @@ def _moving_video(path, photo, frames=12):
 def test_predict_video_tracks_and_smooths(student, lspet_mini, tmp_path):
     photo = cv2.imread(str(sorted((lspet_mini / "images").glob("*.jpg"))[0]))
     video = _moving_video(tmp_path / "clip.mp4", photo)
-    localizer = Localizer(student)
-    tracked = predict_paths(student, [video], localizer=localizer, progress=False, draw_dir=tmp_path / "d")
-    calls_tracked = localizer.stats["forward_crops"]
-    localizer2 = Localizer(student)
-    untracked = predict_paths(student, [video], localizer=localizer2, progress=False,
-                              tracking=TrackingConfig(track=False, smooth=False))
+    one = Predictor.from_network(student.network)
+    tracked = predict_paths(one, [video], progress=False, draw_dir=tmp_path / "d")
+    calls_tracked = one.localizer.stats["forward_crops"]
+    two = Predictor.from_network(student.network)
+    untracked = predict_paths(two, [video], progress=False, tracking=TrackingConfig(track=False, smooth=False))
     assert [r["frame"] for r in tracked] == list(range(12)) == [r["frame"] for r in untracked]
-    assert localizer2.stats["forward_crops"] > 3 * calls_tracked  # localising every frame costs far more
+    assert two.localizer.stats["forward_crops"] > 3 * calls_tracked  # localising every frame costs far more
     assert (tmp_path / "d" / "clip.mp4").stat().st_size > 0
 
 
@@ -267,7 +268,7 @@ def test_predict_refuses_a_png_declaring_60000_pixels_square_in_one_line(tmp_pat
 
 
 def test_pipeline_decodes_with_the_models_own_codec(lspet_mini, tmp_path):
-    """predict's pipeline and Predictor.predict give the same DARK keypoints for a model whose sigma is not the
+    """predict's pipeline and the Predictor call give the same DARK keypoints for a model whose sigma is not the
     codec default 2 (the pipeline once decoded with a codec of its own, at sigma 2: 13 px away on a real photo
     with the shipped sigma-1.5 weights)."""
     from posedistill.models.checkpoint import load_checkpoint, save_checkpoint
@@ -280,6 +281,6 @@ def test_pipeline_decodes_with_the_models_own_codec(lspet_mini, tmp_path):
     image = sorted((lspet_mini / "images").glob("*.jpg"))[0]
     box = [5.0, 5.0, 90.0, 140.0]
     piped = predict_paths(predictor, [image], bbox=box, progress=False)[0]["keypoints"]
-    direct = predictor.predict(cv2.imread(str(image)), [box])[0]["keypoints"]
+    direct = predictor(cv2.imread(str(image)), [box]).to_records()[0]["keypoints"]
     for got, want in zip(piped, direct):
         assert (got["x"], got["y"]) == (pytest.approx(want["x"], abs=1e-3), pytest.approx(want["y"], abs=1e-3))

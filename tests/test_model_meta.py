@@ -52,11 +52,11 @@ def test_trainer_writes_the_meta_record(sigma15):
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_predict_decodes_with_the_training_sigma(sigma15, backend):
     path = sigma15[0] if backend == "torch" else sigma15[1]
-    predictor = Predictor(path, dark=True)
-    assert predictor.codec.sigma == SIGMA and predictor.meta.stride == 4
+    predictor = Predictor(path, dark=True, locate="none")
+    assert predictor.network.codec.sigma == SIGMA and predictor.meta.stride == 4
     image = _image()
     h, w = image.shape[:2]
-    crop, matrix = predictor.preprocess(image, [0, 0, w, h])
+    crop, matrix = predictor.network.preprocess(image, [0, 0, w, h])
     # the tiny model's own maps may be too flat for DARK's blur to matter (it depends on OpenCV's resampling in
     # training), so the network's output is replaced by maps with off-grid Gaussian peaks, where it does
     k, side = predictor.meta.num_joints, 64 // predictor.meta.stride
@@ -64,8 +64,8 @@ def test_predict_decodes_with_the_training_sigma(sigma15, backend):
     centres = np.random.default_rng(0).uniform(3, side - 4, size=(k, 2))
     maps = np.stack([np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * SIGMA**2)) for cx, cy in centres])[None]
     maps = maps * (1 + 0.3 * np.sin(xx)[None, None])  # not an exact Gaussian: the blur's width changes the offsets
-    predictor.heatmaps = lambda batch: maps.astype(np.float32)
-    keypoints = np.array([[p["x"], p["y"]] for p in predictor.predict(image)[0]["keypoints"]])
+    predictor.network.heatmaps = lambda batch, **options: maps.astype(np.float32)
+    keypoints = predictor(image).keypoints[0]
     expected = {}
     for sigma in (SIGMA, 2.0):  # DARK with the model's sigma, not the default 2.0
         coords, _ = HeatmapCodec(input_size=64, sigma=sigma).decode(maps.astype(np.float32), dark=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from posedistill.errors import CheckpointError
-from posedistill.inference.localize import Localizer, Person
+from posedistill.inference.localize import Candidate, Localizer
 from posedistill.inference.person_score import (PersonScorer, candidate_features, heatmap_features, scorer_for,
                                                 sidecar_path)
 from posedistill.inference.scorer_fit import fit_person_scorer
@@ -116,14 +116,14 @@ def test_scorer_beside_the_weights_is_found_only_for_those_weights(tmp_path, cap
 
 
 def test_localizer_ranks_people_by_the_scorer_where_there_is_one():
-    class Stub:  # just enough of a Predictor for Localizer's checks
+    class Stub:  # just enough of a PoseNetwork for Localizer's checks
         weights = None
         meta = type("M", (), {"num_joints": 14, "box_padding": 1.25})()
 
-    confident_but_wrong = Person([0, 0, 10, 10], np.zeros((14, 2)), np.full(14, 0.9), quality=0.1)
-    right = Person([5, 5, 10, 10], np.zeros((14, 2)), np.full(14, 0.5), quality=0.7)
+    confident_but_wrong = Candidate([0, 0, 10, 10], np.zeros((14, 2)), np.full(14, 0.9), quality=0.1)
+    right = Candidate([5, 5, 10, 10], np.zeros((14, 2)), np.full(14, 0.5), quality=0.7)
     assert right.score > confident_but_wrong.score
-    no_quality = Person([5, 5, 10, 10], np.zeros((14, 2)), np.full(14, 0.5), stability=0.5)
+    no_quality = Candidate([5, 5, 10, 10], np.zeros((14, 2)), np.full(14, 0.5), stability=0.5)
     assert no_quality.score == pytest.approx(0.25)
     loc = Localizer(Stub(), method="pose")
     assert loc.scorer is None  # "auto" with no scorer beside the weights
@@ -136,7 +136,7 @@ def test_localizer_finds_the_scorer_beside_real_weights_and_scores_every_candida
     import cv2
     import torch
 
-    from posedistill.inference.predictor import Predictor
+    from posedistill.inference.network import PoseNetwork
     from posedistill.models import stacked_hourglass
 
     torch.manual_seed(0)
@@ -144,16 +144,18 @@ def test_localizer_finds_the_scorer_beside_real_weights_and_scores_every_candida
     weights = tmp_path / "tiny.pt"
     make_checkpoint(weights, model, model_meta(model, "hg1_32", 64, sigma=1.5))
     image = cv2.imread(str(sorted((lspet_mini / "images").glob("*.jpg"))[0]))
-    predictor = Predictor(weights, threads=1)
+    network = PoseNetwork.load(weights, threads=1)
     # fit on the features of this tiny model's own candidates, target: a made-up preference for the left
-    loc = Localizer(predictor, method="pose", scorer=None)
+    loc = Localizer(network, method="pose", scorer=None)
     feats: list[np.ndarray] = []
     people = loc.poses([(image, b) for b in loc.candidates(image)], feats)
     x = np.concatenate(feats)
     assert x.shape == (len(people), 9 * 14 + 19)
     left = np.array([1.0 - (p.box[0] + p.box[2] / 2) / image.shape[1] for p in people])
     fit_person_scorer(x, left, num_joints=14, weights_sha256=sha256_file(weights)).save(sidecar_path(weights))
-    auto = Localizer(predictor, method="pose")
+    auto = Localizer(network, method="pose")
     assert isinstance(auto.scorer, PersonScorer)
-    best = auto.locate(image)[0]
-    assert best.quality is not None and 0 < best.quality < 1 and best.score == best.quality
+    best = auto.locate(image)
+    quality = best.person_scores[0]  # with a scorer, the ranking score is its predicted fraction of right joints
+    assert 0 < quality < 1
+    assert auto.score_boxes(image, best.boxes).person_scores[0] == pytest.approx(quality, abs=1e-4)

@@ -70,7 +70,7 @@ def test_predict_body_and_multipart_give_predict_records(client, photo, predicto
     assert [k["name"] for k in rec["keypoints"]] == list(predictor.joints.names)
     assert float(raw.headers["X-Model-Time-Ms"]) > 0 and int(raw.headers["X-Batch-Size"]) >= 1
     import cv2
-    want = predictor.predict(cv2.imread(str(photo)), [[10, 20, 100, 150]])[0]["keypoints"]
+    want = predictor(cv2.imread(str(photo)), [[10, 20, 100, 150]]).to_records()[0]["keypoints"]
     assert [k["x"] for k in rec["keypoints"]] == pytest.approx([k["x"] for k in want], abs=1e-3)
     multi = client.post("/predict", files={"image": (photo.name, data, "image/jpeg")})
     assert multi.status_code == 200, multi.text
@@ -132,14 +132,14 @@ def test_concurrent_requests_are_batched(predictor, photo):
 
 def test_full_queue_refuses_at_once(predictor):
     gate = threading.Event()
-    batcher = Batcher(predictor, None, max_batch=1, max_wait_ms=0, queue_size=2)
-    original = batcher.predictor.preprocess
+    batcher = Batcher(predictor, max_batch=1, max_wait_ms=0, queue_size=2)
+    original = batcher.predictor.prepare
 
-    def slow(image, box):
+    def slow(image, boxes=None, **kw):
         gate.wait(10)
-        return original(image, box)
+        return original(image, boxes, **kw)
 
-    batcher.predictor = type("Slow", (), {"preprocess": staticmethod(slow), "__getattr__":
+    batcher.predictor = type("Slow", (), {"prepare": staticmethod(slow), "__getattr__":
                                           lambda self, n: getattr(predictor, n)})()
     image = np.zeros((64, 64, 3), np.uint8)
     futures = [batcher.submit(image, [0, 0, 64, 64])]  # taken by the worker, which then blocks
@@ -151,5 +151,59 @@ def test_full_queue_refuses_at_once(predictor):
     with pytest.raises(ServerBusy, match="busy"):
         batcher.submit(image, [0, 0, 64, 64])
     gate.set()
-    assert all(len(f.result(timeout=20).records) == 1 for f in futures)
+    assert all(len(f.result(timeout=20).people) == 1 for f in futures)
     batcher.close()
+
+
+def _xy(records):
+    return [(k["x"], k["y"]) for k in records[0]["keypoints"]]
+
+
+def test_flip_parameter_chooses_flip_test_per_request(client, photo, predictor):
+    import cv2
+    data, box = photo.read_bytes(), [10, 20, 100, 150]
+    image = cv2.imread(str(photo))
+    answers = {}
+    for flip in ("1", "0"):
+        r = client.post(f"/predict?bbox=10,20,100,150&flip={flip}", content=data,
+                        headers={"Content-Type": "image/jpeg"})
+        assert r.status_code == 200 and r.headers["X-Flip"] == flip, r.text
+        want = predictor(image, [box], flip=flip == "1").to_records(image="upload")
+        assert np.allclose(_xy(r.json()), _xy(want), atol=1e-3)
+        answers[flip] = _xy(r.json())
+    assert not np.allclose(answers["1"], answers["0"], atol=1e-3)  # flip test moves the joints
+    default = client.post("/predict?bbox=10,20,100,150", content=data, headers={"Content-Type": "image/jpeg"})
+    assert default.headers["X-Flip"] == "0" and client.get("/health").json()["flip"] is False  # the server's default
+    multi = client.post("/predict", files={"image": (photo.name, data, "image/jpeg")},
+                        data={"bbox": "10,20,100,150", "flip": "1"})
+    assert multi.headers["X-Flip"] == "1" and np.allclose(_xy(multi.json()), answers["1"], atol=1e-3)
+    bad = client.post("/predict?flip=maybe", content=data, headers={"Content-Type": "image/jpeg"})
+    assert bad.status_code == 400 and "flip must be 1 or 0" in bad.json()["error"]
+
+
+def test_server_flip_default_is_the_predictors(predictor, photo):
+    """`serve --flip` builds its Predictor with flip=True: requests without a flip parameter get flip test."""
+    flipping = Predictor.from_network(predictor.network, flip=True)
+    data = photo.read_bytes()
+    with TestClient(create_app(flipping)) as c:
+        assert c.get("/health").json()["flip"] is True
+        on = c.post("/predict?bbox=10,20,100,150", content=data, headers={"Content-Type": "image/jpeg"})
+        off = c.post("/predict?bbox=10,20,100,150&flip=0", content=data, headers={"Content-Type": "image/jpeg"})
+    assert (on.headers["X-Flip"], off.headers["X-Flip"]) == ("1", "0")
+    assert not np.allclose(_xy(on.json()), _xy(off.json()), atol=1e-3)
+
+
+def test_batcher_runs_flipped_and_plain_requests_apart(predictor, photo):
+    import cv2
+    image, box = cv2.imread(str(photo)), [10.0, 20.0, 100.0, 150.0]
+    batcher = Batcher(predictor, max_batch=8, max_wait_ms=300, queue_size=8)
+    try:
+        flips = [True, False, True, False]
+        futures = [batcher.submit(image, box, flip=f) for f in flips]
+        results = [f.result(timeout=60) for f in futures]
+    finally:
+        batcher.close()
+    assert [r.batch for r in results] == [2, 2, 2, 2] and batcher.batches == 2  # one batch per flip setting
+    for flip, result in zip(flips, results):
+        want = predictor(image, [box], flip=flip)
+        assert np.allclose(result.people.keypoints, want.keypoints, atol=1e-3)

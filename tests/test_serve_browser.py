@@ -144,3 +144,20 @@ def test_page_shows_the_error_and_clears_the_previous_skeleton(server, browser, 
     assert status.startswith("error 400: ") and "not a recognised image" in status, status
     coloured, _, _, joints = browser.execute_script(_SKELETON_PIXELS)
     assert joints == "0" and coloured < 50, (coloured, joints)
+
+
+def test_page_flip_checkbox_asks_for_flip_test(server, browser, lspet_mini):
+    """Issue 27: the page's "flip test" checkbox starts at the server's default (off) and, ticked, sends
+    flip=1; the status line says the network ran with flip test."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server + "/")
+    box = browser.find_element(By.ID, "flip")
+    WebDriverWait(browser, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    assert not box.is_selected()
+    box.click()
+    browser.find_element(By.ID, "file").send_keys(str(_test_photo(lspet_mini)))
+    WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, "status").text.startswith(("model ", "error")))
+    status = browser.find_element(By.ID, "status").text
+    assert status.startswith("model ") and "flip test" in status, status

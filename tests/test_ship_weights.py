@@ -10,7 +10,7 @@ import yaml
 
 from posedistill.models.checkpoint import load_checkpoint
 from posedistill.config import ExperimentConfig
-from posedistill.inference.predictor import Predictor
+from posedistill.inference.network import PoseNetwork
 from posedistill.models.pretrained import default_weights
 from posedistill.models import build_model
 from posedistill.inference.person_score import PersonScorer, sidecar_path
@@ -72,7 +72,8 @@ def test_ship_weights_manifest_card_and_predictor(tmp_path, monkeypatch):
     # the student is smaller than its training checkpoint (no optimiser state) and predicts the same
     assert (out / manifest["file"]).stat().st_size < (student / "best.pt").stat().st_size
     x = torch.randn(2, 3, 64, 64).numpy()
-    assert (Predictor(out / manifest["file"]).heatmaps(x) == Predictor(student / "best.pt").heatmaps(x)).all()
+    shipped_net, trained_net = (PoseNetwork.load(out / manifest["file"]), PoseNetwork.load(student / "best.pt"))
+    assert (shipped_net.heatmaps(x) == trained_net.heatmaps(x)).all()
     shipped = out / manifest["file"]
     assert manifest["person_scorer"]["file"] == shipped.name + ".person.json" and manifest["person_scorer"]["scenes"] == 3
     assert PersonScorer.load(sidecar_path(shipped)).weights_sha256 == sha256_file(shipped) == manifest["sha256"]

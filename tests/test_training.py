@@ -244,7 +244,7 @@ def test_train_cli_init_starts_from_the_given_weights(tmp_path):
 
 
 def test_teacher_view_flip_averages_and_resizes_to_the_students_grid():
-    from posedistill.evaluation import flip_heatmaps
+    from posedistill.inference.network import flip_heatmaps
     from posedistill.skeleton import LSP
     from posedistill.training.teacher_model import TeacherView
 

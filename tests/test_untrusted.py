@@ -136,7 +136,7 @@ def test_default_weights_refuse_a_changed_replaced_or_escaping_file(tmp_path):
 
 def test_predictor_uses_only_verified_default_weights(tmp_path):
     folder = _install(tmp_path / "w", _good(tmp_path / "good.pt"))
-    assert Predictor(weights_dir=folder).input_size == 64
+    assert Predictor(weights_dir=folder).network.input_size == 64
     (folder / "student.pt").write_bytes(_good(tmp_path / "other.pt").read_bytes())
     with pytest.raises(CheckpointError, match="does not match"):
         Predictor(weights_dir=folder)

@@ -4,8 +4,11 @@ Zhang, Zhu, Ye, "Fast Human Pose Estimation", CVPR 2019: a large stacked-Hourgla
 small Hourglass student, which alone is deployed.
 
 ``import posedistill`` loads no torch (the benchmark's ONNX Runtime worker relies on it); ``build_model``,
-``list_models`` (:mod:`posedistill.models`) and ``Predictor`` (:mod:`posedistill.inference.predictor`) are
-loaded from their modules on first use.
+``list_models`` (:mod:`posedistill.models`), ``Predictor`` (:mod:`posedistill.inference.predictor`) and
+``PoseResult`` (:mod:`posedistill.inference.result`) are loaded from their modules on first use::
+
+    import cv2, posedistill
+    people = posedistill.Predictor()(cv2.imread("photo.jpg"))   # finds the person, as `posedistill predict` does
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from .errors import CheckpointError, ConfigError, DataError, PosedistillError
 __version__ = "0.1.0"
 
 _FROM = {"build_model": "posedistill.models", "list_models": "posedistill.models",
-         "Predictor": "posedistill.inference.predictor"}
+         "Predictor": "posedistill.inference.predictor", "PoseResult": "posedistill.inference.result"}
 
-__all__ = ["__version__", "build_model", "list_models", "Predictor", "PosedistillError", "ConfigError", "DataError",
-           "CheckpointError"]
+__all__ = ["__version__", "build_model", "list_models", "Predictor", "PoseResult", "PosedistillError", "ConfigError",
+           "DataError", "CheckpointError"]
 
 
 def __getattr__(name: str) -> Any:

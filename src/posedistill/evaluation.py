@@ -10,12 +10,9 @@ Metrics (each its own class, as in MMPose):
 * :func:`auc` -- area under the PCK curve for thresholds evenly spaced in ``[0, max_threshold]``, normalised to
   100.
 
-Flip test averages the heatmaps of the crop and of its mirror image (flipped back, left/right channels swapped).
-posedistill's coordinate convention (pixel centres at integers, ``x_heatmap = (x + 0.5) / 4 - 0.5``, see
-:mod:`posedistill.codec`) makes the mirrored heatmap align exactly, so the one-pixel shift that codes using
-``x_heatmap = x / 4`` need is not applied (it would add a bias of one heatmap pixel here).
-Multi-scale test resamples the crop at several scales, maps each scale's heatmaps back onto the base crop and
-averages them.
+Predictions come from a :class:`~posedistill.inference.network.PoseNetwork`, the network of inference: flip and
+multi-scale test are its test-time averaging (:func:`posedistill.inference.network.predict_heatmaps`), so
+``evaluate``, the training loop's validation and ``predict --flip`` average the same way.
 """
 
 from __future__ import annotations
@@ -26,22 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
 from tqdm import tqdm
 
-from .codec import HeatmapCodec, crop_to_image
 from .data import PoseDataset, build_loader
 from .data.splits import joint_set_for, read_split
 from .errors import CheckpointError
+from .inference.network import PoseNetwork
 from .io import atomic_write_json
-from .models.loading import load_pose_model
 from .provenance import invocation
 from .skeleton import JointSet, get_joint_set
 
-__all__ = ["joint_errors", "PCK", "PCKh", "auc", "flip_heatmaps", "predict_heatmaps", "predict_dataset",
-           "evaluate_predictions", "EvalResult", "evaluate_checkpoint", "write_evaluation"]
+__all__ = ["joint_errors", "PCK", "PCKh", "auc", "predict_dataset", "evaluate_predictions", "EvalResult",
+           "evaluate_checkpoint", "write_evaluation", "MULTI_SCALES"]
 
 
 def joint_errors(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray) -> np.ndarray:
@@ -97,66 +90,23 @@ def auc(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray,
     return float(np.trapezoid(curve, thresholds) / max_threshold)
 
 
-def flip_heatmaps(heatmaps: Tensor, flip_index: Sequence[int]) -> Tensor:
-    """Mirror N x K x H x W heatmaps horizontally and swap left/right channels."""
-    return heatmaps.flip(-1)[:, list(flip_index)]
-
-
-def _resample(x: Tensor, zoom: float) -> Tensor:
-    """Resample ``x`` so that it shows a region ``zoom`` times as large around the same centre."""
-    n = x.shape[0]
-    theta = torch.tensor([[zoom, 0.0, 0.0], [0.0, zoom, 0.0]], dtype=x.dtype, device=x.device).expand(n, 2, 3)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
-@torch.inference_mode()
-def predict_heatmaps(
-    model: nn.Module,
-    images: Tensor,
-    *,
-    flip_index: Sequence[int] | None = None,
-    scales: Sequence[float] = (1.0,),
-) -> Tensor:
-    """Final-stack heatmaps of ``images`` (N x 3 x H x W), averaged over flip (when ``flip_index`` is given)
-    and over ``scales`` (1.0 = the crop as it is; 1.2 = a region 1.2x as large)."""
-    total = None
-    for s in scales:
-        x = images if s == 1.0 else _resample(images, s)
-        views = [model(x)[-1].float()]
-        if flip_index is not None:
-            views.append(flip_heatmaps(model(x.flip(-1))[-1].float(), flip_index))
-        hm = torch.stack(views).mean(0)
-        if s != 1.0:
-            hm = _resample(hm, 1.0 / s)
-        total = hm if total is None else total + hm
-    assert total is not None
-    return total / len(scales)
-
-
 def predict_dataset(
-    model: nn.Module,
+    network: PoseNetwork,
     loader: Iterable[dict[str, Any]],
-    codec: HeatmapCodec,
     *,
-    joint_set: JointSet,
     flip: bool = True,
     scales: Sequence[float] = (1.0,),
-    dark: bool = False,
-    device: torch.device | str = "cpu",
     progress: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Predict every sample of ``loader`` (batches of the dataset dict) in original image pixels.
+    """Predict every sample of ``loader`` (batches of the dataset dict, crops made for ``network.meta``) in
+    original image pixels, with the network's test-time averaging (``flip``, ``scales``) and decoding.
 
     Returns arrays ``pred (N,K,2), scores (N,K), gt (N,K,2), visible (N,K), norm (N), index (N)``.
     """
-    model.eval()
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("pred", "scores", "gt", "visible", "norm", "index")}
     for batch in tqdm(loader, desc="evaluate", disable=not progress, leave=False):
-        hm = predict_heatmaps(model, batch["image"].to(device),
-                              flip_index=joint_set.flip_index if flip else None, scales=scales)
-        coords, scores = codec.decode(hm.cpu().numpy(), dark=dark)
-        out["pred"].append(crop_to_image(coords, batch["matrix"].numpy()))
+        pred, scores = network.estimate(batch["image"], batch["matrix"].numpy(), flip=flip, scales=scales)
+        out["pred"].append(pred)
         out["scores"].append(scores)
         out["gt"].append(batch["joints"].numpy())
         out["visible"].append(batch["visible"].numpy())
@@ -220,21 +170,20 @@ def evaluate_checkpoint(checkpoint, data_root, *, dataset: str = "lspet", split:
                         batch_size: int = 32, workers: int = 0, device: str = "cpu",
                         progress: bool = False) -> EvalResult:
     """Evaluate a checkpoint (``.pt``) or an exported ONNX model (``.onnx``, fp32 or int8, run by ONNX Runtime)
-    on a dataset split, with the model's own meta record (input size, stride, sigma; see
-    :func:`posedistill.models.loading.load_pose_model`). ``dark``: force DARK decoding on or off (None: the meta's).
-    The result's ``settings`` hold every option and the meta values used."""
+    on a dataset split through :meth:`PoseNetwork.load <posedistill.inference.network.PoseNetwork.load>` (BN
+    folded, as inference runs it), with the model's own meta record (input size, stride, sigma). ``dark``: force
+    DARK decoding on or off (None: the meta's). The result's ``settings`` hold every option and the meta values
+    used."""
     records = read_split(dataset, data_root, split)
     joint_set = get_joint_set(joint_set_for(dataset, records, where=str(data_root)))
-    loaded = load_pose_model(checkpoint)
-    meta = loaded.meta.with_decode(dark)
+    network = PoseNetwork.load(checkpoint, dark=dark, device=device)
+    meta = network.meta
     if meta.joint_set != joint_set.name:
         raise CheckpointError(f"{checkpoint}: model is for joint set {meta.joint_set!r}, the data has "
                               f"{joint_set.name!r}")
-    model = loaded.as_module().to(device)
     ds = PoseDataset(records, meta=meta, train=False)  # the crops the model was trained on and is run on
     loader = build_loader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
-    pred = predict_dataset(model, loader, meta.codec(), joint_set=joint_set, flip=flip,
-                           scales=MULTI_SCALES if multi_scale else (1.0,), dark=meta.decode == "dark", device=device,
+    pred = predict_dataset(network, loader, flip=flip, scales=MULTI_SCALES if multi_scale else (1.0,),
                            progress=progress)
     result = evaluate_predictions(pred, joint_set, pckh=pckh)
     result.settings = {"checkpoint": str(checkpoint), "data": str(data_root), "dataset": dataset, "split": split,

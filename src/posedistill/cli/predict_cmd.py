@@ -6,10 +6,9 @@ from pathlib import Path
 
 import click
 
+from ..inference.pipeline import predict_paths
 from ..inference.predictor import Predictor
 from ..inference.sources import parse_bbox
-from ..inference.localize import Localizer
-from ..inference.pipeline import predict_paths
 from ..inference.tracking import TrackingConfig
 from ..io import json_text
 
@@ -32,6 +31,9 @@ from ..io import json_text
                    "confidence.")
 @click.option("--people", type=int, default=1, show_default=True,
               help="Most people per image when localising (distinct, at least 0.6x the best one's score).")
+@click.option("--flip", is_flag=True,
+              help="Flip test: average each crop's heatmaps with its mirror image's (more accurate, twice the "
+                   "network time; the person search itself is not flipped).")
 @click.option("--no-track", is_flag=True, help="Video: localise every frame instead of following the person.")
 @click.option("--no-smooth", is_flag=True, help="Video: no One Euro smoothing of the keypoints.")
 @click.option("--min-cutoff", type=float, default=8.0, show_default=True,
@@ -61,7 +63,7 @@ from ..io import json_text
 @click.option("--dark", is_flag=True, help="DARK sub-pixel decoding.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def predict(inputs: tuple[str, ...], weights: Path | None, backend: str | None, bbox: str | None,
-            bbox_file: Path | None, locate: str, people: int, no_track: bool, no_smooth: bool, min_cutoff: float,
+            bbox_file: Path | None, locate: str, people: int, flip: bool, no_track: bool, no_smooth: bool, min_cutoff: float,
             beta: float, relocalize_below: float, recheck_every: int, recheck_margin: float, output: Path | None,
             draw_dir: Path | None, batch_size: int, workers: int, schedule: str, threads: int | None,
             joint_set: str | None, dark: bool, no_progress: bool) -> None:
@@ -77,12 +79,12 @@ def predict(inputs: tuple[str, ...], weights: Path | None, backend: str | None, 
     tracking = TrackingConfig(track=not no_track, smooth=not no_smooth, min_cutoff=min_cutoff, beta=beta,
                               relocalize_below=relocalize_below, recheck_every=recheck_every,
                               recheck_margin=recheck_margin)
-    predictor = Predictor(weights, backend=backend, joint_set=joint_set, threads=threads, dark=dark)
-    localizer = None if locate == "none" else Localizer(predictor, method=locate, max_people=people)
+    predictor = Predictor(weights, backend=backend, locate=locate, people=people, flip=flip, threads=threads,
+                          dark=dark, joint_set=joint_set)
     skipped: list[str] = []
     records = predict_paths(predictor, inputs, bbox=box, bbox_file=bbox_file, output=output, draw_dir=draw_dir,
-                            batch_size=batch_size, progress=not no_progress, skipped=skipped, localizer=localizer,
-                            tracking=tracking, workers=workers, schedule=schedule)
+                            batch_size=batch_size, progress=not no_progress, skipped=skipped, tracking=tracking,
+                            workers=workers, schedule=schedule)
     done = len({(r["image"], r.get("frame")) for r in records})
     click.echo(f"predicted {done} images/frames, skipped {len(skipped)} bad ones"
                + (" (see the warnings above)" if skipped else ""), err=True)

@@ -1,6 +1,5 @@
-"""int8 calibration data: real image crops made exactly as the
-:class:`~posedistill.inference.predictor.Predictor` makes them for the same model (used by ``posedistill export
---int8``)."""
+"""int8 calibration data: real image crops made exactly as inference makes them for the same model
+(:func:`posedistill.inference.network.preprocess`; used by ``posedistill export --int8``)."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from ..data.images import load_image
 from ..data.records import whole_image_box
 from ..errors import ConfigError
 from ..models.meta import ModelMeta
-from .predictor import preprocess
+from .network import preprocess
 from .sources import boxes_for, check_box, collect_inputs, iter_frames, load_bbox_file
 
 __all__ = ["calibration_batches"]
@@ -31,7 +30,7 @@ def calibration_batches(
     of the model of ``meta`` (its input size, box padding and normalisation).
 
     ``source`` is an image folder, image files or a video (its first frames); each image is cropped at the
-    boxes of ``bbox_file`` or as a whole, exactly like :class:`Predictor` does (:func:`preprocess`).
+    boxes of ``bbox_file`` or as a whole, exactly like inference does (:func:`preprocess`).
     """
     if limit < 1 or batch_size < 1:
         raise ConfigError(f"calibration limit and batch size must be >= 1, got {limit}, {batch_size}")

@@ -14,9 +14,10 @@ With ``max_people > 1`` further people are distinct refined candidates (box IoU 
 kept) whose score is at least ``min_relative_score`` x the best one's. How these defaults were chosen on the
 validation scenes of ``benchmarks/localisation.py``: ``docs/inference.md``, "Finding the person".
 
-The pose of the last refinement pass was computed on exactly the crop that
-:class:`~posedistill.inference.predictor.Predictor` would take for the returned box, so :meth:`Localizer.predict`
-returns it without another forward pass.
+The pose of the last refinement pass was computed on exactly the crop that the network takes for the returned
+box, so :meth:`Localizer.locate` returns it without another forward pass. The search never flips (flip test would
+double its cost); :class:`~posedistill.inference.predictor.Predictor` re-estimates the chosen people with flip when
+asked to.
 """
 
 from __future__ import annotations
@@ -24,24 +25,25 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
 import cv2
 import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..data.records import box_iou, box_to_square
+from .network import PoseNetwork
 from .person_score import PersonScorer, candidate_features, scorer_for
-from .predictor import Predictor
+from .result import PoseResult
 
-__all__ = ["METHODS", "Localizer", "Person", "joints_box", "box_iou", "hog_available", "hog_boxes", "window_boxes"]
+__all__ = ["METHODS", "Localizer", "Candidate", "joints_box", "box_iou", "hog_available", "hog_boxes",
+           "window_boxes"]
 
 METHODS = ("hog", "pose", "both")
 
 
 @dataclass
-class Person:
-    """A located person: box ``[x, y, w, h]`` and the pose estimated in that box (image pixels)."""
+class Candidate:
+    """The localiser's working unit (not a result): a box ``[x, y, w, h]`` tried in the search and the pose the
+    network estimated in it (image pixels), with what ranks it."""
 
     box: list[float]
     keypoints: np.ndarray  # (K, 2)
@@ -127,10 +129,11 @@ def hog_boxes(image: np.ndarray, *, max_side: int = 480, limit: int = 8) -> list
 
 @dataclass
 class Localizer:
-    """Locates people for a :class:`Predictor` (see the module docstring for the rule).
+    """Locates people for a :class:`~posedistill.inference.network.PoseNetwork` (see the module docstring for the
+    rule).
 
     Args:
-        predictor: the pose network used for the coarse passes and the refinement.
+        network: the pose network used for the coarse passes and the refinement.
         method: ``"pose"`` (the whole image and a window grid, ranked by the network: the best on the
             localisation benchmark with the 128-input student), ``"hog"`` (OpenCV's HOG detections plus the whole
             image), ``"both"``; ``"auto"``: pose (it was hog with the weaker 64-input weights).
@@ -147,10 +150,10 @@ class Localizer:
             factors about its centre (1.0: as refined), and the best of all is returned; None: (0.7, 0.85, 1.0)
             with a scorer (the refined boxes run about 1.1-1.2x the ground truth's), (1.0,) without.
         scorer: a :class:`~posedistill.inference.person_score.PersonScorer` that ranks the candidates (``"auto"``:
-        the one stored beside the predictor's weights, if any; None: rank by confidence and stability).
+            the one stored beside the network's weights, if any; None: rank by confidence and stability).
     """
 
-    predictor: Predictor
+    network: PoseNetwork
     method: str = "auto"
     refine_steps: int = 2
     top_k: int | None = None  # None: 12 with a person scorer, 3 without (each the best on validation scenes)
@@ -167,13 +170,14 @@ class Localizer:
     stats: dict[str, int] = field(default_factory=lambda: {"forward_crops": 0})
 
     def __post_init__(self) -> None:
+        num_joints = self.network.meta.num_joints
         if isinstance(self.scorer, str):
             if self.scorer != "auto":
                 raise ConfigError(f"scorer must be a PersonScorer, None or 'auto', got {self.scorer!r}")
-            weights = getattr(self.predictor, "weights", None)
-            self.scorer = None if weights is None else scorer_for(weights, self.predictor.meta.num_joints)
+            weights = self.network.weights
+            self.scorer = None if weights is None else scorer_for(weights, num_joints)
         elif self.scorer is not None:
-            self.scorer.check(self.predictor.meta.num_joints, "localizer")
+            self.scorer.check(num_joints, "localizer")
         if self.method == "auto":
             self.method = "pose"
         if self.method not in METHODS:
@@ -201,85 +205,91 @@ class Localizer:
         return boxes + (hog_boxes(image) if self.method in ("hog", "both") else [])
 
     def poses(self, jobs: Sequence[tuple[np.ndarray, list[float]]],
-               features: list[np.ndarray] | None = None) -> list[Person]:
-        """Pose in each (image, box) crop, in batches of ``batch_size``; with a ``features`` list, the
-        :func:`~posedistill.inference.person_score.candidate_features` of every crop are appended to it."""
-        people: list[Person] = []
+              features: list[np.ndarray] | None = None) -> list[Candidate]:
+        """Pose in each (image, box) crop, in batches of ``batch_size`` (never flipped); with a ``features`` list,
+        the :func:`~posedistill.inference.person_score.candidate_features` of every crop are appended to it."""
+        found: list[Candidate] = []
         for start in range(0, len(jobs), self.batch_size):
             chunk = jobs[start:start + self.batch_size]
-            crops, mats = zip(*(self.predictor.preprocess(img, box) for img, box in chunk))
-            heatmaps = self.predictor.heatmaps(np.stack(crops))
-            pts, scores = self.predictor.decode_heatmaps(heatmaps, np.stack(mats))
+            crops, mats = zip(*(self.network.preprocess(img, box) for img, box in chunk))
+            heatmaps = self.network.heatmaps(np.stack(crops))
+            pts, scores = self.network.decode_heatmaps(heatmaps, np.stack(mats))
             boxes = [box for _, box in chunk]
             quality: Sequence[float | None] = [None] * len(chunk)
             if self.scorer is not None or features is not None:
-                feats = candidate_features(heatmaps, pts, scores, boxes, padding=self.predictor.meta.box_padding)
+                feats = candidate_features(heatmaps, pts, scores, boxes, padding=self.network.meta.box_padding)
                 if features is not None:
                     features.append(feats)
                 if self.scorer is not None:
                     quality = [float(q) for q in self.scorer.score(feats)]
-            people += [Person(list(box), p, s, quality=q) for box, p, s, q in zip(boxes, pts, scores, quality)]
+            found += [Candidate(list(box), p, s, quality=q) for box, p, s, q in zip(boxes, pts, scores, quality)]
         self.stats["forward_crops"] += len(jobs)
-        return people
+        return found
 
     # -- public
-    def locate_many(self, images: Sequence[np.ndarray]) -> list[list[Person]]:
-        """People in each image, best first (at least one per image: the most confident candidate)."""
+    def locate_many(self, images: Sequence[np.ndarray]) -> list[PoseResult]:
+        """People in each BGR image, best first (at least one per image: the best candidate), with their ranking
+        scores as ``person_scores``."""
         for i, image in enumerate(images):
             if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
                 raise DataError(f"image {i}: expected an H x W x 3 BGR image")
         jobs = [(i, box) for i, image in enumerate(images) for box in self.candidates(image)]
         first = self.poses([(images[i], box) for i, box in jobs])
-        kept: list[list[Person]] = [[] for _ in images]
-        for (i, _), person in zip(jobs, first):
-            kept[i].append(person)
+        kept: list[list[Candidate]] = [[] for _ in images]
+        for (i, _), candidate in zip(jobs, first):
+            kept[i].append(candidate)
         kept = [sorted(c, key=lambda p: -p.score)[:self.top_k] for c in kept]
         for _ in range(self.refine_steps):
-            flat = [(i, p) for i, people in enumerate(kept) for p in people]
+            flat = [(i, p) for i, found in enumerate(kept) for p in found]
             boxes = [self.next_box(images[i], p) for i, p in flat]
             refined = self.poses([(images[i], b) for (i, _), b in zip(flat, boxes)])
             kept = [[] for _ in images]
-            for (i, _), person in zip(flat, refined):
-                kept[i].append(person)
-        variants = [(i, _scaled(p.box, f)) for i, people in enumerate(kept) for p in people
+            for (i, _), candidate in zip(flat, refined):
+                kept[i].append(candidate)
+        variants = [(i, _scaled(p.box, f)) for i, found in enumerate(kept) for p in found
                     for f in self.final_scales if f != 1.0]
-        for (i, _), person in zip(variants, self.poses([(images[i], b) for i, b in variants])):
-            kept[i].append(person)
-        for people in kept:
-            self._set_stability(people)
-        return [self._select(people) for people in kept]
+        for (i, _), candidate in zip(variants, self.poses([(images[i], b) for i, b in variants])):
+            kept[i].append(candidate)
+        for found in kept:
+            self._set_stability(found)
+        return [self.result(self._select(found)) for found in kept]
 
-    def score_boxes(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> list[Person]:
-        """The pose in each box of ``image``, scored as :meth:`locate` scores its candidates (same ``score``)."""
-        return self._set_stability(self.poses([(image, list(box)) for box in boxes]))
-
-    def locate(self, image: np.ndarray) -> list[Person]:
-        """People in one BGR image, best first."""
+    def locate(self, image: np.ndarray) -> PoseResult:
+        """People in one BGR image, best first (:meth:`locate_many`)."""
         return self.locate_many([image])[0]
 
-    def predict(self, image: np.ndarray) -> list[dict[str, Any]]:
-        """Same records as :meth:`Predictor.predict`, with the boxes found by :meth:`locate`."""
-        return [self.predictor.record(p.box, p.keypoints, p.scores) for p in self.locate(image)]
+    def score_boxes(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> PoseResult:
+        """The pose in each box of ``image``, with the ranking score :meth:`locate` gives its candidates."""
+        return self.result(self._set_stability(self.poses([(image, list(box)) for box in boxes])))
+
+    def result(self, candidates: Sequence[Candidate]) -> PoseResult:
+        """Candidates as a :class:`~posedistill.inference.result.PoseResult` (their scores as ``person_scores``)."""
+        if not candidates:
+            return PoseResult.empty(self.network.joints)
+        return PoseResult(np.array([c.box for c in candidates]), np.stack([c.keypoints for c in candidates]),
+                          np.stack([c.scores for c in candidates]), self.network.joints,
+                          person_scores=np.array([c.score for c in candidates]))
 
     # -- helpers
-    def _set_stability(self, people: list[Person]) -> list[Person]:
-        for p in people:
+    def _set_stability(self, candidates: list[Candidate]) -> list[Candidate]:
+        for p in candidates:
             p.stability = box_iou(p.box, joints_box(p.keypoints, p.scores, keep=self.keep_joints,
                                                     margin=self.margin)) ** self.stability_power
-        return people
+        return candidates
 
-    def next_box(self, image: np.ndarray, person: Person) -> list[float]:
-        box = joints_box(person.keypoints, person.scores, keep=self.keep_joints, margin=self.margin)
+    def next_box(self, image: np.ndarray, candidate: Candidate) -> list[float]:
+        """The box of the candidate's most confident joints (its previous box when they lie far outside)."""
+        box = joints_box(candidate.keypoints, candidate.scores, keep=self.keep_joints, margin=self.margin)
         h, w = image.shape[:2]
-        centre, side = box_to_square(box, self.predictor.meta.box_padding)
+        centre, side = box_to_square(box, self.network.meta.box_padding)
         if not (-side / 2 < centre[0] < w + side / 2 and -side / 2 < centre[1] < h + side / 2):
-            return person.box  # joints far outside the image: keep the previous box
+            return candidate.box  # joints far outside the image: keep the previous box
         return box
 
-    def _select(self, people: list[Person]) -> list[Person]:
-        people = sorted(people, key=lambda p: -p.score)
-        chosen = people[:1]
-        for p in people[1:]:
+    def _select(self, candidates: list[Candidate]) -> list[Candidate]:
+        candidates = sorted(candidates, key=lambda p: -p.score)
+        chosen = candidates[:1]
+        for p in candidates[1:]:
             if len(chosen) >= self.max_people:
                 break
             if p.score >= self.min_relative_score * chosen[0].score and all(

@@ -15,7 +15,7 @@ import queue
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,11 @@ import numpy as np
 
 from ..errors import DataError
 from ..io import atomic_write_json
-from .drawing import draw_pose
-from .estimate import Clock, Item
-from .predictor import Predictor
+from .result import PoseResult
 from .sources import Source
+from .timing import Clock
 
 __all__ = ["Outputs", "DrawingWriter", "VideoDrawing", "draw_name", "write_image"]
-
-Person = tuple[list[float], np.ndarray, np.ndarray]  # box, keypoints, scores
 
 
 def draw_name(src: Source, used: set[str]) -> str:
@@ -108,9 +105,9 @@ class DrawingWriter:
 class Outputs:
     """The records of one ``predict_paths`` call and, with ``draw_dir``, its drawings (see the module docstring)."""
 
-    def __init__(self, predictor: Predictor, *, output: str | os.PathLike | None,
-                 draw_dir: str | os.PathLike | None, clock: Clock, maxsize: int) -> None:
-        self.predictor, self.output = predictor, output
+    def __init__(self, *, output: str | os.PathLike | None, draw_dir: str | os.PathLike | None, clock: Clock,
+                 maxsize: int) -> None:
+        self.output = output
         self.draw_dir = Path(draw_dir) if draw_dir is not None else None
         self.records: list[dict[str, Any]] = []
         self.staging: Path | None = None
@@ -135,22 +132,14 @@ class Outputs:
         """Close a video's drawing once its queued frames are written."""
         self.writer.put(drawing.release)
 
-    def add(self, item: Item, people: Sequence[Person], draw: Callable[[np.ndarray], None] | None) -> None:
-        """The records of one image or frame, and its drawing queued for the writer thread."""
-        video = item.src.kind == "video"
-        for box, pts, scores in people:
-            self.records.append({"image": str(item.src.path), **({"frame": item.index} if video else {}),
-                                 **self.predictor.record(box, pts, scores)})
+    def add(self, src: Source, index: int, frame: np.ndarray, people: PoseResult,
+            draw: Callable[[np.ndarray], None] | None) -> None:
+        """The records of one image or video frame (``index``) of ``src``, and its drawing queued for the writer
+        thread."""
+        video = src.kind == "video"
+        self.records += people.to_records(image=str(src.path), **({"frame": index} if video else {}))
         if draw is not None:
-            frame, joints = item.frame, self.predictor.joints
-
-            def job() -> None:
-                out = frame
-                for box, pts, scores in people:
-                    out = draw_pose(out, pts, scores, joints, bbox=box)
-                draw(out)
-
-            self.writer.put(job)
+            self.writer.put(lambda: draw(people.draw(frame)))
 
     def close_writer(self) -> None:
         """Wait for the queued drawings; raises the first drawing error."""

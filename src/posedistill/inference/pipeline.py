@@ -6,12 +6,13 @@ the next frames of a video) while the calling thread runs the network, and a wri
 the drawings. OpenCV and PyTorch release the GIL in their kernels, so threads run them in parallel. Queues are
 bounded (``2 * batch_size`` items), so memory does not grow with the input.
 
-The person in each image: the given box (``bbox`` / ``bbox_file``), else the
-:class:`~posedistill.inference.localize.Localizer` when one is given, else the whole image. In a video without a
-given box, a :class:`~posedistill.inference.tracking.PoseTracker` follows the person (box from the previous frame's
-joints, One Euro smoothing; both switchable).
+The person in each image: the given box (``bbox`` / ``bbox_file``), else whom the
+:class:`~posedistill.inference.predictor.Predictor` finds (its localiser; the whole image with ``locate="none"``).
+Every batch goes through :meth:`Predictor.estimate`. In a video without a given box, a
+:class:`~posedistill.inference.tracking.PoseTracker` follows the person (box from the previous frame's joints, One
+Euro smoothing; both switchable).
 
-``timings`` (a :class:`~posedistill.inference.estimate.StageTimes`) collects the seconds each stage spent; the
+``timings`` (a :class:`~posedistill.inference.timing.StageTimes`) collects the seconds each stage spent; the
 stages overlap, so their sum can exceed the wall time. Records and drawings are collected by
 :class:`~posedistill.inference.outputs.Outputs` and written only when the run has succeeded.
 """
@@ -25,7 +26,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -33,25 +34,42 @@ from tqdm import tqdm
 
 from ..data.images import load_image
 from ..errors import ConfigError, DataError
-from .estimate import Clock, Item, StageTimes, estimate_people
-from .localize import Localizer
 from .outputs import Outputs
-from .predictor import Predictor
+from .predictor import Predictor, Prepared
+from .result import PoseResult
 from .sources import Box, Source, boxes_for, check_box, check_sources, collect_inputs, iter_frames, load_bbox_file
 from .sources import open_video
+from .timing import Clock, StageTimes
 from .tracking import PoseTracker, TrackingConfig
 
-__all__ = ["predict_paths", "SCHEDULES", "resolve_schedule"]
+__all__ = ["predict_paths", "SCHEDULES", "resolve_schedule", "Item"]
+
+
+@dataclass
+class Item:
+    """One image or video frame on its way through the pipeline."""
+
+    src: Source
+    index: int = 0  # frame index (0 for an image)
+    frame: np.ndarray | None = None
+    prepared: Prepared | None = None  # the checked image and the crops of its boxes (or none: to be localised)
+    problem: str | None = None
+
+    @property
+    def crops(self) -> int:
+        """Network inputs this item adds to a batch (a localised image counts as one)."""
+        boxes = self.prepared.boxes if self.prepared is not None else None
+        return len(boxes) if boxes else 1
 
 
 class _Run:
     """State of one predict_paths call."""
 
-    def __init__(self, predictor: Predictor, *, batch_size: int, workers: int, localizer: Localizer | None,
-                 tracking: TrackingConfig | None, outputs: Outputs, clock: Clock, progress: bool, total: int,
-                 skipped: list[str], times: StageTimes | None, phased: bool = False) -> None:
+    def __init__(self, predictor: Predictor, *, batch_size: int, workers: int, tracking: TrackingConfig | None,
+                 outputs: Outputs, clock: Clock, progress: bool, total: int, skipped: list[str],
+                 times: StageTimes | None, phased: bool = False) -> None:
         self.p, self.batch_size, self.workers, self.phased = predictor, batch_size, workers, phased
-        self.localizer, self.tracking, self.out = localizer, tracking, outputs
+        self.tracking, self.out = tracking, outputs
         self.skipped, self.times, self.clock = skipped, times, clock
         self.bar = tqdm(total=total, desc="predict", unit="img", disable=not progress, leave=False)
 
@@ -68,32 +86,21 @@ class _Run:
             if loader is not None:
                 with self.clock("decode"):
                     item.frame = loader()
-            frame = item.frame
-            if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.size == 0:
-                raise DataError(f"{where}: not an H x W x 3 image")
-            h, w = frame.shape[:2]
-            if fixed is None and self.localizer is None:
-                fixed = [[0.0, 0.0, float(w), float(h)]]
-            if fixed is not None:
-                item.boxes = [check_box(b, w, h, where) for b in fixed]
-                with self.clock("crop"):
-                    for b in item.boxes:
-                        crop, matrix = self.p.preprocess(frame, b)
-                        item.crops.append(crop)
-                        item.matrices.append(matrix)
+            with self.clock("crop"):
+                item.prepared = self.p.prepare(item.frame, fixed, where=where)
         except DataError as exc:
             item.problem = str(exc)
         except Exception as exc:  # noqa: BLE001 - whatever breaks on one file must not cost the others
             item.problem = f"{where}: {_one_line(exc)}"
         return item
 
-    def infer(self, items: Sequence[Item]) -> list[list[tuple[list[float], np.ndarray, np.ndarray]]]:
-        """People (box, keypoints, scores) of each prepared item: cropped ones in one batch, others localised."""
-        return estimate_people(self.p, self.localizer, items, self.clock)
+    def infer(self, items: Sequence[Item]) -> list[PoseResult]:
+        """The people of each prepared item (:meth:`Predictor.estimate`: cropped ones in one batch, others
+        localised)."""
+        return self.p.estimate([it.prepared for it in items], clock=self.clock)
 
-    def emit(self, item: Item, people: Sequence[tuple[list[float], np.ndarray, np.ndarray]],
-             draw: Callable[[np.ndarray], None] | None) -> None:
-        self.out.add(item, people, draw)
+    def emit(self, item: Item, people: PoseResult, draw: Callable[[np.ndarray], None] | None) -> None:
+        self.out.add(item.src, item.index, item.frame, people, draw)
         if self.times is not None:
             self.times.images += 1
         self.bar.update()
@@ -136,7 +143,7 @@ class _Run:
                     self.skip(item.problem)
                 else:
                     batch.append(item)
-                if batch and (sum(len(b.crops) or 1 for b in batch) >= self.batch_size
+                if batch and (sum(b.crops for b in batch) >= self.batch_size
                               or (self.phased and not pending)):
                     self._flush_images(batch)
                     batch = []
@@ -171,8 +178,8 @@ class _Run:
         draw = self.out.video_drawing(src, fps)
 
         tracker = None
-        if fixed is None and self.localizer is not None:
-            tracker = PoseTracker(self.p, self.tracking or TrackingConfig(), localizer=self.localizer)
+        if fixed is None and self.p.localizer is not None:
+            tracker = PoseTracker(self.p, self.tracking or TrackingConfig())
         elif fixed is not None and self.tracking is not None and self.tracking.smooth and len(fixed) == 1:
             tracker = PoseTracker(self.p, TrackingConfig(**{**asdict(self.tracking), "track": False}), box=fixed[0])
         try:
@@ -184,10 +191,10 @@ class _Run:
                 if tracker is not None:
                     with self.clock("locate" if tracker.box is None else "infer"):
                         person = tracker.update(item.frame, item.index / fps)
-                    self.emit(item, [(person.box, person.keypoints, person.scores)], draw)
+                    self.emit(item, person, draw)
                     continue
                 batch.append(item)
-                if sum(len(b.crops) for b in batch) >= self.batch_size:
+                if sum(b.crops for b in batch) >= self.batch_size:
                     self._flush_frames(batch, draw)
                     batch = []
             self._flush_frames(batch, draw)
@@ -273,7 +280,6 @@ def predict_paths(
     batch_size: int = 8,
     progress: bool = True,
     skipped: list[str] | None = None,
-    localizer: Localizer | None = None,
     tracking: TrackingConfig | None = None,
     workers: int = 2,
     timings: StageTimes | None = None,
@@ -282,8 +288,9 @@ def predict_paths(
     """Run ``predictor`` over image files, folders and videos, in batches of ``batch_size`` crops.
 
     Returns one record per image (or video frame) and person: ``{"image": path as given, ["frame": i,]
-    "bbox", "keypoints"}``. Without a box for an image, the ``localizer`` finds the person (the whole image
-    without one); in a video, ``tracking`` (default: track and smooth) follows them. An image named explicitly
+    "bbox", "keypoints"}`` (:meth:`PoseResult.to_records`). Without a box for an image, the predictor finds the
+    person (its localiser; the whole image with ``locate="none"``); in a video, ``tracking`` (default: track and
+    smooth) follows them. An image named explicitly
     that cannot be read fails the whole call before any work (one-line :class:`DataError`); a bad image inside a
     folder, or a bad frame of a video, is reported on stderr (``warning: ...``), skipped, and its message appended
     to ``skipped`` when a list is given. ``schedule`` (image files): ``overlap`` decodes the next images while
@@ -299,15 +306,14 @@ def predict_paths(
         raise ConfigError(f"batch size and workers must be >= 1, got {batch_size}, {workers}")
     if bbox is not None and bbox_file is not None:
         raise ConfigError("give either --bbox or --bbox-file, not both")
-    phased = resolve_schedule(schedule, workers, quantized=getattr(predictor, "quantized", False)) == "phased"
+    phased = resolve_schedule(schedule, workers, quantized=predictor.network.quantized) == "phased"
     sources = collect_inputs(inputs)
     boxes = load_bbox_file(bbox_file) if bbox_file is not None else None
     total = check_sources(sources)
     skipped = skipped if skipped is not None else []
     clock = Clock(timings)
-    outputs = Outputs(predictor, output=output, draw_dir=draw_dir, clock=clock, maxsize=2 * batch_size)
-    run = _Run(predictor, batch_size=batch_size, workers=workers, localizer=localizer, tracking=tracking,
-               outputs=outputs, clock=clock, progress=progress, total=total, skipped=skipped, times=timings,
+    outputs = Outputs(output=output, draw_dir=draw_dir, clock=clock, maxsize=2 * batch_size)
+    run = _Run(predictor, batch_size=batch_size, workers=workers, tracking=tracking, outputs=outputs, clock=clock, progress=progress, total=total, skipped=skipped, times=timings,
                phased=phased)
     try:
         try:

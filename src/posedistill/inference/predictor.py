@@ -1,14 +1,12 @@
-"""The single-person pose :class:`Predictor` around a checkpoint or an ONNX model.
+"""The user-facing pose estimator: :class:`Predictor`, photo (and optional boxes) -> :class:`PoseResult`.
 
-A person is given by a box ``[x, y, w, h]`` in image pixels (default: the whole image). The network sees a
-square crop centred on the box centre with side ``max(w, h) * box_padding`` (1.25), resized to the model's input
-size with exactly the crop code used in training (:func:`posedistill.data.transforms.crop_person` +
-:func:`~posedistill.data.transforms.normalize_image`); heatmap peaks are decoded by the model's own codec
-(input size, stride and sigma from its :class:`~posedistill.models.meta.ModelMeta`) and mapped back to original
-image pixels.
-
-Backends: ``torch`` (a checkpoint, run in eager PyTorch after BN folding and with channels_last) and ``onnx``
-(a file from ``posedistill export``, run by ONNX Runtime, fp32 or int8).
+It owns a :class:`~posedistill.inference.network.PoseNetwork` (the weights, the crop, the heatmaps and their
+decoding) and, unless ``locate="none"``, a :class:`~posedistill.inference.localize.Localizer` that finds the people
+of an image given without boxes (``"none"``: the whole image is the box). ``predict``, ``serve`` and the video
+tracker all estimate through :meth:`Predictor.estimate`: the given boxes of a batch of images in one forward
+pass, the images without boxes localised together. With ``flip`` every pose is the average of the crop's and its
+mirror image's heatmaps; the localiser's search is never flipped (that would double its cost), the people it
+chooses are estimated once more with flip.
 """
 
 from __future__ import annotations
@@ -16,145 +14,181 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from ..codec import HeatmapCodec, crop_to_image
-from ..data.records import box_to_square, whole_image_box
-from ..data.transforms import crop_person, normalize_image
-from ..errors import CheckpointError, ConfigError, DataError
-from ..deploy.optimize import optimize_for_inference
-from ..deploy.runtime import INPUT_NAME
+from ..data.records import whole_image_box
+from ..errors import ConfigError, DataError
 from ..models.meta import ModelMeta
-from ..models.loading import load_pose_model
-from ..skeleton import JointSet, get_joint_set
+from ..skeleton import JointSet
+from .localize import Localizer
+from .network import PoseNetwork
+from .result import PoseResult
 from .sources import Box, check_box
-from ..models.pretrained import default_weights
+from .timing import Clock
 
-__all__ = ["Predictor", "preprocess"]
+__all__ = ["Predictor", "Prepared", "LOCATE", "COLORS"]
 
-
-def preprocess(image: np.ndarray, box: Box, meta: ModelMeta) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised crop (3, S, S) and its image->crop matrix (2, 3) of one person box, as the model of ``meta``
-    sees it: the box made square and padded by ``meta.box_padding``, cropped to ``meta.input_size`` with the
-    training crop code, standardised by ``meta.mean`` / ``meta.std``. The predictor and the int8 calibration crops
-    both make their pixels here."""
-    center, side = box_to_square(box, meta.box_padding)
-    crop, matrix = crop_person(image, center, side, 0.0, meta.input_size)
-    return normalize_image(crop, mean=meta.mean, std=meta.std), matrix
+LOCATE = ("auto", "pose", "hog", "both", "none")
+COLORS = ("bgr", "rgb")
 
 
 @dataclass
+class Prepared:
+    """One image on its way through :meth:`Predictor.estimate`: its BGR pixels and either its person boxes with
+    their crops and image->crop matrices, or ``boxes=None`` (to be localised). Made by :meth:`Predictor.prepare`,
+    which may run in another thread than the network."""
+
+    image: np.ndarray
+    boxes: list[list[float]] | None
+    crops: list[np.ndarray] = field(default_factory=list)
+    matrices: list[np.ndarray] = field(default_factory=list)
+
+
 class Predictor:
-    """Single-person pose estimator around a checkpoint (``backend="torch"``) or an ONNX model (``"onnx"``).
+    """Single-person pose estimation on photos, with or without person boxes.
 
     Example::
 
-        p = Predictor("student.pt")                       # or Predictor("student_int8.onnx", backend="onnx")
-        people = p.predict(cv2.imread("a.jpg"), boxes=[[x, y, w, h]])
-        people[0]["keypoints"][0]  # {"name": "right_ankle", "x": ..., "y": ..., "score": ...}
+        import cv2, posedistill
+        people = posedistill.Predictor()(cv2.imread("photo.jpg"))         # finds the person, like the CLI
+        people.keypoints[0], people.scores[0], people.to_records()
+        people = posedistill.Predictor("student.onnx", flip=True)(rgb, [[x, y, w, h]], color="rgb")
 
     Args:
         weights: checkpoint (``.pt``) or ONNX file; None: the package default
             (:func:`~posedistill.models.pretrained.default_weights` of ``weights_dir``).
         backend: ``"torch"`` or ``"onnx"`` (default: from the file suffix, ``.onnx`` -> onnx).
-        joint_set: expected joint set; weights for another set raise :class:`CheckpointError`.
+        locate: how people are found in an image given without boxes: ``"auto"`` / ``"pose"`` / ``"hog"`` /
+            ``"both"`` (:class:`~posedistill.inference.localize.Localizer`), or ``"none"`` (the whole image).
+        people: the most people returned per localised image.
+        flip: flip test (the mean of the crop's and its mirror's heatmaps): more accurate, twice the network time.
         threads: intra-op threads (None: library default).
         dark: DARK sub-pixel decoding (True) or the quarter-pixel shift (False); None: the model meta's choice.
-        channels_last: channels_last memory format in the torch backend (faster on CPU).
+        joint_set: expected joint set; weights for another set raise :class:`CheckpointError`.
         weights_dir: where the default weights are looked up when ``weights`` is None (default: the package's).
+        device: where a checkpoint's network runs (``"cpu"``, ``"cuda"``).
     """
 
-    weights: str | os.PathLike | None = None
-    backend: str | None = None
-    joint_set: str | None = None
-    threads: int | None = None
-    dark: bool | None = None
-    channels_last: bool = True
-    weights_dir: str | os.PathLike | None = None
-    input_size: int = field(init=False)
-    joints: JointSet = field(init=False)
-    meta: ModelMeta = field(init=False)
-    quantized: bool = field(init=False)  # an int8 ONNX model
-    codec: HeatmapCodec = field(init=False, repr=False)
-    _model: Any = field(init=False, repr=False)
-    _session: Any = field(init=False, repr=False)
+    def __init__(self, weights: str | os.PathLike | None = None, *, backend: str | None = None,
+                 locate: str = "auto", people: int = 1, flip: bool = False, threads: int | None = None,
+                 dark: bool | None = None, joint_set: str | None = None,
+                 weights_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> None:
+        if locate not in LOCATE:
+            raise ConfigError(f"locate must be one of {', '.join(LOCATE)}, got {locate!r}")
+        network = PoseNetwork.load(weights, backend=backend, threads=threads, dark=dark, joint_set=joint_set,
+                                   weights_dir=weights_dir, device=device)
+        self._setup(network, locate=locate, people=people, flip=flip)
 
-    def __post_init__(self) -> None:
-        path = Path(self.weights) if self.weights is not None else default_weights(self.weights_dir)
-        self.weights = path
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be >= 1, got {self.threads}")
-        loaded = load_pose_model(path, backend=self.backend, threads=self.threads)
-        self.backend = loaded.backend
-        self.quantized = loaded.quantized
-        self._model = self._session = None
-        if loaded.module is not None:
-            self._model = optimize_for_inference(loaded.module, channels_last=self.channels_last)
-        else:
-            self._session = loaded.session
-        self.meta = loaded.meta.with_decode(self.dark)
-        self.joints = self.meta.joints
-        if self.joint_set is not None and get_joint_set(self.joint_set).names != self.joints.names:
-            raise CheckpointError(f"{path}: weights are for joint set {self.joints.name!r}, expected "
-                                  f"{get_joint_set(self.joint_set).name!r}")
-        self.input_size = self.meta.input_size
-        self.codec = self.meta.codec()
+    @classmethod
+    def from_network(cls, network: PoseNetwork, *, locate: str = "auto", people: int = 1,
+                     flip: bool = False) -> Predictor:
+        """A predictor around a network that is already built (e.g. one shared by several predictors)."""
+        if locate not in LOCATE:
+            raise ConfigError(f"locate must be one of {', '.join(LOCATE)}, got {locate!r}")
+        predictor = cls.__new__(cls)
+        predictor._setup(network, locate=locate, people=people, flip=flip)
+        return predictor
 
-    # -- core
-    def heatmaps(self, batch: np.ndarray) -> np.ndarray:
-        """Last-stack heatmaps (N, K, h, w) float32 of normalised crops (N, 3, S, S)."""
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if self._session is not None:
-            return self._session.run(None, {INPUT_NAME: batch})[0]
-        x = torch.from_numpy(batch)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        threads = self.threads
-        old = torch.get_num_threads()
-        try:
-            if threads is not None:
-                torch.set_num_threads(threads)
-            with torch.inference_mode():
-                return self._model(x)[-1].float().contiguous().numpy()
-        finally:
-            if threads is not None:
-                torch.set_num_threads(old)
+    def _setup(self, network: PoseNetwork, *, locate: str, people: int, flip: bool) -> None:
+        self.network = network
+        self.flip = bool(flip)
+        self.localizer: Localizer | None = (None if locate == "none" else
+                                            Localizer(network, method=locate, max_people=people))
 
-    def preprocess(self, image: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised crop (3, S, S) and its image->crop matrix (2, 3) for one person box (:func:`preprocess`)."""
-        return preprocess(image, box, self.meta)
+    @property
+    def meta(self) -> ModelMeta:
+        return self.network.meta
 
-    def predict_crops(self, crops: np.ndarray, matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Keypoints (N, K, 2) in image pixels and scores (N, K) for preprocessed crops and their matrices."""
-        return self.decode_heatmaps(self.heatmaps(crops), matrices)
+    @property
+    def joints(self) -> JointSet:
+        return self.network.joints
 
-    def decode_heatmaps(self, heatmaps: np.ndarray, matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Keypoints (N, K, 2) in image pixels and scores (N, K) from :meth:`heatmaps` output, by the model's own
-        codec (its sigma and decode method) and the crops' image->crop matrices."""
-        coords, scores = self.codec.decode(heatmaps, dark=self.meta.decode == "dark")
-        return crop_to_image(coords, matrices), scores
+    def __repr__(self) -> str:
+        locate = "none" if self.localizer is None else self.localizer.method
+        return f"Predictor({self.network!r}, locate={locate!r}, flip={self.flip})"
 
-    def record(self, box: Box, keypoints: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
-        """One JSON-ready person: ``{"bbox", "keypoints": [{"name", "x", "y", "score"}]}``."""
-        return {
-            "bbox": [float(v) for v in box],
-            "keypoints": [
-                {"name": n, "x": float(p[0]), "y": float(p[1]), "score": float(s)}
-                for n, p, s in zip(self.joints.names, keypoints, scores)
-            ],
-        }
+    def __call__(self, image: np.ndarray, boxes: Sequence[Box] | None = None, *, color: str = "bgr",
+                 flip: bool | None = None) -> PoseResult:
+        """The people of one H x W x 3 uint8 ``image`` whose channels are in ``color`` order (``"bgr"`` as
+        ``cv2.imread`` gives, or ``"rgb"``): one per box of ``boxes`` ([x, y, w, h] in image pixels), or, without
+        boxes, the people the localiser finds (the whole image with ``locate="none"``). ``flip``: this call's
+        flip test (None: the predictor's)."""
+        return self.estimate([self.prepare(image, boxes, color=color)], flip=flip)[0]
 
-    def predict(self, image: np.ndarray, boxes: Sequence[Box] | None = None, *,
-                where: str = "image") -> list[dict[str, Any]]:
-        """Pose of each person box in one BGR uint8 image (default box: the whole image)."""
-        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
-            raise DataError(f"{where}: expected an H x W x 3 BGR image")
+    def prepare(self, image: np.ndarray, boxes: Sequence[Box] | None = None, *, color: str = "bgr",
+                where: str = "image") -> Prepared:
+        """The image checked (one-line :class:`DataError` naming ``where``), in BGR order, with the crops of its
+        checked boxes (the whole image's box without boxes when the predictor does not localise)."""
+        if color not in COLORS:
+            raise ConfigError(f"color must be 'bgr' or 'rgb', got {color!r}")
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+            raise DataError(f"{where}: not an H x W x 3 image")
+        if color == "rgb":
+            image = np.ascontiguousarray(image[:, :, ::-1])
         h, w = image.shape[:2]
-        boxes = [check_box(b, w, h, where) for b in (boxes or [whole_image_box(w, h)])]
-        crops, mats = zip(*(self.preprocess(image, b) for b in boxes))
-        pts, scores = self.predict_crops(np.stack(crops), np.stack(mats))
-        return [self.record(b, p, s) for b, p, s in zip(boxes, pts, scores)]
+        if boxes is None and self.localizer is None:
+            boxes = [whole_image_box(w, h)]
+        if boxes is None:
+            return Prepared(image, None)
+        prepared = Prepared(image, [check_box(b, w, h, where) for b in boxes])
+        for box in prepared.boxes:
+            crop, matrix = self.network.preprocess(image, box)
+            prepared.crops.append(crop)
+            prepared.matrices.append(matrix)
+        return prepared
+
+    def estimate(self, batch: Sequence[Prepared], *, flip: bool | None = None,
+                 clock: Clock | None = None) -> list[PoseResult]:
+        """The people of each prepared image: the crops of the given boxes in one forward pass, the images without
+        boxes localised together (and their chosen people estimated again with flip, when flipping). ``clock``
+        times the stages ``crop`` (of re-estimated people), ``infer``, ``decode_heatmaps`` and ``locate``."""
+        flip = self.flip if flip is None else flip
+        clock = clock or Clock()
+        results: list[PoseResult | None] = [None] * len(batch)
+        boxed = [i for i, p in enumerate(batch) if p.boxes is not None]
+        pts, scores = self._run([c for i in boxed for c in batch[i].crops],
+                                [m for i in boxed for m in batch[i].matrices], flip=flip, clock=clock)
+        k = 0
+        for i in boxed:
+            n = len(batch[i].boxes)
+            results[i] = PoseResult(np.array(batch[i].boxes, np.float64).reshape(n, 4), pts[k:k + n],
+                                    scores[k:k + n], self.joints)
+            k += n
+        lost = [i for i, p in enumerate(batch) if p.boxes is None]
+        if lost:
+            if self.localizer is None:
+                raise ConfigError("an image without a box needs a Predictor that localises (locate is 'none')")
+            with clock("locate"):
+                found = self.localizer.locate_many([batch[i].image for i in lost])
+            if flip:
+                found = self._flipped([batch[i].image for i in lost], found, clock)
+            for i, people in zip(lost, found):
+                results[i] = people
+        return results  # type: ignore[return-value]
+
+    def _run(self, crops: list[np.ndarray], matrices: list[np.ndarray], *, flip: bool,
+             clock: Clock) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints and scores of crops (none: empty arrays), the network and the decoding timed apart."""
+        if not crops:
+            k = self.joints.num_joints
+            return np.zeros((0, k, 2)), np.zeros((0, k))
+        with clock("infer"):
+            heatmaps = self.network.heatmaps(np.stack(crops), flip=flip)
+        with clock("decode_heatmaps"):
+            return self.network.decode_heatmaps(heatmaps, np.stack(matrices))
+
+    def _flipped(self, images: Sequence[np.ndarray], found: Sequence[PoseResult],
+                 clock: Clock) -> list[PoseResult]:
+        """The localised people estimated again, with flip, in the crops of their boxes (ranking scores kept)."""
+        with clock("crop"):
+            jobs = [self.network.preprocess(image, box) for image, people in zip(images, found)
+                    for box in people.boxes]
+        pts, scores = self._run([c for c, _ in jobs], [m for _, m in jobs], flip=True, clock=clock)
+        out, k = [], 0
+        for people in found:
+            n = len(people)
+            out.append(PoseResult(people.boxes, pts[k:k + n], scores[k:k + n], self.joints, people.person_scores))
+            k += n
+        return out

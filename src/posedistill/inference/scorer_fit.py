@@ -28,8 +28,8 @@ from ..data.scenes import default_lspet_root, lspet_people, scene_for
 from ..evaluation import joint_errors
 from ..models.pretrained import sha256_file
 from .localize import Localizer
+from .network import PoseNetwork
 from .person_score import PersonScorer, sidecar_path
-from .predictor import Predictor
 
 __all__ = ["collect_candidates", "fit_person_scorer", "main"]
 
@@ -102,13 +102,13 @@ def main(argv: list[str] | None = None) -> None:
     root = args.data or default_lspet_root()
     people = lspet_people(root, args.split, args.scenes, need_torso=True)
     backgrounds = lspet_split(root, "train")
-    predictor = Predictor(args.weights, threads=args.threads)
-    loc = Localizer(predictor, method="pose", scorer=None)
+    network = PoseNetwork.load(args.weights, threads=args.threads)
+    loc = Localizer(network, method="pose", scorer=None)
     start = time.perf_counter()
     x, y = collect_candidates(loc, people, backgrounds, seed=args.seed, top=args.top, refinements=args.refinements,
                               progress=not args.no_progress)
     sha = sha256_file(args.weights)
-    scorer = fit_person_scorer(x, y, num_joints=predictor.meta.num_joints, weights_sha256=sha,
+    scorer = fit_person_scorer(x, y, num_joints=network.meta.num_joints, weights_sha256=sha,
                                info={"split": args.split, "scenes": len(people), "candidates": int(len(x)),
                                      "seed": args.seed, "weights": args.weights.name,
                                      "mean_target": float(y.mean())})

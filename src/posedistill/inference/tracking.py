@@ -1,9 +1,9 @@
 """Follow one person through a video: the next frame's box from this frame's joints, and smoothed keypoints.
 
 * Tracking (``track=True``): the box of frame t+1 is the box spanned by frame t's most confident joints (as in
-  :func:`posedistill.inference.localize.joints_box`); the person is localised afresh
-  (:class:`~posedistill.inference.localize.Localizer`) on the first frame and whenever the mean joint confidence
-  falls below ``relocalize_below``. Every ``recheck_every`` tracked frames the localiser also looks at the whole
+  :func:`posedistill.inference.localize.joints_box`); the person is localised afresh (the
+  :class:`~posedistill.inference.predictor.Predictor`'s localiser) on the first frame and whenever the mean joint
+  confidence falls below ``relocalize_below``. Every ``recheck_every`` tracked frames the localiser also looks at the whole
   frame, and the track moves to the person it finds when that person lies elsewhere (box IoU < 0.3) and scores more
   than ``recheck_margin`` above the tracked crop by the localiser's own score: a first localisation that locked onto
   the wrong thing is not followed to the end of the video.
@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
+from .localize import box_iou, joints_box
 from .predictor import Predictor
-from .localize import Localizer, Person, box_iou, joints_box
+from .result import PoseResult
 
 __all__ = ["OneEuroFilter", "TrackingConfig", "PoseTracker"]
 
@@ -104,74 +105,72 @@ class TrackingConfig:
 class PoseTracker:
     """One person through consecutive frames of one video (make a new tracker per video).
 
- ``update(frame, t)`` returns the :class:`~posedistill.inference.localize.Person` of that frame: its box, the
-
-keypoints (smoothed when ``config.smooth``) and the raw joint scores. ``box`` fixes the box of every frame (no
-
-tracking, no localisation); otherwise the person is found by ``localizer`` (default: a
-    :class:`~posedistill.inference.localize.Localizer` with default settings).
+    ``update(frame, t)`` returns that frame's person as a one-person
+    :class:`~posedistill.inference.result.PoseResult`: its box, the keypoints (smoothed when ``config.smooth``) and
+    the raw joint scores. Every pose comes from ``predictor`` (with its flip setting). ``box`` fixes the box of
+    every frame (no tracking, no localisation); otherwise the person is found by the predictor's localiser.
     """
 
     predictor: Predictor
     config: TrackingConfig = field(default_factory=TrackingConfig)
-    localizer: Localizer | None = None
     box: list[float] | None = None
     relocalized: int = field(default=0, init=False)
     switched: int = field(default=0, init=False)  # re-checks that moved the track to another person
-    _last: Person | None = field(default=None, init=False, repr=False)
+    _last: PoseResult | None = field(default=None, init=False, repr=False)
     _tracked_frames: int = field(default=0, init=False, repr=False)
     _filter: OneEuroFilter = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         c = self.config
         self._filter = OneEuroFilter(c.min_cutoff, c.beta, c.d_cutoff)
-        if self.localizer is None and self.box is None:
-            self.localizer = Localizer(self.predictor)
+        if self.box is None and self.predictor.localizer is None:
+            raise ConfigError("tracking a person without a box needs a Predictor that localises (its locate is "
+                              "'none')")
 
-    def _estimate(self, frame: np.ndarray, box: list[float]) -> Person:
-        crop, matrix = self.predictor.preprocess(frame, box)
-        pts, scores = self.predictor.predict_crops(crop[None], matrix[None])
-        return Person(list(box), pts[0], scores[0])
+    def _locate(self, frame: np.ndarray) -> PoseResult:
+        self.relocalized += 1
+        self._tracked_frames = 0
+        return self.predictor(frame)[0]
 
-    def _raw(self, frame: np.ndarray) -> Person:
+    def _raw(self, frame: np.ndarray) -> PoseResult:
         if self.box is not None:
-            return self._estimate(frame, self.box)
+            return self.predictor(frame, [self.box])
         c, last = self.config, self._last
-        if c.track and last is not None and last.confidence >= c.relocalize_below:
-            box = joints_box(last.keypoints, last.scores, keep=c.keep_joints, margin=c.margin)
+        if c.track and last is not None and float(np.mean(last.scores)) >= c.relocalize_below:
+            box = joints_box(last.keypoints[0], last.scores[0], keep=c.keep_joints, margin=c.margin)
             self._tracked_frames += 1
             if c.recheck_every and self._tracked_frames % c.recheck_every == 0:
                 return self._recheck(frame, box)
-            person = self._estimate(frame, box)
-            if person.confidence >= c.relocalize_below:
+            person = self.predictor(frame, [box])
+            if float(np.mean(person.scores)) >= c.relocalize_below:
                 return person
-        self.relocalized += 1
-        self._tracked_frames = 0
-        return self.localizer.locate(frame)[0]
+        return self._locate(frame)
 
-    def _recheck(self, frame: np.ndarray, box: list[float]) -> Person:
-        """The tracked crop, or the person the localiser finds elsewhere in ``frame`` if it scores better."""
-        tracked = self.localizer.score_boxes(frame, [box])[0]
-        found = self.localizer.locate(frame)[0]
-        if tracked.confidence < self.config.relocalize_below:  # lost anyway: as without the re-check
-            self.relocalized += 1
-            self._tracked_frames = 0
-            return found
-        if box_iou(found.box, tracked.box) < 0.3 and found.score > tracked.score + self.config.recheck_margin:
+    def _recheck(self, frame: np.ndarray, box: list[float]) -> PoseResult:
+        """The tracked crop, or the person the localiser finds elsewhere in ``frame`` if it scores better (by the
+        localiser's own ranking score)."""
+        assert self.predictor.localizer is not None
+        tracked = self.predictor.localizer.score_boxes(frame, [box])
+        if float(np.mean(tracked.scores)) < self.config.relocalize_below:  # lost anyway: as without the re-check
+            return self._locate(frame)
+        found = self.predictor(frame)[0]
+        assert tracked.person_scores is not None and found.person_scores is not None
+        if (box_iou(found.boxes[0], tracked.boxes[0]) < 0.3
+                and found.person_scores[0] > tracked.person_scores[0] + self.config.recheck_margin):
             self.switched += 1
             self._filter.reset()  # a jump to another place, not a motion to smooth
             return found
-        return tracked
+        return self.predictor(frame, [box]) if self.predictor.flip else tracked
 
-    def update(self, frame: np.ndarray, t: float) -> Person:
+    def update(self, frame: np.ndarray, t: float) -> PoseResult:
         """The person in ``frame`` at time ``t`` (seconds, increasing)."""
         person = self._raw(frame)
         self._last = person
         if not self.config.smooth:
             return person
-        side = max(person.box[2], person.box[3])
-        smooth = self._filter(person.keypoints, t, scale=side)
-        return Person(person.box, smooth, person.scores, person.stability)
+        side = max(person.boxes[0][2], person.boxes[0][3])
+        smooth = self._filter(person.keypoints[0], t, scale=side)
+        return PoseResult(person.boxes, smooth[None], person.scores, person.joints, person.person_scores)
 
     def reset(self) -> None:
         self._last = None

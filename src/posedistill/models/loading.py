@@ -1,7 +1,8 @@
 """One loader for a trained pose model: a checkpoint (``.pt``) or an exported ONNX file, with its meta record.
 
-:func:`load_pose_model` is what :class:`~posedistill.inference.Predictor`, evaluation, export and ``bench`` use, so
-all of them decode with the sigma, stride and input size the model was trained with (:mod:`posedistill.models.meta`).
+:func:`load_pose_model` is what :class:`~posedistill.inference.network.PoseNetwork` (inference and evaluation),
+export, the FPD teacher and ``bench`` use, so all of them decode with the sigma, stride and input size the model
+was trained with (:mod:`posedistill.models.meta`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class PoseModel:
 
 
 class OnnxHeatmaps(nn.Module):
-    """Adapter: an ONNX Runtime session as a module returning ``[last-stack heatmaps]`` (for evaluation)."""
+    """Adapter: an ONNX Runtime session as a module returning ``[last-stack heatmaps]``, the one way inference and
+    evaluation run an ONNX model (:class:`~posedistill.inference.network.PoseNetwork`)."""
 
     def __init__(self, session: Any) -> None:
         super().__init__()

@@ -4,8 +4,8 @@ A :class:`ModelMeta` holds the input size, the heatmap stride (from the model), 
 was trained with (DARK decoding blurs with it), the default decode method, the normalisation mean and std, the
 box padding of a person crop and the joint set (name, joint names, flip pairs). It is written once, as a plain
 dict, into checkpoints (key ``model_meta``) and ONNX files (metadata entry ``posedistill.model_meta``, JSON), and
-read back by :func:`posedistill.models.loading.load_pose_model`, which :class:`~posedistill.inference.Predictor`,
-evaluation, export and ``bench`` all use.
+read back by :func:`posedistill.models.loading.load_pose_model`, which inference and evaluation
+(:class:`~posedistill.inference.network.PoseNetwork`), export and ``bench`` all use.
 
 Files written before the record existed still load (:func:`meta_from_checkpoint`, :func:`meta_from_onnx`):
 their sigma from the checkpoint's ``sigma`` key, the stride from the model, and the code's constants of that

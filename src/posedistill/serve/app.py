@@ -1,10 +1,10 @@
 """The FastAPI application behind ``posedistill serve``.
 
 * ``POST /predict``: the image as the request body (``Content-Type: image/jpeg``, ``image/png``, ``image/webp``
-  or ``image/bmp``) or as the multipart field ``image``; optional box ``bbox=x,y,w,h`` as a query parameter (or
-  multipart field). Answers the same JSON records as ``posedistill predict`` (``image`` is the upload's file
-  name, or ``"upload"``), with headers ``X-Model-Time-Ms`` (the network's time for the batch the request rode
-  in) and ``X-Batch-Size``.
+  or ``image/bmp``) or as the multipart field ``image``; optional box ``bbox=x,y,w,h`` and flip test ``flip=1`` /
+  ``flip=0`` (default: the server's ``--flip``) as query parameters (or multipart fields). Answers the same JSON
+  records as ``posedistill predict`` (``image`` is the upload's file name, or ``"upload"``), with headers
+  ``X-Model-Time-Ms`` (the network's time for the batch the request rode in), ``X-Batch-Size`` and ``X-Flip``.
 * ``GET /health``: ``{"status": "ok", ...}`` with the model, the queue and counters.
 * ``GET /skeleton``: joint names, limbs and sides (for drawing).
 * ``GET /``: the web page (drop a photo or use the webcam; the skeleton is drawn on it).
@@ -12,7 +12,7 @@
 Bad input is a 4xx answer ``{"error": one line}`` and never stops the server: empty body (400), wrong content
 type (415), upload over ``max_upload_bytes`` (413, refused from Content-Length before reading, or while
 reading), a body not received within ``upload_timeout_s`` (408), not an image / truncated / undecodable / a
-header declaring more than ``max_pixels`` (400), a bad, outside or absurdly large box (400). A full queue, or
+header declaring more than ``max_pixels`` (400), a bad, outside or absurdly large box or a bad flip value (400). A full queue, or
 decoded images in flight at ``max_decoded_megapixels``, answers 503 with ``Retry-After: 1``. Any other failure is
 a 500 ``{"error": one line}``, for that request only. Every refusal, and a client that disconnects mid-upload,
 logs one line (logger ``posedistill.serve``), never a traceback.
@@ -34,6 +34,7 @@ from importlib import resources
 from typing import Any
 
 import anyio
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -44,8 +45,8 @@ from starlette.requests import ClientDisconnect
 
 from ..data.images import decode_image_reduced, reduced_decode_plan
 from ..errors import PosedistillError
-from ..inference.localize import Localizer
 from ..inference.predictor import Predictor
+from ..inference.result import PoseResult
 from ..inference.sources import check_box, parse_bbox
 from .batcher import Batcher, ServerBusy
 
@@ -140,21 +141,34 @@ def _to_decoded(box: list[float], scale: tuple[float, float]) -> list[float]:
     return [(x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5, w * sx, h * sy]
 
 
-def _to_original(records: list[dict[str, Any]], scale: tuple[float, float],
-                 box: list[float] | None) -> list[dict[str, Any]]:
-    """Records of the decoded photo, in the original photo's pixels (the given ``box`` as it was given)."""
+def _to_original(people: PoseResult, scale: tuple[float, float], box: list[float] | None) -> PoseResult:
+    """The people of the decoded photo, in the original photo's pixels (the given ``box`` as it was given)."""
     sx, sy = scale
     if (sx, sy) == (1.0, 1.0):
-        return records
-    for rec in records:
-        x, y, w, h = rec["bbox"]
-        rec["bbox"] = list(box) if box is not None else [(x + 0.5) / sx - 0.5, (y + 0.5) / sy - 0.5, w / sx, h / sy]
-        for k in rec["keypoints"]:
-            k["x"], k["y"] = (k["x"] + 0.5) / sx - 0.5, (k["y"] + 0.5) / sy - 0.5
-    return records
+        return people
+    factor = np.array([sx, sy])
+    if box is not None:
+        boxes = np.tile(np.asarray(box, np.float64), (len(people), 1))
+    else:
+        boxes = np.concatenate([(people.boxes[:, :2] + 0.5) / factor - 0.5, people.boxes[:, 2:] / factor], axis=1)
+    return PoseResult(boxes, (people.keypoints + 0.5) / factor - 0.5, people.scores, people.joints,
+                      people.person_scores)
 
 
-async def _image_from_multipart(request: Request, body: bytes) -> tuple[bytes, str, str | None]:
+_FLIP_VALUES = {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}
+
+
+def _parse_flip(text: str | None) -> bool | None:
+    """The ``flip`` parameter of a request (None: not given)."""
+    if text is None or not text.strip():
+        return None
+    value = _FLIP_VALUES.get(text.strip().lower())
+    if value is None:
+        raise _Reject(400, f"flip must be 1 or 0, got {text[:20]!r}")
+    return value
+
+
+async def _image_from_multipart(request: Request, body: bytes) -> tuple[bytes, str, str | None, str | None]:
     async def stream() -> AsyncIterator[bytes]:
         yield body
 
@@ -167,12 +181,13 @@ async def _image_from_multipart(request: Request, body: bytes) -> tuple[bytes, s
     if not isinstance(field, UploadFile):
         raise _Reject(400, "multipart body has no file field 'image'")
     data = await field.read()
-    bbox = form.get("bbox")
-    return data, field.filename or "upload", bbox if isinstance(bbox, str) and bbox.strip() else None
+    bbox, flip = form.get("bbox"), form.get("flip")
+    return (data, field.filename or "upload", bbox if isinstance(bbox, str) and bbox.strip() else None,
+            flip if isinstance(flip, str) else None)
 
 
-async def _parse_request(request: Request, config: ServeConfig) -> tuple[bytes, str, str | None]:
-    """(encoded image, name, bbox text) of a /predict request; _Reject on anything unusable."""
+async def _parse_request(request: Request, config: ServeConfig) -> tuple[bytes, str, str | None, str | None]:
+    """(encoded image, name, bbox text, flip text) of a /predict request; _Reject on anything unusable."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in IMAGE_TYPES and kind != "multipart/form-data":
         raise _Reject(415, f"unsupported Content-Type {kind or '(none)'!r}; send {', '.join(IMAGE_TYPES)} "
@@ -180,24 +195,24 @@ async def _parse_request(request: Request, config: ServeConfig) -> tuple[bytes, 
     body = await _read_body(request, config.max_upload_bytes, config.upload_timeout_s)
     if not body:
         raise _Reject(400, "empty request body; send an image")
-    bbox = request.query_params.get("bbox")
+    bbox, flip = request.query_params.get("bbox"), request.query_params.get("flip")
     if kind == "multipart/form-data":
-        data, name, form_bbox = await _image_from_multipart(request, body)
-        return data, name, bbox or form_bbox
-    return body, "upload", bbox
+        data, name, form_bbox, form_flip = await _image_from_multipart(request, body)
+        return data, name, bbox or form_bbox, flip or form_flip
+    return body, "upload", bbox, flip
 
 
-def create_app(predictor: Predictor, *, localizer: Localizer | None = None,
-               config: ServeConfig | None = None) -> FastAPI:
-    """The app; its batcher thread starts with the app's lifespan and stops with it."""
+def create_app(predictor: Predictor, *, config: ServeConfig | None = None) -> FastAPI:
+    """The app around ``predictor`` (its localiser finds the person of a request without a box; its ``flip`` is
+    the requests' default); its batcher thread starts with the app's lifespan and stops with it."""
     config = config or ServeConfig()
-    localizer = localizer if localizer is not None else Localizer(predictor)
+    localizer = predictor.localizer
     state: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        state["batcher"] = Batcher(predictor, localizer, max_batch=config.max_batch,
-                                   max_wait_ms=config.max_wait_ms, queue_size=config.queue_size)
+        state["batcher"] = Batcher(predictor, max_batch=config.max_batch, max_wait_ms=config.max_wait_ms,
+                                   queue_size=config.queue_size)
         try:
             yield
         finally:
@@ -218,10 +233,12 @@ def create_app(predictor: Predictor, *, localizer: Localizer | None = None,
     @app.get("/health")
     async def health() -> dict[str, Any]:
         batcher: Batcher = state["batcher"]
-        return {"status": "ok", "weights": predictor.weights.name, "backend": predictor.backend,
-                "input_size": predictor.input_size, "joint_set": predictor.joints.name,
-                "localisation": localizer.method,
-                "person_scorer": localizer.scorer is not None, "queued": batcher.queued(), "queue_size": config.queue_size,
+        network = predictor.network
+        return {"status": "ok", "weights": network.weights.name if network.weights else None,
+                "backend": network.backend, "input_size": network.input_size, "joint_set": predictor.joints.name,
+                "localisation": localizer.method if localizer is not None else "none", "flip": predictor.flip,
+                "person_scorer": localizer is not None and localizer.scorer is not None,
+                "queued": batcher.queued(), "queue_size": config.queue_size,
                 "max_batch": config.max_batch, "served": batcher.served, "batches": batcher.batches,
                 "decoded_megapixels": budget.used / 1e6, "max_decoded_megapixels": config.max_decoded_megapixels}
 
@@ -237,8 +254,9 @@ def create_app(predictor: Predictor, *, localizer: Localizer | None = None,
         batcher: Batcher = state["batcher"]
         held = 0
         try:
-            data, name, bbox_text = await _parse_request(request, config)
+            data, name, bbox_text, flip_text = await _parse_request(request, config)
             box = parse_bbox(bbox_text) if bbox_text is not None else None
+            flip = _parse_flip(flip_text)
             held = budget.take(reduced_decode_plan(data, name, max_side=config.max_side,
                                                    max_pixels=config.max_pixels)[1])
             image, scale = await run_in_threadpool(decode_image_reduced, data, name, max_side=config.max_side,
@@ -248,10 +266,12 @@ def create_app(predictor: Predictor, *, localizer: Localizer | None = None,
             if box is not None:  # checked in the photo's own pixels, run in the decoded photo's
                 h, w = image.shape[:2]
                 box = check_box(box, round(w / scale[0]), round(h / scale[1]), name)
-            result = await asyncio.wrap_future(
-                batcher.submit(image, _to_decoded(box, scale) if box is not None else None, name))
-            return JSONResponse(_to_original(result.records, scale, box), headers={
-                "X-Model-Time-Ms": f"{result.model_ms:.2f}", "X-Batch-Size": str(result.batch)})
+            future = batcher.submit(image, _to_decoded(box, scale) if box is not None else None, name, flip=flip)
+            result = await asyncio.wrap_future(future)
+            records = _to_original(result.people, scale, box).to_records(image=name)
+            return JSONResponse(records, headers={
+                "X-Model-Time-Ms": f"{result.model_ms:.2f}", "X-Batch-Size": str(result.batch),
+                "X-Flip": str(int(predictor.flip if flip is None else flip))})
         except _Reject as exc:  # the body may be unread: close the connection after answering
             return _refuse(request, exc.status, str(exc), Connection="close",
                            **({"Retry-After": "1"} if exc.status == 503 else {}))

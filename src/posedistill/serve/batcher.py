@@ -2,8 +2,10 @@
 
 Requests wait in a bounded queue (``queue_size``); a full queue refuses new ones at once (:class:`ServerBusy`,
 HTTP 503) instead of letting latency and memory grow. The worker takes the first waiting request, then gathers
-more for at most ``max_wait_ms`` (or until ``max_batch``), and estimates all their people together: requests
-with a box in one forward pass, the others localised together. Errors are per request: a request that cannot be
+more for at most ``max_wait_ms`` (or until ``max_batch``), and estimates their people through
+:meth:`Predictor.estimate <posedistill.inference.predictor.Predictor.estimate>`: requests with a box in one forward
+pass, the others localised together; the requests that ask for flip test and those that do not run as two such
+batches, one after the other. Errors are per request: a request that cannot be
 prepared fails alone, and a batch that fails is run again one request at a time, so that only the request that
 broke it fails.
 """
@@ -15,14 +17,12 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from ..inference.predictor import Predictor
+from ..inference.predictor import Predictor, Prepared
+from ..inference.result import PoseResult
 from ..inference.sources import check_box
-from ..inference.localize import Localizer
-from ..inference.estimate import Item, estimate_people
 
 __all__ = ["Batcher", "ServerBusy", "Result"]
 
@@ -33,11 +33,11 @@ class ServerBusy(Exception):
 
 @dataclass
 class Result:
-    """Records of one request and how its batch went."""
+    """The people of one request and how its batch went."""
 
-    records: list[dict[str, Any]]
-    model_ms: float  # wall time of the network (and localisation) for the whole batch
-    batch: int  # requests in that batch
+    people: PoseResult
+    model_ms: float  # wall time of the network (and localisation) for the requests of its flip setting in the batch
+    batch: int  # requests run together with it (the same flip setting)
 
 
 @dataclass
@@ -45,15 +45,18 @@ class _Job:
     image: np.ndarray
     box: list[float] | None
     name: str
+    flip: bool
     future: Future = field(default_factory=Future)
 
 
 class Batcher:
-    """Runs :func:`posedistill.inference.estimate.estimate_people` on batches of queued requests in a worker thread."""
+    """Runs :meth:`Predictor.estimate <posedistill.inference.predictor.Predictor.estimate>` on batches of queued
+    requests in a worker thread; the requests of a batch that ask for flip test and those that do not run
+    apart."""
 
-    def __init__(self, predictor: Predictor, localizer: Localizer | None, *, max_batch: int = 8,
-                 max_wait_ms: float = 5.0, queue_size: int = 32) -> None:
-        self.predictor, self.localizer = predictor, localizer
+    def __init__(self, predictor: Predictor, *, max_batch: int = 8, max_wait_ms: float = 5.0,
+                 queue_size: int = 32) -> None:
+        self.predictor = predictor
         self.max_batch, self.max_wait = max(1, max_batch), max(0.0, max_wait_ms) / 1e3
         self.jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=max(1, queue_size))
         self.served = 0
@@ -61,15 +64,17 @@ class Batcher:
         self.thread = threading.Thread(target=self._run, name="posedistill-batcher", daemon=True)
         self.thread.start()
 
-    def submit(self, image: np.ndarray, box: list[float] | None, name: str = "upload") -> Future:
-        """Queue one image (BGR) and optional box; the future gives a :class:`Result`. Raises ServerBusy.
+    def submit(self, image: np.ndarray, box: list[float] | None, name: str = "upload", *,
+               flip: bool | None = None) -> Future:
+        """Queue one image (BGR) and optional box; ``flip``: flip test for this request (None: the predictor's
+        setting). The future gives a :class:`Result`. Raises ServerBusy.
 
         A box outside the image raises :class:`~posedistill.errors.DataError` here, before queueing.
         """
         if box is not None:
             h, w = image.shape[:2]
             box = check_box(box, w, h, name)
-        job = _Job(image, box, name)
+        job = _Job(image, box, name, self.predictor.flip if flip is None else bool(flip))
         try:
             self.jobs.put_nowait(job)
         except queue.Full:
@@ -104,37 +109,38 @@ class Batcher:
             if first is None:
                 break
             batch, stop = self._gather(first)
-            self._serve(batch)
+            for flip in (False, True):
+                group = [job for job in batch if job.flip == flip]
+                if group:
+                    self._serve(group, flip)
 
-    def _serve(self, batch: list[_Job]) -> None:
-        """Run one batch; every job's future gets its result or its own error."""
-        items, jobs = [], []
+    def _serve(self, batch: list[_Job], flip: bool) -> None:
+        """Run one batch of requests with the same flip setting; every job's future gets its result or its own
+        error."""
+        prepared: list[Prepared] = []
+        jobs: list[_Job] = []
         for job in batch:
             try:
-                item = Item(None, frame=job.image, boxes=[job.box] if job.box is not None else None)
-                if job.box is not None:
-                    crop, matrix = self.predictor.preprocess(job.image, job.box)
-                    item.crops, item.matrices = [crop], [matrix]
+                prepared.append(self.predictor.prepare(job.image, None if job.box is None else [job.box],
+                                                       where=job.name))
             except Exception as exc:  # noqa: BLE001 - this request fails alone
                 job.future.set_exception(exc)
                 continue
-            items.append(item)
             jobs.append(job)
         if not jobs:
             return
         try:
             start = time.perf_counter()
-            people = estimate_people(self.predictor, self.localizer, items)
+            found = self.predictor.estimate(prepared, flip=flip)
             ms = (time.perf_counter() - start) * 1e3
         except Exception as exc:  # noqa: BLE001 - retried one by one: only the request that broke it fails
             if len(jobs) == 1:
                 jobs[0].future.set_exception(exc)
             else:
                 for job in jobs:
-                    self._serve([job])
+                    self._serve([job], flip)
             return
         self.batches += 1
-        for job, found in zip(jobs, people):
+        for job, people in zip(jobs, found):
             self.served += 1
-            records = [{"image": job.name, **self.predictor.record(b, p, s)} for b, p, s in found]
-            job.future.set_result(Result(records, ms, len(jobs)))
+            job.future.set_result(Result(people, ms, len(jobs)))

@@ -31,6 +31,7 @@ from ..config import ExperimentConfig, config_from_dict
 from ..data import build_loader
 from ..errors import CheckpointError, ConfigError, PosedistillError
 from ..evaluation import evaluate_predictions, predict_dataset
+from ..inference.network import PoseNetwork
 from ..io import atomic_write_json, atomic_write_text, check_writable_dir
 from ..models import DEFAULT_DEPTH, build_model
 from ..skeleton import get_joint_set
@@ -143,7 +144,7 @@ class Trainer:
         self.model = build_model(cfg.model.name, num_joints=get_joint_set(data.joint_set).num_joints,
                                  depth=cfg.model.depth)
         self.meta = data.meta(int(self.model.stride))
-        self.joint_set, self.num_joints, self.codec = self.meta.joints, self.meta.num_joints, self.meta.codec()
+        self.joint_set, self.num_joints = self.meta.joints, self.meta.num_joints
         train_set = data.train_set(meta=self.meta, unlabeled=self.unlabeled)
         self.val_set = data.val_set(meta=self.meta)
         self.val_loader = None
@@ -315,8 +316,8 @@ class Trainer:
         if self.val_loader is None:
             self.val_loader = build_loader(self.val_set, batch_size=max(self.cfg.train.batch_size, 16),
                                            shuffle=False, num_workers=min(self.cfg.data.workers, 2))
-        pred = predict_dataset(self.model, self.val_loader, self.codec, joint_set=self.joint_set,
-                               flip=self.cfg.train.flip_test, device=device, progress=self.progress)
+        network = PoseNetwork(self.model, self.meta, device=device)  # the module as it is, in eval mode
+        pred = predict_dataset(network, self.val_loader, flip=self.cfg.train.flip_test, progress=self.progress)
         result = evaluate_predictions(pred, self.joint_set)
         return {"val_pck": result.pck["mean"], "val_auc": result.auc}
 

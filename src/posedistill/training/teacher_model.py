@@ -14,7 +14,7 @@ from torch import nn
 
 from ..config import ExperimentConfig
 from ..errors import CheckpointError, ConfigError
-from ..evaluation import predict_heatmaps
+from ..inference.network import predict_heatmaps
 from ..models.loading import PoseModel, load_pose_model
 from ..models.meta import ModelMeta
 from ..skeleton import get_joint_set
