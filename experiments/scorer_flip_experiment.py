@@ -33,10 +33,11 @@ from posedistill.data.scenes import default_lspet_root, lspet_people, scene_for
 
 from posedistill.data.readers import lspet_split
 from posedistill.evaluation import joint_errors
-from posedistill.inference.predictor import Predictor
+from posedistill.inference.network import PoseNetwork
 from posedistill.io import atomic_write_text
 from posedistill.inference.localize import Localizer, _scaled
-from posedistill.inference.person_score import candidate_features, fit_person_scorer
+from posedistill.inference.person_score import candidate_features
+from posedistill.inference.scorer_fit import fit_person_scorer
 
 
 def final_candidates(loc: Localizer, canvas: np.ndarray):
@@ -48,7 +49,7 @@ def final_candidates(loc: Localizer, canvas: np.ndarray):
     return [p.box for p in kept] + [_scaled(p.box, f) for p in kept for f in loc.final_scales if f != 1.0]
 
 
-def crop_views(pred: Predictor, canvas: np.ndarray, boxes):
+def crop_views(pred: PoseNetwork, canvas: np.ndarray, boxes):
     """Heatmaps of the crops and of their mirrors (mirrored back, left/right swapped), and the crop matrices."""
     crops, mats = zip(*(pred.preprocess(canvas, b) for b in boxes))
     crops, mats = np.stack(crops), np.stack(mats)
@@ -57,7 +58,7 @@ def crop_views(pred: Predictor, canvas: np.ndarray, boxes):
     return hm, np.ascontiguousarray(hm_flip), mats
 
 
-def flip_features(pred: Predictor, hm: np.ndarray, hm_flip: np.ndarray) -> np.ndarray:
+def flip_features(pred: PoseNetwork, hm: np.ndarray, hm_flip: np.ndarray) -> np.ndarray:
     """(N, K + 3): per joint the distance between the two views' joints (crop sides), then their mean, median
     and the fraction of joints within 0.05 of the side."""
     a, _ = pred.codec.decode(hm)
@@ -80,7 +81,7 @@ def main() -> None:
     root = default_lspet_root()
     people = lspet_people(root, "train", args.scenes, need_torso=True)
     backgrounds = lspet_split(root, "train")
-    pred = Predictor(args.weights, threads=args.threads)
+    pred = PoseNetwork.load(args.weights, threads=args.threads)
     loc = Localizer(pred, method="pose")  # the shipped scorer and defaults, as in production
     rows: dict[str, list[np.ndarray]] = {"base": [], "avg": [], "flip": [], "target": [], "shipped": [], "scene": []}
     start = time.perf_counter()
