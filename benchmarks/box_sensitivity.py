@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from posedistill import Predictor
+from posedistill.inference.network import PoseNetwork
 from posedistill.data import lspet_split
 from posedistill.data.scenes import joints_box
 from posedistill.evaluation import PCK
@@ -57,7 +57,7 @@ def refined_boxes(keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray, 
     return out
 
 
-def run_setting(pred: Predictor, images: list[np.ndarray], boxes: np.ndarray, *, refine: bool,
+def run_setting(pred: PoseNetwork, images: list[np.ndarray], boxes: np.ndarray, *, refine: bool,
                 batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints (N, K, 2) and scores (N, K) of each image's one box (after one refinement pass if asked)."""
     def once(bxs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +65,7 @@ def run_setting(pred: Predictor, images: list[np.ndarray], boxes: np.ndarray, *,
         for start in range(0, len(images), batch):
             crops, mats = zip(*(pred.preprocess(img, b) for img, b in
                                 zip(images[start:start + batch], bxs[start:start + batch])))
-            p, s = pred.predict_crops(np.stack(crops), np.stack(mats))
+            p, s = pred.estimate(np.stack(crops), np.stack(mats))
             pts.append(p)
             scs.append(s)
         return np.concatenate(pts), np.concatenate(scs)
@@ -105,7 +105,7 @@ def main() -> None:
     pck = PCK(0.2)
     rows = []
     for w in weights:
-        pred = Predictor(w, threads=args.threads)
+        pred = PoseNetwork.load(w, threads=args.threads)
         for refine in ((False, True) if args.refine else (False,)):
             reference = None
             for name, boxes in tqdm(settings, desc=f"{Path(w).name}{' refined' if refine else ''}", leave=False):

@@ -81,9 +81,10 @@ def main() -> None:
     root = default_lspet_root()
     people = lspet_people(root, args.split, args.limit)
     backgrounds = lspet_split(root, "train6500")  # the scenes of every earlier figure (before the 8,800-image split)
-    predictor = Predictor(args.weights, threads=args.threads)
+    predictor = Predictor(args.weights, locate="none", threads=args.threads)  # the given boxes' rows
+    network = predictor.network  # the localisers of the method rows are built around it
     methods = args.methods.split(",") if args.methods else ["pose"] + (["hog", "both"] if hog_available() else [])
-    scorer = None if args.no_scorer else scorer_for(predictor.weights, predictor.meta.num_joints)
+    scorer = None if args.no_scorer else scorer_for(network.weights, network.meta.num_joints)
     if scorer is not None and not args.scorer_only:  # each method ranked by the scorer, and by confidence ("<method>/conf") beside it
         methods = [m for name in methods for m in (name, f"{name}/conf")]
     overrides = {k: v for k, v in {"margin": args.margin, "keep_joints": args.keep_joints, "top_k": args.top_k,
@@ -106,21 +107,21 @@ def main() -> None:
         h, w = canvas.shape[:2]
         for name, box in (("gt-box", gt_box), ("whole", [0.0, 0.0, float(w), float(h)])):
             t = time.perf_counter()
-            out = predictor.predict(canvas, [box])[0]
+            out = predictor(canvas, [box])
             seconds[name] += time.perf_counter() - t
-            pred[name].append([[k["x"], k["y"]] for k in out["keypoints"]])
+            pred[name].append(out.keypoints[0])
         for name in methods:
             t = time.perf_counter()
             method, _, ranking = name.partition("/")
-            found = Localizer(predictor, method=method, scorer=None if ranking else scorer,
+            found = Localizer(network, method=method, scorer=None if ranking else scorer,
                               max_people=args.people, **overrides).locate(canvas)
             seconds[name] += time.perf_counter() - t
-            pred[name].append(found[0].keypoints)  # the first person is the one max_people=1 returns
-            boxes[name].append(found[0].box)
+            pred[name].append(found.keypoints[0])  # the first person is the one max_people=1 returns
+            boxes[name].append(found.boxes[0].tolist())
             if anyof:  # the returned person the user would pick: the one on the annotated person
-                pick = max(found, key=lambda p: box_iou(p.box, gt_box))
-                pred[f"{name}@{args.people}"].append(pick.keypoints)
-                boxes[f"{name}@{args.people}"].append(pick.box)
+                pick = max(range(len(found)), key=lambda j: box_iou(found.boxes[j], gt_box))
+                pred[f"{name}@{args.people}"].append(found.keypoints[pick])
+                boxes[f"{name}@{args.people}"].append(found.boxes[pick].tolist())
         if (i + 1) % 50 == 0:
             print(f"{i + 1}/{len(people)}", flush=True)
     gt, visible, norm = np.array(gts), np.array(vis), np.array(norms)
@@ -142,7 +143,7 @@ def main() -> None:
         rows.append(row)
     ref = rows[0]["pck"]
     print(f"LSPET {args.split}: {len(people)} people on synthetic canvases, PCK@0.2 by torso; weights "
-          f"{predictor.weights.name}; localiser {overrides or 'defaults'}")
+          f"{network.weights.name}; localiser {overrides or 'defaults'}")
     print(f"{'method':<10} {'PCK@0.2':>8} {'vs gt':>7} {'fail %':>7} {'IoU':>6} {'side/gt':>8} {'miss %':>7} "
           f"{'on photo':>8} {'ms/img':>8}")
     for r in rows:
@@ -154,7 +155,7 @@ def main() -> None:
         print(f"{r['method']:<10} {r['pck']:>8.1f} {r['pck'] - ref:>+7.1f} {fail:>7} {iou:>6} {side:>8} {miss:>7} "
               f"{photo:>8} {r['ms_per_image']:>8.1f}")
     out = args.out or RESULTS / f"localisation_{args.split}.json"
-    atomic_write_json(out, {"split": args.split, "people": len(people), "weights": str(predictor.weights.name),
+    atomic_write_json(out, {"split": args.split, "people": len(people), "weights": str(network.weights.name),
                             "localiser": overrides, "person_scorer": scorer.info if scorer else None, "seed": args.seed, "rows": rows})
     print(f"wrote {out}")
 

@@ -43,9 +43,8 @@ from posedistill.data.readers import lspet_split
 from posedistill.inference.predictor import Predictor
 from posedistill.models.pretrained import default_weights
 from posedistill.io import atomic_write_json
-from posedistill.inference.localize import Localizer
-from posedistill.inference.estimate import StageTimes
 from posedistill.inference.pipeline import predict_paths, resolve_schedule
+from posedistill.inference.timing import StageTimes
 from posedistill.inference.tracking import TrackingConfig
 
 RESULTS = Path(__file__).resolve().parent / "results" / "predict_throughput.json"
@@ -60,10 +59,10 @@ def export_models(weights: Path, work: Path) -> dict[str, Path]:
 
 
 def model_only(predictor: Predictor, crops: np.ndarray, batch: int) -> float:
-    predictor.heatmaps(crops[:batch])  # warm-up
+    predictor.network.heatmaps(crops[:batch])  # warm-up
     start = time.perf_counter()
     for i in range(0, len(crops), batch):
-        predictor.heatmaps(crops[i:i + batch])
+        predictor.network.heatmaps(crops[i:i + batch])
     return len(crops) / (time.perf_counter() - start)
 
 
@@ -116,7 +115,7 @@ def main() -> None:
         models = export_models(args.weights or default_weights(), work)
         for backend in args.backends.split(","):
             predictor = Predictor(models[backend], threads=args.threads)
-            crops = np.stack([predictor.preprocess(load_image(p), boxes[p.name])[0] for p in paths])
+            crops = np.stack([predictor.network.preprocess(load_image(p), boxes[p.name])[0] for p in paths])
             # model-only and predict interleaved, --repeats times, medians compared: this machine's speed drifts
             # by 10-30 % between passes, so one pass of each can land on either side of the goal
             runs: dict[str, list[float]] = {"model": []}
@@ -132,7 +131,7 @@ def main() -> None:
                         stage_ms[workers] = per_image_ms(times)  # the last pass's split of the time
             base = float(np.median(runs["model"]))
             row = {"backend": backend, "model_only_img_s": base, "model_only_passes": runs["model"],
-                   "auto_schedule": resolve_schedule("auto", args.workers, quantized=predictor.quantized)}
+                   "auto_schedule": resolve_schedule("auto", args.workers, quantized=predictor.network.quantized)}
             for workers in sorted({1, args.workers}):
                 rate = float(np.median(runs[f"w{workers}"]))
                 row[f"predict_w{workers}_img_s"] = rate
@@ -142,13 +141,13 @@ def main() -> None:
             row[f"predict_w{args.workers}_{other}_img_s"] = float(np.median(runs["other"]))
             row[f"predict_w{args.workers}_{other}_passes"] = runs["other"]
             row[f"predict_w{args.workers}_{other}_ratio"] = float(np.median(runs["other"])) / base
-            rate, times = timed_predict(predictor, paths[:100], localizer=Localizer(predictor),
-                                        batch_size=args.batch_size, workers=args.workers)
+            rate, times = timed_predict(predictor, paths[:100], batch_size=args.batch_size, workers=args.workers)
             row["auto_box_img_s"], row["auto_box_stage_ms"] = rate, per_image_ms(times)
-            rate, times = timed_predict(predictor, [video], batch_size=args.batch_size, workers=args.workers)
+            whole_frame = Predictor.from_network(predictor.network, locate="none")
+            rate, times = timed_predict(whole_frame, [video], batch_size=args.batch_size, workers=args.workers)
             row["video_fixed_box_fps"], row["video_fixed_box_stage_ms"] = rate, per_image_ms(times)
-            rate, times = timed_predict(predictor, [video], localizer=Localizer(predictor),
-                                        tracking=TrackingConfig(), batch_size=args.batch_size, workers=args.workers)
+            rate, times = timed_predict(predictor, [video], tracking=TrackingConfig(), batch_size=args.batch_size,
+                                        workers=args.workers)
             row["video_tracked_fps"], row["video_tracked_stage_ms"] = rate, per_image_ms(times)
             rows.append(row)
             print(f"{backend}: done", flush=True)

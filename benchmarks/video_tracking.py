@@ -42,8 +42,6 @@ from posedistill.data.readers import lspet_split
 from posedistill.evaluation import PCK
 from posedistill.inference.predictor import Predictor
 from posedistill.io import atomic_write_json
-from posedistill.inference.localize import Localizer
-from posedistill.inference.person_score import scorer_for
 from posedistill.inference.tracking import OneEuroFilter, PoseTracker, TrackingConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -83,20 +81,19 @@ def jitter(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, torso: np.ndar
     return float(100 * np.mean(err / torso[1:, None])), float(np.mean(err))
 
 
-def run(name: str, predictor: Predictor, frames, gt_boxes, cfg: TrackingConfig | None, scorer=None
+def run(name: str, predictor: Predictor, frames, gt_boxes, cfg: TrackingConfig | None
         ) -> tuple[np.ndarray, float, int, int]:
     """Keypoints (T, K, 2), seconds, re-localised frames and re-checks that moved the track."""
     if name.startswith("gt-box"):
         start = time.perf_counter()
-        pts = [predictor.predict(f, [b])[0]["keypoints"] for f, b in zip(frames, gt_boxes)]
-        pts = np.array([[[k["x"], k["y"]] for k in p] for p in pts])
+        pts = np.array([predictor(f, [b]).keypoints[0] for f, b in zip(frames, gt_boxes)])
         if cfg is not None:  # the filter alone, on the ground-truth box's keypoints
             pts = smooth_offline(pts, np.array([max(b[2:]) for b in gt_boxes]), cfg.min_cutoff, cfg.beta,
                                  cfg.d_cutoff)
         return pts, time.perf_counter() - start, 0, 0
-    tracker = PoseTracker(predictor, cfg, localizer=Localizer(predictor, scorer=scorer))
+    tracker = PoseTracker(predictor, cfg)  # the predictor's localiser (and its person scorer, looked up once)
     start = time.perf_counter()
-    pts = np.array([tracker.update(f, i / FPS).keypoints for i, f in enumerate(frames)])
+    pts = np.array([tracker.update(f, i / FPS).keypoints[0] for i, f in enumerate(frames)])
     return pts, time.perf_counter() - start, tracker.relocalized, tracker.switched
 
 
@@ -138,20 +135,19 @@ def tune(clips: list[dict], max_pck_loss: float) -> dict:
             "rule": f"least tracking jitter with tracking PCK >= unsmoothed - {max_pck_loss}"}
 
 
-def run_tune(args, predictor: Predictor, clip_iter, scorer=None) -> None:
+def run_tune(args, predictor: Predictor, clip_iter) -> None:
     clips = []
     for n, (rec, frames, gt, torso, gt_boxes) in enumerate(clip_iter):
         pts, _, _, _ = run("gt-box", predictor, frames, gt_boxes, None)
-        tracker = PoseTracker(predictor, TrackingConfig(track=True, smooth=False),
-                              localizer=Localizer(predictor, scorer=scorer))
+        tracker = PoseTracker(predictor, TrackingConfig(track=True, smooth=False))
         people = [tracker.update(f, i / FPS) for i, f in enumerate(frames)]
         clips.append({"gt": gt, "vis": rec.visible, "torso": torso,
                       "gt-box": {"pts": pts, "sides": np.array([max(b[2:]) for b in gt_boxes])},
-                      "track": {"pts": np.array([p.keypoints for p in people]),
-                                "sides": np.array([max(p.box[2:]) for p in people])}})
+                      "track": {"pts": np.array([p.keypoints[0] for p in people]),
+                                "sides": np.array([max(p.boxes[0][2:]) for p in people])}})
         print(f"clip {n + 1}/{args.clips} ({rec.image.name})", flush=True)
     result = tune(clips, args.max_pck_loss)
-    print(f"LSPET {args.split}: {len(clips)} clips x {args.frames} frames; weights {predictor.weights.name}; "
+    print(f"LSPET {args.split}: {len(clips)} clips x {args.frames} frames; weights {predictor.network.weights.name}; "
           f"rule: {result['rule']}")
     print(f"{'min_cutoff':>10} {'beta':>5} {'gt-box PCK':>10} {'jitter':>7} {'track PCK':>10} {'jitter':>7}")
     for name, r in result["raw"].items():
@@ -162,7 +158,7 @@ def run_tune(args, predictor: Predictor, clip_iter, scorer=None) -> None:
               f"{r['track_pck']:>10.1f} {r['track_jitter']:>7.2f}{mark}")
     out = args.out or RESULTS / f"video_tracking_tune_{args.split}.json"
     atomic_write_json(out, {"split": args.split, "clips": len(clips), "frames": args.frames, "fps": FPS,
-                            "weights": predictor.weights.name, **result})
+                            "weights": predictor.network.weights.name, **result})
     print(f"wrote {out}")
 
 
@@ -191,7 +187,6 @@ def main() -> None:
     pick = np.random.default_rng(args.seed).choice(len(people), size=min(args.clips, len(people)), replace=False)
     backgrounds = lspet_split(root, "train6500")  # the scenes of every earlier figure (before the 8,800-image split)
     predictor = Predictor(args.weights, threads=args.threads)
-    scorer = scorer_for(predictor.weights, predictor.meta.num_joints)  # the localiser's ranking, looked up once
     tuned = {k: v for k, v in {"min_cutoff": args.min_cutoff, "beta": args.beta,
                                "relocalize_below": args.relocalize_below, "recheck_every": args.recheck_every,
                                "recheck_margin": args.recheck_margin}.items() if v is not None}
@@ -219,11 +214,11 @@ def main() -> None:
             yield rec, frames, gt, torso, [joints_box(g, rec.visible) for g in gt]
 
     if args.tune:
-        return run_tune(args, predictor, clip_iter(), scorer)
+        return run_tune(args, predictor, clip_iter())
     pck = PCK(0.2)
     for n, (rec, frames, gt, torso, gt_boxes) in enumerate(clip_iter()):
         for name, cfg in configs.items():
-            pred, seconds, reloc, switched = run(name, predictor, frames, gt_boxes, cfg, scorer)
+            pred, seconds, reloc, switched = run(name, predictor, frames, gt_boxes, cfg)
             a = acc[name]
             a["pred"].append(pred), a["gt"].append(gt), a["torso"].append(torso)
             a["vis"].append(np.repeat(rec.visible[None], len(frames), 0))
@@ -246,7 +241,7 @@ def main() -> None:
             "jitter_torso_pct": float(np.mean(a["jit"])), "jitter_px": float(np.mean(a["jit_px"])),
             "frames_per_s": total_frames / a["s"], "relocalised_frames": a["reloc"],
             "rechecks_switched": a["switched"],
-            "person_scorer": scorer is not None,
+            "person_scorer": predictor.localizer.scorer is not None,
             "per_clip": a["clips"],  # where a mean over 20 clips comes from
         })
     out = args.out or RESULTS / f"video_tracking_{args.split}.json"
@@ -259,7 +254,7 @@ def main() -> None:
             rows.sort(key=lambda r: order.index(r["run"]))
     cfg = TrackingConfig(**tuned)
     print(f"LSPET {args.split}: {len(pick)} clips x {args.frames} frames at {FPS:g} fps; weights "
-          f"{predictor.weights.name}; One Euro min_cutoff={cfg.min_cutoff} beta={cfg.beta} "
+          f"{predictor.network.weights.name}; One Euro min_cutoff={cfg.min_cutoff} beta={cfg.beta} "
           f"d_cutoff={cfg.d_cutoff}; re-localise below {cfg.relocalize_below}; re-check every "
           f"{cfg.recheck_every or 'never'} (margin {cfg.recheck_margin})")
     print(f"{'run':<13} {'PCK@0.2':>8} {'jitter %torso':>14} {'jitter px':>10} {'relocalised':>11} {'switched':>8} "
@@ -268,7 +263,7 @@ def main() -> None:
         print(f"{r['run']:<13} {r['pck']:>8.1f} {r['jitter_torso_pct']:>14.2f} {r['jitter_px']:>10.2f} "
               f"{r['relocalised_frames']:>11} {r.get('rechecks_switched', 0):>8} {r['frames_per_s']:>9.1f}")
     atomic_write_json(out, {"split": args.split, "clips": len(pick), "frames": args.frames, "fps": FPS,
-                            "weights": predictor.weights.name,
+                            "weights": predictor.network.weights.name,
                             "filter": {"min_cutoff": cfg.min_cutoff, "beta": cfg.beta, "d_cutoff": cfg.d_cutoff,
                                        "relocalize_below": cfg.relocalize_below,
                                        "recheck_every": cfg.recheck_every, "recheck_margin": cfg.recheck_margin},

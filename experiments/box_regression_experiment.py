@@ -25,13 +25,13 @@ from posedistill.data.scenes import default_lspet_root, joints_box, lspet_people
 
 from posedistill.data.readers import lspet_split
 from posedistill.data.records import box_iou, box_to_square
-from posedistill.inference.predictor import Predictor
+from posedistill.inference.localize import Candidate, Localizer
+from posedistill.inference.network import PoseNetwork
 from posedistill.io import atomic_write_json
-from posedistill.inference.localize import Localizer, Person
 
 
 class FeatureLocalizer(Localizer):
-    """The shipped localiser, keeping every final candidate and the features of each crop."""
+    """The shipped localiser, keeping every final candidate, the chosen ones and the features of each crop."""
 
     def poses(self, jobs, features=None):
         feats: list[np.ndarray] = []
@@ -40,9 +40,10 @@ class FeatureLocalizer(Localizer):
             person.features = row  # type: ignore[attr-defined]
         return people
 
-    def _select(self, people: list[Person]) -> list[Person]:
+    def _select(self, people: list[Candidate]) -> list[Candidate]:
         self.final = list(people)
-        return super()._select(people)
+        self.chosen = super()._select(people)
+        return self.chosen
 
 
 def square(box, padding: float) -> np.ndarray:
@@ -87,9 +88,9 @@ def main() -> None:
 
     root = default_lspet_root()
     backgrounds = lspet_split(root, "train")
-    predictor = Predictor(threads=args.threads)
-    padding = predictor.meta.box_padding
-    loc = FeatureLocalizer(predictor)
+    network = PoseNetwork.load(threads=args.threads)  # the shipped student
+    padding = network.meta.box_padding
+    loc = FeatureLocalizer(network)
     start = time.perf_counter()
     xs, ys = [], []
     for rec in lspet_people(root, "train", args.train_scenes, need_torso=True):
@@ -107,7 +108,7 @@ def main() -> None:
 
     def estimate(canvas, box):
         """(features, keypoints) of the crop of ``box``: one pass through the localiser's own scoring."""
-        person = loc.score_boxes(canvas, [box])[0]
+        person = loc.poses([(canvas, list(box))])[0]
         return person.features, person.keypoints  # type: ignore[attr-defined]
 
     def corrected(features, box):
@@ -126,7 +127,8 @@ def main() -> None:
         def score(name, keypoints):
             hits[name].append((np.linalg.norm(keypoints - joints, axis=1) / norm <= 0.2)[visible])
         score("gt-box", estimate(canvas, joints_box(joints, rec.visible))[1])
-        person = loc.locate(canvas)[0]
+        loc.locate(canvas)
+        person = loc.chosen[0]
         score("localiser", person.keypoints)
         box, features = person.box, person.features  # type: ignore[attr-defined]
         for k in range(1, args.steps + 1):

@@ -27,7 +27,7 @@ from posedistill.data.scenes import default_lspet_root, inside, joints_box, lspe
 
 from posedistill.data.readers import lspet_split
 from posedistill.evaluation import PCK
-from posedistill.inference.predictor import Predictor
+from posedistill.inference.network import PoseNetwork
 from posedistill.io import atomic_write_json
 from posedistill.inference.localize import Localizer, box_iou
 
@@ -61,8 +61,8 @@ def main() -> None:
     root = default_lspet_root()
     people = lspet_people(root, args.split, args.limit, need_torso=True)
     backgrounds = lspet_split(root, "train")
-    predictor = Predictor(args.weights, threads=args.threads)
-    localizer = Localizer(predictor, max_people=args.people, min_relative_score=min(RELATIVE))
+    network = PoseNetwork.load(args.weights, threads=args.threads)
+    localizer = Localizer(network, max_people=args.people, min_relative_score=min(RELATIVE))
     rules = ["best-scored", *(f"largest within {r}" for r in RELATIVE), "on the annotated person"]
     pred: dict[str, list[np.ndarray]] = {r: [] for r in rules}
     gts, vis, norms, tiles = [], [], [], []
@@ -70,25 +70,26 @@ def main() -> None:
     for i, rec in enumerate(tqdm(people, desc="scenes", unit="scene", disable=None)):  # off when not a terminal
         canvas, joints, norm, photo = scene_for(rec, backgrounds, args.seed)
         truth = joints_box(joints, rec.visible)
-        found = localizer.locate(canvas)
-        best = found[0]
-        pred["best-scored"].append(best.keypoints)
+        found = localizer.locate(canvas)  # best first; person_scores: the localiser's ranking
+        people_found = list(zip(found.boxes.tolist(), found.keypoints, found.person_scores))
+        best_box, best_pts, best_score = people_found[0]
+        pred["best-scored"].append(best_pts)
         for r in RELATIVE:
-            pool = [p for p in found if p.score >= r * best.score]
-            pred[f"largest within {r}"].append(max(pool, key=lambda p: p.box[2] * p.box[3]).keypoints)
-        pred["on the annotated person"].append(max(found, key=lambda p: box_iou(p.box, truth)).keypoints)
+            pool = [p for p in people_found if p[2] >= r * best_score]
+            pred[f"largest within {r}"].append(max(pool, key=lambda p: p[0][2] * p[0][3])[1])
+        pred["on the annotated person"].append(max(people_found, key=lambda p: box_iou(p[0], truth))[1])
         gts.append(joints), vis.append(rec.visible), norms.append(norm)
-        iou = box_iou(best.box, truth)
+        iou = box_iou(best_box, truth)
         if iou < 0.1:
             misses += 1
-            on_photo += inside(best.box, photo)
+            on_photo += inside(best_box, photo)
         if iou < 0.3:
-            tiles.append(tile(canvas, truth, best.box, f"{i} {rec.image.stem}"))
+            tiles.append(tile(canvas, truth, best_box, f"{i} {rec.image.stem}"))
     gt, visible, norm = np.array(gts), np.array(vis), np.array(norms)
     pck = PCK(0.2)
     rows = [{"rule": r, "pck": pck(np.array(p), gt, visible, norm)["mean"]} for r, p in pred.items()]
     print(f"LSPET {args.split}: {len(people)} scenes (torso visible), up to {args.people} people asked; "
-          f"weights {predictor.weights.name}")
+          f"weights {network.weights.name}")
     for r in rows:
         print(f"{r['rule']:<26} {r['pck']:6.1f}")
     print(f"misses (IoU < 0.1): {misses} ({100 * misses / len(people):.1f} %), {on_photo} of them on the photo; "
@@ -101,7 +102,7 @@ def main() -> None:
         cv2.imwrite(str(args.out / "misses.jpg"), mosaic, [cv2.IMWRITE_JPEG_QUALITY, 80])
     atomic_write_json(args.out / "summary.json", {
         "split": args.split, "scenes": len(people), "people": args.people, "seed": args.seed,
-        "weights": predictor.weights.name, "rows": rows, "misses": misses, "misses_on_photo": on_photo,
+        "weights": network.weights.name, "rows": rows, "misses": misses, "misses_on_photo": on_photo,
         "low_iou_scenes": len(tiles)})
     print(f"wrote {args.out}/summary.json and misses.jpg")
 

@@ -21,12 +21,10 @@ import numpy as np
 from posedistill.data.scenes import default_lspet_root, joints_box, lspet_people
 
 from posedistill.data.images import load_image
-from posedistill.inference.drawing import draw_pose
 from posedistill.evaluation import joint_errors
 from posedistill.inference.predictor import Predictor
 from posedistill.models.pretrained import default_weights
 from posedistill.io import atomic_open
-from posedistill.inference.localize import Localizer
 
 HEIGHT = 360  # pixels per tile row
 
@@ -58,8 +56,7 @@ def main() -> None:
     args = parser.parse_args()
 
     weights = args.weights or default_weights(role="student")
-    predictor = Predictor(weights, threads=2)
-    localizer = Localizer(predictor)
+    predictor = Predictor(weights, threads=2)  # localises like `posedistill predict` without a box
     by_name = {Path(r.image).stem: r for r in lspet_people(args.data or default_lspet_root(), "test", need_torso=True)}
     rows = []
     names = args.images.split(",") if args.images else list(by_name)[:3]
@@ -70,16 +67,12 @@ def main() -> None:
         image = load_image(rec.image)
         norm = float(rec.norm)  # the torso, as in the evaluation
         tiles = []
-        person = localizer.locate(image)[0]
-        tiles.append(caption(draw_pose(image, person.keypoints, person.scores, predictor.meta.joint_set,
-                                       bbox=person.box),
-                             f"{name}, no box\n(localised): PCK {photo_pck(person.keypoints, rec, norm):.0f}"))
-        box = joints_box(rec.joints, rec.visible)
-        record = predictor.predict(image, [box])[0]
-        pts = np.array([[k["x"], k["y"]] for k in record["keypoints"]])
-        scores = np.array([k["score"] for k in record["keypoints"]])
-        tiles.append(caption(draw_pose(image, pts, scores, predictor.meta.joint_set, bbox=box),
-                             f"{name}, true box\n(--bbox): PCK {photo_pck(pts, rec, norm):.0f}"))
+        person = predictor(image)[0]
+        tiles.append(caption(person.draw(image),
+                             f"{name}, no box\n(localised): PCK {photo_pck(person.keypoints[0], rec, norm):.0f}"))
+        given = predictor(image, [joints_box(rec.joints, rec.visible)])
+        tiles.append(caption(given.draw(image),
+                             f"{name}, true box\n(--bbox): PCK {photo_pck(given.keypoints[0], rec, norm):.0f}"))
         rows.append(np.hstack(tiles))
     width = max(r.shape[1] for r in rows)
     sheet = np.vstack([cv2.copyMakeBorder(r, 0, 4, 0, width - r.shape[1], cv2.BORDER_CONSTANT, value=(255,) * 3)

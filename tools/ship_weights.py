@@ -38,7 +38,7 @@ latency was measured by that command. Full results and the runs behind them: `do
 |---|---|---|---:|---:|---:|---:|---:|---:|---:|
 {rows}
 
-`posedistill predict photo.jpg` uses the student; the Python API is `Predictor()` (student) or
+`posedistill predict photo.jpg` uses the student; the Python API is `posedistill.Predictor()(image)` (student) or
 `Predictor(default_weights(role="teacher"))`. Both files are plain-weights checkpoints loaded with
 `torch.load(weights_only=True)` after their sha256 (in `default.json`) has been checked; a changed or truncated
 file is refused with a one-line error. Latency: eager PyTorch (`posedistill.bench.profiling.profile_models`), {threads}

@@ -123,34 +123,24 @@ def true_box(rec, padding: float) -> list[float]:
 def run_ours(weights: Path, people, images, *, threads: int, warmup: int, timing: bool) -> dict:
     """Keypoints (N, K, 2) and per-photo ms of one checkpoint in the four settings."""
     from posedistill.inference.predictor import Predictor
-    from posedistill.inference.localize import Localizer
 
-    predictor = Predictor(weights, threads=threads)
-    localizer = Localizer(predictor)  # what `posedistill predict` builds without --bbox (--locate auto, 1 person)
-    flip_index = predictor.joints.flip_index
-
-    def flip_pass(image, box):
-        crop, matrix = predictor.preprocess(image, box)
-        hm = predictor.heatmaps(np.stack([crop, crop[:, :, ::-1]]))
-        hm = (hm[0] + hm[1][flip_index, :, ::-1]) / 2.0
-        return predictor.decode_heatmaps(hm[None], matrix[None])[0][0]
-
+    predictor = Predictor(weights, threads=threads)  # what `posedistill predict` builds (--locate auto, 1 person)
     boxes = [true_box(r, predictor.meta.box_padding) for r in people]
     found_boxes: list[list[float]] = []
 
     def photo(i):
-        person = localizer.locate(images[i])[0]
-        found_boxes.append(person.box)
-        return person.keypoints
+        found = predictor(images[i])
+        found_boxes.append(found.boxes[0])
+        return found.keypoints[0]
 
     settings = {
-        "box": lambda i: np.array([[k["x"], k["y"]] for k in predictor.predict(images[i], [boxes[i]])[0]["keypoints"]]),
-        "box+flip": lambda i: flip_pass(images[i], boxes[i]),
+        "box": lambda i: predictor(images[i], [boxes[i]]).keypoints[0],
+        "box+flip": lambda i: predictor(images[i], [boxes[i]], flip=True).keypoints[0],
         "photo": photo,
-        "photo+flip": lambda i: flip_pass(images[i], found_boxes[i]),
+        "photo+flip": lambda i: predictor(images[i], [found_boxes[i]], flip=True).keypoints[0],
     }
     out = {"weights": str(weights), "model": predictor.meta.arch,
-           "input_size": predictor.input_size, "scorer": localizer.scorer is not None, "settings": {}}
+           "input_size": predictor.meta.input_size, "scorer": predictor.localizer.scorer is not None, "settings": {}}
     for name, fn in settings.items():
         if timing and name != "photo+flip":  # photo+flip reuses photo's boxes; warm up every other path
             for i in range(min(warmup, len(people))):

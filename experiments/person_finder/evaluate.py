@@ -137,7 +137,7 @@ def main() -> None:
     finder = Finder(args.weights)
     predictor = Predictor(threads=1)
     scales = [float(s) for s in args.box_scales.split(",")]
-    result = {"split": args.split, "weights": str(args.weights), "student": Path(predictor.weights).name,
+    result = {"split": args.split, "weights": str(args.weights), "student": predictor.network.weights.name,
               "cpu": torch.backends.cpu.get_cpu_capability()}
     for name in filter(None, args.sets.split(",")):
         images, gt, vis, norm = load_set(args.data, args.split, name, args.limit)

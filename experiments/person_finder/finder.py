@@ -63,9 +63,9 @@ def confident_box(keypoints: np.ndarray, scores: np.ndarray, box: np.ndarray, *,
 
 
 def student_on_box(predictor, image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    crop, mat = predictor.preprocess(image, [float(v) for v in box])
-    pts, scores = predictor.predict_crops(crop[None], mat[None])
-    return pts[0], scores[0]
+    """Keypoints (K, 2) and scores (K,) of the ``posedistill.Predictor`` in one box."""
+    people = predictor(image, [[float(v) for v in box]])
+    return people.keypoints[0], people.scores[0]
 
 
 def photo_to_keypoints(finder: Finder, predictor, image: np.ndarray, *, box_scale: float = 1.0,
