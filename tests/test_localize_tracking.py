@@ -23,6 +23,7 @@ from posedistill.inference.predictor import Predictor
 from posedistill.inference.localize import Localizer, box_iou, joints_box, window_boxes
 from posedistill.inference.timing import StageTimes
 from posedistill.inference.pipeline import predict_paths
+from posedistill.inference.result import PoseResult
 from posedistill.skeleton import LSP
 from posedistill.inference.tracking import OneEuroFilter, PoseTracker, TrackingConfig
 
@@ -160,6 +161,18 @@ def test_tracker_needs_a_box_or_a_predictor_that_localises():
         PoseTracker(Predictor.from_network(BrightStub(), locate="none"))
     fixed = PoseTracker(Predictor.from_network(BrightStub(), locate="none"), box=[100, 150, 60, 140])
     assert box_iou(fixed.update(_scene(100, 150, 60, 140), 0.0).boxes[0], [100, 150, 60, 140]) == 1.0
+
+
+def test_tracker_follows_a_box_reaching_far_out_of_a_small_frame():
+    """The tracker's own box (from the last joints) may reach further out of the frame than a given box may
+    (check_box refuses those): it is cropped as it is, not refused."""
+    tracker = PoseTracker(_stub_predictor(), TrackingConfig(smooth=False, relocalize_below=0.0))
+    frame = _scene(10, 10, 40, 40, size=(64, 64))
+    tracker.update(frame, 0.0)
+    far = np.tile([[-100.0, -40.0], [150.0, 120.0]], (7, 1))  # joints spanning well beyond the 64 x 64 frame
+    tracker._last = PoseResult([[0, 0, 64, 64]], far[None], np.ones((1, 14)), LSP)
+    person = tracker.update(frame, 0.04)
+    assert len(person) == 1 and person.boxes[0][0] < -64 and tracker.relocalized == 1
 
 
 def _two_people(t):

@@ -129,6 +129,11 @@ def test_the_shortest_call_finds_the_person_in_a_larger_canvas(photo):
     assert whole(canvas).boxes[0].tolist() == [0.0, 0.0, 2.0 * w, 2.0 * h]
 
 
+def test_bad_locate_is_refused_before_loading_the_weights(tmp_path):
+    with pytest.raises(ConfigError, match="locate must be one of"):
+        Predictor(tmp_path / "missing.pt", locate="everywhere")
+
+
 def test_rgb_and_bgr_give_the_same_people(photo, shipped):
     bgr = cv2.imread(str(photo))
     rgb = np.ascontiguousarray(bgr[:, :, ::-1])

@@ -56,7 +56,7 @@ class Item:
     problem: str | None = None
 
     @property
-    def crops(self) -> int:
+    def inputs(self) -> int:
         """Network inputs this item adds to a batch (a localised image counts as one)."""
         boxes = self.prepared.boxes if self.prepared is not None else None
         return len(boxes) if boxes else 1
@@ -143,7 +143,7 @@ class _Run:
                     self.skip(item.problem)
                 else:
                     batch.append(item)
-                if batch and (sum(b.crops for b in batch) >= self.batch_size
+                if batch and (sum(b.inputs for b in batch) >= self.batch_size
                               or (self.phased and not pending)):
                     self._flush_images(batch)
                     batch = []
@@ -194,7 +194,7 @@ class _Run:
                     self.emit(item, person, draw)
                     continue
                 batch.append(item)
-                if sum(b.crops for b in batch) >= self.batch_size:
+                if sum(b.inputs for b in batch) >= self.batch_size:
                     self._flush_frames(batch, draw)
                     batch = []
             self._flush_frames(batch, draw)

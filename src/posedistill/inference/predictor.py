@@ -34,6 +34,11 @@ LOCATE = ("auto", "pose", "hog", "both", "none")
 COLORS = ("bgr", "rgb")
 
 
+def _check_locate(locate: str) -> None:
+    if locate not in LOCATE:
+        raise ConfigError(f"locate must be one of {', '.join(LOCATE)}, got {locate!r}")
+
+
 @dataclass
 class Prepared:
     """One image on its way through :meth:`Predictor.estimate`: its BGR pixels and either its person boxes with
@@ -75,8 +80,7 @@ class Predictor:
                  locate: str = "auto", people: int = 1, flip: bool = False, threads: int | None = None,
                  dark: bool | None = None, joint_set: str | None = None,
                  weights_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> None:
-        if locate not in LOCATE:
-            raise ConfigError(f"locate must be one of {', '.join(LOCATE)}, got {locate!r}")
+        _check_locate(locate)  # before the weights are loaded
         network = PoseNetwork.load(weights, backend=backend, threads=threads, dark=dark, joint_set=joint_set,
                                    weights_dir=weights_dir, device=device)
         self._setup(network, locate=locate, people=people, flip=flip)
@@ -85,8 +89,7 @@ class Predictor:
     def from_network(cls, network: PoseNetwork, *, locate: str = "auto", people: int = 1,
                      flip: bool = False) -> Predictor:
         """A predictor around a network that is already built (e.g. one shared by several predictors)."""
-        if locate not in LOCATE:
-            raise ConfigError(f"locate must be one of {', '.join(LOCATE)}, got {locate!r}")
+        _check_locate(locate)
         predictor = cls.__new__(cls)
         predictor._setup(network, locate=locate, people=people, flip=flip)
         return predictor
@@ -118,9 +121,12 @@ class Predictor:
         return self.estimate([self.prepare(image, boxes, color=color)], flip=flip)[0]
 
     def prepare(self, image: np.ndarray, boxes: Sequence[Box] | None = None, *, color: str = "bgr",
-                where: str = "image") -> Prepared:
+                where: str = "image", check: bool = True) -> Prepared:
         """The image checked (one-line :class:`DataError` naming ``where``), in BGR order, with the crops of its
-        checked boxes (the whole image's box without boxes when the predictor does not localise)."""
+        boxes (the whole image's box without boxes when the predictor does not localise). Boxes are checked
+        against the image (:func:`~posedistill.inference.sources.check_box`) unless ``check`` is False: boxes the
+        caller made itself from joints (the video tracker's), which may reach further out of the image than a
+        given box may."""
         if color not in COLORS:
             raise ConfigError(f"color must be 'bgr' or 'rgb', got {color!r}")
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
@@ -132,7 +138,7 @@ class Predictor:
             boxes = [whole_image_box(w, h)]
         if boxes is None:
             return Prepared(image, None)
-        prepared = Prepared(image, [check_box(b, w, h, where) for b in boxes])
+        prepared = Prepared(image, [check_box(b, w, h, where) if check else [float(v) for v in b] for b in boxes])
         for box in prepared.boxes:
             crop, matrix = self.network.preprocess(image, box)
             prepared.crops.append(crop)

@@ -127,6 +127,10 @@ class PoseTracker:
             raise ConfigError("tracking a person without a box needs a Predictor that localises (its locate is "
                               "'none')")
 
+    def _at(self, frame: np.ndarray, box: list[float]) -> PoseResult:
+        """The pose in a box of the tracker's own (from the last joints: it may reach far out of the frame)."""
+        return self.predictor.estimate([self.predictor.prepare(frame, [box], check=False)])[0]
+
     def _locate(self, frame: np.ndarray) -> PoseResult:
         self.relocalized += 1
         self._tracked_frames = 0
@@ -141,7 +145,7 @@ class PoseTracker:
             self._tracked_frames += 1
             if c.recheck_every and self._tracked_frames % c.recheck_every == 0:
                 return self._recheck(frame, box)
-            person = self.predictor(frame, [box])
+            person = self._at(frame, box)
             if float(np.mean(person.scores)) >= c.relocalize_below:
                 return person
         return self._locate(frame)
@@ -160,7 +164,7 @@ class PoseTracker:
             self.switched += 1
             self._filter.reset()  # a jump to another place, not a motion to smooth
             return found
-        return self.predictor(frame, [box]) if self.predictor.flip else tracked
+        return self._at(frame, box) if self.predictor.flip else tracked
 
     def update(self, frame: np.ndarray, t: float) -> PoseResult:
         """The person in ``frame`` at time ``t`` (seconds, increasing)."""
