@@ -8,6 +8,7 @@ import click
 
 from ..inference.pipeline import predict_paths
 from ..inference.predictor import Predictor
+from ..inference.refine import REFINE_CHOICES
 from ..inference.sources import parse_bbox
 from ..inference.tracking import TrackingConfig
 from ..io import json_text
@@ -34,6 +35,11 @@ from ..io import json_text
 @click.option("--flip", is_flag=True,
               help="Flip test: average each crop's heatmaps with its mirror image's (more accurate, twice the "
                    "network time; the person search itself is not flipped).")
+@click.option("--refine", type=click.Choice(list(REFINE_CHOICES)), default="auto", show_default=True,
+              help="A given box (--bbox, --bbox-file, a video's fixed box): crop once more on the box of the "
+                   "person's predicted joints when it disagrees with the given box (auto), always (on) or never "
+                   "(off); the second pose is kept. Makes loose or shifted detector boxes cost less; the person "
+                   "search refines its own boxes.")
 @click.option("--no-track", is_flag=True, help="Video: localise every frame instead of following the person.")
 @click.option("--no-smooth", is_flag=True, help="Video: no One Euro smoothing of the keypoints.")
 @click.option("--min-cutoff", type=float, default=8.0, show_default=True,
@@ -63,7 +69,8 @@ from ..io import json_text
 @click.option("--dark", is_flag=True, help="DARK sub-pixel decoding.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def predict(inputs: tuple[str, ...], weights: Path | None, backend: str | None, bbox: str | None,
-            bbox_file: Path | None, locate: str, people: int, flip: bool, no_track: bool, no_smooth: bool, min_cutoff: float,
+            bbox_file: Path | None, locate: str, people: int, flip: bool, refine: str, no_track: bool,
+            no_smooth: bool, min_cutoff: float,
             beta: float, relocalize_below: float, recheck_every: int, recheck_margin: float, output: Path | None,
             draw_dir: Path | None, batch_size: int, workers: int, schedule: str, threads: int | None,
             joint_set: str | None, dark: bool, no_progress: bool) -> None:
@@ -79,8 +86,8 @@ def predict(inputs: tuple[str, ...], weights: Path | None, backend: str | None, 
     tracking = TrackingConfig(track=not no_track, smooth=not no_smooth, min_cutoff=min_cutoff, beta=beta,
                               relocalize_below=relocalize_below, recheck_every=recheck_every,
                               recheck_margin=recheck_margin)
-    predictor = Predictor(weights, backend=backend, locate=locate, people=people, flip=flip, threads=threads,
-                          dark=dark, joint_set=joint_set)
+    predictor = Predictor(weights, backend=backend, locate=locate, people=people, flip=flip,
+                          refine=REFINE_CHOICES[refine], threads=threads, dark=dark, joint_set=joint_set)
     skipped: list[str] = []
     records = predict_paths(predictor, inputs, bbox=box, bbox_file=bbox_file, output=output, draw_dir=draw_dir,
                             batch_size=batch_size, progress=not no_progress, skipped=skipped, tracking=tracking,

@@ -6,7 +6,9 @@ of an image given without boxes (``"none"``: the whole image is the box). ``pred
 tracker all estimate through :meth:`Predictor.estimate`: the given boxes of a batch of images in one forward
 pass, the images without boxes localised together. With ``flip`` every pose is the average of the crop's and its
 mirror image's heatmaps; the localiser's search is never flipped (that would double its cost), the people it
-chooses are estimated once more with flip.
+chooses are estimated once more with flip. With ``refine`` a given box whose person's predicted joints disagree
+with it (``"auto"``), or every given box (True), is cropped once more on the box of those joints and the second
+pose kept (:mod:`posedistill.inference.refine`); the localiser refines its own boxes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..models.meta import ModelMeta
 from ..skeleton import JointSet
 from .localize import Localizer
 from .network import PoseNetwork
+from .refine import BoxRefinement, check_refine
 from .result import PoseResult
 from .sources import Box, check_box
 from .timing import Clock
@@ -42,13 +45,15 @@ def _check_locate(locate: str) -> None:
 @dataclass
 class Prepared:
     """One image on its way through :meth:`Predictor.estimate`: its BGR pixels and either its person boxes with
-    their crops and image->crop matrices, or ``boxes=None`` (to be localised). Made by :meth:`Predictor.prepare`,
-    which may run in another thread than the network."""
+    their crops and image->crop matrices, or ``boxes=None`` (to be localised). ``given``: the boxes came from the
+    caller (False: the whole image's box of a predictor that does not localise, which is never refined). Made by
+    :meth:`Predictor.prepare`, which may run in another thread than the network."""
 
     image: np.ndarray
     boxes: list[list[float]] | None
     crops: list[np.ndarray] = field(default_factory=list)
     matrices: list[np.ndarray] = field(default_factory=list)
+    given: bool = True
 
 
 class Predictor:
@@ -69,6 +74,10 @@ class Predictor:
             ``"both"`` (:class:`~posedistill.inference.localize.Localizer`), or ``"none"`` (the whole image).
         people: the most people returned per localised image.
         flip: flip test (the mean of the crop's and its mirror's heatmaps): more accurate, twice the network time.
+        refine: what to do with a given box after the first pass: ``"auto"`` crops again on the box of the
+            person's predicted joints when that box disagrees with the given one (IoU below
+            ``refinement.min_iou``), True always, False never; the second pose is kept.
+        refinement: the rule of that second crop (:class:`~posedistill.inference.refine.BoxRefinement`).
         threads: intra-op threads (None: library default).
         dark: DARK sub-pixel decoding (True) or the quarter-pixel shift (False); None: the model meta's choice.
         joint_set: expected joint set; weights for another set raise :class:`CheckpointError`.
@@ -77,26 +86,31 @@ class Predictor:
     """
 
     def __init__(self, weights: str | os.PathLike | None = None, *, backend: str | None = None,
-                 locate: str = "auto", people: int = 1, flip: bool = False, threads: int | None = None,
-                 dark: bool | None = None, joint_set: str | None = None,
-                 weights_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> None:
+                 locate: str = "auto", people: int = 1, flip: bool = False, refine: bool | str = "auto",
+                 refinement: BoxRefinement = BoxRefinement(), threads: int | None = None, dark: bool | None = None,
+                 joint_set: str | None = None, weights_dir: str | os.PathLike | None = None,
+                 device: str | torch.device = "cpu") -> None:
         _check_locate(locate)  # before the weights are loaded
+        check_refine(refine)
         network = PoseNetwork.load(weights, backend=backend, threads=threads, dark=dark, joint_set=joint_set,
                                    weights_dir=weights_dir, device=device)
-        self._setup(network, locate=locate, people=people, flip=flip)
+        self._setup(network, locate=locate, people=people, flip=flip, refine=refine, refinement=refinement)
 
     @classmethod
-    def from_network(cls, network: PoseNetwork, *, locate: str = "auto", people: int = 1,
-                     flip: bool = False) -> Predictor:
+    def from_network(cls, network: PoseNetwork, *, locate: str = "auto", people: int = 1, flip: bool = False,
+                     refine: bool | str = "auto", refinement: BoxRefinement = BoxRefinement()) -> Predictor:
         """A predictor around a network that is already built (e.g. one shared by several predictors)."""
         _check_locate(locate)
         predictor = cls.__new__(cls)
-        predictor._setup(network, locate=locate, people=people, flip=flip)
+        predictor._setup(network, locate=locate, people=people, flip=flip, refine=refine, refinement=refinement)
         return predictor
 
-    def _setup(self, network: PoseNetwork, *, locate: str, people: int, flip: bool) -> None:
+    def _setup(self, network: PoseNetwork, *, locate: str, people: int, flip: bool, refine: bool | str,
+               refinement: BoxRefinement) -> None:
         self.network = network
         self.flip = bool(flip)
+        self.refine = check_refine(refine)
+        self.refinement = refinement
         self.localizer: Localizer | None = (None if locate == "none" else
                                             Localizer(network, method=locate, max_people=people))
 
@@ -110,15 +124,15 @@ class Predictor:
 
     def __repr__(self) -> str:
         locate = "none" if self.localizer is None else self.localizer.method
-        return f"Predictor({self.network!r}, locate={locate!r}, flip={self.flip})"
+        return f"Predictor({self.network!r}, locate={locate!r}, flip={self.flip}, refine={self.refine!r})"
 
     def __call__(self, image: np.ndarray, boxes: Sequence[Box] | None = None, *, color: str = "bgr",
-                 flip: bool | None = None) -> PoseResult:
+                 flip: bool | None = None, refine: bool | str | None = None) -> PoseResult:
         """The people of one H x W x 3 uint8 ``image`` whose channels are in ``color`` order (``"bgr"`` as
         ``cv2.imread`` gives, or ``"rgb"``): one per box of ``boxes`` ([x, y, w, h] in image pixels), or, without
-        boxes, the people the localiser finds (the whole image with ``locate="none"``). ``flip``: this call's
-        flip test (None: the predictor's)."""
-        return self.estimate([self.prepare(image, boxes, color=color)], flip=flip)[0]
+        boxes, the people the localiser finds (the whole image with ``locate="none"``). ``flip``, ``refine``: this
+        call's flip test and re-crop of the given boxes (None: the predictor's)."""
+        return self.estimate([self.prepare(image, boxes, color=color)], flip=flip, refine=refine)[0]
 
     def prepare(self, image: np.ndarray, boxes: Sequence[Box] | None = None, *, color: str = "bgr",
                 where: str = "image", check: bool = True) -> Prepared:
@@ -134,33 +148,49 @@ class Predictor:
         if color == "rgb":
             image = np.ascontiguousarray(image[:, :, ::-1])
         h, w = image.shape[:2]
+        given = boxes is not None
         if boxes is None and self.localizer is None:
             boxes = [whole_image_box(w, h)]
         if boxes is None:
             return Prepared(image, None)
-        prepared = Prepared(image, [check_box(b, w, h, where) if check else [float(v) for v in b] for b in boxes])
+        prepared = Prepared(image, [check_box(b, w, h, where) if check else [float(v) for v in b] for b in boxes],
+                            given=given)
         for box in prepared.boxes:
             crop, matrix = self.network.preprocess(image, box)
             prepared.crops.append(crop)
             prepared.matrices.append(matrix)
         return prepared
 
-    def estimate(self, batch: Sequence[Prepared], *, flip: bool | None = None,
+    def estimate(self, batch: Sequence[Prepared], *, flip: bool | None = None, refine: bool | str | None = None,
                  clock: Clock | None = None) -> list[PoseResult]:
-        """The people of each prepared image: the crops of the given boxes in one forward pass, the images without
-        boxes localised together (and their chosen people estimated again with flip, when flipping). ``clock``
-        times the stages ``crop`` (of re-estimated people), ``infer``, ``decode_heatmaps`` and ``locate``."""
+        """The people of each prepared image: the crops of the given boxes in one forward pass (and the people
+        ``refine`` picks cropped again on their joints, in a second one), the images without boxes localised
+        together (and their chosen people estimated again with flip, when flipping). ``flip``, ``refine``: None
+        is the predictor's setting. ``clock`` times the stages ``crop`` (of re-cropped and re-estimated people),
+        ``infer``, ``decode_heatmaps`` and ``locate``."""
         flip = self.flip if flip is None else flip
+        refine = self.refine if refine is None else check_refine(refine)
         clock = clock or Clock()
         results: list[PoseResult | None] = [None] * len(batch)
         boxed = [i for i, p in enumerate(batch) if p.boxes is not None]
+        owner = [i for i in boxed for _ in batch[i].boxes]
+        boxes = np.array([b for i in boxed for b in batch[i].boxes], np.float64).reshape(-1, 4)
         pts, scores = self._run([c for i in boxed for c in batch[i].crops],
                                 [m for i in boxed for m in batch[i].matrices], flip=flip, clock=clock)
+        given = np.array([batch[i].given for i in owner], bool)  # the whole image's box stays as it is
+        again = self.refinement.needed(boxes, pts, refine) & given
+        if again.any():
+            chosen = np.flatnonzero(again)
+            with clock("crop"):
+                jobs = [self.network.preprocess(batch[owner[j]].image, box)
+                        for j, box in zip(chosen, self.refinement.crop_box(pts[chosen]))]
+            pts[chosen], scores[chosen] = self._run([c for c, _ in jobs], [m for _, m in jobs], flip=flip,
+                                                    clock=clock)
         k = 0
         for i in boxed:
             n = len(batch[i].boxes)
-            results[i] = PoseResult(np.array(batch[i].boxes, np.float64).reshape(n, 4), pts[k:k + n],
-                                    scores[k:k + n], self.joints)
+            results[i] = PoseResult(boxes[k:k + n], pts[k:k + n], scores[k:k + n], self.joints,
+                                    recropped=again[k:k + n])
             k += n
         lost = [i for i, p in enumerate(batch) if p.boxes is None]
         if lost:

@@ -30,6 +30,8 @@ class PoseResult:
         person_scores: (N,) the localiser's ranking score of each person, when they were found by it (the person
             scorer's expected fraction of right joints, or confidence x stability without one); None for given
             boxes.
+        recropped: (N,) for given boxes, whether the pose comes from a second crop on the box of the person's own
+            joints (``Predictor(refine=...)``; the box stays the given one); None for people the localiser found.
     """
 
     boxes: np.ndarray
@@ -37,6 +39,7 @@ class PoseResult:
     scores: np.ndarray
     joints: JointSet
     person_scores: np.ndarray | None = None
+    recropped: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         k = self.joints.num_joints
@@ -48,6 +51,8 @@ class PoseResult:
             raise ValueError(f"PoseResult: {n} boxes, {len(self.keypoints)} poses and {len(self.scores)} score rows")
         if self.person_scores is not None:
             self.person_scores = np.asarray(self.person_scores, np.float64).reshape(n)
+        if self.recropped is not None:
+            self.recropped = np.asarray(self.recropped, bool).reshape(n)
 
     @classmethod
     def empty(cls, joints: JointSet) -> PoseResult:
@@ -69,7 +74,8 @@ class PoseResult:
                 raise IndexError(f"person {index} of {len(self)}")
             index = slice(index % len(self), index % len(self) + 1)
         return PoseResult(self.boxes[index], self.keypoints[index], self.scores[index], self.joints,
-                          None if self.person_scores is None else self.person_scores[index])
+                          None if self.person_scores is None else self.person_scores[index],
+                          None if self.recropped is None else self.recropped[index])
 
     def to_records(self, **extra: Any) -> list[dict[str, Any]]:
         """One JSON-ready record per person: ``{**extra, "bbox": [x, y, w, h], "keypoints": [{"name", "x", "y",

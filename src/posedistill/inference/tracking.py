@@ -107,8 +107,9 @@ class PoseTracker:
 
     ``update(frame, t)`` returns that frame's person as a one-person
     :class:`~posedistill.inference.result.PoseResult`: its box, the keypoints (smoothed when ``config.smooth``) and
-    the raw joint scores. Every pose comes from ``predictor`` (with its flip setting). ``box`` fixes the box of
-    every frame (no tracking, no localisation); otherwise the person is found by the predictor's localiser.
+    the raw joint scores. Every pose comes from ``predictor`` (with its flip setting; its ``refine`` setting for a
+    fixed ``box``, never for the tracker's own boxes). ``box`` fixes the box of every frame (no tracking, no
+    localisation); otherwise the person is found by the predictor's localiser.
     """
 
     predictor: Predictor
@@ -128,8 +129,9 @@ class PoseTracker:
                               "'none')")
 
     def _at(self, frame: np.ndarray, box: list[float]) -> PoseResult:
-        """The pose in a box of the tracker's own (from the last joints: it may reach far out of the frame)."""
-        return self.predictor.estimate([self.predictor.prepare(frame, [box], check=False)])[0]
+        """The pose in a box of the tracker's own (from the last joints: it may reach far out of the frame; not
+        refined again, it is already the joints' box)."""
+        return self.predictor.estimate([self.predictor.prepare(frame, [box], check=False)], refine=False)[0]
 
     def _locate(self, frame: np.ndarray) -> PoseResult:
         self.relocalized += 1
