@@ -1,6 +1,6 @@
 """Issue 27, one inference path: the Predictor call, PoseResult, flip test through PoseNetwork (torch and ONNX), the
-same records from the Python call and from ``posedistill predict``, the colour order, and evaluation through the
-network."""
+same records from the Python call, ``posedistill predict`` and ``posedistill serve``, the colour order, and
+evaluation through the network."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from fastapi.testclient import TestClient
 
 import posedistill
 from posedistill.cli import main
@@ -29,6 +30,7 @@ from posedistill.models.checkpoint import model_from_checkpoint
 from posedistill.models.meta import meta_from_checkpoint
 from posedistill.models.pretrained import default_weights
 from posedistill.quickstart import embedded_data_dir
+from posedistill.serve import create_app
 from posedistill.skeleton import LSP
 
 from helpers import make_checkpoint, model_meta
@@ -73,7 +75,7 @@ def test_predictor_flip_decodes_the_averaged_heatmaps(tiny):
     image = cv2.imread(str(embedded_data_dir() / "images" / "im00003.jpg"))
     box = [10.0, 5.0, 60.0, 90.0]
     for path in tiny:
-        predictor = Predictor(path, flip=True, threads=1)
+        predictor = Predictor(path, flip=True, refine=False, threads=1)  # the first pass only
         net = predictor.network
         crop, matrix = net.preprocess(image, box)
         want = net.decode_heatmaps(net.heatmaps(crop[None], flip=True), matrix[None])
@@ -185,3 +187,25 @@ def test_evaluation_through_the_network_equals_predict_dataset_with_the_module()
         assert result.num_people == direct.num_people == 40
         assert result.pck["mean"] == pytest.approx(direct.pck["mean"], abs=1e-9)
         assert result.auc == pytest.approx(direct.auc, abs=0.05)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_predict_serve_and_python_give_the_same_keypoints(photo, tmp_path, shipped, flip):
+    """Issue 27, section 4: one photo and box through `posedistill predict`, `posedistill serve` (its app) and the
+    Python call: the same keypoints and scores, with flip test off and on."""
+    box = [10.0, 5.0, 90.0, 100.0]
+    want = shipped(cv2.imread(str(photo)), [box], flip=flip)
+    out = tmp_path / "p.json"
+    res = CliRunner().invoke(main, ["predict", str(photo), "--bbox", "10,5,90,100", "--threads", "1",
+                                    "--no-progress", "-o", str(out), *(["--flip"] if flip else [])])
+    assert res.exit_code == 0, res.output
+    with TestClient(create_app(Predictor.from_network(shipped.network))) as client:
+        served = client.post(f"/predict?bbox=10,5,90,100&flip={int(flip)}", content=photo.read_bytes(),
+                             headers={"Content-Type": "image/jpeg"})
+    assert served.status_code == 200 and served.headers["X-Flip"] == str(int(flip)), served.text
+    for (record,) in (json.loads(out.read_text()), served.json()):
+        assert record["bbox"] == box and [k["name"] for k in record["keypoints"]] == list(LSP.names)
+        np.testing.assert_allclose([[k["x"], k["y"]] for k in record["keypoints"]], want.keypoints[0], atol=1e-3)
+        np.testing.assert_allclose([k["score"] for k in record["keypoints"]], want.scores[0], atol=1e-4)
+    other = shipped(cv2.imread(str(photo)), [box], flip=not flip)
+    assert not np.allclose(other.keypoints, want.keypoints, atol=1e-2)  # the setting reached every front end

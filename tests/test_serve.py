@@ -207,3 +207,29 @@ def test_batcher_runs_flipped_and_plain_requests_apart(predictor, photo):
     for flip, result in zip(flips, results):
         want = predictor(image, [box], flip=flip)
         assert np.allclose(result.people.keypoints, want.keypoints, atol=1e-3)
+
+
+def _server_timing(header: str) -> dict[str, float]:
+    out = {}
+    for entry in header.split(","):
+        name, dur = entry.strip().split(";")
+        assert dur.startswith("dur=")
+        out[name] = float(dur[4:])
+    return out
+
+
+def test_server_timing_gives_the_stages_of_the_request(client, photo):
+    """Issue 27, section 4: every answer says where its time went (the page shows it): the whole request in the
+    server, and the network apart from the person search."""
+    data = photo.read_bytes()
+    boxed = client.post("/predict?bbox=10,20,100,150", content=data, headers={"Content-Type": "image/jpeg"})
+    found = client.post("/predict", content=data, headers={"Content-Type": "image/jpeg"})
+    for answer, searched in ((boxed, False), (found, True)):
+        assert answer.status_code == 200, answer.text
+        t = _server_timing(answer.headers["Server-Timing"])
+        assert list(t) == ["upload", "decode", "queue", "find", "crop", "network", "heatmaps", "total"]
+        assert min(t.values()) >= 0 and t["decode"] > 0
+        assert (t["find"] > 0) == searched and (t["network"] > 0) != searched  # the search's last pass is the pose
+        assert sum(v for k, v in t.items() if k != "total") <= t["total"] + 0.05  # one request: stages in turn
+        model = float(answer.headers["X-Model-Time-Ms"])  # Predictor.estimate: the network (and the search)
+        assert t["find"] + t["network"] <= model + 0.05 <= t["total"] + 0.1

@@ -109,10 +109,12 @@ def test_page_draws_the_skeleton_on_an_uploaded_photo(server, browser, lspet_min
     photo = _test_photo(lspet_mini)
     browser.get(server + "/")
     browser.find_element(By.ID, "file").send_keys(str(photo))
-    WebDriverWait(browser, 60).until(lambda d: "model" in d.find_element(By.ID, "status").text
-                                     or "error" in d.find_element(By.ID, "status").text)
+    WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, "status").text.startswith(("request ", "error")))
     status = browser.find_element(By.ID, "status").text
-    assert status.startswith("model ") and " ms" in status, status
+    # the whole request (measured by the page), the server's part and the person search (Server-Timing)
+    assert status.startswith("request ") and " ms: server " in status and "person search and pose " in status, status
+    request_ms = float(browser.find_element(By.ID, "status").get_attribute("data-request"))
+    assert request_ms >= float(status.split(" ms: server ")[1].split(" ms")[0]) > 0
     coloured, width, height, joints = browser.execute_script(_SKELETON_PIXELS)
     import cv2
     h, w = cv2.imread(str(photo)).shape[:2]
@@ -136,7 +138,7 @@ def test_page_shows_the_error_and_clears_the_previous_skeleton(server, browser, 
         return browser.find_element(By.ID, "status").text
 
     browser.get(server + "/")
-    assert status_after(_test_photo(lspet_mini), "model ")
+    assert status_after(_test_photo(lspet_mini), "request ")
     assert browser.execute_script(_SKELETON_PIXELS)[3] == "14"
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"this is no photo at all")
@@ -158,6 +160,8 @@ def test_page_flip_checkbox_asks_for_flip_test(server, browser, lspet_mini):
     assert not box.is_selected()
     box.click()
     browser.find_element(By.ID, "file").send_keys(str(_test_photo(lspet_mini)))
-    WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, "status").text.startswith(("model ", "error")))
+    WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, "status").text.startswith(("request ", "error")))
     status = browser.find_element(By.ID, "status").text
-    assert status.startswith("model ") and "flip test" in status, status
+    assert status.startswith("request ") and "flip test" in status, status
+    # the person found is estimated again with flip: a network pass of its own, shown beside the search
+    assert "pose network " in status and float(browser.find_element(By.ID, "status").get_attribute("data-network")) > 0

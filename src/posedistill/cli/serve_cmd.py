@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..inference.predictor import Predictor
+from ..inference.refine import REFINE_CHOICES
 
 
 #: Memory, connection and slow-client limits: (option, ServeConfig field, type, default, help); the defaults are
@@ -42,6 +43,10 @@ def _with_limits(fn):
 @click.option("--flip", is_flag=True,
               help="Flip test by default (a request's flip=1 / flip=0 chooses for itself): more accurate, twice "
                    "the network time.")
+@click.option("--refine", type=click.Choice(list(REFINE_CHOICES)), default="auto", show_default=True,
+              help="A request's box: crop once more on the box of the person's predicted joints when they disagree "
+                   "(auto), always (on) or never (off), by default (a request's refine=auto/1/0 chooses for "
+                   "itself).")
 @click.option("--max-batch", type=int, default=8, show_default=True, help="Requests per forward pass at most.")
 @click.option("--max-wait-ms", type=float, default=5.0, show_default=True,
               help="How long the first request of a batch waits for others.")
@@ -52,9 +57,11 @@ def _with_limits(fn):
               help="Largest image (declared in its header) accepted.")
 @_with_limits
 def serve(host: str, port: int, weights: Path | None, backend: str | None, threads: int | None, locate: str,
-          flip: bool, max_batch: int, max_wait_ms: float, queue_size: int, max_upload_mb: float, max_megapixels: float,
+          flip: bool, refine: str, max_batch: int, max_wait_ms: float, queue_size: int, max_upload_mb: float,
+          max_megapixels: float,
           **limits: float) -> None:
-    """Serve POST /predict (image body or multipart field 'image', optional ?bbox=x,y,w,h and ?flip=1/0), GET
+    """Serve POST /predict (image body or multipart field 'image', optional ?bbox=x,y,w,h, ?flip=1/0 and
+    ?refine=auto/1/0), GET
     /health and a web page at / where a dropped photo (or the webcam) gets its skeleton drawn."""
     from ..errors import ConfigError
     from ..serve import ServeConfig, create_app
@@ -64,7 +71,8 @@ def serve(host: str, port: int, weights: Path | None, backend: str | None, threa
             or limits["max_side"] < 64 or not 0 < port < 65536):
         raise ConfigError("--max-batch, --queue-size >= 1, --max-side >= 64, the other limits and timeouts > 0 and "
                           "a port in 1-65535 are required")
-    predictor = Predictor(weights, backend=backend, locate=locate, flip=flip, threads=threads)
+    predictor = Predictor(weights, backend=backend, locate=locate, flip=flip, refine=REFINE_CHOICES[refine],
+                          threads=threads)
     config = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size,
                          max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                          max_pixels=int(max_megapixels * 1e6), **limits)

@@ -1,10 +1,17 @@
 """The FastAPI application behind ``posedistill serve``.
 
 * ``POST /predict``: the image as the request body (``Content-Type: image/jpeg``, ``image/png``, ``image/webp``
-  or ``image/bmp``) or as the multipart field ``image``; optional box ``bbox=x,y,w,h`` and flip test ``flip=1`` /
-  ``flip=0`` (default: the server's ``--flip``) as query parameters (or multipart fields). Answers the same JSON
-  records as ``posedistill predict`` (``image`` is the upload's file name, or ``"upload"``), with headers
-  ``X-Model-Time-Ms`` (the network's time for the batch the request rode in), ``X-Batch-Size`` and ``X-Flip``.
+  or ``image/bmp``) or as the multipart field ``image``; optional box ``bbox=x,y,w,h``, flip test ``flip=1`` /
+  ``flip=0`` (default: the server's ``--flip``) and the box's re-crop on the person's joints ``refine=auto`` /
+  ``1`` / ``0`` (default: the server's ``--refine``) as query parameters (or multipart fields). Answers the same
+  JSON records as ``posedistill predict`` (``image`` is the upload's file name, or ``"upload"``), with headers
+  ``X-Model-Time-Ms`` (the time of :meth:`Predictor.estimate <posedistill.inference.predictor.Predictor.estimate>`
+  for the batch the request rode in: the network, and the person search of requests without a box),
+  ``X-Batch-Size``, ``X-Flip``, ``X-Refine`` (auto, on or off) and ``X-Recropped`` (people re-cropped on their
+  joints), and ``Server-Timing`` (milliseconds of the request's stages: ``upload`` (reading the
+  body), ``decode`` (the photo), ``queue`` (waiting for its batch), the batch's ``find`` (the person search),
+  ``crop``, ``network`` (the pose network on the crops) and ``heatmaps`` (decoding them), and ``total``: from the
+  request's arrival to its answer).
 * ``GET /health``: ``{"status": "ok", ...}`` with the model, the queue and counters.
 * ``GET /skeleton``: joint names, limbs and sides (for drawing).
 * ``GET /``: the web page (drop a photo or use the webcam; the skeleton is drawn on it).
@@ -12,7 +19,8 @@
 Bad input is a 4xx answer ``{"error": one line}`` and never stops the server: empty body (400), wrong content
 type (415), upload over ``max_upload_bytes`` (413, refused from Content-Length before reading, or while
 reading), a body not received within ``upload_timeout_s`` (408), not an image / truncated / undecodable / a
-header declaring more than ``max_pixels`` (400), a bad, outside or absurdly large box or a bad flip value (400). A full queue, or
+header declaring more than ``max_pixels`` (400), a bad, outside or absurdly large box or a bad flip or refine value
+(400). A full queue, or
 decoded images in flight at ``max_decoded_megapixels``, answers 503 with ``Retry-After: 1``. Any other failure is
 a 500 ``{"error": one line}``, for that request only. Every refusal, and a client that disconnects mid-upload,
 logs one line (logger ``posedistill.serve``), never a traceback.
@@ -28,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import resources
@@ -46,6 +55,7 @@ from starlette.requests import ClientDisconnect
 from ..data.images import decode_image_reduced, reduced_decode_plan
 from ..errors import PosedistillError
 from ..inference.predictor import Predictor
+from ..inference.refine import REFINE_CHOICES
 from ..inference.result import PoseResult
 from ..inference.sources import check_box, parse_bbox
 from .batcher import Batcher, ServerBusy
@@ -152,10 +162,16 @@ def _to_original(people: PoseResult, scale: tuple[float, float], box: list[float
     else:
         boxes = np.concatenate([(people.boxes[:, :2] + 0.5) / factor - 0.5, people.boxes[:, 2:] / factor], axis=1)
     return PoseResult(boxes, (people.keypoints + 0.5) / factor - 0.5, people.scores, people.joints,
-                      people.person_scores)
+                      people.person_scores, people.recropped)
+
+
+def _server_timing(stages: dict[str, float]) -> str:
+    """The ``Server-Timing`` header of ``{name: milliseconds}``."""
+    return ", ".join(f"{name};dur={ms:.2f}" for name, ms in stages.items())
 
 
 _FLIP_VALUES = {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}
+_REFINE_WORDS = {value: word for word, value in REFINE_CHOICES.items()}
 
 
 def _parse_flip(text: str | None) -> bool | None:
@@ -168,12 +184,29 @@ def _parse_flip(text: str | None) -> bool | None:
     return value
 
 
-async def _image_from_multipart(request: Request, body: bytes) -> tuple[bytes, str, str | None, str | None]:
+def _parse_refine(text: str | None) -> bool | str | None:
+    """The ``refine`` parameter of a request: ``"auto"``, True or False (None: not given)."""
+    if text is None or not text.strip():
+        return None
+    word = text.strip().lower()
+    if word == "auto":
+        return "auto"
+    value = _FLIP_VALUES.get(word)
+    if value is None:
+        raise _Reject(400, f"refine must be auto, 1 or 0, got {text[:20]!r}")
+    return value
+
+
+#: the request parameters besides the image (query parameters, or multipart fields)
+_PARAMS = ("bbox", "flip", "refine")
+
+
+async def _image_from_multipart(request: Request, body: bytes) -> tuple[bytes, str, dict[str, str | None]]:
     async def stream() -> AsyncIterator[bytes]:
         yield body
 
     try:
-        form = await MultiPartParser(request.headers, stream(), max_files=1, max_fields=4,
+        form = await MultiPartParser(request.headers, stream(), max_files=1, max_fields=1 + len(_PARAMS),
                                      max_part_size=len(body) + 1).parse()
     except MultiPartException as exc:
         raise _Reject(400, f"malformed multipart body ({exc.message})") from None
@@ -181,13 +214,14 @@ async def _image_from_multipart(request: Request, body: bytes) -> tuple[bytes, s
     if not isinstance(field, UploadFile):
         raise _Reject(400, "multipart body has no file field 'image'")
     data = await field.read()
-    bbox, flip = form.get("bbox"), form.get("flip")
-    return (data, field.filename or "upload", bbox if isinstance(bbox, str) and bbox.strip() else None,
-            flip if isinstance(flip, str) else None)
+    params = {key: form.get(key) for key in _PARAMS}
+    return data, field.filename or "upload", {
+        key: value if isinstance(value, str) and value.strip() else None for key, value in params.items()}
 
 
-async def _parse_request(request: Request, config: ServeConfig) -> tuple[bytes, str, str | None, str | None]:
-    """(encoded image, name, bbox text, flip text) of a /predict request; _Reject on anything unusable."""
+async def _parse_request(request: Request, config: ServeConfig) -> tuple[bytes, str, dict[str, str | None]]:
+    """(encoded image, name, {parameter: text or None} of :data:`_PARAMS`) of a /predict request; _Reject on
+    anything unusable."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in IMAGE_TYPES and kind != "multipart/form-data":
         raise _Reject(415, f"unsupported Content-Type {kind or '(none)'!r}; send {', '.join(IMAGE_TYPES)} "
@@ -195,11 +229,11 @@ async def _parse_request(request: Request, config: ServeConfig) -> tuple[bytes, 
     body = await _read_body(request, config.max_upload_bytes, config.upload_timeout_s)
     if not body:
         raise _Reject(400, "empty request body; send an image")
-    bbox, flip = request.query_params.get("bbox"), request.query_params.get("flip")
+    query = {key: request.query_params.get(key) for key in _PARAMS}
     if kind == "multipart/form-data":
-        data, name, form_bbox, form_flip = await _image_from_multipart(request, body)
-        return data, name, bbox or form_bbox, flip or form_flip
-    return body, "upload", bbox, flip
+        data, name, form = await _image_from_multipart(request, body)
+        return data, name, {key: query[key] or form[key] for key in _PARAMS}
+    return body, "upload", query
 
 
 def create_app(predictor: Predictor, *, config: ServeConfig | None = None) -> FastAPI:
@@ -237,6 +271,7 @@ def create_app(predictor: Predictor, *, config: ServeConfig | None = None) -> Fa
         return {"status": "ok", "weights": network.weights.name if network.weights else None,
                 "backend": network.backend, "input_size": network.input_size, "joint_set": predictor.joints.name,
                 "localisation": localizer.method if localizer is not None else "none", "flip": predictor.flip,
+                "refine": _REFINE_WORDS[predictor.refine],
                 "person_scorer": localizer is not None and localizer.scorer is not None,
                 "queued": batcher.queued(), "queue_size": config.queue_size,
                 "max_batch": config.max_batch, "served": batcher.served, "batches": batcher.batches,
@@ -253,25 +288,36 @@ def create_app(predictor: Predictor, *, config: ServeConfig | None = None) -> Fa
     async def predict(request: Request) -> JSONResponse:
         batcher: Batcher = state["batcher"]
         held = 0
+        arrived = time.perf_counter()
         try:
-            data, name, bbox_text, flip_text = await _parse_request(request, config)
-            box = parse_bbox(bbox_text) if bbox_text is not None else None
-            flip = _parse_flip(flip_text)
+            data, name, params = await _parse_request(request, config)
+            read = time.perf_counter()
+            box = parse_bbox(params["bbox"]) if params["bbox"] is not None else None
+            flip, refine = _parse_flip(params["flip"]), _parse_refine(params["refine"])
             held = budget.take(reduced_decode_plan(data, name, max_side=config.max_side,
                                                    max_pixels=config.max_pixels)[1])
             image, scale = await run_in_threadpool(decode_image_reduced, data, name, max_side=config.max_side,
                                                    max_pixels=config.max_pixels)
+            decoded = time.perf_counter()
             budget.give(held - image.shape[0] * image.shape[1])  # decoded: only its own pixels stay counted
             held = image.shape[0] * image.shape[1]
             if box is not None:  # checked in the photo's own pixels, run in the decoded photo's
                 h, w = image.shape[:2]
                 box = check_box(box, round(w / scale[0]), round(h / scale[1]), name)
-            future = batcher.submit(image, _to_decoded(box, scale) if box is not None else None, name, flip=flip)
+            future = batcher.submit(image, _to_decoded(box, scale) if box is not None else None, name, flip=flip,
+                                    refine=refine)
             result = await asyncio.wrap_future(future)
             records = _to_original(result.people, scale, box).to_records(image=name)
+            stages = result.stages_ms
+            timing = {"upload": 1e3 * (read - arrived), "decode": 1e3 * (decoded - read), "queue": result.wait_ms,
+                      "find": stages["locate"], "crop": stages["crop"], "network": stages["infer"],
+                      "heatmaps": stages["decode_heatmaps"], "total": 1e3 * (time.perf_counter() - arrived)}
             return JSONResponse(records, headers={
                 "X-Model-Time-Ms": f"{result.model_ms:.2f}", "X-Batch-Size": str(result.batch),
-                "X-Flip": str(int(predictor.flip if flip is None else flip))})
+                "X-Flip": str(int(predictor.flip if flip is None else flip)),
+                "X-Refine": _REFINE_WORDS[predictor.refine if refine is None else refine],
+                "X-Recropped": str(0 if result.people.recropped is None else int(result.people.recropped.sum())),
+                "Server-Timing": _server_timing(timing)})
         except _Reject as exc:  # the body may be unread: close the connection after answering
             return _refuse(request, exc.status, str(exc), Connection="close",
                            **({"Retry-After": "1"} if exc.status == 503 else {}))
