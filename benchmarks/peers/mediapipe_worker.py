@@ -15,6 +15,11 @@ the crop; without it, it sees the whole photo. Output JSON (file ``argv[2]``): p
 MediaPipe found no person, "ms": milliseconds}``, timed from the BGR image in memory to landmarks in image pixels
 (crop, colour conversion, both networks), after ``warmup`` untimed images; plus the process's CPU time over wall
 time while timing (about 1.0: one core) and its thread count.
+
+``--lines`` (used by ``benchmarks/photo_latency.py``, which alternates settings photo by photo): one job a line
+on stdin, ``{"image": PATH, "square": [cx, cy, side] or null}``, one answer a line on stdout, ``{"landmarks":
+..., "ms": ..., "decode_ms": ...}``, timed from the file on disk (decoding included) to landmarks in image pixels;
+the first line written is ``{"ready": true, "mediapipe": VERSION}``.
 """
 
 from __future__ import annotations
@@ -63,7 +68,29 @@ def threads() -> int:
         return -1
 
 
+def serve_lines() -> None:
+    """The ``--lines`` protocol (module docstring): one photo per line, decoded and estimated in turn."""
+    import mediapipe as mp
+
+    print(json.dumps({"ready": True, "mediapipe": mp.__version__}), flush=True)
+    with mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1) as pose:
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            job = json.loads(line)
+            start = time.perf_counter()
+            image = cv2.imread(job["image"], cv2.IMREAD_COLOR)
+            decoded = time.perf_counter()
+            landmarks = run_one(pose, image, job.get("square"))
+            done = time.perf_counter()
+            print(json.dumps({"landmarks": landmarks, "ms": 1e3 * (done - start),
+                              "decode_ms": 1e3 * (decoded - start)}), flush=True)
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--lines"]:
+        serve_lines()
+        return
     job = json.loads(open(sys.argv[1], encoding="utf-8").read())
     import mediapipe as mp
 
