@@ -1,14 +1,17 @@
 """Issue 14: the web page in a real browser. Headless Chromium (Debian's ``chromium`` + ``chromium-driver``,
 driven by Selenium) opens the page of a real ``posedistill serve`` on 127.0.0.1, uploads an LSPET photo and
-the test checks that the skeleton was drawn on the canvas (joint count and skeleton-coloured pixels).
+the test checks that the skeleton was drawn on the canvas (joint count and skeleton-coloured pixels), for a photo
+chosen in the file field and for one dropped on the page.
 
 Skips with the reason when Chromium, its driver or Selenium is missing; ``.ci/run`` installs them and sets
 ``POSEDISTILL_REQUIRE_BROWSER=1``, which turns that skip into a failure. With
-``POSEDISTILL_SCREENSHOT=PATH`` the page is saved there (``docs/serve_page.png`` was made so).
+``POSEDISTILL_SCREENSHOT=PATH`` the page with the dropped photo is saved there (``docs/serve_page.png`` was made
+so).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import socket
@@ -19,6 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import cv2
 import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -116,10 +120,38 @@ def test_page_draws_the_skeleton_on_an_uploaded_photo(server, browser, lspet_min
     request_ms = float(browser.find_element(By.ID, "status").get_attribute("data-request"))
     assert request_ms >= float(status.split(" ms: server ")[1].split(" ms")[0]) > 0
     coloured, width, height, joints = browser.execute_script(_SKELETON_PIXELS)
-    import cv2
     h, w = cv2.imread(str(photo)).shape[:2]
     assert (width, height) == (w, h) and joints == "14"
     assert coloured > 50  # limbs and joints in the skeleton's colours (the photo has few such pixels)
+
+
+_DROP = """
+const [name, b64] = arguments;
+const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+const data = new DataTransfer();
+data.items.add(new File([bytes], name, { type: "image/jpeg" }));
+document.getElementById("drop").dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true,
+                                                                      cancelable: true }));
+"""
+
+
+def test_page_draws_the_skeleton_on_a_dropped_photo(server, browser, lspet_mini):
+    """Issue 27: a photo dropped on the page (a real drop event carrying the file) is estimated and drawn, and the
+    status gives the whole request's time beside the server's stages. With ``POSEDISTILL_SCREENSHOT=PATH`` the page
+    is saved there (``docs/serve_page.png``)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    photo = _test_photo(lspet_mini)
+    browser.get(server + "/")
+    WebDriverWait(browser, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    browser.execute_script(_DROP, photo.name, base64.b64encode(photo.read_bytes()).decode("ascii"))
+    WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, "status").text.startswith(("request ", "error")))
+    status = browser.find_element(By.ID, "status").text
+    assert status.startswith("request ") and "person search and pose " in status, status
+    coloured, width, height, joints = browser.execute_script(_SKELETON_PIXELS)
+    h, w = cv2.imread(str(photo)).shape[:2]
+    assert (width, height) == (w, h) and joints == "14" and coloured > 50
     shot = os.environ.get("POSEDISTILL_SCREENSHOT")
     if shot:
         Path(shot).parent.mkdir(parents=True, exist_ok=True)
