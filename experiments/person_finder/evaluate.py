@@ -8,7 +8,8 @@ scenes of ``benchmarks/scenes.py`` (``scenes``, seed 14 as ``benchmarks/localisa
   misses (IoU < 0.1);
 * student PCK@0.2 (torso) with the true box, the whole image, the found box (scaled by each ``--box-scales``
   factor), each with and without one refinement crop (re-crop on the extent of the student's joints scored
-  >= 0.1, at least 4 of them; as ``refined_boxes`` in benchmarks/box_sensitivity.py).
+  >= 0.1, at least 4 of them; the first-look rule of benchmarks/box_sensitivity.py, which the product's
+  ``Predictor(refine=...)``, :mod:`posedistill.inference.refine`, replaced).
 
 ``--timing``: photo -> keypoints latency on one thread over the split's photos (images in memory; JPEG decoding
 timed apart), batch 1 after warm-up: finder alone, the whole path with and without refinement, and the student

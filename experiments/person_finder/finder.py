@@ -52,8 +52,8 @@ def scale_box(box: np.ndarray, factor: float) -> np.ndarray:
 
 def confident_box(keypoints: np.ndarray, scores: np.ndarray, box: np.ndarray, *, min_score: float = 0.1,
                   min_joints: int = 4) -> np.ndarray:
-    """Extent of the joints scored >= ``min_score``; ``box`` when fewer than ``min_joints`` are (as
-    ``refined_boxes`` of benchmarks/box_sensitivity.py)."""
+    """Extent of the joints scored >= ``min_score``; ``box`` when fewer than ``min_joints`` are (the first-look
+    rule of benchmarks/box_sensitivity.py; the product's re-crop is :mod:`posedistill.inference.refine`)."""
     keep = scores >= min_score
     if keep.sum() < min_joints:
         return box
