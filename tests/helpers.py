@@ -77,3 +77,26 @@ def assert_fault_stops_before_last_pt(cfg, run, hook, match):
     after = load_checkpoint(run / "last.pt")
     assert after["epoch"] == good["epoch"] == 1
     assert all(torch.equal(after["model"][k], good["model"][k]) for k in good["model"])
+
+
+def write_manifest(folder, students, *, default=None, teacher=None):
+    """A shipped-weights manifest (``default.json``, :mod:`posedistill.models.pretrained`) in ``folder`` naming
+    ``students`` (``{name: file or (checkpoint, onnx) files}``) and an optional ``teacher`` file, each with its
+    sha256."""
+    import json
+    from pathlib import Path
+
+    from posedistill.models.pretrained import MANIFEST_FORMAT, manifest_entry
+
+    folder = Path(folder)
+
+    def entry(files):
+        pt, onnx = (files, None) if isinstance(files, str) else files
+        return manifest_entry(folder, pt, **({"onnx": manifest_entry(folder, onnx)} if onnx else {}))
+
+    info = {"format": MANIFEST_FORMAT, "version": 2, "default": default or next(iter(students)),
+            "students": {name: entry(files) for name, files in students.items()}}
+    if teacher is not None:
+        info["teacher"] = entry(teacher)
+    (folder / "default.json").write_text(json.dumps(info))
+    return folder / "default.json"

@@ -23,12 +23,12 @@ from posedistill.deploy.onnx import export_onnx
 from posedistill.data.records import box_to_square
 from posedistill.inference.drawing import draw_pose
 from posedistill.inference.sources import load_bbox_file
-from posedistill.models.pretrained import DEFAULT_WEIGHTS_DIR, default_weights
+from posedistill.models.pretrained import DEFAULT_WEIGHTS_DIR, default_weights, shipped_students
 from posedistill.inference.pipeline import predict_paths
 from posedistill.models import stacked_hourglass
 from posedistill.skeleton import LSP
 
-from helpers import make_checkpoint, model_meta
+from helpers import make_checkpoint, model_meta, write_manifest
 
 def _ckpt(path: Path, *, joint_set: str = "lsp", num_joints: int = 14) -> Path:
     """A tiny hg1_32 checkpoint at 128 input, written as the engine writes one (with its model record)."""
@@ -80,23 +80,57 @@ def test_default_weights_manifest_roles_and_sha256(tmp_path):
     with pytest.raises(CheckpointError, match="no default weights"):
         default_weights(tmp_path)
     weights = _ckpt(tmp_path / "student.pt")
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-    (tmp_path / "default.json").write_text(json.dumps({"file": "student.pt", "sha256": digest}))
-    assert default_weights(tmp_path) == tmp_path / "student.pt"
-    (tmp_path / "default.json").write_text(json.dumps({"file": "student.pt", "sha256": "0" * 64}))
+    _ckpt(tmp_path / "base.pt")
+    manifest = write_manifest(tmp_path, {"tiny": "student.pt", "base": "base.pt"}, default="tiny")
+    assert default_weights(tmp_path) == tmp_path / "student.pt"  # the default student
+    assert default_weights(tmp_path, model="base") == tmp_path / "base.pt"
+    assert shipped_students(tmp_path) == (["tiny", "base"], "tiny")
+    with pytest.raises(CheckpointError, match="no shipped model 'huge' \\(shipped: tiny, base\\)"):
+        default_weights(tmp_path, model="huge")
+    info = json.loads(manifest.read_text())
+    info["students"]["tiny"]["sha256"] = "0" * 64
+    manifest.write_text(json.dumps(info))
     with pytest.raises(CheckpointError, match="sha256"):
         default_weights(tmp_path)
-    (tmp_path / "default.json").write_text("{")
-    with pytest.raises(CheckpointError, match="malformed"):
-        default_weights(tmp_path)
+    for bad in ("{", json.dumps({"file": "student.pt", "sha256": "0" * 64}),  # not JSON; a manifest of another kind
+                json.dumps({**info, "default": "huge"})):  # a default that is not shipped
+        manifest.write_text(bad)
+        with pytest.raises(CheckpointError, match="malformed"):
+            default_weights(tmp_path)
     # the teacher is optional and verified the same way
-    (tmp_path / "default.json").write_text(json.dumps({"file": "student.pt", "sha256": digest}))
-    with pytest.raises(CheckpointError, match="malformed"):
+    write_manifest(tmp_path, {"tiny": "student.pt"})
+    with pytest.raises(CheckpointError, match="no teacher is shipped"):
         default_weights(tmp_path, role="teacher")
-    (tmp_path / "default.json").write_text(json.dumps(
-        {"file": "student.pt", "sha256": digest, "teacher": {"file": "student.pt", "sha256": "1" * 64}}))
+    write_manifest(tmp_path, {"tiny": "student.pt"}, teacher="base.pt")
+    assert default_weights(tmp_path, role="teacher") == tmp_path / "base.pt"
+    weights.write_bytes(weights.read_bytes() + b"x")  # a changed student: refused, the teacher still loads
     with pytest.raises(CheckpointError, match="sha256"):
-        default_weights(tmp_path, role="teacher")
+        default_weights(tmp_path)
+
+
+def test_default_weights_prefer_a_students_onnx_export(tmp_path):
+    """A shipped student runs as its ONNX export unless the torch backend asks for its checkpoint; both give the
+    same pose through the Predictor."""
+    from posedistill.deploy.onnx import export_onnx
+    from posedistill.models.loading import load_pose_model
+
+    _ckpt(tmp_path / "tiny.pt")
+    loaded = load_pose_model(tmp_path / "tiny.pt")
+    export_onnx(loaded.module, tmp_path / "tiny.onnx", input_size=loaded.meta.input_size,
+                metadata=loaded.meta.to_onnx_props())
+    write_manifest(tmp_path, {"tiny": ("tiny.pt", "tiny.onnx")}, teacher="tiny.pt")
+    assert default_weights(tmp_path) == tmp_path / "tiny.onnx"
+    assert default_weights(tmp_path, backend="onnx") == tmp_path / "tiny.onnx"
+    assert default_weights(tmp_path, backend="torch") == tmp_path / "tiny.pt"
+    with pytest.raises(CheckpointError, match="no ONNX export"):
+        default_weights(tmp_path, role="teacher", backend="onnx")
+    onnx, torch_ = Predictor(weights_dir=tmp_path, model="tiny"), Predictor(weights_dir=tmp_path, backend="torch")
+    assert onnx.network.backend == "onnx" and torch_.network.backend == "torch"
+    image = np.random.default_rng(0).integers(0, 255, (150, 120, 3), dtype=np.uint8)
+    np.testing.assert_allclose(onnx(image, [[10, 10, 90, 120]]).keypoints, torch_(image, [[10, 10, 90, 120]]).keypoints,
+                               atol=1e-2)
+    with pytest.raises(ConfigError, match="not both"):
+        Predictor(tmp_path / "tiny.pt", model="tiny")
 
 
 def test_slim_checkpoint_keeps_what_inference_needs(tmp_path):
@@ -122,17 +156,23 @@ def test_cli_without_weights_is_one_line_error(images, tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not (DEFAULT_WEIGHTS_DIR / "default.json").exists(), reason="no default weights installed")
 def test_shipped_default_weights_predict_with_no_flags(tmp_path):
-    # the package's own weights: sha256-verified, plain-weights checkpoints, and `predict IMAGE` works unflagged
-    manifest = json.loads((DEFAULT_WEIGHTS_DIR / "default.json").read_text())
-    for role in ("student", "teacher") if "teacher" in manifest else ("student",):
-        ckpt = load_checkpoint(default_weights(role=role))
+    # the package's own weights: sha256-verified plain-weights checkpoints with ONNX exports beside the students,
+    # and `predict IMAGE` works unflagged, as does `--model NAME` for every shipped student
+    names, default = shipped_students()
+    for name in names:
+        ckpt = load_checkpoint(default_weights(model=name, backend="torch"))
         assert "optimizer" not in ckpt and ckpt["joint_set"] == "lsp"
+        assert default_weights(model=name).suffix == ".onnx"
+    assert "optimizer" not in load_checkpoint(default_weights(role="teacher"))
     image = Path(posedistill.__file__).parent / "assets" / "lspet_mini" / "images" / "im00001.jpg"
-    out = tmp_path / "pred.json"
-    res = _run(["predict", str(image), "--output", str(out), "--no-progress"])
-    assert res.exit_code == 0, res.output
-    (person,) = json.loads(out.read_text())  # one record: one image, one person
-    assert [kp["name"] for kp in person["keypoints"]] == list(LSP.names)
+    for args in ([], ["--model", names[-1]]):
+        out = tmp_path / "pred.json"
+        res = _run(["predict", str(image), "--output", str(out), "--no-progress", *args])
+        assert res.exit_code == 0, res.output
+        (person,) = json.loads(out.read_text())  # one record: one image, one person
+        assert [kp["name"] for kp in person["keypoints"]] == list(LSP.names)
+    res = _run(["predict", str(image), "--model", "huge", "--no-progress"])
+    assert res.exit_code != 0 and "no shipped model 'huge'" in res.output
 
 
 @pytest.mark.skipif(not (DEFAULT_WEIGHTS_DIR / "default.json").exists(), reason="no default weights installed")
@@ -143,7 +183,7 @@ def test_shipped_weights_find_the_joints_of_held_aside_people():
     from posedistill.evaluation import evaluate_checkpoint
     from posedistill.quickstart import embedded_data_dir
 
-    student = evaluate_checkpoint(default_weights(), embedded_data_dir(), dataset="lspet", split="501-650", flip=False)
+    student = evaluate_checkpoint(default_weights(backend="torch"), embedded_data_dir(), dataset="lspet", split="501-650", flip=False)
     assert student.num_people == 150 and student.pck["mean"] >= 45.0, student.pck["mean"]
     teacher = evaluate_checkpoint(default_weights(role="teacher"), embedded_data_dir(), dataset="lspet",
                                   split="501-560", flip=False)

@@ -287,7 +287,7 @@ def test_pipeline_decodes_with_the_models_own_codec(lspet_mini, tmp_path):
     from posedistill.models.checkpoint import load_checkpoint, save_checkpoint
     from posedistill.models.pretrained import default_weights
 
-    ckpt = {k: v for k, v in load_checkpoint(default_weights()).items() if k != "model_meta"}
+    ckpt = {k: v for k, v in load_checkpoint(default_weights(backend="torch")).items() if k != "model_meta"}
     save_checkpoint(tmp_path / "s.pt", {**ckpt, "sigma": 1.0})  # trained weights: peaked heatmaps
     predictor = Predictor(tmp_path / "s.pt", dark=True, threads=1)
     assert predictor.meta.sigma == 1.0 and predictor.meta.decode == "dark"

@@ -174,7 +174,7 @@ def test_predict_flip_changes_the_output_and_matches_the_python_api(photo, tmp_p
 def test_evaluation_through_the_network_equals_predict_dataset_with_the_module():
     """evaluate (the file loaded by PoseNetwork, BN folded) and the training loop's validation (its in-memory
     module as it is) give the same numbers, with and without flip."""
-    weights = default_weights()
+    weights = default_weights(backend="torch")
     module, ckpt = model_from_checkpoint(weights)
     meta = meta_from_checkpoint(ckpt, module, where=str(weights))
     records = read_split("lspet", embedded_data_dir(), "501-540")

@@ -51,10 +51,11 @@ def _jpeg_declaring(width: int, height: int) -> bytes:
 
 def test_health_skeleton_and_page(client):
     health = client.get("/health").json()
-    shipped = json.loads((DEFAULT_WEIGHTS_DIR / "default.json").read_text())  # what the shipped weights declare
+    manifest = json.loads((DEFAULT_WEIGHTS_DIR / "default.json").read_text())  # what the shipped weights declare
+    shipped = manifest["students"][manifest["default"]]
     assert health["status"] == "ok" and health["joint_set"] == "lsp" and health["input_size"] == shipped["input_size"]
-    # the scorer shipped beside the weights is used
-    assert health["person_scorer"] is sidecar_path(DEFAULT_WEIGHTS_DIR / shipped["file"]).is_file()
+    # the default student runs as its ONNX export, with the scorer shipped beside it
+    assert health["person_scorer"] is True and sidecar_path(DEFAULT_WEIGHTS_DIR / shipped["onnx"]["file"]).is_file()
     sk = client.get("/skeleton").json()
     assert len(sk["names"]) == 14 and len(sk["limbs"]) == len(sk["limb_sides"])
     page = client.get("/")

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import yaml
 
@@ -50,38 +51,64 @@ def _run(root: Path, name: str, model: str, mode: str, pck: float) -> Path:
 def test_ship_weights_manifest_card_and_predictor(tmp_path, monkeypatch):
     tool = _tool()
     student = _run(tmp_path / "runs", "fpd_hg1_32", "hg1_32", "distill", 30.0)
+    base = _run(tmp_path / "runs", "fpd_hg2_32", "hg2_32", "distill", 31.0)
     teacher = _run(tmp_path / "runs", "teacher_hg2_32", "hg2_32", "train", 33.0)
     out, card = tmp_path / "weights", tmp_path / "model_card.md"
     out.mkdir()
-    (out / "fpd_old_lspet.pt").write_bytes(b"replaced")  # a default of before, with its scorer: removed
-    (out / "fpd_old_lspet.pt.person.json").write_text("{}")
-    # the student's localiser scorer (python -m posedistill.inference.scorer_fit) ships beside it, keyed to the slim
-    # copy
+    for old in ("fpd_old_lspet.pt", "fpd_old_lspet.onnx", "fpd_old_lspet.pt.person.json"):  # a default of before
+        (out / old).write_bytes(b"replaced")
+    # the student's localiser scorer (python -m posedistill.inference.scorer_fit) ships beside its checkpoint and its
+    # ONNX export, each copy keyed to its file
     scorer = PersonScorer(14, np.zeros(5), np.ones(5), [(np.ones((1, 5)), np.zeros(1))],
                           sha256_file(student / "best.pt"), {"scenes": 3})
     scorer.save(sidecar_path(student / "best.pt"))
-    monkeypatch.setattr("sys.argv", ["ship_weights.py", "--student", str(student), "--teacher", str(teacher),
-                                     "--out", str(out), "--card", str(card), "--threads", "1"])
+    monkeypatch.setattr("sys.argv", ["ship_weights.py", "--student", f"tiny={student}", "--student", f"base={base}",
+                                     "--default", "base", "--teacher", str(teacher), "--out", str(out),
+                                     "--card", str(card), "--threads", "1"])
     tool.main()
     manifest = json.loads((out / "default.json").read_text())
-    assert manifest["model"] == "hg1_32" and manifest["alpha"] == 0.5 and manifest["test"]["flip"]["pck_mean"] == 30
+    assert manifest["format"] == "posedistill-weights" and manifest["default"] == "base"
+    tiny = manifest["students"]["tiny"]
+    assert tiny["model"] == "hg1_32" and tiny["alpha"] == 0.5 and tiny["test"]["flip"]["pck_mean"] == 30
+    assert manifest["students"]["base"]["model"] == "hg2_32"
     assert manifest["teacher"]["model"] == "hg2_32" and manifest["teacher"]["alpha"] is None
-    for role in ("student", "teacher"):
-        ckpt = load_checkpoint(default_weights(out, role=role))  # sha256 verified
+    assert "onnx" not in manifest["teacher"]  # the teacher ships as a checkpoint only
+    for kwargs in ({"model": "tiny", "backend": "torch"}, {"model": "base", "backend": "torch"}, {"role": "teacher"}):
+        ckpt = load_checkpoint(default_weights(out, **kwargs))  # sha256 verified
         assert "optimizer" not in ckpt and "history" not in ckpt and ckpt["provenance"]["test"]
-    # the student is smaller than its training checkpoint (no optimiser state) and predicts the same
-    assert (out / manifest["file"]).stat().st_size < (student / "best.pt").stat().st_size
+    assert default_weights(out) == out / manifest["students"]["base"]["onnx"]["file"]  # the default, as ONNX
+    # the student is smaller than its training checkpoint (no optimiser state); it and its ONNX export predict
+    # as the trained checkpoint does
+    assert (out / tiny["file"]).stat().st_size < (student / "best.pt").stat().st_size
     x = torch.randn(2, 3, 64, 64).numpy()
-    shipped_net, trained_net = (PoseNetwork.load(out / manifest["file"]), PoseNetwork.load(student / "best.pt"))
-    assert (shipped_net.heatmaps(x) == trained_net.heatmaps(x)).all()
-    shipped = out / manifest["file"]
-    assert manifest["person_scorer"]["file"] == shipped.name + ".person.json" and manifest["person_scorer"]["scenes"] == 3
-    assert PersonScorer.load(sidecar_path(shipped)).weights_sha256 == sha256_file(shipped) == manifest["sha256"]
-    assert "person_scorer" not in manifest["teacher"]  # none fitted for the teacher
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["default.json", manifest["file"], manifest["person_scorer"]["file"], manifest["teacher"]["file"]])
+    trained = PoseNetwork.load(student / "best.pt").heatmaps(x)
+    assert (PoseNetwork.load(out / tiny["file"]).heatmaps(x) == trained).all()
+    np.testing.assert_allclose(PoseNetwork.load(out / tiny["onnx"]["file"]).heatmaps(x), trained, atol=1e-4)
+    copies = [tiny["person_scorer"]["file"]] + [c["file"] for c in tiny["person_scorer"]["copies"]]
+    assert copies == [tiny["file"] + ".person.json", tiny["onnx"]["file"] + ".person.json"]
+    assert tiny["person_scorer"]["scenes"] == 3
+    for shipped in (out / tiny["file"], out / tiny["onnx"]["file"]):
+        assert PersonScorer.load(sidecar_path(shipped)).weights_sha256 == sha256_file(shipped)
+    assert "person_scorer" not in manifest["teacher"] and "person_scorer" not in manifest["students"]["base"]
+    shipped_files = [e[k] for e in manifest["students"].values() for k in ("file",)] + \
+        [e["onnx"]["file"] for e in manifest["students"].values()] + copies + [manifest["teacher"]["file"]]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["default.json"] + shipped_files)  # the old ones gone
     text = card.read_text()
-    assert "| student | `fpd_hg1_32_lspet.pt` | hg1_32 |" in text and "| 30.0 | 29.5 | 29.0 |" in text
+    assert "| tiny | `fpd_hg1_32_lspet.pt`, `fpd_hg1_32_lspet.onnx` | hg1_32 |" in text
+    assert "| base (default) | `fpd_hg2_32_lspet.pt`, `fpd_hg2_32_lspet.onnx` | hg2_32 |" in text
+    assert "| 30.0 | 29.5 | 29.0 |" in text and "| 31.0 | 30.5 | 30.0 |" in text
     assert "| teacher | `teacher_hg2_32_lspet.pt` | hg2_32 |" in text and "| 33.0 | 32.5 | 32.0 |" in text
+    assert "Student `tiny`" in text and "Student `base`" in text and "`base`; `--model NAME`" in text
     assert "posedistill distill --out" in text and "alpha 0.5" in text and "Fast Pose Distillation" in text
     assert "64x64 input; 100 epochs, batch 16, step learning-rate schedule; the shipped checkpoint is epoch 3" in text
+
+
+def test_ship_weights_refuses_unnamed_or_duplicate_students(tmp_path, monkeypatch, capsys):
+    tool = _tool()
+    for argv in (["--student", "runs/x"], ["--student", "a=runs/x", "--student", "a=runs/y"],
+                 ["--student", "a=runs/x", "--default", "b"]):
+        monkeypatch.setattr("sys.argv", ["ship_weights.py", *argv, "--out", str(tmp_path)])
+        with pytest.raises(SystemExit) as exc:
+            tool.main()
+        assert exc.value.code == 2
+    assert not (tmp_path / "default.json").exists()

@@ -20,7 +20,7 @@ from posedistill.models.pretrained import default_weights, sha256_file
 from posedistill.models import build_model
 from posedistill.quickstart import embedded_data_dir
 
-from helpers import make_checkpoint, model_meta
+from helpers import make_checkpoint, model_meta, write_manifest
 
 
 class _Payload:
@@ -108,7 +108,7 @@ def test_cli_entry_points_refuse_pickle_payloads(evil, tmp_path):
 def _install(folder: Path, source: Path) -> Path:
     folder.mkdir()
     (folder / "student.pt").write_bytes(source.read_bytes())
-    (folder / "default.json").write_text(json.dumps({"file": "student.pt", "sha256": sha256_file(source)}))
+    write_manifest(folder, {"tiny": "student.pt"})
     return folder
 
 
@@ -126,7 +126,9 @@ def test_default_weights_refuse_a_changed_replaced_or_escaping_file(tmp_path):
     with pytest.raises(CheckpointError, match="does not match"):
         default_weights(folder)
     # manifest that points outside the folder, or is malformed
-    (folder / "default.json").write_text(json.dumps({"file": "../good.pt", "sha256": sha256_file(tmp_path / "good.pt")}))
+    info = json.loads((folder / "default.json").read_text())
+    info["students"]["tiny"].update(file="../good.pt", sha256=sha256_file(tmp_path / "good.pt"))
+    (folder / "default.json").write_text(json.dumps(info))
     with pytest.raises(CheckpointError, match="not found"):
         default_weights(folder)
     (folder / "default.json").write_text("{not json")

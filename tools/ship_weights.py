@@ -1,13 +1,16 @@
-"""Install trained weights as the package defaults (run once per release; its output is committed).
+"""Install trained weights as the package's shipped models (run once per release; its output is committed).
 
-Writes a deployable copy (:func:`posedistill.models.checkpoint.slim_checkpoint`: weights, architecture, joint set,
-input size, resolved config; no optimiser state) of the student's ``best.pt`` (FPD or ground truth, whichever
-validated best), and optionally its teacher's, into ``src/posedistill/weights/``, with the test-slice evaluation and the training command as
-provenance, and the manifest ``default.json`` holding each file's sha256, which
-:func:`posedistill.models.pretrained.default_weights` verifies before every load. It also writes ``docs/model_card.md``
-from the manifest and a latency measurement (every number in it comes from the runs' JSON or is measured here).
+For every ``--student NAME=RUN_DIR`` it writes a deployable copy (:func:`posedistill.models.checkpoint.slim_checkpoint`:
+weights, architecture, joint set, input size, resolved config; no optimiser state) of the run's ``best.pt`` and its
+ONNX export (what inference runs by default), and for ``--teacher RUN_DIR`` the teacher's copy, into
+``src/posedistill/weights/``, with the test-slice evaluation and the training command as provenance, and the
+manifest ``default.json`` (:mod:`posedistill.models.pretrained`) holding each file's sha256, which
+:func:`posedistill.models.pretrained.default_weights` verifies before every load. A person scorer fitted for a
+student's ``best.pt`` ships beside both of its files. It also writes ``docs/model_card.md`` from the manifest and
+a latency measurement (every number in it comes from the runs' JSON or is measured here).
 
-    python tools/ship_weights.py --student runs/cpu/fpd_hg2_64 --teacher runs/cpu/teacher_hg4_128
+    python tools/ship_weights.py --student tiny=runs/lspet8800/fpd_tiny --student base=runs/lspet8800/fpd_base \
+        --default tiny --teacher runs/lspet8800/teacher_192
 """
 
 from __future__ import annotations
@@ -17,13 +20,18 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
 
-from posedistill.models.checkpoint import slim_checkpoint
-from posedistill.inference.person_score import PersonScorer, sidecar_path
-from posedistill.models.pretrained import DEFAULT_WEIGHTS_DIR, manifest_entry, sha256_file
-from posedistill.io import atomic_write_json, atomic_write_text
 from posedistill.bench.profiling import profile_models
+from posedistill.bench.worker import time_rounds
+from posedistill.deploy.onnx import export_onnx
+from posedistill.deploy.runtime import INPUT_NAME, load_onnx_session
+from posedistill.inference.person_score import PersonScorer, sidecar_path
+from posedistill.io import atomic_write_json, atomic_write_text
+from posedistill.models.checkpoint import slim_checkpoint
+from posedistill.models.loading import load_pose_model
+from posedistill.models.pretrained import DEFAULT_WEIGHTS_DIR, MANIFEST_FORMAT, manifest_entry, sha256_file
 from posedistill.report.runs import load_runs, run_command
 
 CARD = """# Model card: posedistill default weights
@@ -34,30 +42,27 @@ latency was measured by that command. Full results and the runs behind them: `do
 
 ## What ships
 
-| role | file | model | params (M) | GMACs | input | CPU latency, batch 1 (ms) | PCK@0.2 test, flip | no flip | best val PCK |
-|---|---|---|---:|---:|---:|---:|---:|---:|---:|
+| model | files | architecture | params (M) | GMACs | input | ONNX Runtime ms | eager PyTorch ms | PCK@0.2 test, flip | no flip | best val PCK |
+|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|
 {rows}
 
-`posedistill predict photo.jpg` uses the student; the Python API is `posedistill.Predictor()(image)` (student) or
-`Predictor(default_weights(role="teacher"))`. Both files are plain-weights checkpoints loaded with
-`torch.load(weights_only=True)` after their sha256 (in `default.json`) has been checked; a changed or truncated
-file is refused with a one-line error. Latency: eager PyTorch (`posedistill.bench.profiling.profile_models`), {threads}
-thread(s), this machine ({cpu}); `posedistill export` + ONNX Runtime is several times faster (`docs/results.md`).
+`posedistill predict photo.jpg` uses the default student, `{default}`; `--model NAME` (Python:
+`posedistill.Predictor(model=NAME)`) picks another, and `Predictor(default_weights(role="teacher"))` runs the teacher.
+A student runs as its ONNX export under ONNX Runtime unless `--backend torch` asks for its checkpoint (the file to
+retrain or distil from). Every file's sha256 (in `default.json`) is checked before it is loaded, and checkpoints
+are read with `torch.load(weights_only=True)`; a changed or truncated file is refused with a one-line error.
+Latency: one person (batch 1), {threads} thread(s), median, this machine ({cpu}): ONNX Runtime on the shipped
+`.onnx`, eager PyTorch on the checkpoint (`posedistill.bench.profiling.profile_models`).
 
 ## Data and training
 
 * Data: LSP Extended (LSPET; Johnson & Everingham, CVPR 2011): sports images (athletics, badminton, baseball,
   gymnastics, parkour, soccer, tennis, volleyball) with 14 joints, crowd-sourced and noisy. Trained on
-  the project's train split (im00001-06500); the checkpoint is the epoch with the best PCK@0.2 on the
+  the project's train split ({train}); the checkpoint is the epoch with the best PCK@0.2 on the
   validation split (im06501-07000); the test split (im07001-07500) was used for the figures above only.
 * Joints (LSP order): right ankle, right knee, right hip, left hip, left knee, left ankle, right wrist, right
   elbow, right shoulder, left shoulder, left elbow, left wrist, neck, head top.
-* Student: {student_how}{note}
-  Training command:
-
-  ```sh
-  {student_command}
-  ```
+{students}
 * Teacher: trained from ground truth only:
 
   ```sh
@@ -77,69 +82,109 @@ thread(s), this machine ({cpu}); `posedistill export` + ONNX Runtime is several 
 """
 
 
-def _ship(run_dir: Path, out_dir: Path, name: str) -> dict:
+def _ship(run_dir: Path, out_dir: Path, name: str, *, onnx: bool) -> dict:
+    """The slim copy of ``run_dir/best.pt`` as ``out_dir/name`` (and, with ``onnx``, its ONNX export beside it),
+    with the person scorer fitted for it, and the manifest entry of both."""
     entry = load_runs([run_dir])[0]  # mode, alpha and the flip / no-flip evaluations, as the report reads them
     config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
     evals = {key: {"split": ev.get("split"), "pck_mean": ev["pck"]["mean"], "auc": ev.get("auc")}
              for key, ev in entry.evals.items()}
     provenance = {"run": run_dir.name, "mode": entry.mode, "alpha": entry.alpha, "init": entry.init,
+                  "train_split": (config.get("data") or {}).get("train"),
                   "training_command": run_command(run_dir, config), "test": evals}
     slim = slim_checkpoint(run_dir / "best.pt", out_dir / name, provenance=provenance)
-    scorer = _ship_person_scorer(run_dir / "best.pt", out_dir / name)
+    shipped = [out_dir / name]
+    extra: dict = {}
+    if onnx:
+        loaded = load_pose_model(out_dir / name, backend="torch")
+        onnx_path = (out_dir / name).with_suffix(".onnx")
+        export_onnx(loaded.module, onnx_path, input_size=loaded.meta.input_size, metadata=loaded.meta.to_onnx_props())
+        shipped.append(onnx_path)
+        extra["onnx"] = manifest_entry(out_dir, onnx_path.name)
+    scorer = _ship_person_scorer(run_dir / "best.pt", shipped)
     if scorer:
         provenance["person_scorer"] = scorer
-    return manifest_entry(out_dir, name, model=slim["arch"]["name"], depth=int(slim["arch"].get("depth", 4)),
-                          input_size=slim["input_size"],
+    return manifest_entry(out_dir, name, **extra, model=slim["arch"]["name"],
+                          depth=int(slim["arch"].get("depth", 4)), input_size=slim["input_size"],
                           joint_set=slim["joint_set"], epoch=slim.get("epoch"),
                           best_val_pck=slim.get("best_val_pck"), schedule=_schedule(config, slim.get("epoch")),
                           **provenance)
 
 
-def _ship_person_scorer(best: Path, shipped: Path) -> dict | None:
+def _ship_person_scorer(best: Path, shipped: list[Path]) -> dict | None:
     """Copy the localiser's person scorer fitted for ``best`` (``python -m posedistill.inference.scorer_fit``) beside
-    the slim copy, keyed to the copy's sha256 (same network weights, so the same heatmaps and features)."""
+    each shipped file of the same network (its slim copy and ONNX export: the same heatmaps, so the same features),
+    each copy keyed to its file's sha256. Returns the first copy's manifest entry."""
     if not sidecar_path(best).is_file():
         return None
     scorer = PersonScorer.load(sidecar_path(best))
     if scorer.weights_sha256 != sha256_file(best):
         print(f"warning: {sidecar_path(best)} was fitted for other weights; not shipped", file=sys.stderr)
         return None
-    scorer.weights_sha256 = sha256_file(shipped)
-    scorer.save(sidecar_path(shipped))
-    return {"file": sidecar_path(shipped).name, "sha256": sha256_file(sidecar_path(shipped)), **(scorer.info or {})}
+    entries = []
+    for path in shipped:
+        scorer.weights_sha256 = sha256_file(path)
+        scorer.save(sidecar_path(path))
+        entries.append({"file": sidecar_path(path).name, "sha256": sha256_file(sidecar_path(path))})
+    return {**entries[0], **(scorer.info or {}), "copies": entries[1:]}
+
+
+def _student_arg(text: str) -> tuple[str, Path]:
+    name, sep, run = text.partition("=")
+    if not sep or not name.isidentifier() or not run:
+        raise argparse.ArgumentTypeError(f"expected NAME=RUN_DIR (e.g. tiny=runs/lspet8800/fpd_tiny), got {text!r}")
+    return name, Path(run)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--student", type=Path, required=True, help="run directory of the FPD student")
-    parser.add_argument("--teacher", type=Path, help="run directory of its teacher (optional)")
+    parser.add_argument("--student", type=_student_arg, action="append", required=True, metavar="NAME=RUN_DIR",
+                        help="a student to ship under NAME (repeat for each)")
+    parser.add_argument("--default", default=None, help="the student predict uses (default: the first)")
+    parser.add_argument("--teacher", type=Path, help="run directory of their teacher (optional)")
     parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS_DIR)
     parser.add_argument("--card", type=Path, default=Path("docs/model_card.md"), help="model card to write")
-    parser.add_argument("--threads", type=int, default=2, help="threads for the latency measurement")
-    parser.add_argument("--note", default="", help="why this student ships (a sentence for the model card)")
+    parser.add_argument("--threads", type=int, default=1, help="threads for the latency measurement")
+    parser.add_argument("--note", default="", help="why these students ship (a sentence for the model card)")
     args = parser.parse_args()
+    names = [name for name, _ in args.student]
+    if len(set(names)) != len(names):
+        parser.error(f"student names must differ, got {names}")
+    default = args.default or names[0]
+    if default not in names:
+        parser.error(f"--default {default!r} is not one of the students ({', '.join(names)})")
     args.out.mkdir(parents=True, exist_ok=True)
-    manifest = _ship(args.student, args.out, f"{args.student.name}_lspet.pt")
+    manifest: dict = {"format": MANIFEST_FORMAT, "version": 2, "default": default, "students": {}}
+    for name, run in args.student:
+        manifest["students"][name] = _ship(run, args.out, f"{run.name}_lspet.pt", onnx=True)
     if args.teacher is not None:
-        manifest["teacher"] = _ship(args.teacher, args.out, f"{args.teacher.name}_lspet.pt")
+        manifest["teacher"] = _ship(args.teacher, args.out, f"{args.teacher.name}_lspet.pt", onnx=False)
     atomic_write_json(args.out / "default.json", manifest)
     _remove_replaced(args.out, manifest)
     print(json.dumps(manifest, indent=2))
     if args.card is not None:
-        write_card(manifest, args.card, threads=args.threads, command=" ".join(
-            ["python tools/ship_weights.py", "--student", str(args.student)]
-            + (["--teacher", str(args.teacher)] if args.teacher else []) + ["--threads", str(args.threads)]
-            + (["--note", repr(args.note)] if args.note else [])), note=args.note)
+        write_card(manifest, args.out, args.card, threads=args.threads, command=" ".join(
+            ["python tools/ship_weights.py"] + [f"--student {n}={r}" for n, r in args.student]
+            + ["--default", default] + (["--teacher", str(args.teacher)] if args.teacher else [])
+            + ["--threads", str(args.threads)] + (["--note", repr(args.note)] if args.note else [])), note=args.note)
+
+
+def _entries(manifest: dict) -> list[tuple[str, dict]]:
+    """(name, entry) of every shipped model: the students, then the teacher."""
+    return list(manifest["students"].items()) + ([("teacher", manifest["teacher"])] if "teacher" in manifest else [])
 
 
 def _remove_replaced(out: Path, manifest: dict) -> None:
     """Delete the weights (and scorer sidecars) in ``out`` that the new manifest no longer names, so that a
-    replaced default does not stay in the package."""
+    replaced model does not stay in the package."""
     keep = set()
-    for entry in (manifest, manifest.get("teacher") or {}):
+    for _, entry in _entries(manifest):
         keep.add(entry.get("file"))
-        keep.add((entry.get("person_scorer") or {}).get("file"))
-    for path in sorted(out.glob("*.pt")) + sorted(out.glob(sidecar_path("*.pt").name)):  # weights, scorers
+        keep.add((entry.get("onnx") or {}).get("file"))
+        scorer = entry.get("person_scorer") or {}
+        keep.update([scorer.get("file")] + [c.get("file") for c in scorer.get("copies", [])])
+    files = sorted(out.glob("*.pt")) + sorted(out.glob("*.onnx")) + sorted(out.glob(sidecar_path("*").name))
+    for path in files:
         if path.name not in keep:
             path.unlink()
             print(f"removed the replaced {path}")
@@ -162,25 +207,41 @@ def _schedule(config: dict, epoch) -> str:
     return text + f"; the shipped checkpoint is epoch {epoch}"
 
 
-def write_card(manifest: dict, path: Path, *, threads: int, command: str, note: str = "") -> None:
+def _ort_ms(path: Path, input_size: int, threads: int) -> float:
+    session = load_onnx_session(path, threads=threads)
+    x = np.zeros((1, 3, input_size, input_size), np.float32)
+    return time_rounds([lambda: session.run(None, {INPUT_NAME: x})], repeats=30, warmup=5, interleave=False)[0][
+        "median_ms"]
+
+
+def write_card(manifest: dict, out: Path, path: Path, *, threads: int, command: str, note: str = "") -> None:
     import platform
 
-    entries = [("student", manifest)] + ([("teacher", manifest["teacher"])] if "teacher" in manifest else [])
-    rows = []
-    for role, info in entries:
+    rows, students = [], []
+    for name, info in _entries(manifest):
         cost = profile_models([info["model"]], input_size=info["input_size"], depth=info.get("depth", 4),
                               threads=threads, repeats=20)[0]
+        onnx = info.get("onnx")
+        ort = f"{_ort_ms(out / onnx['file'], info['input_size'], threads):.1f}" if onnx else "-"
+        files = f"`{info['file']}`" + (f", `{onnx['file']}`" if onnx else "")
         test = info.get("test", {})
         pck = {k: f"{test[k]['pck_mean']:.1f}" if k in test else "-" for k in ("flip", "noflip")}
-        rows.append(f"| {role} | `{info['file']}` | {info['model']} | {cost['params'] / 1e6:.3f} | "
-                    f"{cost['gmacs']:.3f} | {info['input_size']} | {cost['latency_ms']:.1f} | {pck['flip']} | "
-                    f"{pck['noflip']} | {info.get('best_val_pck') or 0:.1f} |")
-    size = manifest["input_size"]
-    text = CARD.format(command=command, rows="\n".join(rows), threads=threads, cpu=platform.processor() or
-                       platform.machine(), student_how=_student_how(manifest), note=f" {note}" if note else "",
-                       student_command=manifest["training_command"],
+        label = f"{name} (default)" if name == manifest.get("default") else name
+        rows.append(f"| {label} | {files} | {info['model']} | {cost['params'] / 1e6:.3f} | {cost['gmacs']:.3f} | "
+                    f"{info['input_size']} | {ort} | {cost['latency_ms']:.1f} | {pck['flip']} | {pck['noflip']} | "
+                    f"{info.get('best_val_pck') or 0:.1f} |")
+        if name != "teacher":
+            students.append(f"* Student `{name}`: {_student_how(info)}\n  Training command:\n\n  ```sh\n"
+                            f"  {info['training_command']}\n  ```")
+    default = manifest["students"][manifest["default"]]
+    size = default["input_size"]
+    train = {"train": "im00001-06500 and im07501-09800", "train6500": "im00001-06500"}.get(
+        default.get("train_split"), default.get("train_split") or "(not recorded)")
+    text = CARD.format(command=command, rows="\n".join(rows), threads=threads, default=manifest["default"],
+                       cpu=platform.processor() or platform.machine(), students="\n".join(students) +
+                       (f"\n\n  {note}" if note else ""), train=train,
                        teacher_command=manifest.get("teacher", {}).get("training_command", "(not shipped)"),
-                       input=size, cell=4, schedule=manifest.get("schedule", "(not recorded)"))
+                       input=size, cell=4, schedule=default.get("schedule", "(not recorded)"))
     atomic_write_text(path, text)
 
 

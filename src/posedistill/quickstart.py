@@ -134,8 +134,8 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
     root = Path(out) if out is not None else Path("runs") / f"quickstart-{datetime.now():%Y%m%d-%H%M%S}"
     if root.exists() and any(root.iterdir()):
         raise ConfigError(f"{root}: output directory exists and is not empty; choose another --out")
-    teacher = Path(s.teacher) if s.teacher is not None else default_weights(role="teacher")
-    student = Path(s.student) if s.student is not None else default_weights(role="student")
+    teacher = Path(s.teacher) if s.teacher is not None else default_weights(role="teacher", backend="torch")
+    student = Path(s.student) if s.student is not None else default_weights(role="student", backend="torch")
     student_ckpt = load_checkpoint(student)
     data = embedded_data_dir()
     command = command if command is not None else ["posedistill", "quickstart", "--out", str(root)]

@@ -17,7 +17,10 @@ from ..io import json_text
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Checkpoint (.pt) or ONNX model (default: the package's default weights).")
+              help="Checkpoint (.pt) or ONNX model (default: the shipped student of --model).")
+@click.option("--model", default=None, metavar="NAME",
+              help="A shipped student: tiny (fastest) or base (more accurate); default: the package's default "
+                   "(docs/model_card.md). A shipped student runs as its ONNX export unless --backend torch.")
 @click.option("--backend", type=click.Choice(["torch", "onnx"]), default=None,
               help="Inference engine (default: onnx for a .onnx file, else torch).")
 @click.option("--bbox", default=None, metavar="X,Y,W,H", help="Person box for every image (default: localised).")
@@ -68,11 +71,11 @@ from ..io import json_text
 @click.option("--joint-set", default=None, help="Refuse weights for another joint set (lsp, mpii, coco).")
 @click.option("--dark", is_flag=True, help="DARK sub-pixel decoding.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def predict(inputs: tuple[str, ...], weights: Path | None, backend: str | None, bbox: str | None,
-            bbox_file: Path | None, locate: str, people: int, flip: bool, refine: str, no_track: bool,
-            no_smooth: bool, min_cutoff: float,
-            beta: float, relocalize_below: float, recheck_every: int, recheck_margin: float, output: Path | None,
-            draw_dir: Path | None, batch_size: int, workers: int, schedule: str, threads: int | None,
+def predict(inputs: tuple[str, ...], weights: Path | None, model: str | None, backend: str | None,
+            bbox: str | None, bbox_file: Path | None, locate: str, people: int, flip: bool, refine: str,
+            no_track: bool, no_smooth: bool, min_cutoff: float, beta: float, relocalize_below: float,
+            recheck_every: int, recheck_margin: float, output: Path | None, draw_dir: Path | None, batch_size: int,
+            workers: int, schedule: str, threads: int | None,
             joint_set: str | None, dark: bool, no_progress: bool) -> None:
     """Estimate the pose of people in image files, folders or videos.
 
@@ -86,7 +89,7 @@ def predict(inputs: tuple[str, ...], weights: Path | None, backend: str | None, 
     tracking = TrackingConfig(track=not no_track, smooth=not no_smooth, min_cutoff=min_cutoff, beta=beta,
                               relocalize_below=relocalize_below, recheck_every=recheck_every,
                               recheck_margin=recheck_margin)
-    predictor = Predictor(weights, backend=backend, locate=locate, people=people, flip=flip,
+    predictor = Predictor(weights, model=model, backend=backend, locate=locate, people=people, flip=flip,
                           refine=REFINE_CHOICES[refine], threads=threads, dark=dark, joint_set=joint_set)
     skipped: list[str] = []
     records = predict_paths(predictor, inputs, bbox=box, bbox_file=bbox_file, output=output, draw_dir=draw_dir,

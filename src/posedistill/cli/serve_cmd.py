@@ -35,7 +35,10 @@ def _with_limits(fn):
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Checkpoint (.pt) or ONNX model (default: the package's default weights).")
+              help="Checkpoint (.pt) or ONNX model (default: the shipped student of --model).")
+@click.option("--model", default=None, metavar="NAME",
+              help="A shipped student: tiny (fastest) or base (more accurate); default: the package's default "
+                   "(docs/model_card.md). A shipped student runs as its ONNX export unless --backend torch.")
 @click.option("--backend", type=click.Choice(["torch", "onnx"]), default=None)
 @click.option("--threads", type=int, default=None, help="Intra-op threads of the network.")
 @click.option("--locate", type=click.Choice(["auto", "hog", "pose", "both"]), default="auto", show_default=True,
@@ -56,9 +59,9 @@ def _with_limits(fn):
 @click.option("--max-megapixels", type=float, default=40.0, show_default=True,
               help="Largest image (declared in its header) accepted.")
 @_with_limits
-def serve(host: str, port: int, weights: Path | None, backend: str | None, threads: int | None, locate: str,
-          flip: bool, refine: str, max_batch: int, max_wait_ms: float, queue_size: int, max_upload_mb: float,
-          max_megapixels: float,
+def serve(host: str, port: int, weights: Path | None, model: str | None, backend: str | None, threads: int | None,
+          locate: str, flip: bool, refine: str, max_batch: int, max_wait_ms: float, queue_size: int,
+          max_upload_mb: float, max_megapixels: float,
           **limits: float) -> None:
     """Serve POST /predict (image body or multipart field 'image', optional ?bbox=x,y,w,h, ?flip=1/0 and
     ?refine=auto/1/0), GET
@@ -71,8 +74,8 @@ def serve(host: str, port: int, weights: Path | None, backend: str | None, threa
             or limits["max_side"] < 64 or not 0 < port < 65536):
         raise ConfigError("--max-batch, --queue-size >= 1, --max-side >= 64, the other limits and timeouts > 0 and "
                           "a port in 1-65535 are required")
-    predictor = Predictor(weights, backend=backend, locate=locate, flip=flip, refine=REFINE_CHOICES[refine],
-                          threads=threads)
+    predictor = Predictor(weights, model=model, backend=backend, locate=locate, flip=flip,
+                          refine=REFINE_CHOICES[refine], threads=threads)
     config = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size,
                          max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                          max_pixels=int(max_megapixels * 1e6), **limits)

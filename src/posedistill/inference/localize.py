@@ -136,7 +136,7 @@ class Localizer:
         network: the pose network used for the coarse passes and the refinement.
         method: ``"pose"`` (the whole image and a window grid, ranked by the network: the best on the
             localisation benchmark with the 128-input student), ``"hog"`` (OpenCV's HOG detections plus the whole
-            image), ``"both"``; ``"auto"``: pose (it was hog with the weaker 64-input weights).
+            image), ``"both"``; ``"auto"``: pose.
         refine_steps: refinement passes per kept candidate.
         top_k: candidates refined per image.
         keep_joints: the most confident joints that span the refined box.

@@ -131,7 +131,7 @@ class PoseNetwork:
         self.codec: HeatmapCodec = meta.codec()
 
     @classmethod
-    def load(cls, weights: str | os.PathLike | None = None, *, backend: str | None = None,
+    def load(cls, weights: str | os.PathLike | None = None, *, model: str | None = None, backend: str | None = None,
              threads: int | None = None, dark: bool | None = None, joint_set: str | None = None,
              weights_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu",
              channels_last: bool = True) -> PoseNetwork:
@@ -139,9 +139,12 @@ class PoseNetwork:
         :func:`~posedistill.models.loading.load_pose_model`.
 
         Args:
-            weights: the file; None: the package default
+            weights: the file; None: the shipped student named ``model``
                 (:func:`~posedistill.models.pretrained.default_weights` of ``weights_dir``).
-            backend: ``"torch"`` or ``"onnx"`` (default: from the file suffix, ``.onnx`` -> onnx).
+            model: a shipped student's name (``"tiny"``, ``"base"``; None: the manifest's default); only without
+                ``weights``.
+            backend: ``"torch"`` or ``"onnx"`` (default: from the file suffix, ``.onnx`` -> onnx; a shipped student
+                runs as its ONNX export unless ``"torch"`` asks for its checkpoint).
             threads: intra-op threads (None: library default).
             dark: DARK sub-pixel decoding (True) or the quarter-pixel shift (False); None: the model meta's choice.
             joint_set: expected joint set; weights for another set raise :class:`CheckpointError`.
@@ -149,7 +152,9 @@ class PoseNetwork:
             device: where a checkpoint's module runs.
             channels_last: channels_last memory format in the torch backend (faster on CPU).
         """
-        path = Path(weights) if weights is not None else default_weights(weights_dir)
+        if weights is not None and model is not None:
+            raise ConfigError("give either weights (a file) or model (a shipped student's name), not both")
+        path = Path(weights) if weights is not None else default_weights(weights_dir, model=model, backend=backend)
         if threads is not None and threads < 1:
             raise ConfigError(f"threads must be >= 1, got {threads}")
         loaded = load_pose_model(path, backend=backend, threads=threads)

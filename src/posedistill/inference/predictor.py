@@ -67,8 +67,10 @@ class Predictor:
         people = posedistill.Predictor("student.onnx", flip=True)(rgb, [[x, y, w, h]], color="rgb")
 
     Args:
-        weights: checkpoint (``.pt``) or ONNX file; None: the package default
+        weights: checkpoint (``.pt``) or ONNX file; None: the shipped student named ``model``
             (:func:`~posedistill.models.pretrained.default_weights` of ``weights_dir``).
+        model: a shipped student's name (``"tiny"``, ``"base"``; None: the manifest's default); only without
+            ``weights``.
         backend: ``"torch"`` or ``"onnx"`` (default: from the file suffix, ``.onnx`` -> onnx).
         locate: how people are found in an image given without boxes: ``"auto"`` / ``"pose"`` / ``"hog"`` /
             ``"both"`` (:class:`~posedistill.inference.localize.Localizer`), or ``"none"`` (the whole image).
@@ -85,15 +87,15 @@ class Predictor:
         device: where a checkpoint's network runs (``"cpu"``, ``"cuda"``).
     """
 
-    def __init__(self, weights: str | os.PathLike | None = None, *, backend: str | None = None,
-                 locate: str = "auto", people: int = 1, flip: bool = False, refine: bool | str = "auto",
-                 refinement: BoxRefinement = BoxRefinement(), threads: int | None = None, dark: bool | None = None,
-                 joint_set: str | None = None, weights_dir: str | os.PathLike | None = None,
+    def __init__(self, weights: str | os.PathLike | None = None, *, model: str | None = None,
+                 backend: str | None = None, locate: str = "auto", people: int = 1, flip: bool = False,
+                 refine: bool | str = "auto", refinement: BoxRefinement = BoxRefinement(), threads: int | None = None,
+                 dark: bool | None = None, joint_set: str | None = None, weights_dir: str | os.PathLike | None = None,
                  device: str | torch.device = "cpu") -> None:
         _check_locate(locate)  # before the weights are loaded
         check_refine(refine)
-        network = PoseNetwork.load(weights, backend=backend, threads=threads, dark=dark, joint_set=joint_set,
-                                   weights_dir=weights_dir, device=device)
+        network = PoseNetwork.load(weights, model=model, backend=backend, threads=threads, dark=dark,
+                                   joint_set=joint_set, weights_dir=weights_dir, device=device)
         self._setup(network, locate=locate, people=people, flip=flip, refine=refine, refinement=refinement)
 
     @classmethod

@@ -1,0 +1,103 @@
+#!/usr/bin/env python
+"""Cost of the candidate students of issue 26: GMACs, parameters, and the latency of one person (batch 1) under
+eager PyTorch (BN folded, channels_last, as ``Predictor``'s torch backend) and ONNX Runtime fp32 (the model as
+``posedistill export`` writes it: BN folded, last stack only), one thread each.
+
+Random weights (latency does not depend on them). Run it on a quiet machine (pause training runs with
+``kill -STOP``): the two backends of a model are timed one after the other in the same minute, so compare them as
+ratios. Prints a table, writes ``benchmarks/results/student_candidates.json`` with the CPU capability.
+
+    python benchmarks/student_candidates.py [--threads 1] [--repeats 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from posedistill.deploy.optimize import optimize_for_inference
+from posedistill.deploy.runtime import INPUT_NAME, ort_session
+from posedistill.io import atomic_write_json
+from posedistill.models import build_model
+
+RESULTS = Path(__file__).resolve().parent / "results" / "student_candidates.json"
+# (model, input size): today's student, narrower / shallower / deeper / wider ones, and 192 input
+CANDIDATES = (("hg1_64", 128), ("hg2_32", 128), ("hg2_64", 128), ("hg4_64", 128), ("hg4_64_dw", 128),
+              ("hg1_128", 128), ("hg2_128", 128), ("hg2_64", 192), ("hg4_64", 192), ("hg4_128", 128),
+              ("hg4_128", 192))
+DEPTH = 3
+
+
+class _LastStack(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)[-1]
+
+
+def median_ms(fn, *, repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * float(np.median(times))
+
+
+def measure(name: str, size: int, *, threads: int, repeats: int, warmup: int) -> dict:
+    torch.manual_seed(0)
+    model = build_model(name, num_joints=14, depth=DEPTH).eval()
+    x = torch.randn(1, 3, size, size)
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(x)
+    eager = optimize_for_inference(model, channels_last=True)
+    xc = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        eager_ms = median_ms(lambda: eager(xc), repeats=repeats, warmup=warmup)
+    buffer = io.BytesIO()
+    folded = optimize_for_inference(build_model(name, num_joints=14, depth=DEPTH).eval(), channels_last=False)
+    folded.load_state_dict(optimize_for_inference(model, channels_last=False).state_dict())
+    torch.onnx.export(_LastStack(folded), x, buffer, input_names=[INPUT_NAME], output_names=["heatmaps"],
+                      opset_version=17, dynamo=False)
+    session = ort_session(buffer.getvalue(), threads)
+    xn = x.numpy()
+    ort_ms = median_ms(lambda: session.run(None, {INPUT_NAME: xn}), repeats=repeats, warmup=warmup)
+    return {"model": name, "input_size": size, "depth": DEPTH, "gmacs": counter.get_total_flops() / 2e9,
+            "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "eager_ms": eager_ms, "ort_ms": ort_ms}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    capability = torch.backends.cpu.get_cpu_capability()
+    rows = []
+    print(f"CPU capability {capability}, {args.threads} thread(s), batch 1, median of {args.repeats}")
+    print(f"{'model':<11}{'input':>6}{'GMACs':>8}{'params M':>10}{'eager ms':>10}{'ORT ms':>8}{'eager/ORT':>10}")
+    for name, size in CANDIDATES:
+        row = measure(name, size, threads=args.threads, repeats=args.repeats, warmup=args.warmup)
+        rows.append(row)
+        print(f"{name:<11}{size:>6}{row['gmacs']:>8.3f}{row['params_m']:>10.2f}{row['eager_ms']:>10.2f}"
+              f"{row['ort_ms']:>8.2f}{row['eager_ms'] / row['ort_ms']:>10.2f}", flush=True)
+    atomic_write_json(args.out, {"cpu_capability": capability, "threads": args.threads, "repeats": args.repeats,
+                                 "torch": torch.__version__, "rows": rows})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
