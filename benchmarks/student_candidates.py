@@ -13,15 +13,14 @@ ratios. Prints a table, writes ``benchmarks/results/student_candidates.json`` wi
 from __future__ import annotations
 
 import argparse
-import io
-import time
+import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from posedistill.bench.profiling import time_call
+from posedistill.deploy.onnx import export_onnx
 from posedistill.deploy.optimize import optimize_for_inference
 from posedistill.deploy.runtime import INPUT_NAME, ort_session
 from posedistill.io import atomic_write_json
@@ -35,26 +34,6 @@ CANDIDATES = (("hg1_64", 128), ("hg2_32", 128), ("hg2_64", 128), ("hg4_64", 128)
 DEPTH = 3
 
 
-class _LastStack(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)[-1]
-
-
-def median_ms(fn, *, repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
-
-
 def measure(name: str, size: int, *, threads: int, repeats: int, warmup: int) -> dict:
     torch.manual_seed(0)
     model = build_model(name, num_joints=14, depth=DEPTH).eval()
@@ -64,15 +43,13 @@ def measure(name: str, size: int, *, threads: int, repeats: int, warmup: int) ->
     eager = optimize_for_inference(model, channels_last=True)
     xc = x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-        eager_ms = median_ms(lambda: eager(xc), repeats=repeats, warmup=warmup)
-    buffer = io.BytesIO()
-    folded = optimize_for_inference(build_model(name, num_joints=14, depth=DEPTH).eval(), channels_last=False)
-    folded.load_state_dict(optimize_for_inference(model, channels_last=False).state_dict())
-    torch.onnx.export(_LastStack(folded), x, buffer, input_names=[INPUT_NAME], output_names=["heatmaps"],
-                      opset_version=17, dynamo=False)
-    session = ort_session(buffer.getvalue(), threads)
+        eager_ms = time_call(lambda: eager(xc), repeats=repeats, warmup=warmup)["median_ms"]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.onnx"  # as `posedistill export` writes it: BN folded, last stack only
+        export_onnx(build_model(name, num_joints=14, depth=DEPTH).eval(), path, input_size=size, check=False)
+        session = ort_session(str(path), threads)
     xn = x.numpy()
-    ort_ms = median_ms(lambda: session.run(None, {INPUT_NAME: xn}), repeats=repeats, warmup=warmup)
+    ort_ms = time_call(lambda: session.run(None, {INPUT_NAME: xn}), repeats=repeats, warmup=warmup)["median_ms"]
     return {"model": name, "input_size": size, "depth": DEPTH, "gmacs": counter.get_total_flops() / 2e9,
             "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "eager_ms": eager_ms, "ort_ms": ort_ms}
 
