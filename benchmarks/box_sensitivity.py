@@ -37,7 +37,8 @@ from posedistill.data import lspet_split
 from posedistill.data.scenes import joints_box
 from posedistill.evaluation import joint_errors
 from posedistill.inference.predictor import Predictor
-from posedistill.inference.refine import BoxRefinement, box_ious
+from posedistill.data.records import box_ious
+from posedistill.inference.refine import BoxRefinement
 from posedistill.io import atomic_write_json
 from posedistill.models.pretrained import default_weights
 

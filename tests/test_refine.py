@@ -18,7 +18,8 @@ from posedistill.data.splits import read_split
 from posedistill.errors import ConfigError
 from posedistill.evaluation import joint_errors
 from posedistill.inference.predictor import Predictor
-from posedistill.inference.refine import BoxRefinement, box_ious, check_refine
+from posedistill.data.records import box_ious
+from posedistill.inference.refine import BoxRefinement, check_refine
 from posedistill.quickstart import embedded_data_dir
 from posedistill.serve import create_app
 

@@ -183,11 +183,9 @@ class Predictor:
         again = self.refinement.needed(boxes, pts, refine) & given
         if again.any():
             chosen = np.flatnonzero(again)
-            with clock("crop"):
-                jobs = [self.network.preprocess(batch[owner[j]].image, box)
-                        for j, box in zip(chosen, self.refinement.crop_box(pts[chosen]))]
-            pts[chosen], scores[chosen] = self._run([c for c, _ in jobs], [m for _, m in jobs], flip=flip,
-                                                    clock=clock)
+            pts[chosen], scores[chosen] = self._run_boxes(
+                [(batch[owner[j]].image, box) for j, box in zip(chosen, self.refinement.crop_box(pts[chosen]))],
+                flip=flip, clock=clock)
         k = 0
         for i in boxed:
             n = len(batch[i].boxes)
@@ -217,13 +215,18 @@ class Predictor:
         with clock("decode_heatmaps"):
             return self.network.decode_heatmaps(heatmaps, np.stack(matrices))
 
+    def _run_boxes(self, jobs: Sequence[tuple[np.ndarray, Sequence[float]]], *, flip: bool,
+                   clock: Clock) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_run` on the crops of (image, box) pairs, the cropping timed as ``crop``."""
+        with clock("crop"):
+            crops = [self.network.preprocess(image, box) for image, box in jobs]
+        return self._run([c for c, _ in crops], [m for _, m in crops], flip=flip, clock=clock)
+
     def _flipped(self, images: Sequence[np.ndarray], found: Sequence[PoseResult],
                  clock: Clock) -> list[PoseResult]:
         """The localised people estimated again, with flip, in the crops of their boxes (ranking scores kept)."""
-        with clock("crop"):
-            jobs = [self.network.preprocess(image, box) for image, people in zip(images, found)
-                    for box in people.boxes]
-        pts, scores = self._run([c for c, _ in jobs], [m for _, m in jobs], flip=True, clock=clock)
+        pts, scores = self._run_boxes([(image, box) for image, people in zip(images, found) for box in people.boxes],
+                                      flip=True, clock=clock)
         out, k = [], 0
         for people in found:
             n = len(people)

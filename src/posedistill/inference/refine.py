@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.records import box_ious
 from ..errors import ConfigError
 
-__all__ = ["BoxRefinement", "REFINE", "REFINE_CHOICES", "check_refine", "box_ious"]
+__all__ = ["BoxRefinement", "REFINE", "REFINE_CHOICES", "check_refine"]
 
 #: the values of ``refine``: re-crop when the joints disagree with the box, always, never
 REFINE = ("auto", True, False)
@@ -33,16 +34,6 @@ def check_refine(refine: bool | str) -> bool | str:
     if refine == "auto":
         return "auto"
     raise ConfigError(f"refine must be 'auto', True or False, got {refine!r}")
-
-
-def box_ious(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of the ``[x, y, w, h]`` boxes of ``a`` and ``b`` (N, 4), row by row."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    iw = np.clip(np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0.0, None)
-    ih = np.clip(np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0.0, None)
-    inter = iw * ih
-    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 @dataclass(frozen=True)

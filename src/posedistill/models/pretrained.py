@@ -67,16 +67,16 @@ def read_manifest(weights_dir: str | os.PathLike | None = None) -> dict[str, Any
             f"{manifest}: no default weights are installed yet; pass --weights CKPT_OR_ONNX (a checkpoint from "
             "`posedistill train` or a model from `posedistill export`)"
         )
+    expected = f'expected {{"format": "{MANIFEST_FORMAT}", "default": NAME, "students": {{NAME: ...}}}}'
     try:
         info = json.loads(manifest.read_text(encoding="utf-8"))
         ok = (isinstance(info, dict) and info.get("format") == MANIFEST_FORMAT and isinstance(info["students"], dict)
               and info["students"] and str(info["default"]) in info["students"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{manifest}: malformed default-weights manifest ({type(exc).__name__}; expected "
-                              f'{{"format": "{MANIFEST_FORMAT}", "default": NAME, "students": {{NAME: ...}}}})') from exc
+        raise CheckpointError(f"{manifest}: malformed default-weights manifest ({type(exc).__name__}; "
+                              f"{expected})") from exc
     if not ok:
-        raise CheckpointError(f"{manifest}: malformed default-weights manifest (expected "
-                              f'{{"format": "{MANIFEST_FORMAT}", "default": NAME, "students": {{NAME: ...}}}})')
+        raise CheckpointError(f"{manifest}: malformed default-weights manifest ({expected})")
     return info
 
 
