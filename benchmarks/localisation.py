@@ -1,13 +1,15 @@
 #!/usr/bin/env python
 """Person localisation without a box: PCK@0.2 with the automatic box against the ground-truth box.
 
-Every LSPET image of a split is placed at a random position and scale (the person's longer side 25-60 % of the
+With ``--photos`` the people are found on their own LSPET photos as they are (what a user gives). Otherwise every
+LSPET image of a split is placed at a random position and scale (the person's longer side 25-60 % of the
 canvas's longer side) on a canvas 2-3 times the image's size, over another LSPET photo pixelated into coarse
 blocks (real colours, no second person). The shipped student (or ``--weights``) then predicts with
 
 * ``gt-box``: the ground-truth box (bounding box of the visible joints, as ``predict --bbox``);
 * ``whole``: the whole canvas as the box (what ``predict`` did before it could localise);
-* each localisation method (``pose``, and ``hog`` / ``both`` where OpenCV has its HOG detector); where a person
+* each localisation method (``finder`` where a person finder is shipped, ``pose``, and ``hog`` / ``both`` where
+  OpenCV has its HOG detector); where a person
   scorer lies beside the weights (``python -m posedistill.inference.scorer_fit``), each method ranked by it, and ranked by
   confidence as ``<method>/conf`` beside it (``--no-scorer``: confidence only).
 
@@ -17,9 +19,11 @@ the ground-truth box by IoU < 0.1; ``on photo`` is the share of the misses whose
 photo rather than on the pixelated background (another person in the photo, or the photo's own background).
 Rows ``<method>@N`` ask the localiser for up to N people (``predict --people N``) and score the one whose box
 overlaps the ground truth most: whether the annotated person is among those returned, for a user who picks.
-Tune on ``--split val``; report ``--split test``. Writes ``benchmarks/results/localisation_<split>.json``.
+Tune on ``--split val``; report ``--split test``. Writes ``benchmarks/results/localisation_<split>[_photos].json``.
+``ms/img`` is the time of each row per image (one thread by default; run it on a quiet machine).
 
     python benchmarks/localisation.py --split test                     # 500 images
+    python benchmarks/localisation.py --split test --photos --methods finder,pose
     python benchmarks/localisation.py --split val --limit 100 --margin 1.2
 """
 
@@ -29,7 +33,9 @@ import argparse
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
+import torch
 
 from posedistill.data.scenes import default_lspet_root, inside, joints_box, lspet_people, scene_for
 
@@ -38,6 +44,7 @@ from posedistill.evaluation import PCK
 from posedistill.data.records import box_to_square
 from posedistill.inference.predictor import Predictor
 from posedistill.io import atomic_write_json
+from posedistill.inference.finder import Finder
 from posedistill.inference.localize import Localizer, box_iou, hog_available
 from posedistill.inference.person_score import scorer_for
 
@@ -58,7 +65,9 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=["val", "test"])
     parser.add_argument("--limit", type=int, default=None, help="first N people of the split")
     parser.add_argument("--weights", default=None, help="checkpoint or ONNX (default: the shipped student)")
-    parser.add_argument("--methods", default=None, help="comma list among pose, hog, both (default: all available)")
+    parser.add_argument("--methods", default=None,
+                        help="comma list among finder, pose, hog, both (default: all available)")
+    parser.add_argument("--photos", action="store_true", help="the plain photos instead of the synthetic scenes")
     parser.add_argument("--margin", type=float, default=None)
     parser.add_argument("--keep-joints", type=int, default=None)
     parser.add_argument("--top-k", type=int, default=None)
@@ -83,7 +92,9 @@ def main() -> None:
     backgrounds = lspet_split(root, "train6500")  # the scenes of every earlier figure (before the 8,800-image split)
     predictor = Predictor(args.weights, locate="none", threads=args.threads)  # the given boxes' rows
     network = predictor.network  # the localisers of the method rows are built around it
-    methods = args.methods.split(",") if args.methods else ["pose"] + (["hog", "both"] if hog_available() else [])
+    finder = Finder.shipped(threads=args.threads)
+    methods = args.methods.split(",") if args.methods else (["finder"] if finder is not None else []) + ["pose"] + (
+        ["hog", "both"] if hog_available() else [])
     scorer = None if args.no_scorer else scorer_for(network.weights, network.meta.num_joints)
     if scorer is not None and not args.scorer_only:  # each method ranked by the scorer, and by confidence ("<method>/conf") beside it
         methods = [m for name in methods for m in (name, f"{name}/conf")]
@@ -95,12 +106,20 @@ def main() -> None:
                                    "window_fractions": tuple(float(f) for f in args.window_fractions.split(","))
                                    if args.window_fractions else None}.items() if v is not None}
     anyof = [f"{name}@{args.people}" for name in methods] if args.people > 1 else []
+    localizers = {name: Localizer(network, method=name.partition("@")[0].partition("/")[0], finder=finder,
+                                  scorer=None if name.partition("@")[0].partition("/")[2] else scorer,
+                                  max_people=args.people if name in anyof else 1, **overrides)
+                  for name in [*methods, *anyof]}
     pred = {name: [] for name in ["gt-box", "whole", *methods, *anyof]}
     boxes = {name: [] for name in [*methods, *anyof]}
-    seconds = {name: 0.0 for name in pred if name not in anyof}
+    seconds = {name: 0.0 for name in pred}
     gts, vis, norms, gt_boxes, photos = [], [], [], [], []
     for i, rec in enumerate(people):
-        canvas, joints, norm, photo = scene_for(rec, backgrounds, args.seed)
+        if args.photos:
+            canvas, joints, norm = cv2.imread(str(rec.image), cv2.IMREAD_COLOR), rec.joints, rec.norm
+            photo = [0.0, 0.0, float(canvas.shape[1]), float(canvas.shape[0])]
+        else:
+            canvas, joints, norm, photo = scene_for(rec, backgrounds, args.seed)
         gt_box = joints_box(joints, rec.visible)
         gts.append(joints), vis.append(rec.visible), norms.append(norm), gt_boxes.append(gt_box)
         photos.append(photo)
@@ -112,16 +131,17 @@ def main() -> None:
             pred[name].append(out.keypoints[0])
         for name in methods:
             t = time.perf_counter()
-            method, _, ranking = name.partition("/")
-            found = Localizer(network, method=method, scorer=None if ranking else scorer,
-                              max_people=args.people, **overrides).locate(canvas)
+            found = localizers[name].locate(canvas)
             seconds[name] += time.perf_counter() - t
-            pred[name].append(found.keypoints[0])  # the first person is the one max_people=1 returns
+            pred[name].append(found.keypoints[0])
             boxes[name].append(found.boxes[0].tolist())
-            if anyof:  # the returned person the user would pick: the one on the annotated person
-                pick = max(range(len(found)), key=lambda j: box_iou(found.boxes[j], gt_box))
-                pred[f"{name}@{args.people}"].append(found.keypoints[pick])
-                boxes[f"{name}@{args.people}"].append(found.boxes[pick].tolist())
+        for name in anyof:  # the returned person the user would pick: the one on the annotated person
+            t = time.perf_counter()
+            found = localizers[name].locate(canvas)
+            seconds[name] += time.perf_counter() - t
+            pick = max(range(len(found)), key=lambda j: box_iou(found.boxes[j], gt_box))
+            pred[name].append(found.keypoints[pick])
+            boxes[name].append(found.boxes[pick].tolist())
         if (i + 1) % 50 == 0:
             print(f"{i + 1}/{len(people)}", flush=True)
     gt, visible, norm = np.array(gts), np.array(vis), np.array(norms)
@@ -129,7 +149,7 @@ def main() -> None:
     rows = []
     for name, p in pred.items():
         row = {"method": name, "pck": pck(np.array(p), gt, visible, norm)["mean"],
-               "ms_per_image": 1e3 * seconds[name.partition("@")[0]] / len(people)}
+               "ms_per_image": 1e3 * seconds[name] / len(people)}
         if name in boxes:
             cov = np.array([coverage(a, g) for a, g in zip(boxes[name], gt_boxes)])
             ratio = np.array([box_to_square(a)[1] / box_to_square(g)[1] for a, g in zip(boxes[name], gt_boxes)])
@@ -142,7 +162,8 @@ def main() -> None:
                                            if miss.any() else 0.0)
         rows.append(row)
     ref = rows[0]["pck"]
-    print(f"LSPET {args.split}: {len(people)} people on synthetic canvases, PCK@0.2 by torso; weights "
+    where = "on their own photos" if args.photos else "on synthetic canvases"
+    print(f"LSPET {args.split}: {len(people)} people {where}, PCK@0.2 by torso; weights "
           f"{network.weights.name}; localiser {overrides or 'defaults'}")
     print(f"{'method':<10} {'PCK@0.2':>8} {'vs gt':>7} {'fail %':>7} {'IoU':>6} {'side/gt':>8} {'miss %':>7} "
           f"{'on photo':>8} {'ms/img':>8}")
@@ -154,8 +175,10 @@ def main() -> None:
         photo = f"{100 * r['misses_on_photo']:.0f}%" if "misses_on_photo" in r else "-"
         print(f"{r['method']:<10} {r['pck']:>8.1f} {r['pck'] - ref:>+7.1f} {fail:>7} {iou:>6} {side:>8} {miss:>7} "
               f"{photo:>8} {r['ms_per_image']:>8.1f}")
-    out = args.out or RESULTS / f"localisation_{args.split}.json"
-    atomic_write_json(out, {"split": args.split, "people": len(people), "weights": str(network.weights.name),
+    out = args.out or RESULTS / f"localisation_{args.split}{'_photos' if args.photos else ''}.json"
+    atomic_write_json(out, {"split": args.split, "photos": args.photos, "people": len(people),
+                            "weights": str(network.weights.name), "finder": finder and finder.weights.name,
+                            "cpu": torch.backends.cpu.get_cpu_capability(), "threads": args.threads,
                             "localiser": overrides, "person_scorer": scorer.info if scorer else None, "seed": args.seed, "rows": rows})
     print(f"wrote {out}")
 

@@ -31,7 +31,9 @@ from posedistill.inference.person_score import PersonScorer, sidecar_path
 from posedistill.io import atomic_write_json, atomic_write_text
 from posedistill.models.checkpoint import slim_checkpoint
 from posedistill.models.loading import load_pose_model
-from posedistill.models.pretrained import DEFAULT_WEIGHTS_DIR, MANIFEST_FORMAT, manifest_entry, sha256_file
+from posedistill.errors import CheckpointError
+from posedistill.models.pretrained import (DEFAULT_WEIGHTS_DIR, MANIFEST_FORMAT, manifest_entry, read_manifest,
+                                          sha256_file)
 from posedistill.report.runs import load_runs, run_command
 
 CARD = """# Model card: posedistill default weights
@@ -155,10 +157,16 @@ def main() -> None:
         parser.error(f"--default {default!r} is not one of the students ({', '.join(names)})")
     args.out.mkdir(parents=True, exist_ok=True)
     manifest: dict = {"format": MANIFEST_FORMAT, "version": 2, "default": default, "students": {}}
+    try:  # the person finder ships apart (tools/ship_finder.py): keep its entry
+        finder = read_manifest(args.out).get("finder")
+    except CheckpointError:
+        finder = None
     for name, run in args.student:
         manifest["students"][name] = _ship(run, args.out, f"{run.name}_lspet.pt", onnx=True)
     if args.teacher is not None:
         manifest["teacher"] = _ship(args.teacher, args.out, f"{args.teacher.name}_lspet.pt", onnx=False)
+    if isinstance(finder, dict):
+        manifest["finder"] = finder
     atomic_write_json(args.out / "default.json", manifest)
     _remove_replaced(args.out, manifest)
     print(json.dumps(manifest, indent=2))
@@ -177,7 +185,8 @@ def _entries(manifest: dict) -> list[tuple[str, dict]]:
 def _remove_replaced(out: Path, manifest: dict) -> None:
     """Delete the weights (and scorer sidecars) in ``out`` that the new manifest no longer names, so that a
     replaced model does not stay in the package."""
-    keep = set()
+    finder = manifest.get("finder") or {}
+    keep = {finder.get("file"), (finder.get("onnx") or {}).get("file")}
     for _, entry in _entries(manifest):
         keep.add(entry.get("file"))
         keep.add((entry.get("onnx") or {}).get("file"))

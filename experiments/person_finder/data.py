@@ -26,12 +26,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from posedistill.data import lspet_split, normalize_image
-from posedistill.models.meta import IMAGE_MEAN, IMAGE_STD
+from posedistill.data import lspet_split
+from posedistill.models.finder import FILL_BGR, letterbox
+from posedistill.models.finder import finder_input as to_input
 
 MODES = {"plain": 0.5, "paste": 0.3, "pair": 0.2}
 CACHE_SIDE = 256
-FILL_BGR = tuple(int(round(255 * m)) for m in IMAGE_MEAN[::-1])  # normalises to ~0: the letterbox padding
 
 
 def joints_extent(joints: np.ndarray, visible: np.ndarray) -> np.ndarray:
@@ -41,22 +41,7 @@ def joints_extent(joints: np.ndarray, visible: np.ndarray) -> np.ndarray:
     return np.array([lo[0], lo[1], max(hi[0] - lo[0], 1.0), max(hi[1] - lo[1], 1.0)])
 
 
-# -- inference-side letterbox (also used for validation during training)
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, np.ndarray]:
-    """``image`` scaled to fit ``size`` x ``size`` (INTER_AREA when shrinking), centred on the mean colour.
-    Returns (canvas, scale, offset): canvas point = image point * scale + offset."""
-    h, w = image.shape[:2]
-    scale = size / max(h, w)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    small = cv2.resize(image, (nw, nh), interpolation=interp)
-    canvas = np.empty((size, size, 3), np.uint8)
-    canvas[:] = FILL_BGR
-    x0, y0 = (size - nw) // 2, (size - nh) // 2
-    canvas[y0:y0 + nh, x0:x0 + nw] = small
-    return canvas, scale, np.array([x0, y0], np.float64)
-
-
+# -- the letterbox is the package's (posedistill.models.finder.letterbox)
 def box_from_canvas(box: np.ndarray, scale: float, offset: np.ndarray) -> np.ndarray:
     """A canvas box ``[x, y, w, h]`` in the original image's pixels."""
     return np.array([(box[0] - offset[0]) / scale, (box[1] - offset[1]) / scale, box[2] / scale, box[3] / scale])
@@ -303,8 +288,3 @@ def encode(targets, ignores, size: int, stride: int):
         regs.append([np.clip(cx - ix, 0, 1), np.clip(cy - iy, 0, 1), np.log(max(b[2], 2.0) / size),
                      np.log(max(b[3], 2.0) / size)])
     return heat, weight, cells, regs
-
-
-def to_input(canvas: np.ndarray) -> np.ndarray:
-    """(3, S, S) float32, normalised like the pose models."""
-    return normalize_image(canvas, mean=IMAGE_MEAN, std=IMAGE_STD)

@@ -132,11 +132,13 @@ def main() -> None:
     ap.add_argument("--timing", action="store_true")
     ap.add_argument("--timing-scale", type=float, default=None, help="box scale of the timed path (default: first)")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--backend", default="torch", choices=["torch", "onnx"],
+                    help="the student's backend (figures before the ONNX default were torch)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     finder = Finder(args.weights)
-    predictor = Predictor(threads=1)
+    predictor = Predictor(threads=1, backend=args.backend, refine=False)
     scales = [float(s) for s in args.box_scales.split(",")]
     result = {"split": args.split, "weights": str(args.weights), "student": predictor.network.weights.name,
               "cpu": torch.backends.cpu.get_cpu_capability()}

@@ -1,4 +1,4 @@
-"""Inference side of the prototype: photo -> person boxes (:class:`Finder`), and photo -> keypoints with the
+"""Inference side of the prototype: photo -> person boxes (:class:`Finder`, the package's), and photo -> keypoints with the
 shipped student (:func:`photo_to_keypoints`: finder, one crop, optionally one refinement crop)."""
 
 from __future__ import annotations
@@ -7,41 +7,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from data import box_from_canvas, letterbox, to_input
-from model import PersonFinder, decode, fuse_for_inference
+from posedistill.inference.finder import Finder as _Finder
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_WEIGHTS = HERE / "finder.pt"
 
 
-class Finder:
-    """The person finder around a checkpoint of train.py (BN folded, eval mode, channels_last)."""
+class Finder(_Finder):
+    """The package's :class:`posedistill.inference.finder.Finder` on a checkpoint of train.py (eager PyTorch)."""
 
-    def __init__(self, weights: str | Path = DEFAULT_WEIGHTS, *, channels_last: bool = True) -> None:
-        ck = torch.load(weights, map_location="cpu", weights_only=False)
-        self.input_size = int(ck["input_size"])
-        model = PersonFinder(int(ck["width"]), self.input_size)
-        model.load_state_dict(ck["model"])
-        self.model = fuse_for_inference(model)
-        self.channels_last = channels_last
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-
-    @torch.inference_mode()
-    def raw(self, image: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
-        canvas, scale, offset = letterbox(image, self.input_size)
-        x = torch.from_numpy(to_input(canvas))[None]
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.model(x).numpy(), scale, offset
-
-    def __call__(self, image: np.ndarray, top_k: int = 1) -> list[tuple[float, np.ndarray]]:
-        """Up to ``top_k`` (score, box ``[x, y, w, h]`` in image pixels), best first."""
-        out, scale, offset = self.raw(image)
-        found = decode(out, top_k=top_k, input_size=self.input_size)[0]
-        return [(s, box_from_canvas(b, scale, offset)) for s, b in found]
+    def __init__(self, weights: str | Path = DEFAULT_WEIGHTS) -> None:
+        super().__init__(weights, backend="torch")
 
 
 def scale_box(box: np.ndarray, factor: float) -> np.ndarray:

@@ -26,15 +26,17 @@ from ..io import json_text
 @click.option("--bbox", default=None, metavar="X,Y,W,H", help="Person box for every image (default: localised).")
 @click.option("--bbox-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="JSON object: image file name -> [x, y, w, h] or a list of boxes.")
-@click.option("--locate", type=click.Choice(["auto", "hog", "pose", "both", "none"]), default="auto",
+@click.option("--locate", type=click.Choice(["auto", "finder", "pose", "hog", "both", "none"]), default="auto",
               show_default=True,
-              help="How to find the person without a box: the network on the whole image and a window grid "
-                   "(pose; auto = pose), OpenCV's HOG detections ranked by the network (hog), both, or none (the "
-                   "whole image). Candidates are ranked by the person scorer beside the weights "
+              help="How to find the person without a box: the shipped person finder's boxes refined by the "
+                   "network (finder, about 20 ms; auto = finder), the network on the whole image and a window grid "
+                   "(pose, about 12x slower, about as accurate), OpenCV's HOG detections ranked by the network (hog), "
+                   "pose and hog together (both), or none (the whole image). Candidates are ranked by the person scorer beside the weights "
                    "(WEIGHTS.person.json, from python -m posedistill.inference.scorer_fit) where there is one, else by "
                    "confidence.")
 @click.option("--people", type=int, default=1, show_default=True,
-              help="Most people per image when localising (distinct, at least 0.6x the best one's score).")
+              help="Most people per image when localising (distinct, at least 0.6x the best one's score; the "
+                   "finder proposes its N best people).")
 @click.option("--flip", is_flag=True,
               help="Flip test: average each crop's heatmaps with its mirror image's (more accurate, twice the "
                    "network time; the person search itself is not flipped).")

@@ -41,7 +41,7 @@ def _with_limits(fn):
                    "(docs/model_card.md). A shipped student runs as its ONNX export unless --backend torch.")
 @click.option("--backend", type=click.Choice(["torch", "onnx"]), default=None)
 @click.option("--threads", type=int, default=None, help="Intra-op threads of the network.")
-@click.option("--locate", type=click.Choice(["auto", "hog", "pose", "both"]), default="auto", show_default=True,
+@click.option("--locate", type=click.Choice(["auto", "finder", "pose", "hog", "both"]), default="auto", show_default=True,
               help="How to find the person in a request without a box (as in predict).")
 @click.option("--flip", is_flag=True,
               help="Flip test by default (a request's flip=1 / flip=0 chooses for itself): more accurate, twice "

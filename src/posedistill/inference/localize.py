@@ -1,18 +1,21 @@
 """Find the person in an image when no box is given.
 
-Candidates come from the pose network's own coarse passes on the whole image and a grid of windows at two scales
-(``method="pose"``, the default), from OpenCV's built-in HOG people detector plus the whole image (``"hog"``; no
-downloaded weights), or from both (``"both"``). Every candidate crop goes through the network in one batch and is
-scored, and the best ``top_k`` (12 with a person scorer, 3 without) are refined ``refine_steps`` (2) times: the
-next box is the bounding box of the candidate's ``keep_joints`` most confident joints, widened by ``margin``. With
-a scorer each refined candidate is also tried at 0.7 and 0.85 times its box (``final_scales``). The person
+Candidates come from the learned person finder (``method="finder"``, the default where the package ships one:
+:class:`~posedistill.inference.finder.Finder`, its best boxes widened by ``finder_scale``), from the pose network's
+own coarse passes on the whole image and a grid of windows at two scales (``"pose"``), from OpenCV's built-in HOG
+people detector plus the whole image (``"hog"``; no downloaded weights), or from the last two (``"both"``). Every
+candidate crop goes through the network in one batch and is scored, and the best ``top_k`` are refined
+``refine_steps`` (2) times: the next box is the bounding box of the candidate's ``keep_joints`` most confident
+joints, widened by ``margin``. Each refined candidate is also tried at ``final_scales`` times its box. The person
 returned is the candidate with the highest score: the prediction of a
 :class:`~posedistill.inference.person_score.PersonScorer` fitted for the weights (stored beside them; it predicts
 from the crop's heatmaps and pose the fraction of its joints that are right), else mean joint confidence times the
 IoU of the candidate's box with the box its own joints span (a real person is a fixed point of the refinement).
 With ``max_people > 1`` further people are distinct refined candidates (box IoU <= ``nms_iou`` with every one
-kept) whose score is at least ``min_relative_score`` x the best one's. How these defaults were chosen on the
-validation scenes of ``benchmarks/localisation.py``: ``docs/inference.md``, "Finding the person".
+kept) whose score is at least ``min_relative_score`` x the best one's; the finder then proposes its
+``max_people`` best peaks. The settings of each method were chosen on the validation photos and scenes
+(``docs/inference.md``, "Finding the person"): the finder's search takes 5 crops for one person, the window grid
+about 70.
 
 The pose of the last refinement pass was computed on exactly the crop that the network takes for the returned
 box, so :meth:`Localizer.locate` returns it without another forward pass. The search never flips (flip test would
@@ -30,6 +33,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..data.records import box_iou, box_to_square
+from .finder import Finder
 from .network import PoseNetwork
 from .person_score import PersonScorer, candidate_features, scorer_for
 from .result import PoseResult
@@ -37,7 +41,7 @@ from .result import PoseResult
 __all__ = ["METHODS", "Localizer", "Candidate", "joints_box", "box_iou", "hog_available", "hog_boxes",
            "window_boxes"]
 
-METHODS = ("hog", "pose", "both")
+METHODS = ("finder", "pose", "hog", "both")
 
 
 @dataclass
@@ -134,38 +138,47 @@ class Localizer:
 
     Args:
         network: the pose network used for the coarse passes and the refinement.
-        method: ``"pose"`` (the whole image and a window grid, ranked by the network: the best on the
-            localisation benchmark with the 128-input student), ``"hog"`` (OpenCV's HOG detections plus the whole
-            image), ``"both"``; ``"auto"``: pose.
+        method: ``"finder"`` (the person finder's best boxes), ``"pose"`` (the whole image and a window grid,
+            ranked by the network), ``"hog"`` (OpenCV's HOG detections plus the whole image), ``"both"``;
+            ``"auto"``: finder where one is shipped (a dozen times faster than the grid for about the same
+            accuracy), else pose.
+        finder: the :class:`~posedistill.inference.finder.Finder` of ``method="finder"`` (``"auto"``: the shipped
+            one, run with the network's threads).
+        finder_scale: the finder's boxes are widened by this factor about their centre before the first crop.
         refine_steps: refinement passes per kept candidate.
-        top_k: candidates refined per image.
-        keep_joints: the most confident joints that span the refined box.
-        margin: widening of the joints' box (the crop adds the model's box padding on top).
+        top_k: candidates refined per image (None: ``max_people`` with the finder, 12 with a person scorer, 3
+            without).
+        keep_joints: the most confident joints that span the refined box (None: all with the finder, 10 else).
+        margin: widening of the joints' box (the crop adds the model's box padding on top; None: 1.0 with the
+            finder, 1.2 else).
         window_fractions: window sides of the grid, as fractions of the image's longer side.
         max_people: people returned per image at most.
         min_relative_score: further people need this fraction of the best person's score.
         nms_iou: further people must overlap every kept one by at most this IoU.
         batch_size: crops per forward pass.
         final_scales: after the refinement, each kept candidate is also tried with its box scaled by these
-            factors about its centre (1.0: as refined), and the best of all is returned; None: (0.7, 0.85, 1.0)
-            with a scorer (the refined boxes run about 1.1-1.2x the ground truth's), (1.0,) without.
+            factors about its centre (1.0: as refined), and the best of all is returned; None: (0.9, 1.0, 1.1)
+            with the finder, (0.7, 0.85, 1.0) with a scorer (the grid's refined boxes run about 1.1-1.2x the
+            ground truth's), (1.0,) without.
         scorer: a :class:`~posedistill.inference.person_score.PersonScorer` that ranks the candidates (``"auto"``:
             the one stored beside the network's weights, if any; None: rank by confidence and stability).
     """
 
     network: PoseNetwork
     method: str = "auto"
+    finder: Finder | str | None = "auto"
+    finder_scale: float = 1.4
     refine_steps: int = 2
-    top_k: int | None = None  # None: 12 with a person scorer, 3 without (each the best on validation scenes)
-    keep_joints: int = 10
-    margin: float = 1.2
+    top_k: int | None = None  # None: max_people with the finder, 12 with a person scorer, 3 without
+    keep_joints: int | None = None
+    margin: float | None = None
     window_fractions: tuple[float, ...] = (0.6, 0.4)
     max_people: int = 1
     min_relative_score: float = 0.6
     nms_iou: float = 0.3
     batch_size: int = 64
     stability_power: float = 1.0
-    final_scales: tuple[float, ...] | None = None  # None: (0.7, 0.85, 1.0) with a scorer, (1.0,) without
+    final_scales: tuple[float, ...] | None = None  # None: see the docstring
     scorer: PersonScorer | str | None = "auto"
     stats: dict[str, int] = field(default_factory=lambda: {"forward_crops": 0})
 
@@ -178,27 +191,53 @@ class Localizer:
             self.scorer = None if weights is None else scorer_for(weights, num_joints)
         elif self.scorer is not None:
             self.scorer.check(num_joints, "localizer")
+        if self.method not in (*METHODS, "auto"):
+            raise ConfigError(f"localisation method must be auto or one of {', '.join(METHODS)}, "
+                              f"got {self.method!r}")
+        if isinstance(self.finder, str):
+            if self.finder != "auto":
+                raise ConfigError(f"finder must be a Finder, None or 'auto', got {self.finder!r}")
+            self.finder = (Finder.shipped(threads=self.network.threads) if self.method in ("auto", "finder")
+                           else None)
         if self.method == "auto":
-            self.method = "pose"
-        if self.method not in METHODS:
-            raise ConfigError(f"localisation method must be one of {', '.join(METHODS)}, got {self.method!r}")
+            self.method = "pose" if self.finder is None else "finder"
+        if self.method == "finder" and self.finder is None:
+            raise ConfigError("localisation method 'finder' needs a person finder, and none is shipped; use 'pose'")
+        finding = self.method == "finder"
         if self.top_k is None:
-            self.top_k = 3 if self.scorer is None else 12
+            self.top_k = self.max_people if finding else 3 if self.scorer is None else 12
+        if self.keep_joints is None:
+            self.keep_joints = num_joints if finding else 10
+        if self.margin is None:
+            self.margin = 1.0 if finding else 1.2
         if self.final_scales is None:
-            # chosen on 150 validation scenes with the scorer: 41.5, against 40.0 for (1.0,) and 40.7 for
-            # (0.8, 1.0, 1.25)
-            self.final_scales = (1.0,) if self.scorer is None else (0.7, 0.85, 1.0)
+            # chosen on the validation photos and scenes: the grid's with its scorer on 150 scenes (41.5, against
+            # 40.0 for (1.0,) and 40.7 for (0.8, 1.0, 1.25)); the finder's on 500 of each (+1.1 / +1.0 over (1.0,))
+            self.final_scales = ((0.9, 1.0, 1.1) if finding else (1.0,) if self.scorer is None
+                                 else (0.7, 0.85, 1.0))
+        if self.finder_scale <= 0:
+            raise ConfigError(f"finder_scale must be > 0, got {self.finder_scale}")
         if any(f <= 0 for f in self.final_scales):
             raise ConfigError(f"final_scales must be > 0, got {self.final_scales}")
         if self.refine_steps < 0 or self.top_k < 1 or self.max_people < 1 or self.margin <= 0:
             raise ConfigError("refine_steps >= 0, top_k >= 1, max_people >= 1 and margin > 0 are required")
-        if self.method != "pose" and not hog_available():
+        if self.method in ("hog", "both") and not hog_available():
             raise ConfigError(f"OpenCV {cv2.__version__} has no HOG people detector (OpenCV 5 moved it out of "
                               "the main package); use the localisation method 'pose' or OpenCV 4")
 
     # -- candidates
     def candidates(self, image: np.ndarray) -> list[list[float]]:
         """Boxes to try first for one BGR image."""
+        return self.candidates_many([image])[0]
+
+    def candidates_many(self, images: Sequence[np.ndarray]) -> list[list[list[float]]]:
+        """Boxes to try first for each BGR image (the finder runs on all of them in one batch)."""
+        if self.method == "finder":
+            found = self.finder.find_many(images, top_k=self.max_people)
+            return [[_scaled(box, self.finder_scale) for _, box in people] for people in found]
+        return [self._search_boxes(image) for image in images]
+
+    def _search_boxes(self, image: np.ndarray) -> list[list[float]]:
         h, w = image.shape[:2]
         boxes = window_boxes(w, h, self.window_fractions) if self.method in ("pose", "both") else \
             [[0.0, 0.0, float(w), float(h)]]
@@ -233,7 +272,7 @@ class Localizer:
         for i, image in enumerate(images):
             if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
                 raise DataError(f"image {i}: expected an H x W x 3 BGR image")
-        jobs = [(i, box) for i, image in enumerate(images) for box in self.candidates(image)]
+        jobs = [(i, box) for i, boxes in enumerate(self.candidates_many(images)) for box in boxes]
         first = self.poses([(images[i], box) for i, box in jobs])
         kept: list[list[Candidate]] = [[] for _ in images]
         for (i, _), candidate in zip(jobs, first):

@@ -22,7 +22,8 @@ resamples the crop at several scales, maps each scale's heatmaps back onto the b
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ from ..models.meta import ModelMeta
 from ..models.pretrained import default_weights
 from ..skeleton import JointSet, get_joint_set
 
-__all__ = ["preprocess", "flip_heatmaps", "predict_heatmaps", "PoseNetwork"]
+__all__ = ["preprocess", "flip_heatmaps", "predict_heatmaps", "torch_threads", "PoseNetwork"]
 
 #: a network's forward: images (N, 3, S, S) -> the heatmaps of each stack (the last one is used)
 Forward = Callable[[Tensor], Sequence[Tensor]]
@@ -54,6 +55,20 @@ def preprocess(image: np.ndarray, box: Sequence[float], meta: ModelMeta) -> tupl
     center, side = box_to_square(box, meta.box_padding)
     crop, matrix = crop_person(image, center, side, 0.0, meta.input_size)
     return normalize_image(crop, mean=meta.mean, std=meta.std), matrix
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """PyTorch's intra-op threads set to ``threads`` for the duration of the block (None: unchanged)."""
+    if threads is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def flip_heatmaps(heatmaps: Tensor, flip_index: Sequence[int]) -> Tensor:
@@ -197,16 +212,10 @@ class PoseNetwork:
         if isinstance(batch, np.ndarray):
             batch = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         x = batch.to(self.device, torch.float32)
-        old = torch.get_num_threads()
-        try:
-            if self.threads is not None:
-                torch.set_num_threads(self.threads)
+        with torch_threads(self.threads):
             hm = predict_heatmaps(self._forward, x, flip_index=self.joints.flip_index if flip else None,
                                   scales=scales)
             return hm.contiguous().cpu().numpy()
-        finally:
-            if self.threads is not None:
-                torch.set_num_threads(old)
 
     def decode_heatmaps(self, heatmaps: np.ndarray, matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Keypoints (N, K, 2) in image pixels and scores (N, K) from :meth:`heatmaps` output, by the model's own

@@ -33,7 +33,7 @@ from .timing import Clock
 
 __all__ = ["Predictor", "Prepared", "LOCATE", "COLORS"]
 
-LOCATE = ("auto", "pose", "hog", "both", "none")
+LOCATE = ("auto", "finder", "pose", "hog", "both", "none")
 COLORS = ("bgr", "rgb")
 
 
@@ -72,8 +72,9 @@ class Predictor:
         model: a shipped student's name (``"tiny"``, ``"base"``; None: the manifest's default); only without
             ``weights``.
         backend: ``"torch"`` or ``"onnx"`` (default: from the file suffix, ``.onnx`` -> onnx).
-        locate: how people are found in an image given without boxes: ``"auto"`` / ``"pose"`` / ``"hog"`` /
-            ``"both"`` (:class:`~posedistill.inference.localize.Localizer`), or ``"none"`` (the whole image).
+        locate: how people are found in an image given without boxes: ``"auto"`` (the shipped person finder, else
+            the window search) / ``"finder"`` / ``"pose"`` / ``"hog"`` / ``"both"``
+            (:class:`~posedistill.inference.localize.Localizer`), or ``"none"`` (the whole image).
         people: the most people returned per localised image.
         flip: flip test (the mean of the crop's and its mirror's heatmaps): more accurate, twice the network time.
         refine: what to do with a given box after the first pass: ``"auto"`` crops again on the box of the

@@ -30,7 +30,7 @@ from ..io import atomic_open
 from .hourglass import DEFAULT_DEPTH
 from .registry import build_model
 
-__all__ = ["save_checkpoint", "load_checkpoint", "model_from_checkpoint", "slim_checkpoint", "standalone_weights",
+__all__ = ["save_checkpoint", "safe_load", "load_checkpoint", "model_from_checkpoint", "slim_checkpoint", "standalone_weights",
            "FORMAT"]
 
 #: What a deployed checkpoint keeps (:func:`slim_checkpoint`): enough to run, and to tell where it came from.
@@ -49,8 +49,9 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> None
         torch.save(payload, handle)
 
 
-def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely (never executes code from the file); one clear error for any bad file."""
+def safe_load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(weights_only=True)`` of any weights file (never executes code from it); one clear
+    :class:`CheckpointError` naming the file for a missing, refused, corrupt or truncated one."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
@@ -65,6 +66,14 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, AttributeError,
             IndexError, TypeError, UnicodeDecodeError, MemoryError, OverflowError) as exc:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({type(exc).__name__})") from exc
+    return ckpt
+
+
+def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a posedistill pose checkpoint safely (:func:`safe_load`) and check its layout; one clear error for
+    any bad file."""
+    path = Path(path)
+    ckpt = safe_load(path, map_location=map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a posedistill checkpoint")
     for key in ("arch", "joint_set", "input_size", "model"):

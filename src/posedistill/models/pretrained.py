@@ -5,7 +5,8 @@
     {"format": "posedistill-weights", "version": 2,
      "default": "tiny",                                   # the student `predict` uses without --model
      "students": {"tiny": ENTRY, "base": ENTRY, ...},      # the deployed FPD students, by name
-     "teacher": ENTRY}                                     # their teacher (optional)
+     "teacher": ENTRY,                                     # their teacher (optional)
+     "finder": ENTRY}                                      # the person finder of photos without a box (optional)
 
     ENTRY = {"file": "NAME.pt", "sha256": HEX,            # the checkpoint (retraining, distilling, --backend torch)
              "onnx": {"file": "NAME.onnx", "sha256": HEX}, # its ONNX export, what inference runs by default
@@ -36,7 +37,7 @@ __all__ = ["DEFAULT_WEIGHTS_DIR", "MANIFEST", "MANIFEST_FORMAT", "ROLES", "sha25
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 MANIFEST = "default.json"
 MANIFEST_FORMAT = "posedistill-weights"
-ROLES = ("student", "teacher")
+ROLES = ("student", "teacher", "finder")
 BACKENDS = ("torch", "onnx")
 
 
@@ -90,24 +91,25 @@ def default_weights(weights_dir: str | os.PathLike | None = None, *, role: str =
                     model: str | None = None, backend: str | None = None) -> Path:
     """Path of a shipped model's file in ``weights_dir`` (default :data:`DEFAULT_WEIGHTS_DIR`), verified by sha256.
 
-    ``role="student"``: the student named ``model`` (None: the manifest's default); ``"teacher"``: the teacher.
+    ``role="student"``: the student named ``model`` (None: the manifest's default); ``"teacher"``: the teacher;
+    ``"finder"``: the person finder (:mod:`posedistill.models.finder`).
     ``backend``: ``"onnx"`` (the ONNX export), ``"torch"`` (the checkpoint), None (the ONNX export where one is
     shipped, else the checkpoint). Raises :class:`CheckpointError` (one line) when the manifest or the file is
     missing, malformed or does not match its checksum, or when no such model is shipped.
     """
     if role not in ROLES:
-        raise ValueError(f"role must be 'student' or 'teacher', got {role!r}")
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be 'torch', 'onnx' or None, got {backend!r}")
     folder = _folder(weights_dir)
     manifest = folder / MANIFEST
     info = read_manifest(folder)
-    if role == "teacher":
+    if role != "student":
         if model is not None:
-            raise ValueError("model names a student; the teacher is one")
-        entry, what = info.get("teacher"), "teacher"
+            raise ValueError(f"model names a student; the {role} is one")
+        entry, what = info.get(role), role
         if not isinstance(entry, dict):
-            raise CheckpointError(f"{manifest}: no teacher is shipped")
+            raise CheckpointError(f"{manifest}: no {role} is shipped")
     else:
         name = str(info["default"]) if model is None else model
         entry, what = info["students"].get(name), f"student {name!r}"
