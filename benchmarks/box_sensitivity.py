@@ -3,8 +3,9 @@
 re-crop on the network's own joints (``Predictor(refine=...)``).
 
 The reference box is the extent of the person's visible joints (``[x, y, w, h]``, before the model's own 1.25
-padding). Each setting scales it about its centre (0.9 ... 1.6) or shifts its centre by a fraction of its longer
-side (left, right, up, down: the mean of the four), then runs :meth:`Predictor.estimate
+padding). Each setting scales it about its centre (0.9 ... 1.6), shifts its centre by a fraction of its longer
+side (left, right, up, down: the mean of the four), or makes it the square about its centre (``square``: the same
+crop for the network, a different box for the re-crop's rule), then runs :meth:`Predictor.estimate
 <posedistill.inference.predictor.Predictor.estimate>` (no flip, as ``predict``) with that box, three times:
 ``refine=False`` (the first pass only), ``"auto"`` (the shipped rule: a second crop when the joints' extent
 disagrees with the box) and True (always a second crop). Every loss is against the joints' own box without
@@ -37,6 +38,7 @@ from posedistill.data import lspet_split
 from posedistill.data.scenes import joints_box
 from posedistill.evaluation import joint_errors
 from posedistill.inference.predictor import Predictor
+from posedistill.inference.refine import squares
 from posedistill.data.records import box_ious
 from posedistill.inference.refine import BoxRefinement
 from posedistill.io import atomic_write_json
@@ -65,7 +67,9 @@ def settings_of(base: np.ndarray) -> list[tuple[str, list[np.ndarray]]]:
     for f in SHIFTS:
         out.append((f"shift {f:.1f}", [np.array([transform_box(b, shift=(f * dx, f * dy)) for b in base])
                                        for dx, dy in DIRECTIONS]))
+    out.append(("square", [squares(base)]))  # the same crop as the box itself
     return out
+
 
 
 def run(predictor: Predictor, images: list[np.ndarray], boxes: np.ndarray, *, refine: bool | str,
@@ -152,7 +156,7 @@ def main() -> None:
                 pts, again = run(predictor, images, boxes, refine="auto")
                 got["auto"].append(pts)
                 got["auto_again"].append(again)
-                got["iou"].append(box_ious(boxes, BoxRefinement.extent(first)))
+                got["iou"].append(box_ious(squares(boxes), squares(BoxRefinement.extent(first))))  # the rule's IoU
                 for m in margins:
                     predictor.refinement = replace(rule, margin=m)
                     got.setdefault(f"always m{m:g}", []).append(run(predictor, images, boxes, refine=True)[0])

@@ -19,7 +19,7 @@ from posedistill.errors import ConfigError
 from posedistill.evaluation import joint_errors
 from posedistill.inference.predictor import Predictor
 from posedistill.data.records import box_ious
-from posedistill.inference.refine import BoxRefinement, check_refine
+from posedistill.inference.refine import BoxRefinement, check_refine, squares
 from posedistill.quickstart import embedded_data_dir
 from posedistill.serve import create_app
 
@@ -140,3 +140,14 @@ def test_box_refinement_geometry():
     assert rule.needed(boxes, both, "auto").tolist() == [False, True]
     assert rule.needed(boxes, both, True).tolist() == [True, True]
     assert rule.needed(boxes, both, False).tolist() == [False, False]
+
+
+def test_auto_compares_the_crops_squares_so_a_square_box_about_the_person_is_left_alone():
+    pts = np.array([[[10.0, 20.0], [30.0, 60.0], [20.0, 40.0]]])  # a tall person: extent 20 x 40
+    square = np.array([[0.0, 20.0, 40.0, 40.0]])  # the square about the same centre: the same crop
+    assert squares(BoxRefinement.extent(pts)).tolist() == square.tolist()
+    assert box_ious(square, BoxRefinement.extent(pts))[0] == pytest.approx(0.5)  # the boxes' own IoU disagrees
+    rule = BoxRefinement(min_iou=0.7)
+    assert rule.needed(square, pts, "auto").tolist() == [False]
+    loose = np.array([[-10.0, 0.0, 60.0, 80.0]])  # twice the extent square's side: a different crop
+    assert rule.needed(loose, pts, "auto").tolist() == [True]

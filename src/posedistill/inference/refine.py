@@ -4,7 +4,8 @@ a detector (or a user) gives.
 The student loses accuracy when the box is loose or shifted (the crop is the box's padded square, so a box 1.5x
 the joints' extent shows the person at two thirds of the size it was trained on). After the first pass on the
 given box, :meth:`BoxRefinement.extent` is the box the predicted joints span; :meth:`BoxRefinement.needed` says
-whether it disagrees with the given box (IoU below ``min_iou``), and :meth:`BoxRefinement.crop_box` is the box of
+whether it disagrees with the given box (the IoU of the two boxes' squares, the crops the network sees, below
+``min_iou``: a square box around a tall person is the same crop as the person's own box), and :meth:`BoxRefinement.crop_box` is the box of
 the second pass: that extent scaled by ``margin`` about its centre. The defaults were chosen on the LSPET
 validation slice with ``benchmarks/box_sensitivity.py --split val --sweep`` (``docs/inference.md``, "Loose and
 shifted boxes").
@@ -19,7 +20,7 @@ import numpy as np
 from ..data.records import box_ious
 from ..errors import ConfigError
 
-__all__ = ["BoxRefinement", "REFINE", "REFINE_CHOICES", "check_refine"]
+__all__ = ["BoxRefinement", "REFINE", "REFINE_CHOICES", "check_refine", "squares"]
 
 #: the values of ``refine``: re-crop when the joints disagree with the box, always, never
 REFINE = ("auto", True, False)
@@ -36,18 +37,26 @@ def check_refine(refine: bool | str) -> bool | str:
     raise ConfigError(f"refine must be 'auto', True or False, got {refine!r}")
 
 
+def squares(boxes: np.ndarray) -> np.ndarray:
+    """(N, 4) squares of side max(w, h) about the centres of ``boxes`` (N, 4) ``[x, y, w, h]``: the crop squares
+    without the model's padding, which scales both squares of a pair alike and leaves their IoU unchanged."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    side = boxes[:, 2:].max(axis=1, keepdims=True)
+    return np.concatenate([boxes[:, :2] + boxes[:, 2:] / 2 - side / 2, side, side], axis=1)
+
+
 @dataclass(frozen=True)
 class BoxRefinement:
     """The rule of the re-crop.
 
     Args:
-        min_iou: ``refine="auto"`` re-crops a person whose given box has an IoU below this with the extent of its
-            predicted joints (a box the joints agree with is left alone).
+        min_iou: ``refine="auto"`` re-crops a person whose given box's square has an IoU below this with the square
+            of its predicted joints' extent (a box the joints agree with is left alone).
         margin: the second crop's box is the joints' extent scaled by this about its centre (the crop adds the
             model's box padding on top, as for any box).
     """
 
-    min_iou: float = 0.65
+    min_iou: float = 0.7
     margin: float = 0.9
 
     def __post_init__(self) -> None:
@@ -64,10 +73,10 @@ class BoxRefinement:
 
     def needed(self, boxes: np.ndarray, keypoints: np.ndarray, refine: bool | str) -> np.ndarray:
         """(N,) which people to crop again: all (``refine`` True), none (False), or those whose given ``boxes``
-        disagree with their joints' extent (``"auto"``: IoU below ``min_iou``)."""
+        disagree with their joints' extent (``"auto"``: the IoU of their squares below ``min_iou``)."""
         refine = check_refine(refine)
         if refine == "auto":
-            return box_ious(boxes, self.extent(keypoints)) < self.min_iou
+            return box_ious(squares(boxes), squares(self.extent(keypoints))) < self.min_iou
         return np.full(len(boxes), refine, bool)
 
     def crop_box(self, keypoints: np.ndarray) -> np.ndarray:
