@@ -146,3 +146,12 @@ def test_no_finder_in_the_manifest_means_the_window_search(tmp_path):
     assert Finder.shipped(tmp_path) is None
     with pytest.raises(CheckpointError, match="no finder is shipped"):
         default_weights(tmp_path, role="finder")
+
+
+def test_warm_up_runs_the_box_path_and_the_finder_search_once():
+    from posedistill.inference.predictor import Predictor
+
+    predictor = Predictor(threads=1)
+    predictor.warm_up()
+    assert predictor.localizer.stats["forward_crops"] == 5
+    Predictor(threads=1, locate="none").warm_up()  # no localiser: the box path only

@@ -372,10 +372,11 @@ def test_decoded_pixels_in_flight_are_bounded(tiny_predictor, photo, tmp_path, m
     big, _ = _big_photo(photo, tmp_path, 1000)  # decodes to 1000 x ~700: 0.7 MP
     gate = threading.Event()
     preprocess = tiny_predictor.network.preprocess
-    monkeypatch.setattr(tiny_predictor.network, "preprocess",
-                        lambda image, box: (gate.wait(30), preprocess(image, box))[1])
     config = ServeConfig(max_batch=1, max_wait_ms=0, queue_size=8, max_decoded_megapixels=1.5)
     with TestClient(create_app(tiny_predictor, config=config)) as client:
+        # the requests' crops wait at the gate (after the app's warm-up, which crops too)
+        monkeypatch.setattr(tiny_predictor.network, "preprocess",
+                            lambda image, box: (gate.wait(30), preprocess(image, box))[1])
         answers: list = []
 
         def post():

@@ -137,6 +137,15 @@ class Predictor:
         call's flip test and re-crop of the given boxes (None: the predictor's)."""
         return self.estimate([self.prepare(image, boxes, color=color)], flip=flip, refine=refine)[0]
 
+    def warm_up(self) -> None:
+        """One call with a box and, when localising, one without, on a blank image: the runtimes' first-call
+        set-up (ONNX Runtime's and PyTorch's allocations, the person finder's session) is done before real
+        photos arrive."""
+        blank = np.full((240, 180, 3), 127, np.uint8)
+        self(blank, [[40.0, 40.0, 100.0, 160.0]], refine=False)
+        if self.localizer is not None:
+            self(blank)
+
     def prepare(self, image: np.ndarray, boxes: Sequence[Box] | None = None, *, color: str = "bgr",
                 where: str = "image", check: bool = True) -> Prepared:
         """The image checked (one-line :class:`DataError` naming ``where``), in BGR order, with the crops of its

@@ -238,13 +238,16 @@ async def _parse_request(request: Request, config: ServeConfig) -> tuple[bytes, 
 
 def create_app(predictor: Predictor, *, config: ServeConfig | None = None) -> FastAPI:
     """The app around ``predictor`` (its localiser finds the person of a request without a box; its ``flip`` is
-    the requests' default); its batcher thread starts with the app's lifespan and stops with it."""
+    the requests' default); its batcher thread starts with the app's lifespan and stops with it. The predictor is
+    warmed up (:meth:`Predictor.warm_up`) before the first request is taken, so that no user waits for the
+    runtimes' first-call set-up."""
     config = config or ServeConfig()
     localizer = predictor.localizer
     state: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        predictor.warm_up()
         state["batcher"] = Batcher(predictor, max_batch=config.max_batch, max_wait_ms=config.max_wait_ms,
                                    queue_size=config.queue_size)
         try:
