@@ -5,9 +5,9 @@ when its interpreter is given.
 
 Photos: the first ``--photos`` of the project's LSPET test split (``../shared/data/lspet``, im07001-07500). Each
 setting is a worker process of its own, kept warm and fed one photo at a time over a pipe: ours
-(:class:`~posedistill.inference.predictor.Predictor` as ``posedistill predict`` builds it, the ONNX file made by
-``posedistill export`` in a temporary folder; the person scorer beside the checkpoint ranks the ONNX model's
-candidates too) and MediaPipe's (``benchmarks/peers/mediapipe_worker.py --lines`` in its own interpreter). The
+(:class:`~posedistill.inference.predictor.Predictor` as ``posedistill predict`` builds it: the shipped student's
+checkpoint and its shipped ONNX file; for ``--weights``, the ONNX file made by ``posedistill export`` in a temporary
+folder, whose candidates the person scorer beside the checkpoint ranks) and MediaPipe's (``benchmarks/peers/mediapipe_worker.py --lines`` in its own interpreter). The
 settings alternate photo by photo, in a rotating order, so that other load on a shared machine falls on all of
 them alike; the per-photo ratios against a reference setting on the same photo are the figures to trust there.
 
@@ -156,13 +156,16 @@ def main() -> None:
     gt = np.stack([r.joints for r in people])
     visible = np.stack([r.visible for r in people])
     norm = np.array([r.norm for r in people])
-    weights = args.weights or default_weights(role="student")
+    weights = args.weights or default_weights(role="student", backend="torch")
     threads = [int(t) for t in args.threads.split(",")]
     env = {**os.environ, "OMP_NUM_THREADS": str(max(threads))}
     workers: dict[str, Worker] = {}
     load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="photo_latency_") as tmp:
-        files = {"torch": (weights, "-"), "onnx": (export_onnx(weights, Path(tmp)), str(weights))}
+        # the shipped student's own ONNX file (what predict runs by default; its scorer lies beside it), or an export
+        shipped = default_weights(role="student", backend="onnx") if args.weights is None else None
+        files = {"torch": (weights, "-"),
+                 "onnx": (shipped, "-") if shipped else (export_onnx(weights, Path(tmp)), str(weights))}
         for backend in args.backends.split(","):
             path, scorer_of = files[backend]
             for t in threads:

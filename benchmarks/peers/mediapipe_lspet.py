@@ -250,7 +250,7 @@ def main() -> None:
     from posedistill.data.images import load_image
     from posedistill.data.readers import lspet_split
     from posedistill.io import atomic_write_json
-    from posedistill.models.pretrained import ROLES, default_weights, sha256_file
+    from posedistill.models.pretrained import default_weights, sha256_file
 
     torch.set_num_threads(args.threads)
     timing = not args.no_timing
@@ -266,7 +266,7 @@ def main() -> None:
     print(f"LSPET {args.split}: {len(people)} people, {int(scored.sum())} with a visible torso (scored); "
           f"{args.threads} torch thread(s); CPU {capability}", flush=True)
 
-    models = [(role, default_weights(role=role)) for role in ROLES]
+    models = [(role, default_weights(role=role)) for role in ("student", "teacher")]  # the pose models
     models += [(f"--weights {w.name}", w) for w in args.weights]
     rows, preds = [], {}
     for role, weights in models:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Evaluate the person finder with the shipped student (``posedistill.Predictor()``, no flip, one thread).
+"""Evaluate the person finder with the shipped student (``posedistill.Predictor(refine=False)``, no flip, one
+thread; ``--backend``: the student's backend, torch by default as for the prototype's figures).
 
 On the LSPET photos of a split (``photos``: the plain photo, what a user gives) and on the same people's synthetic
 scenes of ``benchmarks/scenes.py`` (``scenes``, seed 14 as ``benchmarks/localisation.py``):
