@@ -173,6 +173,8 @@ def main() -> None:
     parser.add_argument("--relocalize-below", type=float, default=None)
     parser.add_argument("--recheck-every", type=int, default=None, help="tracked frames between whole-frame looks")
     parser.add_argument("--recheck-margin", type=float, default=None)
+    parser.add_argument("--keep-joints", type=int, default=None, help="joints that span the next frame's box")
+    parser.add_argument("--margin", type=float, default=None, help="widening of that box")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--tune", action="store_true", help="grid of One Euro settings (use --split val)")
@@ -189,7 +191,8 @@ def main() -> None:
     predictor = Predictor(args.weights, threads=args.threads)
     tuned = {k: v for k, v in {"min_cutoff": args.min_cutoff, "beta": args.beta,
                                "relocalize_below": args.relocalize_below, "recheck_every": args.recheck_every,
-                               "recheck_margin": args.recheck_margin}.items() if v is not None}
+                               "recheck_margin": args.recheck_margin, "keep_joints": args.keep_joints,
+                               "margin": args.margin}.items() if v is not None}
     configs = {
         "gt-box": None,
         "gt-box+smooth": TrackingConfig(**tuned),

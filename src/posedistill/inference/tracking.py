@@ -87,14 +87,16 @@ class TrackingConfig:
     beta: float = 8.0
     d_cutoff: float = 1.0
     relocalize_below: float = 0.25  # mean joint confidence under which the person is localised afresh
-    keep_joints: int = 10
-    margin: float = 1.2
+    # the next frame's box: the extent of the keep_joints most confident joints (None: all) widened by margin;
+    # chosen on the validation clips with the finder search (docs/inference.md)
+    keep_joints: int | None = None
+    margin: float = 1.1
     recheck_every: int = 0  # tracked frames between looks at the whole frame (0: never)
     recheck_margin: float = 0.0  # how much better the person found elsewhere must score to take the track
 
     def __post_init__(self) -> None:
         OneEuroFilter(self.min_cutoff, self.beta, self.d_cutoff)  # validates the filter parameters
-        if self.margin <= 0 or not 2 <= self.keep_joints:
+        if self.margin <= 0 or (self.keep_joints is not None and self.keep_joints < 2):
             raise ConfigError(f"tracking needs margin > 0 and keep_joints >= 2, got {self.margin}, "
                               f"{self.keep_joints}")
         if self.recheck_every < 0:
@@ -143,7 +145,8 @@ class PoseTracker:
             return self.predictor(frame, [self.box])
         c, last = self.config, self._last
         if c.track and last is not None and float(np.mean(last.scores)) >= c.relocalize_below:
-            box = joints_box(last.keypoints[0], last.scores[0], keep=c.keep_joints, margin=c.margin)
+            keep = len(last.scores[0]) if c.keep_joints is None else c.keep_joints
+            box = joints_box(last.keypoints[0], last.scores[0], keep=keep, margin=c.margin)
             self._tracked_frames += 1
             if c.recheck_every and self._tracked_frames % c.recheck_every == 0:
                 return self._recheck(frame, box)
