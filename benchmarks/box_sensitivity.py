@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from posedistill.data import lspet_split
 from posedistill.data.scenes import joints_box
-from posedistill.evaluation import joint_errors
+from posedistill.evaluation import PairedPCK
 from posedistill.inference.predictor import Predictor
 from posedistill.inference.refine import squares
 from posedistill.data.records import box_ious
@@ -86,33 +86,23 @@ def run(predictor: Predictor, images: list[np.ndarray], boxes: np.ndarray, *, re
     return np.stack(pts), np.array(again)
 
 
-class Scorer:
-    """PCK@0.2 of predictions for a fixed set of people, and paired bootstrap standard errors of differences."""
+class Scorer(PairedPCK):
+    """PCK@0.2 of predictions for a fixed set of people (the mean over variants: the four shift directions), and
+    paired bootstrap standard errors of losses (:class:`posedistill.evaluation.PairedPCK`)."""
 
     def __init__(self, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray, *, seed: int = 0,
                  resamples: int = 300) -> None:
-        self.gt, self.visible, self.norm = gt, visible, norm
-        rng = np.random.default_rng(seed)
-        self.samples = [rng.integers(0, len(gt), len(gt)) for _ in range(resamples)]
+        super().__init__(gt, visible, norm, threshold=0.2, resamples=resamples, seed=seed)
 
-    def hits(self, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        err = joint_errors(pred, self.gt, self.visible, self.norm)
-        return np.isfinite(err), np.nan_to_num(err, nan=np.inf) <= 0.2
-
-    @staticmethod
-    def _pck(counted: np.ndarray, hit: np.ndarray, rows: np.ndarray | slice = slice(None)) -> float:
-        count, hits = counted[rows].sum(0), hit[rows].sum(0)
-        return float(np.nanmean(np.where(count > 0, 100.0 * hits / np.maximum(count, 1), np.nan)))
-
-    def pck(self, variants: list[np.ndarray]) -> float:
-        """The mean PCK over the variants' predictions (the four shift directions)."""
-        return float(np.mean([self._pck(*self.hits(p)) for p in variants]))
+    def mean_pck(self, variants: list[np.ndarray]) -> float:
+        """The mean PCK over the variants' predictions."""
+        return float(np.mean([self.pck_of(*self.hits(p)) for p in variants]))
 
     def loss_se(self, variants: list[np.ndarray], reference: np.ndarray) -> float:
-        """Bootstrap standard error (over people) of ``pck(reference) - pck(variants)``."""
+        """Bootstrap standard error (over people) of ``mean_pck([reference]) - mean_pck(variants)``."""
         ref = self.hits(reference)
         hv = [self.hits(p) for p in variants]
-        diffs = [self._pck(*ref, s) - np.mean([self._pck(*h, s) for h in hv]) for s in self.samples]
+        diffs = [self.pck_of(*ref, s) - np.mean([self.pck_of(*h, s) for h in hv]) for s in self.samples]
         return float(np.std(diffs))
 
 
@@ -163,12 +153,12 @@ def main() -> None:
                 predictor.refinement = rule
             runs[name] = got
         reference = runs["scale 1.0"]["never"][0]
-        ref_pck = scorer.pck([reference])
+        ref_pck = scorer.mean_pck([reference])
         always = f"always m{rule.margin:g}"
         for name, got in runs.items():
             for mode, key, share in (("never", "never", 0.0), ("auto", "auto", float(np.mean(got["auto_again"]))),
                                      ("always", always, 1.0)):
-                value = scorer.pck(got[key])
+                value = scorer.mean_pck(got[key])
                 rows.append({"weights": Path(w).name, "setting": name, "refine": mode, "pck": value,
                              "loss": ref_pck - value, "loss_se": scorer.loss_se(got[key], reference),
                              "recropped": share})
@@ -179,7 +169,7 @@ def main() -> None:
                     for name, got in runs.items():
                         mixed = [np.where((iou < t)[:, None, None], again, first) for iou, again, first in
                                  zip(got["iou"], got[f"always m{m:g}"], got["never"])]
-                        cells[name] = {"loss": ref_pck - scorer.pck(mixed),
+                        cells[name] = {"loss": ref_pck - scorer.mean_pck(mixed),
                                        "recropped": float(np.mean([iou < t for iou in got["iou"]]))}
                     sweeps.append({"weights": Path(w).name, "margin": m, "min_iou": t, "settings": cells})
     seconds = time.perf_counter() - started

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from posedistill.codec import HeatmapCodec
-from posedistill.evaluation import PCK, PCKh, auc, joint_errors
+from posedistill.evaluation import PCK, PCKh, PairedPCK, auc, joint_errors
 from posedistill.inference.network import flip_heatmaps, predict_heatmaps
 from posedistill.skeleton import LSP, MPII
 
@@ -26,6 +26,21 @@ def test_pck_hand_computed_with_invisible_and_unnormalisable_people():
     assert res["mean"] == pytest.approx(50.0)  # mean of the per-joint values
     err = joint_errors(pred, gt, visible, norm)
     assert np.isnan(err[1, 1]) and np.isnan(err[2]).all() and err[0, 1] == pytest.approx(0.3)
+
+
+def test_paired_pck_matches_pck_and_its_se_reflects_the_spread_of_the_difference():
+    rng = np.random.default_rng(3)
+    gt = rng.uniform(0, 100, (200, 4, 2))
+    visible, norm = np.ones((200, 4)), np.full(200, 50.0)
+    a = gt + rng.normal(0, 6, gt.shape)          # mostly within 0.2 x 50 = 10 px
+    b = a.copy()
+    b[:20] += 40.0                               # 20 people of b wrong everywhere
+    paired = PairedPCK(gt, visible, norm, resamples=400)
+    assert paired.pck(a) == pytest.approx(PCK(0.2)(a, gt, visible, norm)["mean"])
+    diff, se = paired.difference(a, b)
+    assert diff == pytest.approx(PCK(0.2)(a, gt, visible, norm)["mean"] - PCK(0.2)(b, gt, visible, norm)["mean"])
+    assert 5.0 < diff < 11.0 and 1.0 < se < 3.5   # 20 of 200 people differ: binomial-like spread of the difference
+    assert paired.difference(a, a) == (0.0, 0.0)  # identical predictions: no difference, no spread
 
 
 def test_pckh_mean_excludes_pelvis_and_thorax_and_pools_joints():

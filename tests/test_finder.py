@@ -155,3 +155,25 @@ def test_warm_up_runs_the_box_path_and_the_finder_search_once():
     predictor.warm_up()
     assert predictor.localizer.stats["forward_crops"] == 5
     Predictor(threads=1, locate="none").warm_up()  # no localiser: the box path only
+
+
+def test_unlabeled_images_are_cropped_on_the_person_the_finder_finds(tmp_path):
+    from posedistill.config import config_from_dict
+    from posedistill.data import unlabeled_records
+    from posedistill.data.records import box_to_square
+    from posedistill.errors import ConfigError as BadConfig
+
+    for rec in _people(603, 605):
+        shutil.copy(rec.image, tmp_path / rec.image.name)
+    finder = Finder.shipped(threads=1)
+    found = unlabeled_records(tmp_path, "lsp", padding=1.25, person_box=lambda image: finder(image)[0][1])
+    whole = unlabeled_records(tmp_path, "lsp")
+    for rec, plain, truth in zip(found, whole, _people(603, 605)):
+        centre, side = box_to_square(finder(cv2.imread(str(rec.image)))[0][1], 1.25)
+        np.testing.assert_allclose(rec.center, centre)
+        assert rec.scale == pytest.approx(side) and rec.meta["box"] == "person" and plain.meta["box"] == "whole"
+        assert rec.scale < plain.scale  # the person, not the whole photo
+        assert box_iou([*(rec.center - rec.scale / 2), rec.scale, rec.scale],
+                       [*(truth.center - truth.scale / 2), truth.scale, truth.scale]) > 0.3
+    with pytest.raises(BadConfig, match="unlabeled_box must be finder or whole"):
+        config_from_dict({"distill": {"unlabeled_box": "detector"}})

@@ -33,8 +33,8 @@ from .io import atomic_write_json
 from .provenance import invocation
 from .skeleton import JointSet, get_joint_set
 
-__all__ = ["joint_errors", "PCK", "PCKh", "auc", "predict_dataset", "evaluate_predictions", "EvalResult",
-           "evaluate_checkpoint", "write_evaluation", "MULTI_SCALES"]
+__all__ = ["joint_errors", "PCK", "PCKh", "PairedPCK", "auc", "predict_dataset", "evaluate_predictions",
+           "EvalResult", "evaluate_checkpoint", "write_evaluation", "MULTI_SCALES"]
 
 
 def joint_errors(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray) -> np.ndarray:
@@ -64,6 +64,44 @@ class PCK:
         count, hits, per_joint = _per_joint(joint_errors(pred, gt, visible, norm), self.threshold)
         mean = float(np.nanmean(per_joint)) if np.any(count > 0) else float("nan")
         return {"mean": mean, "per_joint": per_joint.tolist(), "count": count.tolist()}
+
+
+class PairedPCK:
+    """PCK of several predictions of the same people, and the paired bootstrap standard error of their
+    differences (people resampled with replacement, the same resamples for every prediction).
+
+    Example::
+
+        paired = PairedPCK(gt, visible, norm)
+        diff, se = paired.difference(pred_a, pred_b)     # PCK(a) - PCK(b) and its standard error
+    """
+
+    def __init__(self, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray, *, threshold: float = 0.2,
+                 resamples: int = 1000, seed: int = 0) -> None:
+        self.gt, self.visible, self.norm, self.threshold = gt, visible, norm, threshold
+        rng = np.random.default_rng(seed)
+        self.samples = [rng.integers(0, len(gt), len(gt)) for _ in range(resamples)]
+
+    def hits(self, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, K) masks: which joints are scored, and which of them lie within the threshold."""
+        err = joint_errors(pred, self.gt, self.visible, self.norm)
+        return np.isfinite(err), np.nan_to_num(err, nan=np.inf) <= self.threshold
+
+    @staticmethod
+    def pck_of(scored: np.ndarray, hit: np.ndarray, rows: np.ndarray | slice = slice(None)) -> float:
+        """Mean over joints of the per-joint PCK of the people ``rows`` (as :class:`PCK`'s ``mean``)."""
+        count, hits = scored[rows].sum(0), hit[rows].sum(0)
+        per_joint = np.where(count > 0, 100.0 * hits / np.maximum(count, 1), np.nan)
+        return float(np.nanmean(per_joint)) if np.any(count > 0) else float("nan")
+
+    def pck(self, pred: np.ndarray) -> float:
+        return self.pck_of(*self.hits(pred))
+
+    def difference(self, a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+        """``PCK(a) - PCK(b)`` and its paired bootstrap standard error."""
+        ha, hb = self.hits(a), self.hits(b)
+        diffs = [self.pck_of(*ha, rows) - self.pck_of(*hb, rows) for rows in self.samples]
+        return self.pck_of(*ha) - self.pck_of(*hb), float(np.std(diffs))
 
 
 @dataclass
@@ -126,6 +164,7 @@ class EvalResult:
     num_people: int
     pckh: dict[str, Any] | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # what was evaluated and how (evaluate_checkpoint)
+    predictions: dict[str, np.ndarray] | None = field(default=None, repr=False)  # predict_dataset's, when kept
 
     def to_dict(self) -> dict[str, Any]:
         d = {**self.settings, "joint_names": self.joint_names, "threshold": self.threshold, "num_people": self.num_people,
@@ -168,12 +207,13 @@ MULTI_SCALES = (0.8, 0.9, 1.0, 1.1, 1.2)
 def evaluate_checkpoint(checkpoint, data_root, *, dataset: str = "lspet", split: str = "test", flip: bool = True,
                         multi_scale: bool = False, dark: bool | None = None, pckh: bool = False,
                         batch_size: int = 32, workers: int = 0, device: str = "cpu",
-                        progress: bool = False) -> EvalResult:
+                        progress: bool = False, keep_predictions: bool = False) -> EvalResult:
     """Evaluate a checkpoint (``.pt``) or an exported ONNX model (``.onnx``, fp32 or int8, run by ONNX Runtime)
     on a dataset split through :meth:`PoseNetwork.load <posedistill.inference.network.PoseNetwork.load>` (BN
     folded, as inference runs it), with the model's own meta record (input size, stride, sigma). ``dark``: force
     DARK decoding on or off (None: the meta's). The result's ``settings`` hold every option and the meta values
-    used."""
+    used; with ``keep_predictions`` its ``predictions`` are :func:`predict_dataset`'s (for paired comparisons,
+    :class:`PairedPCK`)."""
     records = read_split(dataset, data_root, split)
     joint_set = get_joint_set(joint_set_for(dataset, records, where=str(data_root)))
     network = PoseNetwork.load(checkpoint, dark=dark, device=device)
@@ -186,6 +226,7 @@ def evaluate_checkpoint(checkpoint, data_root, *, dataset: str = "lspet", split:
     pred = predict_dataset(network, loader, flip=flip, scales=MULTI_SCALES if multi_scale else (1.0,),
                            progress=progress)
     result = evaluate_predictions(pred, joint_set, pckh=pckh)
+    result.predictions = pred if keep_predictions else None
     result.settings = {"checkpoint": str(checkpoint), "data": str(data_root), "dataset": dataset, "split": split,
                        "flip": flip, "multi_scale": multi_scale, "dark": meta.decode == "dark", "pckh": pckh,
                        "input_size": meta.input_size, "stride": meta.stride, "sigma": meta.sigma}

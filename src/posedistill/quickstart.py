@@ -32,7 +32,7 @@ from typing import Any, Callable
 from .models.checkpoint import load_checkpoint
 from .config import config_from_dict
 from .errors import ConfigError
-from .evaluation import evaluate_checkpoint, write_evaluation
+from .evaluation import PairedPCK, evaluate_checkpoint, write_evaluation
 from .io import atomic_write_json, atomic_write_text
 from .models import DEFAULT_DEPTH
 from .bench.profiling import profile_models
@@ -141,11 +141,13 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
     command = command if command is not None else ["posedistill", "quickstart", "--out", str(root)]
     log(f"quickstart: embedded LSPET images {data} (adapt on {s.labeled_range} labeled and {s.unlabeled_range} "
         f"unlabeled, held aside {s.test_range}); teacher {teacher}, student {student}; output {root}")
-    costs, rows = _Costs(), []
+    costs, rows, predictions = _Costs(), [], {}
 
     def finish(role: str, checkpoint: Path, train_s: float) -> None:
         ckpt = load_checkpoint(checkpoint)
-        result = evaluate_checkpoint(checkpoint, data, dataset="lspet", split=s.test_range, flip=True)
+        result = evaluate_checkpoint(checkpoint, data, dataset="lspet", split=s.test_range, flip=True,
+                                     keep_predictions=True)
+        predictions[role] = result.predictions
         (root / role).mkdir(parents=True, exist_ok=True)
         write_evaluation(root / role / "eval_test.json", result, command)
         cost = costs(ckpt)
@@ -172,6 +174,12 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
                                 student=student, unlabeled=extra)
         Trainer(cfg, root / role, progress=progress, command=command).fit()
         finish(role, root / role / "last.pt", time.perf_counter() - start)
+    fpd, gt = predictions["adapted_fpd"], predictions["adapted_gt"]
+    diff, se = PairedPCK(fpd["gt"], fpd["visible"], fpd["norm"]).difference(fpd["pred"], gt["pred"])
+    for row in rows:
+        if row["role"] == "adapted_fpd":
+            row["vs_adapted_gt"], row["vs_adapted_gt_se"] = diff, se
+    log(f"FPD - ground truth: {diff:+.1f} PCK (paired bootstrap standard error {se:.1f})")
     atomic_write_json(root / "results.json", rows)
     atomic_write_text(root / "results.md", format_markdown(rows, s))
     return rows
@@ -201,5 +209,9 @@ def format_markdown(rows: list[dict[str, Any]], s: QuickstartSettings) -> str:
     for r in rows:
         lines.append(f"| {r['label']} | {r['model']} | {r['input_size']} | {r['params'] / 1e6:.2f} | "
                      f"{r['gmacs']:.3f} | {r['latency_ms']:.1f} | {r['train_s']:.0f} | {r['pck']:.1f} |")
+    fpd = next((r for r in rows if "vs_adapted_gt" in r), None)
+    if fpd is not None:
+        lines += ["", f"FPD minus ground truth: {fpd['vs_adapted_gt']:+.1f} PCK@0.2, paired bootstrap standard error "
+                      f"{fpd['vs_adapted_gt_se']:.1f} (the same {fpd['people']} people resampled for both)."]
     return "\n".join(lines) + "\n"
 

@@ -16,6 +16,7 @@ from ..config import ExperimentConfig
 from ..data import MixedDataset, PersonRecord, PoseDataset, unlabeled_records
 from ..data.splits import joint_set_for, read_split
 from ..errors import ConfigError
+from ..inference.finder import Finder
 from ..models.meta import ModelMeta
 
 __all__ = ["TrainingData", "read_training_data", "pose_dataset"]
@@ -47,11 +48,22 @@ class TrainingData:
                                     arch=self.cfg.model.name)
 
     def train_set(self, *, meta: ModelMeta, unlabeled: str | Path | None = None) -> Dataset:
-        """The training dataset; with ``unlabeled`` (a folder), labeled samples then the unlabeled images."""
+        """The training dataset; with ``unlabeled`` (a folder), labeled samples then the unlabeled images, each
+        cropped on the person the shipped person finder finds in it (``distill.unlabeled_box: finder``, padded by
+        the model's box padding like a labeled box) or whole (``whole``)."""
         labeled = pose_dataset(self.train_records, self.cfg, train=True, meta=meta)
         if unlabeled is None:
             return labeled
-        extra = pose_dataset(unlabeled_records(unlabeled, self.joint_set), self.cfg, train=True, meta=meta)
+        if self.cfg.distill.unlabeled_box == "finder":
+            finder = Finder.shipped(threads=1)
+            if finder is None:
+                raise ConfigError("distill.unlabeled_box 'finder' needs the shipped person finder, and none is "
+                                  "installed; set it to 'whole'")
+            records = unlabeled_records(unlabeled, self.joint_set, padding=meta.box_padding,
+                                        person_box=lambda image: finder(image)[0][1])
+        else:
+            records = unlabeled_records(unlabeled, self.joint_set)
+        extra = pose_dataset(records, self.cfg, train=True, meta=meta)
         return MixedDataset(labeled, extra)
 
     def val_set(self, *, meta: ModelMeta) -> PoseDataset | None:
