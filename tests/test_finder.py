@@ -21,7 +21,8 @@ from posedistill.errors import CheckpointError, ConfigError
 from posedistill.inference.finder import Finder
 from posedistill.inference.localize import Localizer
 from posedistill.inference.network import PoseNetwork
-from posedistill.models.finder import FILL_BGR, decode_people, finder_from_checkpoint, letterbox, person_finder
+from posedistill.data.transforms import letterbox
+from posedistill.models.finder import FILL_BGR, decode_people, finder_from_checkpoint, person_finder
 from posedistill.models.pretrained import DEFAULT_WEIGHTS_DIR, default_weights, read_manifest
 from posedistill.quickstart import embedded_data_dir
 
@@ -53,7 +54,7 @@ def test_decode_takes_local_maxima_best_first_with_offset_and_size():
 
 def test_letterbox_maps_image_points_and_pads_with_the_zero_colour():
     image = np.zeros((60, 120, 3), np.uint8)
-    canvas, scale, offset = letterbox(image, 128)
+    canvas, scale, offset = letterbox(image, 128, FILL_BGR)
     assert canvas.shape == (128, 128, 3) and scale == pytest.approx(128 / 120)
     assert offset.tolist() == [0.0, 32.0]
     assert tuple(canvas[0, 0]) == FILL_BGR and tuple(canvas[64, 64]) == (0, 0, 0)

@@ -27,8 +27,10 @@ import cv2
 import numpy as np
 
 from posedistill.data import lspet_split
-from posedistill.models.finder import FILL_BGR, letterbox
-from posedistill.models.finder import finder_input as to_input
+from posedistill.data.transforms import letterbox as _letterbox
+from posedistill.data.transforms import normalize_image
+from posedistill.models.finder import FILL_BGR
+from posedistill.models.meta import IMAGE_MEAN, IMAGE_STD
 
 MODES = {"plain": 0.5, "paste": 0.3, "pair": 0.2}
 CACHE_SIDE = 256
@@ -41,7 +43,16 @@ def joints_extent(joints: np.ndarray, visible: np.ndarray) -> np.ndarray:
     return np.array([lo[0], lo[1], max(hi[0] - lo[0], 1.0), max(hi[1] - lo[1], 1.0)])
 
 
-# -- the letterbox is the package's (posedistill.models.finder.letterbox)
+# -- the letterbox is the package's (posedistill.data.transforms.letterbox)
+def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, np.ndarray]:
+    return _letterbox(image, size, FILL_BGR)
+
+
+def to_input(canvas: np.ndarray) -> np.ndarray:
+    """(3, S, S) float32, normalised like the pose models."""
+    return normalize_image(canvas, mean=IMAGE_MEAN, std=IMAGE_STD)
+
+
 def box_from_canvas(box: np.ndarray, scale: float, offset: np.ndarray) -> np.ndarray:
     """A canvas box ``[x, y, w, h]`` in the original image's pixels."""
     return np.array([(box[0] - offset[0]) / scale, (box[1] - offset[1]) / scale, box[2] / scale, box[3] / scale])

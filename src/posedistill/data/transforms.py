@@ -12,7 +12,7 @@ from ..codec import get_affine_transform
 from ..errors import ConfigError
 
 __all__ = [
-    "AugmentConfig", "Augmentation", "normalize_image", "denormalize_image",
+    "AugmentConfig", "Augmentation", "normalize_image", "denormalize_image", "letterbox",
     "crop_person", "flip_matrix", "sample_augmentation", "color_jitter", "erase_rectangle",
 ]
 
@@ -174,6 +174,20 @@ def color_jitter(bgr: np.ndarray, factors_rgb: tuple[float, float, float]) -> np
     """Multiply the R, G, B channels of a BGR uint8 image by ``factors_rgb`` (clipped to 0-255)."""
     f = np.asarray(factors_rgb[::-1], dtype=np.float32)
     return np.clip(bgr.astype(np.float32) * f, 0, 255).astype(np.uint8)
+
+
+def letterbox(image: np.ndarray, size: int, fill: Sequence[int]) -> tuple[np.ndarray, float, np.ndarray]:
+    """``image`` scaled to fit ``size`` x ``size`` (area interpolation when shrinking), centred on a canvas of
+    colour ``fill``. Returns (canvas, scale, offset): canvas point = image point * scale + offset."""
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    canvas = np.empty((size, size, 3), np.uint8)
+    canvas[:] = fill
+    x0, y0 = (size - nw) // 2, (size - nh) // 2
+    canvas[y0:y0 + nh, x0:x0 + nw] = small
+    return canvas, scale, np.array([x0, y0], np.float64)
 
 
 def normalize_image(bgr: np.ndarray, *, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:

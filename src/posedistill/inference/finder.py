@@ -19,7 +19,9 @@ import torch
 from ..deploy.optimize import optimize_for_inference
 from ..deploy.runtime import INPUT_NAME, load_onnx_session
 from ..errors import CheckpointError, ConfigError, DataError
-from ..models.finder import decode_people, finder_from_checkpoint, finder_input, letterbox
+from ..data.transforms import letterbox, normalize_image
+from ..models.finder import FILL_BGR, decode_people, finder_from_checkpoint
+from ..models.meta import IMAGE_MEAN, IMAGE_STD
 from ..models.loading import backend_for
 from ..models.pretrained import default_weights, read_manifest
 from .network import torch_threads
@@ -80,8 +82,8 @@ class Finder:
         for i, image in enumerate(images):
             if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
                 raise DataError(f"image {i}: expected an H x W x 3 BGR image")
-            canvas, scale, offset = letterbox(image, self.input_size)
-            canvases.append(finder_input(canvas))
+            canvas, scale, offset = letterbox(image, self.input_size, FILL_BGR)
+            canvases.append(normalize_image(canvas, mean=IMAGE_MEAN, std=IMAGE_STD))
             scales.append(scale)
             offsets.append(offset)
         batch = np.stack(canvases).astype(np.float32, copy=False)

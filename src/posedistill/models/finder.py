@@ -1,7 +1,7 @@
 """The person finder: a small CenterNet-style network that finds people's boxes on a whole photo.
 
-The photo is letterboxed to ``input_size`` x ``input_size`` (:func:`letterbox`: centred, padded with the colour
-that normalises to zero). The output is on a stride-8 grid with 5 channels:
+The photo is letterboxed to ``input_size`` x ``input_size`` (:func:`posedistill.data.transforms.letterbox`:
+centred, padded with :data:`FILL_BGR`, the colour that normalises to zero) and normalised like the pose models. The output is on a stride-8 grid with 5 channels:
 
 * 0: centre logit (sigmoid: the probability that a person's box centre lies in the cell);
 * 1, 2: the centre's sub-cell offset (x, y) in cells, in [0, 1) after a sigmoid;
@@ -18,19 +18,16 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..data.transforms import normalize_image
 from ..errors import CheckpointError
 from .checkpoint import safe_load
-from .meta import IMAGE_MEAN, IMAGE_STD
+from .meta import IMAGE_MEAN
 
-__all__ = ["STRIDE", "FILL_BGR", "PersonFinder", "person_finder", "letterbox", "finder_input", "decode_people",
-           "finder_from_checkpoint"]
+__all__ = ["STRIDE", "FILL_BGR", "PersonFinder", "person_finder", "decode_people", "finder_from_checkpoint"]
 
 STRIDE = 8
 #: the letterbox padding: the BGR colour that normalises to about zero
@@ -111,25 +108,6 @@ def finder_from_checkpoint(path, *, map_location: str | torch.device = "cpu") ->
         raise CheckpointError(f"{path}: not a person-finder checkpoint ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0][:200]})") from exc
     return model.eval()
-
-
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, np.ndarray]:
-    """``image`` scaled to fit ``size`` x ``size`` (area interpolation when shrinking), centred on
-    :data:`FILL_BGR`. Returns (canvas, scale, offset): canvas point = image point * scale + offset."""
-    h, w = image.shape[:2]
-    scale = size / max(h, w)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    canvas = np.empty((size, size, 3), np.uint8)
-    canvas[:] = FILL_BGR
-    x0, y0 = (size - nw) // 2, (size - nh) // 2
-    canvas[y0:y0 + nh, x0:x0 + nw] = small
-    return canvas, scale, np.array([x0, y0], np.float64)
-
-
-def finder_input(canvas: np.ndarray) -> np.ndarray:
-    """A letterboxed BGR canvas as the finder's (3, S, S) float32 input (normalised like the pose models)."""
-    return normalize_image(canvas, mean=IMAGE_MEAN, std=IMAGE_STD)
 
 
 def decode_people(out: np.ndarray, *, top_k: int = 1, input_size: int = 128
