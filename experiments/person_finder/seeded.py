@@ -62,11 +62,14 @@ class SeededLocalizer(Localizer):
     """A :class:`Localizer` whose first candidates are the finder's boxes."""
 
     def __init__(self, network, finder: Finder, *, peaks: int, scales, whole: bool, **kw) -> None:
-        super().__init__(network, **kw)
-        self.finder, self.peaks, self.scales, self.whole = finder, peaks, scales, whole
+        super().__init__(network, method="pose", finder=None, **kw)  # every setting given explicitly
+        self.seed_finder, self.peaks, self.scales, self.whole = finder, peaks, scales, whole
 
-    def candidates(self, image: np.ndarray) -> list[list[float]]:
-        boxes = [[float(v) for v in scale_box(b, f)] for _, b in self.finder(image, top_k=self.peaks)
+    def candidates_many(self, images) -> list[list[list[float]]]:
+        return [self._seeds(image) for image in images]
+
+    def _seeds(self, image: np.ndarray) -> list[list[float]]:
+        boxes = [[float(v) for v in scale_box(b, f)] for _, b in self.seed_finder(image, top_k=self.peaks)
                  for f in self.scales]
         if self.whole:
             h, w = image.shape[:2]
@@ -96,7 +99,7 @@ def main() -> None:
     for name in names:
         locs[name] = SeededLocalizer(net, finder, **SETTINGS[name])
     if args.baseline:
-        locs["localizer (grid)"] = Localizer(net)
+        locs["localizer (grid)"] = Localizer(net, method="pose")
     result = {"split": args.split, "weights": str(args.weights), "student": str(net.weights),
               "cpu": torch.backends.cpu.get_cpu_capability(), "settings": {k: {a: str(b) for a, b in v.items()} for k, v in
                                                                             SETTINGS.items() if k in names}}

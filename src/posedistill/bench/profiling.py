@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import ConfigError
+from ..inference.network import torch_threads
 from ..models import DEFAULT_DEPTH, build_model, get_model_spec, resolve_name
 
 __all__ = ["count_parameters", "count_gmacs", "time_call", "num_threads", "profile_models", "check_input_size"]
@@ -51,18 +52,11 @@ def count_gmacs(model: nn.Module, input_size: int, *, batch: int = 1) -> float:
 
 @contextlib.contextmanager
 def num_threads(threads: int | None) -> Iterator[None]:
-    """Temporarily set torch's intra-op thread count (None: leave it)."""
-    if threads is None:
-        yield
-        return
-    if threads < 1:
+    """Temporarily set torch's intra-op thread count (None: leave it); ``threads < 1`` is refused."""
+    if threads is not None and threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def time_call(fn: Callable[[], Any], *, repeats: int = 10, warmup: int = 3) -> dict[str, float]:
