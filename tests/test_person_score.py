@@ -159,3 +159,27 @@ def test_localizer_finds_the_scorer_beside_real_weights_and_scores_every_candida
     quality = best.person_scores[0]  # with a scorer, the ranking score is its predicted fraction of right joints
     assert 0 < quality < 1
     assert auto.score_boxes(image, best.boxes).person_scores[0] == pytest.approx(quality, abs=1e-4)
+
+
+def test_export_copies_the_checkpoints_person_scorer_keyed_to_the_onnx_file(tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from posedistill.cli import main as cli
+    from posedistill.inference.person_score import scorer_for, sidecar_path
+    from posedistill.models.pretrained import default_weights
+
+    shipped = default_weights(backend="torch")
+    ckpt = tmp_path / "student.pt"
+    shutil.copy(shipped, ckpt)
+    shutil.copy(sidecar_path(shipped), sidecar_path(ckpt))
+    res = CliRunner().invoke(cli, ["export", str(ckpt), "--onnx", str(tmp_path / "student.onnx")])
+    assert res.exit_code == 0, res.output
+    assert "person scorer" in res.output
+    copied = scorer_for(tmp_path / "student.onnx", 14)
+    assert copied is not None and copied.weights_sha256 != scorer_for(ckpt, 14).weights_sha256
+    other = tmp_path / "other.pt"
+    shutil.copy(shipped, other)  # no scorer beside it: nothing is written
+    res = CliRunner().invoke(cli, ["export", str(other), "--onnx", str(tmp_path / "other.onnx")])
+    assert res.exit_code == 0 and not sidecar_path(tmp_path / "other.onnx").exists()

@@ -27,7 +27,7 @@ from posedistill.bench.profiling import profile_models
 from posedistill.bench.worker import time_rounds
 from posedistill.deploy.onnx import export_onnx
 from posedistill.deploy.runtime import INPUT_NAME, load_onnx_session
-from posedistill.inference.person_score import PersonScorer, sidecar_path
+from posedistill.inference.person_score import PersonScorer, copy_scorer, sidecar_path
 from posedistill.io import atomic_write_json, atomic_write_text
 from posedistill.models.checkpoint import slim_checkpoint
 from posedistill.models.loading import load_pose_model
@@ -118,20 +118,14 @@ def _ship(run_dir: Path, out_dir: Path, name: str, *, onnx: bool) -> dict:
 
 def _ship_person_scorer(best: Path, shipped: list[Path]) -> dict | None:
     """Copy the localiser's person scorer fitted for ``best`` (``python -m posedistill.inference.scorer_fit``) beside
-    each shipped file of the same network (its slim copy and ONNX export: the same heatmaps, so the same features),
-    each copy keyed to its file's sha256. Returns the first copy's manifest entry."""
-    if not sidecar_path(best).is_file():
+    each shipped file of the same network (:func:`~posedistill.inference.person_score.copy_scorer`). Returns the
+    first copy's manifest entry."""
+    written = copy_scorer(best, shipped)
+    if not written:
         return None
-    scorer = PersonScorer.load(sidecar_path(best))
-    if scorer.weights_sha256 != sha256_file(best):
-        print(f"warning: {sidecar_path(best)} was fitted for other weights; not shipped", file=sys.stderr)
-        return None
-    entries = []
-    for path in shipped:
-        scorer.weights_sha256 = sha256_file(path)
-        scorer.save(sidecar_path(path))
-        entries.append({"file": sidecar_path(path).name, "sha256": sha256_file(sidecar_path(path))})
-    return {**entries[0], **(scorer.info or {}), "copies": entries[1:]}
+    info = PersonScorer.load(written[0]).info or {}
+    entries = [{"file": p.name, "sha256": sha256_file(p)} for p in written]
+    return {**entries[0], **info, "copies": entries[1:]}
 
 
 def _student_arg(text: str) -> tuple[str, Path]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..inference.calibration import calibration_batches
+from ..inference.person_score import copy_scorer
 from ..deploy.onnx import export_onnx
 from ..deploy.quantize import quantize_onnx
 from ..models.loading import load_pose_model
@@ -32,7 +33,8 @@ def export(checkpoint: Path, onnx_path: Path, input_size: int | None, int8: bool
     """Export CHECKPOINT to ONNX (last-stack heatmaps, dynamic batch axis), optionally also int8.
 
     The fp32 model is checked with onnx.checker and against PyTorch (max |diff| <= 1e-4). The checkpoint's
-    model meta (input size, stride, sigma, joint set, normalisation) is stored in the file.
+    model meta (input size, stride, sigma, joint set, normalisation) is stored in the file. A person scorer beside
+    the checkpoint (CHECKPOINT.person.json) is copied beside the fp32 ONNX file, keyed to it.
     """
     loaded = load_pose_model(checkpoint, backend="torch")
     meta = loaded.meta.with_input_size(input_size) if input_size else loaded.meta
@@ -44,6 +46,9 @@ def export(checkpoint: Path, onnx_path: Path, input_size: int | None, int8: bool
         calib_data = calibration_batches(calib, meta, limit=calib_limit, bbox_file=calib_bbox_file)
     export_onnx(loaded.module, onnx_path, input_size=size, metadata=meta.to_onnx_props())
     click.echo(f"wrote {onnx_path}")
+    if input_size in (None, loaded.meta.input_size):  # the same crops: the checkpoint's person scorer fits it too
+        for path in copy_scorer(checkpoint, [onnx_path]):
+            click.echo(f"wrote {path} (the checkpoint's person scorer, keyed to the ONNX file)")
     if int8:
         out = int8_output or onnx_path.with_suffix(".int8.onnx")
         quantize_onnx(onnx_path, out, calibration=calib_data, mode=int8_mode)

@@ -34,7 +34,7 @@ from ..errors import CheckpointError
 from ..io import atomic_write_text
 from ..models.pretrained import sha256_file
 
-__all__ = ["FEATURES_VERSION", "PersonScorer", "candidate_features", "scorer_for",
+__all__ = ["FEATURES_VERSION", "PersonScorer", "candidate_features", "scorer_for", "copy_scorer",
            "sidecar_path"]
 
 FEATURES_VERSION = 1
@@ -161,6 +161,25 @@ def sidecar_path(weights: str | os.PathLike) -> Path:
     """Where the scorer of ``weights`` lives: ``<weights>.person.json``."""
     weights = Path(weights)
     return weights.with_name(weights.name + _SUFFIX)
+
+
+def copy_scorer(source: str | os.PathLike, targets: Sequence[str | os.PathLike]) -> list[Path]:
+    """The scorer fitted for ``source`` written beside each of ``targets`` (files of the same network: its ONNX
+    export, a slim copy; the same heatmaps, so the same features), each copy keyed to its file's sha256. Nothing
+    (an empty list) when ``source`` has no scorer or one fitted for other weights."""
+    path = sidecar_path(source)
+    if not path.is_file():
+        return []
+    scorer = PersonScorer.load(path)
+    if scorer.weights_sha256 and scorer.weights_sha256 != sha256_file(source):
+        print(f"posedistill: {path} was fitted for other weights (sha256 differs); not copied", file=sys.stderr)
+        return []
+    written = []
+    for target in targets:
+        scorer.weights_sha256 = sha256_file(target)
+        scorer.save(sidecar_path(target))
+        written.append(sidecar_path(target))
+    return written
 
 
 def scorer_for(weights: str | os.PathLike, num_joints: int) -> PersonScorer | None:
