@@ -56,6 +56,8 @@ def test_health_skeleton_and_page(client):
     assert health["status"] == "ok" and health["joint_set"] == "lsp" and health["input_size"] == shipped["input_size"]
     # the default student runs as its ONNX export, with the scorer shipped beside it
     assert health["person_scorer"] is True and sidecar_path(DEFAULT_WEIGHTS_DIR / shipped["onnx"]["file"]).is_file()
+    # a request without a box is located by the shipped person finder
+    assert health["localisation"] == "finder" and health["person_finder"] == manifest["finder"]["onnx"]["file"]
     sk = client.get("/skeleton").json()
     assert len(sk["names"]) == 14 and len(sk["limbs"]) == len(sk["limb_sides"])
     page = client.get("/")

@@ -276,6 +276,7 @@ def create_app(predictor: Predictor, *, config: ServeConfig | None = None) -> Fa
                 "localisation": localizer.method if localizer is not None else "none", "flip": predictor.flip,
                 "refine": _REFINE_WORDS[predictor.refine],
                 "person_scorer": localizer is not None and localizer.scorer is not None,
+                "person_finder": localizer.finder.weights.name if localizer is not None and localizer.finder else None,
                 "queued": batcher.queued(), "queue_size": config.queue_size,
                 "max_batch": config.max_batch, "served": batcher.served, "batches": batcher.batches,
                 "decoded_megapixels": budget.used / 1e6, "max_decoded_megapixels": config.max_decoded_megapixels}
