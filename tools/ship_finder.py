@@ -6,7 +6,7 @@ manifest ``default.json`` (the students and the teacher are left as they are), w
 the provenance given on the command line.
 
     python tools/ship_finder.py experiments/person_finder/finder_w24.pt --name person_finder_w24 \
-        --command "python experiments/person_finder/train.py --width 24 --epochs 40 --threads 1 --seed 3" \
+        --command "posedistill train-finder --data ../shared/data/lspet --out runs/finder --width 24 --epochs 40 --seed 3" \
         --val "photos IoU 0.592, scenes IoU 0.586 (epoch 40)"
 """
 
@@ -38,7 +38,7 @@ class _AsList(nn.Module):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", type=Path, help="a finder checkpoint of experiments/person_finder/train.py")
+    parser.add_argument("checkpoint", type=Path, help="a finder checkpoint (posedistill train-finder's OUT/finder.pt)")
     parser.add_argument("--name", required=True, help="file stem of the shipped copy")
     parser.add_argument("--command", required=True, help="the training command (provenance)")
     parser.add_argument("--val", default="", help="its validation figures (provenance)")

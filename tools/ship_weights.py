@@ -79,8 +79,9 @@ Latency: one person (batch 1), {threads} thread(s), median, this machine ({cpu})
   (the shipped person finder's box refined by the student, `docs/inference.md`). Finding the person costs the
   student 7.5 points of PCK@0.2 on the test photos against the true box, and it fails more often on small people,
   unusual poses and images with several people.
-* The person finder (`person_finder_w24.onnx` and its checkpoint, in the manifest under `"finder"`) was trained by
-  `experiments/person_finder/train.py` on the same training photos; it is shared by every student.
+* The person finder (`person_finder_w24.onnx` and its checkpoint, in the manifest under `"finder"`) was trained on
+  the same training photos by the recipe of `posedistill train-finder` (its command is in the manifest); it is
+  shared by every student.
 * Trained on sports images at {input}x{input}: coarse joints (a heatmap cell is {cell} input pixels; sub-pixel
   decoding helps only so much), weak on occlusion, unusual viewpoints, crowds, small or truncated people, and on
   images unlike LSPET (e.g. indoor, daily-life, surveillance). Not for decisions about people.

@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE))
 from posedistill import Predictor  # noqa: E402
 from posedistill.evaluation import PCK  # noqa: E402
 
-from data import joints_extent  # noqa: E402
+from posedistill.data.person_canvases import joints_extent  # noqa: E402
 from evaluate import load_set  # noqa: E402
 from finder import DEFAULT_WEIGHTS, Finder, confident_box, scale_box, student_on_box  # noqa: E402
 

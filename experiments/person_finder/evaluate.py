@@ -39,9 +39,10 @@ from posedistill import Predictor  # noqa: E402
 from posedistill.data import lspet_split  # noqa: E402
 from posedistill.evaluation import PCK  # noqa: E402
 
-from data import joints_extent  # noqa: E402
+from posedistill.data.person_canvases import joints_extent  # noqa: E402
 from finder import DEFAULT_WEIGHTS, Finder, confident_box, photo_to_keypoints, scale_box, student_on_box  # noqa: E402
-from valsets import box_iou, scenes  # noqa: E402
+from posedistill.data.records import box_iou  # noqa: E402
+from valsets import scenes  # noqa: E402
 
 
 def load_set(root: Path, split: str, name: str, limit: int):

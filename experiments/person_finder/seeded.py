@@ -31,7 +31,7 @@ from posedistill import Predictor  # noqa: E402
 from posedistill.evaluation import PCK  # noqa: E402
 from posedistill.inference.localize import Localizer  # noqa: E402
 
-from data import joints_extent  # noqa: E402
+from posedistill.data.person_canvases import joints_extent  # noqa: E402
 from evaluate import load_set  # noqa: E402
 from finder import DEFAULT_WEIGHTS, Finder, scale_box  # noqa: E402
 

@@ -18,6 +18,7 @@ _COMMANDS: list[tuple[str, str]] = [
     ("profile_cmd", "profile"),
     ("train_cmd", "train"),
     ("train_cmd", "distill"),
+    ("finder_cmd", "train_finder"),
     ("evaluate_cmd", "evaluate"),
     ("quickstart_cmd", "quickstart"),
     ("data_cmd", "data"),

@@ -1,39 +1,42 @@
-"""Training data of the person finder: a photo cache, the letterbox used at inference, augmented canvases and
-CenterNet targets.
+"""Training canvases of the person finder (:mod:`posedistill.models.finder`): real photos letterboxed, pasted over
+other real photos, or paired, with CenterNet targets.
 
-Every training canvas is S x S BGR uint8 with a list of *target* boxes (annotated people, ``[x, y, w, h]`` =
-extent of their visible joints, canvas pixels) and *ignore* boxes (a person that is visible but degraded or half
-covered: neither positive nor negative). Modes (probabilities in :data:`MODES`):
+Every canvas is S x S BGR uint8 with a list of *target* boxes (annotated people, ``[x, y, w, h]`` = the extent of
+their visible joints, canvas pixels) and *ignore* boxes (a person visible but degraded or half covered: neither
+positive nor negative). Modes (probabilities in :data:`MODES`):
 
 * ``plain``: the photo alone, letterboxed at a random scale and position (0.7-1.0 x the fitting scale), or zoomed
-  in (1.0-1.6 x, the person's centre kept on the canvas); padding the letterbox's mean colour or a random colour.
-  Test photos are plain photos: this is the main case.
-* ``paste``: the photo (0.3-0.9 of the canvas) pasted over ANOTHER real training photo that fills the canvas,
-  with a feathered rectangular or elliptical alpha border (width 0-25 % of the photo's side; a hard border in a
-  fifth of the pastes). The background photo is shown as it is (its annotated person is a target too where at
-  least 75 % of its visible joints stay uncovered, an ignore box where 25-75 % do), or pixelated into 6-20 blocks,
-  or blurred (its person an ignore box): so the paste border marks neither "the" person nor "no person".
+  in (1.0-1.6 x, the person's centre kept on the canvas); padding the letterbox colour or a random colour. A
+  user's photo is a plain photo: this is the main case.
+* ``paste``: the photo (0.3-0.9 of the canvas) pasted over ANOTHER real photo that fills the canvas, with a
+  feathered rectangular or elliptical alpha border (width 0-25 % of the photo's side; a hard border in a fifth of
+  the pastes). The background photo is shown as it is (its annotated person is a target too where at least 75 %
+  of its visible joints stay uncovered, an ignore box where 25-75 % do), pixelated into 6-20 blocks, or blurred
+  (its person an ignore box): so the paste border marks neither "the" person nor "no person".
 * ``pair``: two photos side by side (or one above the other), each letterboxed into its part: both annotated
   people are targets (the finder is a people finder; the caller takes the best-scoring one).
 
-Then a horizontal flip (p 0.5) and colour jitter (brightness, contrast, saturation +-30 %, grey p 0.1, blur p 0.1).
+Then a horizontal flip (p 0.5) and colour jitter (brightness, contrast, saturation +-30 %, grey p 0.1, blur
+p 0.1). :func:`encode_centres` makes the targets: a Gaussian per person centre on the stride grid, a weight map
+that is zero around ignore boxes, and each person's cell, sub-cell offset and log size.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
-from posedistill.data import lspet_split
-from posedistill.data.transforms import letterbox as _letterbox
-from posedistill.data.transforms import normalize_image
-from posedistill.models.finder import FILL_BGR
-from posedistill.models.meta import IMAGE_MEAN, IMAGE_STD
+from ..errors import DataError
+from ..models.finder import FILL_BGR
+from .records import PersonRecord
+
+__all__ = ["MODES", "PHOTO_SIDE", "PhotoBank", "joints_extent", "sample_canvas", "encode_centres"]
 
 MODES = {"plain": 0.5, "paste": 0.3, "pair": 0.2}
-CACHE_SIDE = 256
+#: photos are kept shrunk to at most this side (the finder sees them at 128)
+PHOTO_SIDE = 256
 
 
 def joints_extent(joints: np.ndarray, visible: np.ndarray) -> np.ndarray:
@@ -43,53 +46,34 @@ def joints_extent(joints: np.ndarray, visible: np.ndarray) -> np.ndarray:
     return np.array([lo[0], lo[1], max(hi[0] - lo[0], 1.0), max(hi[1] - lo[1], 1.0)])
 
 
-# -- the letterbox is the package's (posedistill.data.transforms.letterbox)
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, np.ndarray]:
-    return _letterbox(image, size, FILL_BGR)
+class PhotoBank:
+    """The photos of some person records, shrunk to at most :data:`PHOTO_SIDE` a side, in one ragged uint8 buffer
+    in memory, with their joints and visibility in the shrunk photos' pixels (about 1 GB for LSPET's 8,800
+    training photos). A record with fewer than two visible joints is kept but never sampled as a person."""
 
-
-def to_input(canvas: np.ndarray) -> np.ndarray:
-    """(3, S, S) float32, normalised like the pose models."""
-    return normalize_image(canvas, mean=IMAGE_MEAN, std=IMAGE_STD)
-
-
-def box_from_canvas(box: np.ndarray, scale: float, offset: np.ndarray) -> np.ndarray:
-    """A canvas box ``[x, y, w, h]`` in the original image's pixels."""
-    return np.array([(box[0] - offset[0]) / scale, (box[1] - offset[1]) / scale, box[2] / scale, box[3] / scale])
-
-
-# -- photo cache
-class PhotoCache:
-    """All photos of a split, shrunk to at most ``CACHE_SIDE`` a side, in one ragged uint8 buffer (an .npz under
-    /tmp), with their joints and visibility in the shrunk photo's pixels."""
-
-    def __init__(self, root: Path, split: str, path: Path) -> None:
-        if not path.exists():
-            self._build(root, split, path)
-        z = np.load(path)
-        self.buffer, self.offsets, self.shapes = z["buffer"], z["offsets"], z["shapes"]
-        self.joints, self.visible = z["joints"], z["visible"]
-
-    @staticmethod
-    def _build(root: Path, split: str, path: Path) -> None:
-        records = lspet_split(root, split)
+    def __init__(self, records: Sequence[PersonRecord], *, side: int = PHOTO_SIDE) -> None:
+        if not records:
+            raise DataError("the person finder needs at least one training photo")
         chunks, offsets, shapes, joints, visible = [], [0], [], [], []
         for rec in records:
             img = cv2.imread(str(rec.image), cv2.IMREAD_COLOR)
+            if img is None:
+                raise DataError(f"{rec.image}: unreadable image")
             h, w = img.shape[:2]
-            s = min(1.0, CACHE_SIDE / max(h, w))
+            s = min(1.0, side / max(h, w))
             if s < 1:
                 img = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
             chunks.append(img.reshape(-1))
             offsets.append(offsets[-1] + img.size)
             shapes.append(img.shape[:2])
-            joints.append(rec.joints * s)
-            visible.append(rec.visible)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, buffer=np.concatenate(chunks), offsets=np.array(offsets, np.int64),
-                 shapes=np.array(shapes, np.int32), joints=np.array(joints, np.float32),
-                 visible=np.array(visible, np.float32))
-        tmp.rename(path)
+            joints.append(np.asarray(rec.joints, np.float32) * s)
+            visible.append(np.asarray(rec.visible, np.float32))
+        self.buffer = np.concatenate(chunks)
+        self.offsets, self.shapes = np.array(offsets, np.int64), np.array(shapes, np.int32)
+        self.joints, self.visible = np.stack(joints), np.stack(visible)
+        self.people = np.array([i for i in range(len(shapes)) if self.usable(i)])
+        if len(self.people) < 2:
+            raise DataError("the person finder needs at least two photos with two or more visible joints")
 
     def __len__(self) -> int:
         return len(self.shapes)
@@ -99,7 +83,7 @@ class PhotoCache:
         return self.buffer[self.offsets[i]:self.offsets[i + 1]].reshape(h, w, 3)
 
     def usable(self, i: int) -> bool:
-        return (self.visible[i] > 0).sum() >= 2
+        return bool((self.visible[i] > 0).sum() >= 2)
 
 
 # -- augmentation
@@ -122,11 +106,11 @@ def _fill(rng: np.random.Generator):
     return FILL_BGR if rng.random() < 0.7 else tuple(int(v) for v in rng.integers(0, 256, 3))
 
 
-def _letterboxed(cache: PhotoCache, i: int, w: int, h: int, rng: np.random.Generator, *, zoom: bool = True):
+def _letterboxed(bank: PhotoBank, i: int, w: int, h: int, rng: np.random.Generator, *, zoom: bool = True):
     """Photo ``i`` on a w x h canvas at a random scale and position; returns (canvas, target box)."""
-    photo = cache.photo(i)
+    photo = bank.photo(i)
     ph, pw = photo.shape[:2]
-    box = joints_extent(cache.joints[i], cache.visible[i])
+    box = joints_extent(bank.joints[i], bank.visible[i])
     fit = min(w / pw, h / ph)
     if zoom and rng.random() < 0.3:
         s = fit * rng.uniform(1.0, 1.6)
@@ -159,26 +143,26 @@ def _alpha_mask(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(inside / feather, 0.0, 1.0)
 
 
-def _sample_plain(cache, i, size, rng):
-    canvas, box = _letterboxed(cache, i, size, size, rng)
+def _sample_plain(bank, i, size, rng):
+    canvas, box = _letterboxed(bank, i, size, size, rng)
     return canvas, [box], []
 
 
-def _sample_pair(cache, i, size, rng):
-    j = int(rng.integers(len(cache)))
-    while not cache.usable(j):
-        j = int(rng.integers(len(cache)))
+def _sample_pair(bank, i, size, rng):
+    j = int(rng.integers(len(bank)))
+    while not bank.usable(j):
+        j = int(rng.integers(len(bank)))
     split = int(size * rng.uniform(0.35, 0.65))
     horizontal = rng.random() < 0.75
     canvas = np.empty((size, size, 3), np.uint8)
     boxes = []
     for k, (idx, start, extent) in enumerate(((i, 0, split), (j, split, size - split))):
         if horizontal:
-            part, box = _letterboxed(cache, idx, extent, size, rng, zoom=False)
+            part, box = _letterboxed(bank, idx, extent, size, rng, zoom=False)
             canvas[:, start:start + extent] = part
             box[0] += start
         else:
-            part, box = _letterboxed(cache, idx, size, extent, rng, zoom=False)
+            part, box = _letterboxed(bank, idx, size, extent, rng, zoom=False)
             canvas[start:start + extent] = part
             box[1] += start
         boxes.append(box)
@@ -188,19 +172,19 @@ def _sample_pair(cache, i, size, rng):
     return canvas, boxes, []
 
 
-def _sample_paste(cache, i, size, rng):
-    j = int(rng.integers(len(cache)))
-    while not cache.usable(j) or j == i:
-        j = int(rng.integers(len(cache)))
+def _sample_paste(bank, i, size, rng):
+    j = int(rng.integers(len(bank)))
+    while not bank.usable(j) or j == i:
+        j = int(rng.integers(len(bank)))
     # background photo j covers the canvas (1.0-1.5 x the covering scale)
-    bg = cache.photo(j)
+    bg = bank.photo(j)
     bh, bw = bg.shape[:2]
     s = max(size / bw, size / bh) * rng.uniform(1.0, 1.5)
     x0, y0 = rng.uniform(size - bw * s, 0), rng.uniform(size - bh * s, 0)
     canvas = _place(bg, s, x0, y0, (size, size))
     sxb, syb = round(bw * s) / bw, round(bh * s) / bh
-    bg_joints = cache.joints[j] * np.array([sxb, syb]) + np.array([x0, y0])
-    bg_vis = cache.visible[j].copy()
+    bg_joints = bank.joints[j] * np.array([sxb, syb]) + np.array([x0, y0])
+    bg_vis = bank.visible[j].copy()
     kind = rng.choice(["photo", "pixelated", "blurred"], p=[0.5, 0.25, 0.25])
     if kind == "pixelated":
         blocks = int(rng.integers(6, 21))
@@ -209,18 +193,18 @@ def _sample_paste(cache, i, size, rng):
     elif kind == "blurred":
         canvas = cv2.GaussianBlur(canvas, (0, 0), rng.uniform(3.0, 8.0))
     # foreground photo i, pasted with a feathered alpha
-    photo = cache.photo(i)
+    photo = bank.photo(i)
     ph, pw = photo.shape[:2]
     fs = rng.uniform(0.3, 0.9) * size / max(ph, pw)
     nw, nh = max(1, round(pw * fs)), max(1, round(ph * fs))
     small = cv2.resize(photo, (nw, nh), interpolation=cv2.INTER_AREA if fs < 1 else cv2.INTER_LINEAR)
     fx, fy = int(rng.integers(0, size - nw + 1)), int(rng.integers(0, size - nh + 1))
-    box = joints_extent(cache.joints[i], cache.visible[i])
+    box = joints_extent(bank.joints[i], bank.visible[i])
     sx, sy = nw / pw, nh / ph
     box = np.array([box[0] * sx + fx, box[1] * sy + fy, box[2] * sx, box[3] * sy])
     alpha = _alpha_mask(nw, nh, rng)
     # keep the person's joints inside the opaque part; fall back to a plain rectangle otherwise
-    fj = cache.joints[i][cache.visible[i] > 0] * np.array([sx, sy])
+    fj = bank.joints[i][bank.visible[i] > 0] * np.array([sx, sy])
     ji = np.clip(np.round(fj).astype(int), 0, [nw - 1, nh - 1])
     if np.mean(alpha[ji[:, 1], ji[:, 0]] > 0.5) < 0.9:
         alpha = np.ones((nh, nw), np.float32)
@@ -246,7 +230,7 @@ def _sample_paste(cache, i, size, rng):
     return canvas, targets, ignores
 
 
-def colour_jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _colour_jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     x = img.astype(np.float32)
     if rng.random() < 0.8:
         x = x * rng.uniform(0.7, 1.3)  # brightness
@@ -262,20 +246,20 @@ def colour_jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def sample(cache: PhotoCache, i: int, size: int, rng: np.random.Generator, modes=MODES):
+def sample_canvas(bank: PhotoBank, i: int, size: int, rng: np.random.Generator, modes=MODES):
     """One augmented canvas (S, S, 3) uint8 BGR, its target boxes and ignore boxes."""
     mode = rng.choice(list(modes), p=list(modes.values()))
     canvas, targets, ignores = {"plain": _sample_plain, "pair": _sample_pair, "paste": _sample_paste}[mode](
-        cache, i, size, rng)
+        bank, i, size, rng)
     if rng.random() < 0.5:
         canvas = np.ascontiguousarray(canvas[:, ::-1])
         targets = [np.array([size - b[0] - b[2], b[1], b[2], b[3]]) for b in targets]
         ignores = [np.array([size - b[0] - b[2], b[1], b[2], b[3]]) for b in ignores]
-    return colour_jitter(canvas, rng), targets, ignores
+    return _colour_jitter(canvas, rng), targets, ignores
 
 
 # -- targets
-def encode(targets, ignores, size: int, stride: int):
+def encode_centres(targets, ignores, size: int, stride: int):
     """CenterNet targets on the (size / stride)^2 grid: heat (G, G) Gaussians at the box centres (sigma = an
     eighth of the box's geometric-mean side, at least 0.6 cells), a weight map (0 around ignore boxes), and per
     target (cell index, offset (2,), log size / S (2,))."""
