@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -28,7 +29,7 @@ from tqdm import tqdm
 from ..data.person_canvases import PhotoBank, encode_centres, joints_extent, sample_canvas
 from ..data.records import PersonRecord, box_iou
 from ..data.transforms import letterbox, normalize_image
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, DataError
 from ..io import atomic_open
 from ..models.checkpoint import safe_load
 from ..models.finder import FILL_BGR, STRIDE, PersonFinder, decode_people, finder_from_checkpoint
@@ -101,13 +102,14 @@ def _batch(bank: PhotoBank, indices: Sequence[int], size: int, rng: np.random.Ge
 
 def _validation(records: Sequence[PersonRecord], size: int) -> tuple[np.ndarray, list[list[float]]]:
     """The validation photos letterboxed and normalised (N, 3, S, S), and each person's box on the canvas."""
-    import cv2
-
     inputs, boxes = [], []
     for rec in records:
         if (np.asarray(rec.visible) > 0).sum() < 2:
             continue
-        canvas, scale, offset = letterbox(cv2.imread(str(rec.image), cv2.IMREAD_COLOR), size, FILL_BGR)
+        image = cv2.imread(str(rec.image), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DataError(f"{rec.image}: unreadable image")
+        canvas, scale, offset = letterbox(image, size, FILL_BGR)
         b = joints_extent(rec.joints, rec.visible)
         inputs.append(normalize_image(canvas, mean=IMAGE_MEAN, std=IMAGE_STD))
         boxes.append([b[0] * scale + offset[0], b[1] * scale + offset[1], b[2] * scale, b[3] * scale])
