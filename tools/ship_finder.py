@@ -21,6 +21,7 @@ from torch import nn
 
 from posedistill.deploy.onnx import export_onnx
 from posedistill.io import atomic_write_json
+from posedistill.models.checkpoint import save_atomic
 from posedistill.models.finder import finder_from_checkpoint
 from posedistill.models.pretrained import DEFAULT_WEIGHTS_DIR, MANIFEST, manifest_entry, read_manifest
 
@@ -48,9 +49,7 @@ def main() -> None:
     manifest = read_manifest(args.out)
     model = finder_from_checkpoint(args.checkpoint)
     pt = args.out / f"{args.name}.pt"
-    tmp = pt.with_suffix(".pt.tmp")
-    torch.save({"model": model.state_dict(), "width": model.width, "input_size": model.input_size}, tmp)
-    tmp.replace(pt)
+    save_atomic(pt, {"model": model.state_dict(), "width": model.width, "input_size": model.input_size})
     onnx_path = pt.with_suffix(".onnx")
     export_onnx(_AsList(model), onnx_path, input_size=model.input_size,
                 metadata={"arch": "person_finder", "width": str(model.width)})

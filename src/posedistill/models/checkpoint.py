@@ -30,7 +30,7 @@ from ..io import atomic_open
 from .hourglass import DEFAULT_DEPTH
 from .registry import build_model
 
-__all__ = ["save_checkpoint", "safe_load", "load_checkpoint", "model_from_checkpoint", "slim_checkpoint", "standalone_weights",
+__all__ = ["save_checkpoint", "save_atomic", "safe_load", "load_checkpoint", "model_from_checkpoint", "slim_checkpoint", "standalone_weights",
            "FORMAT"]
 
 #: What a deployed checkpoint keeps (:func:`slim_checkpoint`): enough to run, and to tell where it came from.
@@ -44,7 +44,12 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> None
     missing = {"arch", "joint_set", "input_size", "model"} - checkpoint.keys()
     if missing:
         raise ValueError(f"checkpoint lacks {sorted(missing)}")
-    payload = {"format": FORMAT, "version": 1, **checkpoint}
+    save_atomic(path, {"format": FORMAT, "version": 1, **checkpoint})
+
+
+def save_atomic(path: str | os.PathLike, payload: Any) -> None:
+    """``torch.save`` of ``payload`` to a temporary file renamed over ``path`` (any weights file: a pose
+    checkpoint through :func:`save_checkpoint`, the person finder's files)."""
     with atomic_open(path, "wb") as handle:
         torch.save(payload, handle)
 

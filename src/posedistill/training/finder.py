@@ -30,8 +30,8 @@ from ..data.person_canvases import PhotoBank, encode_centres, joints_extent, sam
 from ..data.records import PersonRecord, box_iou
 from ..data.transforms import letterbox, normalize_image
 from ..errors import CheckpointError, ConfigError, DataError
-from ..io import atomic_open
-from ..models.checkpoint import safe_load
+from ..io import atomic_write_json, atomic_write_text
+from ..models.checkpoint import safe_load, save_atomic
 from ..models.finder import FILL_BGR, STRIDE, PersonFinder, decode_people, finder_from_checkpoint
 from ..models.meta import IMAGE_MEAN, IMAGE_STD
 
@@ -133,11 +133,6 @@ def _box_iou_of(model: PersonFinder, inputs: np.ndarray, boxes: list[list[float]
     return float(iou.mean()), float((iou >= 0.5).mean())
 
 
-def _save(obj: dict[str, Any], path: Path) -> None:
-    with atomic_open(path, "wb") as handle:
-        torch.save(obj, handle)
-
-
 def train_finder(train: Sequence[PersonRecord], val: Sequence[PersonRecord], out: str | Path,
                  settings: FinderTraining = FinderTraining(), *, resume: bool = False, init: str | Path | None = None,
                  progress: bool = True, log: Callable[[str], Any] = print) -> dict[str, float]:
@@ -177,7 +172,7 @@ def train_finder(train: Sequence[PersonRecord], val: Sequence[PersonRecord], out
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, rate)
     rng = np.random.default_rng(s.seed)
-    first = 0
+    first, history = 0, []
     if resume:
         ck = safe_load(out / "last.pt")
         model.load_state_dict(ck["model"])
@@ -185,12 +180,12 @@ def train_finder(train: Sequence[PersonRecord], val: Sequence[PersonRecord], out
         sched.load_state_dict(ck["sched"])
         rng.bit_generator.state = ck["rng"]
         torch.set_rng_state(ck["torch_rng"])
-        first = int(ck["epoch"]) + 1
+        first, history = int(ck["epoch"]) + 1, list(ck.get("history", []))
         log(f"train-finder: resumed after epoch {first}")
     else:
-        run_file.write_text(json.dumps({"settings": asdict(s), "train_photos": len(bank),
-                                        "with_person": int(len(bank.people)), "val_photos": len(val_boxes),
-                                        "init": str(init) if init else None}, indent=1))
+        atomic_write_json(run_file, {"settings": asdict(s), "train_photos": len(bank),
+                                     "with_person": int(len(bank.people)), "val_photos": len(val_boxes),
+                                     "init": str(init) if init else None})
         log(f"train-finder: {len(bank.people)} training photos with a person, {steps} steps an epoch, "
             f"{len(val_boxes)} validation photos; output {out}")
     model.train()
@@ -218,14 +213,15 @@ def train_finder(train: Sequence[PersonRecord], val: Sequence[PersonRecord], out
         sums /= steps
         iou, hit = _box_iou_of(model, val_inputs, val_boxes, s.input_size)
         state = {"model": model.state_dict(), "width": s.width, "input_size": s.input_size, "epoch": epoch}
-        _save(state, out / "finder.pt")
-        _save({**state, "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": rng.bit_generator.state,
-               "torch_rng": torch.get_rng_state()}, out / "last.pt")
-        result = {"epoch": epoch + 1, "loss_heat": sums[0], "loss_offset": sums[1], "loss_size": sums[2],
-                  "val_iou": iou, "val_iou_over_half": hit, "lr": sched.get_last_lr()[0],
-                  "seconds": time.perf_counter() - t0}
-        with open(out / "log.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(result) + "\n")
+        save_atomic(out / "finder.pt", state)
+        result = {"epoch": epoch + 1, "loss_heat": float(sums[0]), "loss_offset": float(sums[1]),
+                  "loss_size": float(sums[2]), "val_iou": iou, "val_iou_over_half": hit,
+                  "lr": float(sched.get_last_lr()[0]), "seconds": time.perf_counter() - t0}
+        history.append(result)
+        save_atomic(out / "last.pt", {**state, "opt": opt.state_dict(), "sched": sched.state_dict(),
+                                      "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                                      "history": history})
+        atomic_write_text(out / "log.jsonl", "".join(json.dumps(h) + "\n" for h in history))
         log(f"epoch {epoch + 1}/{s.epochs} | loss heat {sums[0]:.3f} offset {sums[1]:.3f} size {sums[2]:.3f} | "
             f"val IoU {iou:.3f}, >= 0.5 {100 * hit:.1f} % | {result['seconds']:.0f} s")
     return result
