@@ -66,9 +66,10 @@ class Candidate:
         return self.quality if self.quality is not None else self.confidence * self.stability
 
 
-def joints_box(keypoints: np.ndarray, scores: np.ndarray, *, keep: int, margin: float) -> list[float]:
-    """Box ``[x, y, w, h]`` around the ``keep`` most confident joints, widened by ``margin`` about its centre."""
-    order = np.argsort(-np.asarray(scores))[:max(2, keep)]
+def joints_box(keypoints: np.ndarray, scores: np.ndarray, *, keep: int | None, margin: float) -> list[float]:
+    """Box ``[x, y, w, h]`` around the ``keep`` most confident joints (None: all), widened by ``margin`` about its
+    centre."""
+    order = np.argsort(-np.asarray(scores))[:None if keep is None else max(2, keep)]
     pts = np.asarray(keypoints, np.float64)[order]
     lo, hi = pts.min(axis=0), pts.max(axis=0)
     centre, size = (lo + hi) / 2.0, np.maximum(hi - lo, 1.0) * margin

@@ -145,8 +145,7 @@ class PoseTracker:
             return self.predictor(frame, [self.box])
         c, last = self.config, self._last
         if c.track and last is not None and float(np.mean(last.scores)) >= c.relocalize_below:
-            keep = len(last.scores[0]) if c.keep_joints is None else c.keep_joints
-            box = joints_box(last.keypoints[0], last.scores[0], keep=keep, margin=c.margin)
+            box = joints_box(last.keypoints[0], last.scores[0], keep=c.keep_joints, margin=c.margin)
             self._tracked_frames += 1
             if c.recheck_every and self._tracked_frames % c.recheck_every == 0:
                 return self._recheck(frame, box)
