@@ -39,8 +39,6 @@ from posedistill.data.scenes import joints_box
 from posedistill.evaluation import PairedPCK
 from posedistill.inference.predictor import Predictor
 from posedistill.inference.refine import squares
-from posedistill.data.records import box_ious
-from posedistill.inference.refine import BoxRefinement
 from posedistill.io import atomic_write_json
 from posedistill.models.pretrained import default_weights
 
@@ -96,13 +94,13 @@ class Scorer(PairedPCK):
 
     def mean_pck(self, variants: list[np.ndarray]) -> float:
         """The mean PCK over the variants' predictions."""
-        return float(np.mean([self.pck_of(*self.hits(p)) for p in variants]))
+        return float(np.mean([self.pck_of(self.errors(p)) for p in variants]))
 
     def loss_se(self, variants: list[np.ndarray], reference: np.ndarray) -> float:
         """Bootstrap standard error (over people) of ``mean_pck([reference]) - mean_pck(variants)``."""
-        ref = self.hits(reference)
-        hv = [self.hits(p) for p in variants]
-        diffs = [self.pck_of(*ref, s) - np.mean([self.pck_of(*h, s) for h in hv]) for s in self.samples]
+        ref = self.errors(reference)
+        ev = [self.errors(p) for p in variants]
+        diffs = [self.pck_of(ref, s) - np.mean([self.pck_of(e, s) for e in ev]) for s in self.samples]
         return float(np.std(diffs))
 
 
@@ -146,7 +144,7 @@ def main() -> None:
                 pts, again = run(predictor, images, boxes, refine="auto")
                 got["auto"].append(pts)
                 got["auto_again"].append(again)
-                got["iou"].append(box_ious(squares(boxes), squares(BoxRefinement.extent(first))))  # the rule's IoU
+                got["iou"].append(rule.agreement(boxes, first))
                 for m in margins:
                     predictor.refinement = replace(rule, margin=m)
                     got.setdefault(f"always m{m:g}", []).append(run(predictor, images, boxes, refine=True)[0])

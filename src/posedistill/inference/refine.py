@@ -76,8 +76,13 @@ class BoxRefinement:
         disagree with their joints' extent (``"auto"``: the IoU of their squares below ``min_iou``)."""
         refine = check_refine(refine)
         if refine == "auto":
-            return box_ious(squares(boxes), squares(self.extent(keypoints))) < self.min_iou
+            return self.agreement(boxes, keypoints) < self.min_iou
         return np.full(len(boxes), refine, bool)
+
+    def agreement(self, boxes: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        """(N,) the IoU of each given box's square with the square of its person's joints' extent: what
+        ``"auto"`` compares with ``min_iou``."""
+        return box_ious(squares(boxes), squares(self.extent(keypoints)))
 
     def crop_box(self, keypoints: np.ndarray) -> np.ndarray:
         """(N, 4) boxes of the second crop: the joints' extent scaled by ``margin`` about its centre."""
