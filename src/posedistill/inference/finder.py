@@ -26,7 +26,15 @@ from ..models.loading import backend_for
 from ..models.pretrained import default_weights, read_manifest
 from .network import torch_threads
 
-__all__ = ["Finder"]
+__all__ = ["Finder", "finder_input"]
+
+
+def finder_input(image: np.ndarray, size: int) -> tuple[np.ndarray, float, np.ndarray]:
+    """A BGR photo as the finder sees it: letterboxed to ``size`` on :data:`~posedistill.models.finder.FILL_BGR` and
+    normalised like the pose models, (3, S, S) float32; with the letterbox's scale and offset (canvas point = image
+    point * scale + offset). Inference and the finder's validation during training both make it here."""
+    canvas, scale, offset = letterbox(image, size, FILL_BGR)
+    return normalize_image(canvas, mean=IMAGE_MEAN, std=IMAGE_STD), scale, offset
 
 
 class Finder:
@@ -82,8 +90,8 @@ class Finder:
         for i, image in enumerate(images):
             if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
                 raise DataError(f"image {i}: expected an H x W x 3 BGR image")
-            canvas, scale, offset = letterbox(image, self.input_size, FILL_BGR)
-            canvases.append(normalize_image(canvas, mean=IMAGE_MEAN, std=IMAGE_STD))
+            canvas, scale, offset = finder_input(image, self.input_size)
+            canvases.append(canvas)
             scales.append(scale)
             offsets.append(offset)
         batch = np.stack(canvases).astype(np.float32, copy=False)

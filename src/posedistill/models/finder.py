@@ -1,7 +1,8 @@
 """The person finder: a small CenterNet-style network that finds people's boxes on a whole photo.
 
 The photo is letterboxed to ``input_size`` x ``input_size`` (:func:`posedistill.data.transforms.letterbox`:
-centred, padded with :data:`FILL_BGR`, the colour that normalises to zero) and normalised like the pose models. The output is on a stride-8 grid with 5 channels:
+centred, padded with :data:`FILL_BGR`, the colour that normalises to zero) and normalised like the pose models
+(:func:`posedistill.inference.finder.finder_input`). The output is on a stride-8 grid with 5 channels:
 
 * 0: centre logit (sigmoid: the probability that a person's box centre lies in the cell);
 * 1, 2: the centre's sub-cell offset (x, y) in cells, in [0, 1) after a sigmoid;
@@ -10,8 +11,8 @@ centred, padded with :data:`FILL_BGR`, the colour that normalises to zero) and n
 The box is the extent of the person's visible joints (the pose network pads it by its own ``box_padding``).
 :func:`decode_people` takes the local maxima (3 x 3) of the centre map, best first. Layers: a 3 x 3 stem,
 depthwise-separable blocks to stride 32, one stride-64 context block and a light top-down path back to stride 8.
-Width 24 at 128 input: about 0.02 GMACs and 0.23 M parameters. Training recipe and measurements:
-``experiments/person_finder/`` and ``docs/inference.md``, "Finding the person".
+Width 24 at 128 input: about 0.02 GMACs and 0.23 M parameters. Training: :mod:`posedistill.training.finder`
+(``posedistill train-finder``); measurements: ``docs/inference.md``, "Finding the person".
 """
 
 from __future__ import annotations

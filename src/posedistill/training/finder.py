@@ -28,11 +28,12 @@ from tqdm import tqdm
 
 from ..data.person_canvases import PhotoBank, encode_centres, joints_extent, sample_canvas
 from ..data.records import PersonRecord, box_iou
-from ..data.transforms import letterbox, normalize_image
+from ..data.transforms import normalize_image
+from ..inference.finder import finder_input
 from ..errors import CheckpointError, ConfigError, DataError
 from ..io import atomic_write_json, atomic_write_text
 from ..models.checkpoint import safe_load, save_atomic
-from ..models.finder import FILL_BGR, STRIDE, PersonFinder, decode_people, finder_from_checkpoint
+from ..models.finder import STRIDE, PersonFinder, decode_people, finder_from_checkpoint
 from ..models.meta import IMAGE_MEAN, IMAGE_STD
 
 __all__ = ["FinderTraining", "focal_loss", "finder_losses", "train_finder"]
@@ -109,9 +110,9 @@ def _validation(records: Sequence[PersonRecord], size: int) -> tuple[np.ndarray,
         image = cv2.imread(str(rec.image), cv2.IMREAD_COLOR)
         if image is None:
             raise DataError(f"{rec.image}: unreadable image")
-        canvas, scale, offset = letterbox(image, size, FILL_BGR)
+        x, scale, offset = finder_input(image, size)
         b = joints_extent(rec.joints, rec.visible)
-        inputs.append(normalize_image(canvas, mean=IMAGE_MEAN, std=IMAGE_STD))
+        inputs.append(x)
         boxes.append([b[0] * scale + offset[0], b[1] * scale + offset[1], b[2] * scale, b[3] * scale])
     return (np.stack(inputs) if inputs else np.zeros((0, 3, size, size), np.float32)), boxes
 
