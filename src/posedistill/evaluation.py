@@ -54,6 +54,11 @@ def _per_joint(err: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarra
     return count, hits, per_joint
 
 
+def _mean_over_joints(count: np.ndarray, per_joint: np.ndarray) -> float:
+    """PCK's ``mean``: the mean of the per-joint values of the joints with scored people (NaN if none)."""
+    return float(np.nanmean(per_joint)) if np.any(count > 0) else float("nan")
+
+
 @dataclass
 class PCK:
     """Percentage of Correct Keypoints at ``threshold`` x normaliser (LSP: torso), in percent."""
@@ -62,8 +67,7 @@ class PCK:
 
     def __call__(self, pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray) -> dict[str, Any]:
         count, hits, per_joint = _per_joint(joint_errors(pred, gt, visible, norm), self.threshold)
-        mean = float(np.nanmean(per_joint)) if np.any(count > 0) else float("nan")
-        return {"mean": mean, "per_joint": per_joint.tolist(), "count": count.tolist()}
+        return {"mean": _mean_over_joints(count, per_joint), "per_joint": per_joint.tolist(), "count": count.tolist()}
 
 
 class PairedPCK:
@@ -82,26 +86,23 @@ class PairedPCK:
         rng = np.random.default_rng(seed)
         self.samples = [rng.integers(0, len(gt), len(gt)) for _ in range(resamples)]
 
-    def hits(self, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N, K) masks: which joints are scored, and which of them lie within the threshold."""
-        err = joint_errors(pred, self.gt, self.visible, self.norm)
-        return np.isfinite(err), np.nan_to_num(err, nan=np.inf) <= self.threshold
+    def errors(self, pred: np.ndarray) -> np.ndarray:
+        """(N, K) normalised errors of ``pred`` (:func:`joint_errors`; NaN where a joint is not scored)."""
+        return joint_errors(pred, self.gt, self.visible, self.norm)
 
-    @staticmethod
-    def pck_of(scored: np.ndarray, hit: np.ndarray, rows: np.ndarray | slice = slice(None)) -> float:
-        """Mean over joints of the per-joint PCK of the people ``rows`` (as :class:`PCK`'s ``mean``)."""
-        count, hits = scored[rows].sum(0), hit[rows].sum(0)
-        per_joint = np.where(count > 0, 100.0 * hits / np.maximum(count, 1), np.nan)
-        return float(np.nanmean(per_joint)) if np.any(count > 0) else float("nan")
+    def pck_of(self, errors: np.ndarray, rows: np.ndarray | slice = slice(None)) -> float:
+        """:class:`PCK`'s ``mean`` of the people ``rows`` of :meth:`errors`."""
+        count, _, per_joint = _per_joint(errors[rows], self.threshold)
+        return _mean_over_joints(count, per_joint)
 
     def pck(self, pred: np.ndarray) -> float:
-        return self.pck_of(*self.hits(pred))
+        return self.pck_of(self.errors(pred))
 
     def difference(self, a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
         """``PCK(a) - PCK(b)`` and its paired bootstrap standard error."""
-        ha, hb = self.hits(a), self.hits(b)
-        diffs = [self.pck_of(*ha, rows) - self.pck_of(*hb, rows) for rows in self.samples]
-        return self.pck_of(*ha) - self.pck_of(*hb), float(np.std(diffs))
+        ea, eb = self.errors(a), self.errors(b)
+        diffs = [self.pck_of(ea, rows) - self.pck_of(eb, rows) for rows in self.samples]
+        return self.pck_of(ea) - self.pck_of(eb), float(np.std(diffs))
 
 
 @dataclass
