@@ -76,10 +76,9 @@ Latency: one person (batch 1), {threads} thread(s), median, this machine ({cpu})
 ## Limits
 
 * One person per box. Give the person's box (`--bbox x,y,w,h` or `--bbox-file`), or let `predict` find the person
-  (the shipped person finder's box refined by the student, `docs/inference.md`). Finding the person costs the
-  student 7.5 points of PCK@0.2 on the test photos against the true box, and it fails more often on small people,
-  unusual poses and images with several people.
-* The person finder (`person_finder_w24.onnx` and its checkpoint, in the manifest under `"finder"`) was trained on
+  (the shipped person finder's box refined by the student; what that costs against the true box: `docs/inference.md`,
+  "The person finder"), which fails more often on small people, unusual poses and images with several people.
+* The person finder (`{finder}` and its checkpoint, in the manifest under `"finder"`) was trained on
   the same training photos by the recipe of `posedistill train-finder` (its command is in the manifest); it is
   shared by every student.
 * Trained on sports images at {input}x{input}: coarse joints (a heatmap cell is {cell} input pixels; sub-pixel
@@ -248,7 +247,8 @@ def write_card(manifest: dict, out: Path, path: Path, *, threads: int, command: 
                        cpu=platform.processor() or platform.machine(), students="\n".join(students) +
                        (f"\n\n  {note}" if note else ""), train=train,
                        teacher_command=manifest.get("teacher", {}).get("training_command", "(not shipped)"),
-                       input=size, cell=4, schedule=default.get("schedule", "(not recorded)"))
+                       input=size, cell=4, schedule=default.get("schedule", "(not recorded)"),
+                       finder=(manifest.get("finder", {}).get("onnx") or {}).get("file", "(not shipped)"))
     atomic_write_text(path, text)
 
 

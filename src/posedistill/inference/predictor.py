@@ -78,7 +78,7 @@ class Predictor:
         people: the most people returned per localised image.
         flip: flip test (the mean of the crop's and its mirror's heatmaps): more accurate, twice the network time.
         refine: what to do with a given box after the first pass: ``"auto"`` crops again on the box of the
-            person's predicted joints when that box disagrees with the given one (IoU below
+            person's predicted joints when that box disagrees with the given one (the IoU of their squares below
             ``refinement.min_iou``), True always, False never; the second pose is kept.
         refinement: the rule of that second crop (:class:`~posedistill.inference.refine.BoxRefinement`).
         threads: intra-op threads (None: library default).

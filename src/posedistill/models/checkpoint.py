@@ -30,8 +30,8 @@ from ..io import atomic_open
 from .hourglass import DEFAULT_DEPTH
 from .registry import build_model
 
-__all__ = ["save_checkpoint", "save_atomic", "safe_load", "load_checkpoint", "model_from_checkpoint", "slim_checkpoint", "standalone_weights",
-           "FORMAT"]
+__all__ = ["save_checkpoint", "save_atomic", "safe_load", "load_checkpoint", "model_from_checkpoint",
+           "slim_checkpoint", "standalone_weights", "FORMAT"]
 
 #: What a deployed checkpoint keeps (:func:`slim_checkpoint`): enough to run, and to tell where it came from.
 DEPLOY_KEYS = ("arch", "joint_set", "input_size", "sigma", "model_meta", "model", "epoch", "config", "best_val_pck")
