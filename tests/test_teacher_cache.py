@@ -121,7 +121,7 @@ def test_mismatched_or_incomplete_cache_is_refused(tmp_path, teacher_ckpt):
         bad = tiny_cfg(train__epochs=1)
         bad.seed = 7
         Trainer(with_run(bad, teacher_cache=tmp_path / "cache"), tmp_path / "run", progress=False).fit()
-    with pytest.raises(ConfigError, match="not a teacher cache"):
+    with pytest.raises(ConfigError, match="no teacher targets here"):
         TeacherCache(tmp_path)
 
 

@@ -14,7 +14,7 @@ heatmaps 64, sigma 2, rotation 30, scale 0.25, flip, Adam lr 2.5e-4 with step de
     loss: {fg_weight: 0.0}
     train: {epochs: 100, batch_size: 16, val_every: 1, amp: none}
     distill: {alpha: 0.5, mask_distillation: true, teacher_norm: none, teacher_flip: false, teacher_input_size: 0,
-             unlabeled_box: finder}
+             teacher_targets: augmented, unlabeled_box: finder}
     run: {teacher: null, teacher_cache: null, init: null, unlabeled: null, control: null}
 
 ``run`` holds the run's inputs (the CLI's ``--teacher``, ``--init``, ...; :class:`RunConfig`): the engine writes
@@ -125,12 +125,17 @@ class DistillConfig:
     # > 0: the teacher's own input size when it differs from data.input_size (the student's crop is resized to
     # it, the teacher's heatmaps back to the student's grid); 0: the teacher takes the student's input size
     teacher_input_size: int = 0
+    # "augmented" (the paper): the teacher runs on each augmented crop (online, or its per-epoch cache);
+    # "warped": it runs once on each person's plain crop at its own input size, and each epoch's targets are those
+    # heatmaps warped by the sample's augmentation (posedistill.training.warped_teacher)
+    teacher_targets: str = "augmented"
     # the crop of an unlabeled image (distill --unlabeled): "finder" (the person the shipped person finder finds,
     # padded like a labeled box) or "whole" (the whole image)
     unlabeled_box: str = "finder"
 
 
 RUN_MODES = ("train", "distill")
+TEACHER_TARGETS = ("augmented", "warped")
 
 
 @dataclass
@@ -202,6 +207,9 @@ class ExperimentConfig:
                                                       and self.distill.teacher_input_size % 64 == 0),
              "distill.teacher_input_size must be 0 (the student's) or a positive multiple of 64"),
             (self.distill.unlabeled_box in ("finder", "whole"), "distill.unlabeled_box must be finder or whole"),
+            (self.distill.teacher_targets in TEACHER_TARGETS, "distill.teacher_targets must be augmented or warped"),
+            (not (r.unlabeled and self.distill.teacher_targets == "warped"), "distill.teacher_targets 'warped' "
+             "covers the labeled training people only; drop --unlabeled or use 'augmented'"),
             (r.mode in (None, *RUN_MODES), "run.mode must be train or distill"),
             (not (r.unlabeled and r.teacher_cache), "--teacher-cache covers the labeled training split only; drop "
              "--unlabeled or the cache (run.unlabeled, run.teacher_cache)"),

@@ -90,8 +90,10 @@ def train(config_path, out, overrides, model, epochs, batch_size, data_root, res
 @click.option("--teacher", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Teacher checkpoint (trained with `posedistill train`); optional with a complete --teacher-cache.")
 @click.option("--teacher-cache", "teacher_cache", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Teacher heatmap cache directory: built (or completed) from --teacher first when given, then "
-                   "used instead of the online teacher (same losses; see posedistill.training.teacher_cache).")
+              help="Teacher heatmap directory: built (or completed) from --teacher first when given, then used "
+                   "instead of the online teacher: the per-epoch cache (same losses; posedistill.training."
+                   "teacher_cache), or with distill.teacher_targets=warped the teacher's heatmaps of each person "
+                   "(posedistill.training.warped_teacher).")
 @click.option("--init", "init", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Start the student from this checkpoint (e.g. a student trained normally).")
 @click.option("--unlabeled", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -111,7 +113,13 @@ def distill(config_path, out, overrides, model, epochs, batch_size, data_root, r
         raise click.UsageError("give --teacher CKPT, --teacher-cache DIR, or both")
     run = cfg.run
     if run.teacher and run.teacher_cache and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        from ..training.teacher_cache import build_teacher_cache  # under torchrun: build it beforehand
+        # under torchrun: build them beforehand
+        if cfg.distill.teacher_targets == "warped":
+            from ..training.warped_teacher import build_warped_targets
 
-        build_teacher_cache(run.teacher, cfg, run.teacher_cache, device=device, progress=not no_progress)
+            build_warped_targets(run.teacher, cfg, run.teacher_cache, device=device, progress=not no_progress)
+        else:
+            from ..training.teacher_cache import build_teacher_cache
+
+            build_teacher_cache(run.teacher, cfg, run.teacher_cache, device=device, progress=not no_progress)
     _run(cfg, out, resume=resume, overwrite=overwrite, device=device, progress=not no_progress)

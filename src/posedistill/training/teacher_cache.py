@@ -57,7 +57,8 @@ from .datasets import read_training_data
 from .precision import autocast, resolve_amp
 from .teacher_model import TeacherView, load_teacher, teacher_view
 
-__all__ = ["TeacherCache", "build_teacher_cache", "cache_meta", "training_dataset"]
+__all__ = ["TeacherCache", "build_teacher_cache", "cache_meta", "read_meta", "records_sha256", "short",
+           "training_dataset"]
 
 FORMAT = "posedistill-teacher-cache"
 META = "meta.json"
@@ -71,7 +72,7 @@ def epoch_file(cache_dir: str | Path, epoch: int) -> Path:
     return Path(cache_dir) / f"epoch_{epoch:04d}.npy"
 
 
-def _records_sha256(dataset: PoseDataset) -> str:
+def records_sha256(dataset: PoseDataset) -> str:
     """Fingerprint of the records a dataset samples from (image names, joints, boxes), independent of the root."""
     digest = hashlib.sha256()
     for rec in dataset.records:
@@ -106,7 +107,7 @@ def cache_meta(cfg: ExperimentConfig, dataset: PoseDataset, joint_set: str) -> d
         "augmentation": {k: v for k, v in dataclasses.asdict(dataset.augment).items()
                          if not (k in ("negative_prob", "half_body_prob", "erase_prob") and v == 0)},
         "num_samples": len(dataset),
-        "records_sha256": _records_sha256(dataset),
+        "records_sha256": records_sha256(dataset),
         "amp": cfg.train.amp,
         # how the teacher saw the crops: recorded only when not the plain view, as caches before these options
         **({"teacher_flip": True} if cfg.distill.teacher_flip else {}),
@@ -123,16 +124,8 @@ class TeacherCache:
 
     def __init__(self, cache_dir: str | Path) -> None:
         self.root = Path(cache_dir)
-        path = self.root / META
-        if not path.is_file():
-            raise ConfigError(f"{self.root}: not a teacher cache (no {META}); build one with "
-                              f"`posedistill distill --teacher CKPT --teacher-cache {self.root} ...`")
-        try:
-            self.meta: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path}: unreadable teacher-cache metadata ({exc})") from exc
-        if self.meta.get("format") != FORMAT:
-            raise DataError(f"{path}: not a posedistill teacher cache")
+        self.meta = read_meta(self.root, FORMAT, build_hint=f"posedistill distill --teacher CKPT --teacher-cache "
+                                                            f"{self.root} ...")
         self._arrays: dict[int, np.ndarray] = {}
 
     @property
@@ -179,7 +172,7 @@ class TeacherCache:
             if have != want.get(key):
                 what = "training records (same count, different content)" if key == "records_sha256" else key
                 raise ConfigError(f"{self.root}: teacher cache does not match the student config: {what} is "
-                                  f"{_short(have)} in the cache, {_short(want.get(key))} in the config")
+                                  f"{short(have)} in the cache, {short(want.get(key))} in the config")
         if teacher is not None:
             sha = sha256_file(teacher)
             if sha != self.meta["teacher"]["sha256"]:
@@ -208,7 +201,23 @@ class TeacherCache:
         return torch.from_numpy(rows)
 
 
-def _short(value: Any) -> str:
+def read_meta(root: Path, kind: str, *, build_hint: str) -> dict[str, Any]:
+    """The ``meta.json`` of a teacher-target directory of format ``kind``: ConfigError when there is none (how to
+    build one: ``build_hint``), DataError when it is unreadable or of another format."""
+    path = root / META
+    if not path.is_file():
+        raise ConfigError(f"{root}: no teacher targets here (no {META}); build them with `{build_hint}`")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable teacher-target metadata ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != kind:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise DataError(f"{path}: not a {kind} directory (format {found!r})")
+    return meta
+
+
+def short(value: Any) -> str:
     text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -249,7 +258,7 @@ def build_teacher_cache(teacher_ckpt: str | Path, cfg: ExperimentConfig, cache_d
         for key in ("teacher", *_CHECKED, "dtype", "shape"):
             if old.get(key) != new.get(key):
                 raise ConfigError(f"{root}: holds a teacher cache for other settings ({key}: "
-                                  f"{_short(old.get(key))} there, {_short(new.get(key))} now); use another "
+                                  f"{short(old.get(key))} there, {short(new.get(key))} now); use another "
                                   f"directory")
     else:
         atomic_write_json(root / META, meta)

@@ -58,12 +58,14 @@ def check_teacher_fits(meta: ModelMeta, cfg: ExperimentConfig, *, joint_set: str
     """ConfigError / CheckpointError when a teacher (its :class:`~posedistill.models.meta.ModelMeta`) cannot teach
     a student of ``cfg`` whose heatmaps have ``stride``: another joint set, input size (unless
     ``distill.teacher_input_size`` names the teacher's, whose heatmaps are then resampled to the student's grid)
-    or heatmap stride (the two models' heatmaps must have the same shape)."""
+    or heatmap stride (the two models' heatmaps must have the same shape). Warped targets
+    (``distill.teacher_targets: warped``) are made at the teacher's own input size and stride, whatever the
+    student's."""
     if meta.joint_set != joint_set:
         raise CheckpointError(f"{where}: teacher is for joint set {meta.joint_set!r}, the data has {joint_set!r}")
     own = cfg.distill.teacher_input_size
-    if own:
-        if meta.input_size != own:
+    if own or cfg.distill.teacher_targets == "warped":
+        if own and meta.input_size != own:
             raise ConfigError(f"{where}: teacher was trained at input {meta.input_size}, the config's "
                               f"distill.teacher_input_size is {own}")
         return

@@ -9,6 +9,8 @@ tensor on the batch's device) or None:
   the teacher is checked and recorded but never run; the losses are the ground-truth student's.
 * :class:`CachedTeacher` -- the heatmaps the same teacher gave these samples in this epoch, precomputed by
   :mod:`posedistill.training.teacher_cache`.
+* :class:`~posedistill.training.warped_teacher.WarpedTeacher` -- ``distill.teacher_targets: warped``: the
+  teacher's heatmaps of each person's plain crop, computed once, warped into the sample's augmented crop.
 
 :func:`build_teacher` picks the kind from the run's options; the teacher checkpoint is loaded, checked and
 viewed as in :mod:`posedistill.training.teacher_model`, which the cache builder uses too.
@@ -24,8 +26,10 @@ import torch
 from torch import nn
 
 from ..config import ExperimentConfig
+from ..errors import ConfigError
 from .teacher_cache import TeacherCache
 from .teacher_model import TeacherView, load_teacher, teacher_view
+from .warped_teacher import WarpedTargets, WarpedTeacher
 
 __all__ = ["Teacher", "NoTeacher", "UnusedTeacher", "OnlineTeacher", "CachedTeacher", "build_teacher"]
 
@@ -95,8 +99,16 @@ class CachedTeacher:
 def build_teacher(cfg: ExperimentConfig, *, teacher: str | Path | None, cache: str | Path | None, joint_set: str,
                   stride: int, dataset: Any, device: torch.device,
                   memory_format: torch.memory_format = torch.contiguous_format) -> Teacher:
-    """The run's teacher: cached (``cache`` given; checked against ``cfg``, the training ``dataset`` and, when
-    given, the ``teacher`` checkpoint), online (``teacher`` only; unused at alpha 0) or none."""
+    """The run's teacher: warped (``distill.teacher_targets: warped``; ``cache`` holds the targets), cached
+    (``cache`` given; checked against ``cfg``, the training ``dataset`` and, when given, the ``teacher``
+    checkpoint), online (``teacher`` only; unused at alpha 0) or none."""
+    if cfg.distill.teacher_targets == "warped" and (cache is not None or teacher is not None):
+        if cache is None:
+            raise ConfigError("distill.teacher_targets 'warped' reads its targets from a directory: give "
+                              "--teacher-cache DIR (`posedistill distill` builds it there from --teacher)")
+        store = WarpedTargets(cache)
+        store.validate(cfg, teacher=teacher, dataset=dataset)
+        return WarpedTeacher(store, cfg.data.input_size, cfg.data.input_size // stride, teacher, device)
     if cache is not None:
         opened = TeacherCache(cache)
         opened.validate(cfg, teacher=teacher, dataset=dataset)
