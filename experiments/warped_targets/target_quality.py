@@ -37,6 +37,27 @@ from posedistill.training.teacher_model import TeacherView
 from posedistill.training.warped_teacher import warp_heatmaps
 
 
+def draw(path: Path, images: torch.Tensor, heat: dict[str, torch.Tensor], meta) -> None:
+    """One row per sample: the augmented crop, then each kind of target (all joints' maximum) over it."""
+    import cv2
+
+    mean, std = np.asarray(meta.mean), np.asarray(meta.std)
+    rows = []
+    for n in range(images.shape[0]):
+        crop = np.clip((images[n].permute(1, 2, 0).numpy() * std + mean) * 255, 0, 255).astype(np.uint8)
+        crop = np.ascontiguousarray(crop[:, :, ::-1])  # the network's RGB back to OpenCV's BGR
+        tiles = [crop]
+        for kind, hm in heat.items():
+            peak = np.clip(hm[n].max(0).values.numpy(), 0, 1)
+            colour = cv2.applyColorMap((cv2.resize(peak, crop.shape[:2][::-1]) * 255).astype(np.uint8),
+                                       cv2.COLORMAP_JET)
+            tile = cv2.addWeighted(crop, 0.5, colour, 0.5, 0)
+            cv2.putText(tile, kind, (2, 10), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (255, 255, 255), 1, cv2.LINE_AA)
+            tiles.append(tile)
+        rows.append(np.concatenate(tiles, axis=1))
+    cv2.imwrite(str(path), np.concatenate(rows, axis=0))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teacher", required=True)
@@ -45,12 +66,18 @@ def main() -> None:
     parser.add_argument("--epoch", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--draw", type=Path, default=None,
+                        help="also draw the first --draw-count samples' crops with each kind of target (a PNG)")
+    parser.add_argument("--draw-count", type=int, default=4)
+    parser.add_argument("--limit", type=int, default=0, help="first N people only (0: all)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg = load_config(args.config)
     teacher = load_pose_model(args.teacher, backend="torch")
     model, tmeta = teacher.module.eval(), teacher.meta
     records = read_split(cfg.data.dataset, cfg.data.root, args.split)
+    if args.limit:
+        records = records[: args.limit]
     smeta = dataclasses.replace(tmeta, input_size=cfg.data.input_size, sigma=cfg.data.sigma)
     augment = dataclasses.replace(cfg.data.augment, negative_prob=0.0)
     student = PoseDataset(records, meta=smeta, train=True, augment=augment, seed=cfg.seed)
@@ -85,6 +112,8 @@ def main() -> None:
             t2 = time.perf_counter()
             seconds["augmented" + name] += t1 - t0
             seconds["warped" + name] += t2 - t1
+        if args.draw is not None and start == 0:
+            draw(args.draw, images[: args.draw_count], heat, smeta)
         for kind, hm in heat.items():
             coords, _ = codec.decode(hm.numpy())
             joints = crop_to_image(coords, matrices.numpy())
