@@ -122,3 +122,29 @@ def test_warped_targets_refuse_other_people_and_teachers(tmp_path, teacher_ckpt)
         Trainer(with_run(cfg, teacher=teacher_ckpt), tmp_path / "r2", progress=False).fit()
     with pytest.raises(ConfigError, match="labeled training people only"):
         with_run(cfg, teacher=teacher_ckpt, unlabeled=tmp_path).validate()
+
+
+def test_distill_command_builds_warped_targets_then_trains(tmp_path, teacher_ckpt, capsys):
+    from click.testing import CliRunner
+
+    from posedistill.cli import main
+    from posedistill.quickstart import embedded_data_dir
+    from posedistill.training import teacher_cache
+
+    sets = [f"data.root={embedded_data_dir()}", "data.train=1-8", "data.val=", "data.input_size=64",
+            "data.workers=0", "model.name=hg1_32", "train.epochs=1", "train.batch_size=4",
+            "distill.teacher_targets=warped"]
+    args = ["distill", "--out", str(tmp_path / "run"), "--teacher", str(teacher_ckpt), "--teacher-cache",
+            str(tmp_path / "targets"), "--no-progress", "--device", "cpu"]
+    for s in sets:
+        args += ["--set", s]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert WarpedTargets(tmp_path / "targets").shape == (8, 14, 32, 32)
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["run"]["mode"] == "distill"
+    # the module's builder makes the same kind from the same settings (here: finds them complete)
+    module_args = ["--teacher", str(teacher_ckpt), "--out", str(tmp_path / "targets"), "--no-progress"]
+    for s in sets:
+        module_args += ["--set", s]
+    teacher_cache.main(module_args)
+    assert "warped teacher targets" in capsys.readouterr().out

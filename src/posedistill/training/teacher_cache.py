@@ -28,7 +28,9 @@ losses agree to 2.5e-6 relative, later epochs differ by 0.3-1.6 %, as two online
 change. Use float16 only when the disk is the limit, and then compare students among themselves.
 
 Build a cache with ``posedistill distill --teacher CKPT --teacher-cache DIR ...`` (built, or completed, before
-training) or ``python -m posedistill.training.teacher_cache --teacher CKPT --config CFG --out DIR``.
+training) or ``python -m posedistill.training.teacher_cache --teacher CKPT --config CFG --out DIR``. A config with
+``distill.teacher_targets: warped`` builds the warped targets of :mod:`posedistill.training.warped_teacher`
+instead: the teacher runs once per person rather than once per sample and epoch.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +59,8 @@ from .datasets import read_training_data
 from .precision import autocast, resolve_amp
 from .teacher_model import TeacherView, load_teacher, teacher_view
 
-__all__ = ["TeacherCache", "build_teacher_cache", "cache_meta", "read_meta", "records_sha256", "short",
-           "training_dataset"]
+__all__ = ["TeacherCache", "build_teacher_cache", "cache_meta", "npy_in_place", "read_meta", "records_sha256",
+           "short", "training_dataset"]
 
 FORMAT = "posedistill-teacher-cache"
 META = "meta.json"
@@ -285,10 +287,7 @@ def build_teacher_cache(teacher_ckpt: str | Path, cfg: ExperimentConfig, cache_d
 def _write_epoch(root: Path, epoch: int, teacher: torch.nn.Module, view: TeacherView, loader, meta: dict,
                  device: torch.device, amp: str, bar: tqdm, on_batch: Callable[[int, int], None] | None) -> None:
     """Compute one epoch into a temporary memory-mapped .npy and rename it into place (atomic)."""
-    final = epoch_file(root, epoch)
-    tmp = root / f".{final.name}.partial"
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(meta["dtype"]), shape=tuple(meta["shape"]))
-    try:
+    with npy_in_place(epoch_file(root, epoch), meta["dtype"], meta["shape"]) as out:
         out[...] = np.nan
         loader.sampler.set_epoch(epoch)
         done = 0
@@ -300,11 +299,21 @@ def _write_epoch(root: Path, epoch: int, teacher: torch.nn.Module, view: Teacher
             done += len(batch["index"])
             if on_batch is not None:
                 on_batch(epoch, done)
+
+
+@contextlib.contextmanager
+def npy_in_place(path: Path, dtype: str, shape: Sequence[int]) -> Iterator[np.ndarray]:
+    """A memory-mapped .npy of ``dtype`` and ``shape`` to fill, written as a hidden ``.NAME.partial`` beside
+    ``path``: flushed, fsynced and renamed over ``path`` when the block ends, removed when it raises."""
+    tmp = path.parent / f".{path.name}.partial"
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
+    try:
+        yield out
         out.flush()
         del out
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, final)
+        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -312,9 +321,11 @@ def _write_epoch(root: Path, epoch: int, teacher: torch.nn.Module, view: Teacher
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m posedistill.training.teacher_cache --teacher CKPT --config CFG --out DIR [--epochs N]``."""
+    """``python -m posedistill.training.teacher_cache --teacher CKPT --config CFG --out DIR [--epochs N]``: the
+    per-epoch cache, or the warped targets when the config sets ``distill.teacher_targets: warped``."""
     parser = argparse.ArgumentParser(prog="python -m posedistill.training.teacher_cache",
-                                     description="Build (or complete) a teacher heatmap cache for FPD students.")
+                                     description="Build (or complete) the teacher heatmaps of FPD students: a "
+                                                 "per-epoch cache, or warped targets (distill.teacher_targets).")
     parser.add_argument("--teacher", required=True, help="teacher checkpoint")
     parser.add_argument("--config", default=None, help="the students' experiment YAML")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -328,6 +339,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
+        if cfg.distill.teacher_targets == "warped":
+            from .warped_teacher import build_warped_targets
+
+            targets = build_warped_targets(args.teacher, cfg, args.out, batch_size=args.batch_size,
+                                           device=args.device, progress=not args.no_progress, dtype=args.dtype)
+            print(f"warped teacher targets {args.out}: {targets.shape[0]} people, heatmaps {targets.shape[2]} x "
+                  f"{targets.shape[3]} of a {targets.input_size} crop")
+            return
         cache = build_teacher_cache(args.teacher, cfg, args.out, epochs=args.epochs, batch_size=args.batch_size,
                                     device=args.device, progress=not args.no_progress, dtype=args.dtype)
     except PosedistillError as exc:

@@ -20,15 +20,13 @@ Layout of a directory::
 
 The arrays are written to temporary files and renamed into place, ``meta.json`` last, so a directory with a
 ``meta.json`` is complete. One directory serves every student of the same training people and teacher, whatever
-its seed, augmentation or input size. Build with ``posedistill distill`` (``--teacher-cache DIR``, or
-``<out>/teacher_targets`` by default) or ``python -m posedistill.training.warped_teacher``.
+its seed, augmentation or input size. Build with ``posedistill distill --teacher CKPT --teacher-cache DIR`` or
+``python -m posedistill.training.teacher_cache`` (both build these when the config sets
+``distill.teacher_targets: warped``).
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,16 +36,16 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..config import ExperimentConfig, load_config
+from ..config import ExperimentConfig
 from ..data import PoseDataset, build_loader
-from ..errors import ConfigError, DataError, PosedistillError
+from ..errors import ConfigError, DataError
 from ..inference.network import predict_heatmaps
 from ..io import atomic_open, atomic_write_json
 from ..models import STRIDE
 from ..models.pretrained import sha256_file
 from ..skeleton import get_joint_set
 from .precision import autocast, resolve_amp
-from .teacher_cache import DTYPES, records_sha256, read_meta, short, training_dataset
+from .teacher_cache import DTYPES, npy_in_place, records_sha256, read_meta, short, training_dataset
 from .teacher_model import load_teacher
 
 __all__ = ["WarpedTargets", "WarpedTeacher", "build_warped_targets", "warp_heatmaps"]
@@ -204,16 +202,17 @@ def build_warped_targets(teacher_ckpt: str | Path, cfg: ExperimentConfig, root: 
     loaded = load_teacher(teacher_ckpt, cfg, joint_set=joint_set, stride=STRIDE)
     tmeta = loaded.meta
     meta = {"format": FORMAT, "version": 1,
-            "teacher": {"path": str(teacher_ckpt), "sha256": sha256_file(teacher_ckpt), "arch": loaded.checkpoint["arch"],
-                        "input_size": tmeta.input_size},
+            "teacher": {"path": str(teacher_ckpt), "sha256": sha256_file(teacher_ckpt),
+                        "arch": loaded.checkpoint["arch"], "input_size": tmeta.input_size},
             **_meta(cfg, dataset, joint_set), "dtype": dtype,
             "shape": [len(dataset), tmeta.num_joints, tmeta.input_size // tmeta.stride,
                       tmeta.input_size // tmeta.stride]}
     if (root / "meta.json").is_file():
         existing = WarpedTargets(root)
         for key in ("teacher", *_CHECKED, "dtype", "shape"):
-            have = {n: v for n, v in existing.meta[key].items() if n != "path"} if key == "teacher" else existing.meta.get(key)
-            want = {n: v for n, v in meta[key].items() if n != "path"} if key == "teacher" else meta[key]
+            have, want = existing.meta.get(key), meta[key]
+            if key == "teacher":  # the same file under any path
+                have, want = ({n: v for n, v in d.items() if n != "path"} for d in (have, want))
             if have != want:
                 raise ConfigError(f"{root}: holds warped teacher targets for other settings ({key}: {short(have)} "
                                   f"there, {short(want)} now); use another directory")
@@ -226,10 +225,8 @@ def build_warped_targets(teacher_ckpt: str | Path, cfg: ExperimentConfig, root: 
     amp = resolve_amp(cfg.train.amp, dev)
     loader = build_loader(plain, batch_size=batch_size or max(cfg.train.batch_size, 16), shuffle=False,
                           num_workers=cfg.data.workers)
-    tmp = root / ".heatmaps.npy.partial"
-    try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=tuple(meta["shape"]))
-        matrices = np.zeros((len(plain), 2, 3), dtype=np.float64)
+    matrices = np.zeros((len(plain), 2, 3), dtype=np.float64)
+    with npy_in_place(root / "heatmaps.npy", dtype, meta["shape"]) as out:
         with tqdm(total=len(plain), desc="warped teacher targets", unit="img", disable=not progress,
                   dynamic_ncols=True) as bar:
             for batch in loader:
@@ -239,43 +236,7 @@ def build_warped_targets(teacher_ckpt: str | Path, cfg: ExperimentConfig, root: 
                 out[index] = hm.float().cpu().numpy().astype(out.dtype)
                 matrices[index] = batch["matrix"].numpy()
                 bar.update(len(index))
-        out.flush()
-        del out
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, root / "heatmaps.npy")
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
     with atomic_open(root / "matrices.npy") as handle:
         np.save(handle, matrices)
     atomic_write_json(root / "meta.json", meta)  # last: a directory with a meta.json is complete
     return WarpedTargets(root)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m posedistill.training.warped_teacher --teacher CKPT --config CFG --out DIR``."""
-    parser = argparse.ArgumentParser(prog="python -m posedistill.training.warped_teacher",
-                                     description="Build warped FPD teacher targets (one teacher pass per person).")
-    parser.add_argument("--teacher", required=True, help="teacher checkpoint")
-    parser.add_argument("--config", default=None, help="the students' experiment YAML")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", required=True, help="directory for the targets")
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--dtype", choices=DTYPES, default="float32")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        targets = build_warped_targets(args.teacher, cfg, args.out, batch_size=args.batch_size, device=args.device,
-                                       progress=not args.no_progress, dtype=args.dtype)
-    except PosedistillError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    print(f"warped teacher targets {args.out}: {targets.shape[0]} people, heatmaps {targets.shape[2]} x "
-          f"{targets.shape[3]} of a {targets.input_size} crop")
-
-
-if __name__ == "__main__":
-    main()
