@@ -43,6 +43,7 @@ from importlib import resources
 from typing import Any
 
 import anyio
+import cv2
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -236,6 +237,17 @@ async def _parse_request(request: Request, config: ServeConfig) -> tuple[bytes, 
     return body, "upload", query
 
 
+async def _warm_request_path(config: ServeConfig) -> None:
+    """What the first request would otherwise set up: anyio's asyncio backend (imported on first use; the first
+    upload's deadline in :func:`_read_body` took 0.1-0.2 s for it) and the worker thread and decoder of the photo."""
+    with anyio.fail_after(config.upload_timeout_s):
+        await anyio.sleep(0)
+    ok, jpeg = cv2.imencode(".jpg", np.full((32, 32, 3), 127, np.uint8))
+    if ok:
+        await run_in_threadpool(decode_image_reduced, jpeg.tobytes(), "warm-up", max_side=config.max_side,
+                                max_pixels=config.max_pixels)
+
+
 def create_app(predictor: Predictor, *, config: ServeConfig | None = None) -> FastAPI:
     """The app around ``predictor`` (its localiser finds the person of a request without a box; its ``flip`` is
     the requests' default); its batcher thread starts with the app's lifespan and stops with it. The predictor is
@@ -248,6 +260,7 @@ def create_app(predictor: Predictor, *, config: ServeConfig | None = None) -> Fa
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         predictor.warm_up()
+        await _warm_request_path(config)
         state["batcher"] = Batcher(predictor, max_batch=config.max_batch, max_wait_ms=config.max_wait_ms,
                                    queue_size=config.queue_size)
         try:
