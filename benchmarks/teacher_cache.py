@@ -29,7 +29,8 @@ from posedistill.training.losses import FPDLoss
 from posedistill.models import build_model
 from posedistill.quickstart import embedded_data_dir
 from posedistill.io import atomic_write_json
-from posedistill.training.teacher_cache import build_teacher_cache, training_dataset
+from posedistill.training.teacher_cache import build_teacher_cache
+from posedistill.training.teacher_files import training_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 16

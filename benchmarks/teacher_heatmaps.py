@@ -21,7 +21,8 @@ import torch
 
 from posedistill.config import load_config
 from posedistill.io import atomic_write_json
-from posedistill.training.teacher_cache import TeacherCache, training_dataset
+from posedistill.training.teacher_cache import TeacherCache
+from posedistill.training.teacher_files import training_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -34,7 +34,7 @@ from posedistill.data import build_loader
 from posedistill.data.transforms import denormalize_image
 from posedistill.io import atomic_write_json
 from posedistill.training.bn_recalibration import recalibrate_batchnorm
-from posedistill.training.teacher_cache import training_dataset
+from posedistill.training.teacher_files import training_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 LOW, HIGH = -0.5, 1.5

@@ -207,3 +207,20 @@ def test_every_output_write_goes_through_atomic_open():
                                                for f, s in _ALLOWED):
                 offenders.append(f"{path.relative_to(SRC)}:{n}: {line.strip()}")
     assert not offenders, "non-atomic output writes:\n" + "\n".join(offenders)
+
+
+def test_atomic_memmap_appears_whole_or_not_at_all(tmp_path):
+    import numpy as np
+
+    from posedistill.io import atomic_memmap
+
+    path = tmp_path / "a.npy"
+    with atomic_memmap(path, "float32", (3, 4)) as out:
+        out[...] = 7.0
+        assert not path.exists()  # staged beside it until the block ends
+    assert np.load(path).tolist() == [[7.0] * 4] * 3
+    with pytest.raises(RuntimeError), atomic_memmap(path, "float16", (2,)) as out:
+        out[...] = 1.0
+        raise RuntimeError("interrupted")
+    assert np.load(path).dtype == np.float32  # the old array stays, and no temporary file is left
+    assert [p.name for p in tmp_path.iterdir()] == ["a.npy"]

@@ -13,7 +13,8 @@ from posedistill.models import build_model
 from posedistill.bench.profiling import num_threads
 from posedistill.quickstart import embedded_data_dir
 from posedistill.training import Trainer
-from posedistill.training.teacher_cache import TeacherCache, build_teacher_cache, epoch_file, training_dataset
+from posedistill.training.teacher_cache import TeacherCache, build_teacher_cache, epoch_file
+from posedistill.training.teacher_files import training_dataset
 
 from helpers import tiny_cfg as _tiny_cfg
 from helpers import make_checkpoint, model_meta
@@ -138,7 +139,7 @@ def test_interrupted_build_resumes_at_first_missing_epoch(tmp_path, teacher_ckpt
         with pytest.raises(KeyboardInterrupt):
             build_teacher_cache(teacher_ckpt, cfg, tmp_path / "cache", progress=False, on_batch=flaky)
         assert TeacherCache(tmp_path / "cache").epochs_done() == 1
-        assert not list((tmp_path / "cache").glob(".*partial"))  # no half-written epoch left
+        assert not list((tmp_path / "cache").glob(".*.tmp"))  # no half-written epoch left
         first = np.load(epoch_file(tmp_path / "cache", 0)).copy()
         build_teacher_cache(teacher_ckpt, cfg, tmp_path / "cache", progress=False, on_batch=flaky)
     assert [epoch for epoch, _ in itertools.groupby(calls)] == [0, 1, 2]  # resumed at epoch 1, 0 untouched

@@ -13,7 +13,7 @@ from posedistill.data.readers import read_dataset
 from posedistill.errors import ConfigError
 from posedistill.models import build_model
 from posedistill.training import Trainer
-from posedistill.training.teacher_cache import training_dataset
+from posedistill.training.teacher_files import training_dataset
 from posedistill.training.warped_teacher import WarpedTargets, build_warped_targets, warp_heatmaps
 
 from helpers import make_checkpoint, model_meta, pixels, tiny_cfg, with_run

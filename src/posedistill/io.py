@@ -16,11 +16,13 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_open", "atomic_write_json", "atomic_write_text", "check_writable_dir", "output_target",
+import numpy as np
+
+__all__ = ["atomic_memmap", "atomic_open", "atomic_write_json", "atomic_write_text", "check_writable_dir", "output_target",
            "replace_into", "json_text"]
 
 from .errors import PosedistillError
@@ -61,6 +63,22 @@ def replace_into(src: str | os.PathLike, path: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
+def _staged(path: Path) -> Iterator[tuple[int, str]]:
+    """``(fd, name)`` of a new temporary file beside ``path`` (the usual umask-based mode), renamed over ``path``
+    when the block ends, removed when it raises; the block writes, closes and fsyncs it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual umask-based mode
+        yield fd, tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
 
@@ -71,23 +89,34 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open supports modes 'w' and 'wb', got {mode!r}")
     path, through = output_target(path)
+    encoding = {} if "b" in mode else {"encoding": "utf-8"}
     if through:
-        with open(path, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+        with open(path, mode, **encoding) as handle:
             yield handle
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual umask-based mode
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+    with _staged(path) as (fd, _):
+        with os.fdopen(fd, mode, **encoding) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+
+
+@contextlib.contextmanager
+def atomic_memmap(path: str | os.PathLike, dtype: str | np.dtype, shape: Sequence[int]) -> Iterator[np.ndarray]:
+    """A memory-mapped ``.npy`` array of ``dtype`` and ``shape`` to fill in place (for arrays larger than memory),
+    staged beside ``path`` as :func:`atomic_open` stages a file: flushed, fsynced and renamed over ``path`` when
+    the block ends, removed when it raises. A device or FIFO cannot hold one: refused."""
+    path, through = output_target(path)
+    if through:
+        raise PosedistillError(f"{path}: a memory-mapped array needs a regular file")
+    with _staged(path) as (fd, tmp):
+        os.close(fd)
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
+        yield out
+        out.flush()
+        del out
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
 
 
 def _umask() -> int:

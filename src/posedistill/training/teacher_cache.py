@@ -36,12 +36,8 @@ instead: the teacher runs once per person rather than once per sample and epoch.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import hashlib
-import json
-import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,18 +49,16 @@ from ..models import STRIDE
 from ..config import ExperimentConfig, load_config
 from ..data import PoseDataset, build_loader
 from ..errors import ConfigError, DataError, PosedistillError
-from ..io import atomic_write_json
+from ..io import atomic_memmap, atomic_write_json
 from ..models.pretrained import sha256_file
 from .datasets import read_training_data
 from .precision import autocast, resolve_amp
+from .teacher_files import DTYPES, META, read_meta, records_sha256, short, training_dataset
 from .teacher_model import TeacherView, load_teacher, teacher_view
 
-__all__ = ["TeacherCache", "build_teacher_cache", "cache_meta", "npy_in_place", "read_meta", "records_sha256",
-           "short", "training_dataset"]
+__all__ = ["TeacherCache", "build_teacher_cache", "cache_meta"]
 
 FORMAT = "posedistill-teacher-cache"
-META = "meta.json"
-DTYPES = ("float16", "float32")
 # meta keys that must equal the student config's for the heatmaps to be the ones the student would see
 _CHECKED = ("joint_set", "input_size", "seed", "dataset", "train_split", "limit", "skip_bad", "augmentation",
             "num_samples", "records_sha256", "amp", "teacher_flip", "teacher_input_size")
@@ -72,24 +66,6 @@ _CHECKED = ("joint_set", "input_size", "seed", "dataset", "train_split", "limit"
 
 def epoch_file(cache_dir: str | Path, epoch: int) -> Path:
     return Path(cache_dir) / f"epoch_{epoch:04d}.npy"
-
-
-def records_sha256(dataset: PoseDataset) -> str:
-    """Fingerprint of the records a dataset samples from (image names, joints, boxes), independent of the root."""
-    digest = hashlib.sha256()
-    for rec in dataset.records:
-        digest.update(Path(rec.image).name.encode())
-        for array in (rec.joints, rec.visible, rec.center, np.asarray(rec.scale)):
-            digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
-    return digest.hexdigest()
-
-
-def training_dataset(cfg: ExperimentConfig, *, stride: int = STRIDE) -> tuple[PoseDataset, str]:
-    """The training dataset exactly as :class:`~posedistill.training.Trainer` builds it (the same
-    :func:`~posedistill.training.datasets.read_training_data` and pixel record, for a student whose heatmaps have
-    ``stride``), and its joint set."""
-    data = read_training_data(cfg, validation=False)
-    return data.train_set(meta=data.meta(stride)), data.joint_set  # type: ignore[return-value]
 
 
 def cache_meta(cfg: ExperimentConfig, dataset: PoseDataset, joint_set: str) -> dict[str, Any]:
@@ -203,27 +179,6 @@ class TeacherCache:
         return torch.from_numpy(rows)
 
 
-def read_meta(root: Path, kind: str, *, build_hint: str) -> dict[str, Any]:
-    """The ``meta.json`` of a teacher-target directory of format ``kind``: ConfigError when there is none (how to
-    build one: ``build_hint``), DataError when it is unreadable or of another format."""
-    path = root / META
-    if not path.is_file():
-        raise ConfigError(f"{root}: no teacher targets here (no {META}); build them with `{build_hint}`")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable teacher-target metadata ({exc})") from exc
-    if not isinstance(meta, dict) or meta.get("format") != kind:
-        found = meta.get("format") if isinstance(meta, dict) else None
-        raise DataError(f"{path}: not a {kind} directory (format {found!r})")
-    return meta
-
-
-def short(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def build_teacher_cache(teacher_ckpt: str | Path, cfg: ExperimentConfig, cache_dir: str | Path, *,
                         epochs: int | None = None, batch_size: int | None = None, device: str | None = None,
                         progress: bool = True, dtype: str = "float32",
@@ -287,7 +242,7 @@ def build_teacher_cache(teacher_ckpt: str | Path, cfg: ExperimentConfig, cache_d
 def _write_epoch(root: Path, epoch: int, teacher: torch.nn.Module, view: TeacherView, loader, meta: dict,
                  device: torch.device, amp: str, bar: tqdm, on_batch: Callable[[int, int], None] | None) -> None:
     """Compute one epoch into a temporary memory-mapped .npy and rename it into place (atomic)."""
-    with npy_in_place(epoch_file(root, epoch), meta["dtype"], meta["shape"]) as out:
+    with atomic_memmap(epoch_file(root, epoch), meta["dtype"], meta["shape"]) as out:
         out[...] = np.nan
         loader.sampler.set_epoch(epoch)
         done = 0
@@ -299,25 +254,6 @@ def _write_epoch(root: Path, epoch: int, teacher: torch.nn.Module, view: Teacher
             done += len(batch["index"])
             if on_batch is not None:
                 on_batch(epoch, done)
-
-
-@contextlib.contextmanager
-def npy_in_place(path: Path, dtype: str, shape: Sequence[int]) -> Iterator[np.ndarray]:
-    """A memory-mapped .npy of ``dtype`` and ``shape`` to fill, written as a hidden ``.NAME.partial`` beside
-    ``path``: flushed, fsynced and renamed over ``path`` when the block ends, removed when it raises."""
-    tmp = path.parent / f".{path.name}.partial"
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
-    try:
-        yield out
-        out.flush()
-        del out
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -40,12 +40,12 @@ from ..config import ExperimentConfig
 from ..data import PoseDataset, build_loader
 from ..errors import ConfigError, DataError
 from ..inference.network import predict_heatmaps
-from ..io import atomic_open, atomic_write_json
+from ..io import atomic_memmap, atomic_open, atomic_write_json
 from ..models import STRIDE
 from ..models.pretrained import sha256_file
 from ..skeleton import get_joint_set
 from .precision import autocast, resolve_amp
-from .teacher_cache import DTYPES, npy_in_place, records_sha256, read_meta, short, training_dataset
+from .teacher_files import DTYPES, records_sha256, read_meta, short, training_dataset
 from .teacher_model import load_teacher
 
 __all__ = ["WarpedTargets", "WarpedTeacher", "build_warped_targets", "warp_heatmaps"]
@@ -226,7 +226,7 @@ def build_warped_targets(teacher_ckpt: str | Path, cfg: ExperimentConfig, root: 
     loader = build_loader(plain, batch_size=batch_size or max(cfg.train.batch_size, 16), shuffle=False,
                           num_workers=cfg.data.workers)
     matrices = np.zeros((len(plain), 2, 3), dtype=np.float64)
-    with npy_in_place(root / "heatmaps.npy", dtype, meta["shape"]) as out:
+    with atomic_memmap(root / "heatmaps.npy", dtype, meta["shape"]) as out:
         with tqdm(total=len(plain), desc="warped teacher targets", unit="img", disable=not progress,
                   dynamic_ncols=True) as bar:
             for batch in loader:
