@@ -113,13 +113,7 @@ def distill(config_path, out, overrides, model, epochs, batch_size, data_root, r
         raise click.UsageError("give --teacher CKPT, --teacher-cache DIR, or both")
     run = cfg.run
     if run.teacher and run.teacher_cache and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        # under torchrun: build them beforehand
-        if cfg.distill.teacher_targets == "warped":
-            from ..training.warped_teacher import build_warped_targets
+        from ..training.teacher_cache import build_teacher_targets  # under torchrun: build them beforehand
 
-            build_warped_targets(run.teacher, cfg, run.teacher_cache, device=device, progress=not no_progress)
-        else:
-            from ..training.teacher_cache import build_teacher_cache
-
-            build_teacher_cache(run.teacher, cfg, run.teacher_cache, device=device, progress=not no_progress)
+        build_teacher_targets(run.teacher, cfg, run.teacher_cache, device=device, progress=not no_progress)
     _run(cfg, out, resume=resume, overwrite=overwrite, device=device, progress=not no_progress)

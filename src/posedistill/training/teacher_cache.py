@@ -53,10 +53,12 @@ from ..io import atomic_memmap, atomic_write_json
 from ..models.pretrained import sha256_file
 from .datasets import read_training_data
 from .precision import autocast, resolve_amp
-from .teacher_files import DTYPES, META, read_meta, records_sha256, short, training_dataset
+from .teacher_files import (DTYPES, META, check_against, check_teacher_file, read_meta, records_sha256,
+                            refuse_other_settings, training_dataset)
 from .teacher_model import TeacherView, load_teacher, teacher_view
+from .warped_teacher import WarpedTargets, build_warped_targets
 
-__all__ = ["TeacherCache", "build_teacher_cache", "cache_meta"]
+__all__ = ["TeacherCache", "build_teacher_cache", "build_teacher_targets", "cache_meta"]
 
 FORMAT = "posedistill-teacher-cache"
 # meta keys that must equal the student config's for the heatmaps to be the ones the student would see
@@ -144,19 +146,10 @@ class TeacherCache:
             dataset, joint_set = training_dataset(cfg, stride=cfg.data.input_size // self.shape[-1])
         else:
             joint_set = dataset.joint_set.name
-        want = cache_meta(cfg, dataset, joint_set)
-        for key in _CHECKED:
-            have = self.meta.get(key)
-            if have != want.get(key):
-                what = "training records (same count, different content)" if key == "records_sha256" else key
-                raise ConfigError(f"{self.root}: teacher cache does not match the student config: {what} is "
-                                  f"{short(have)} in the cache, {short(want.get(key))} in the config")
+        check_against(self.root, self.meta, cache_meta(cfg, dataset, joint_set), _CHECKED,
+                      subject="teacher cache does not", there="in the cache")
         if teacher is not None:
-            sha = sha256_file(teacher)
-            if sha != self.meta["teacher"]["sha256"]:
-                raise ConfigError(f"{self.root}: teacher cache was built from another teacher "
-                                  f"({self.meta['teacher']['path']}, sha256 {self.meta['teacher']['sha256'][:12]}), "
-                                  f"not {teacher} (sha256 {sha[:12]})")
+            check_teacher_file(self.root, self.meta, teacher, subject="teacher cache was")
         need = cfg.train.epochs if epochs is None else int(epochs)
         done = self.epochs_done()
         if done < need:
@@ -209,14 +202,8 @@ def build_teacher_cache(teacher_ckpt: str | Path, cfg: ExperimentConfig, cache_d
                         "arch": loaded.checkpoint["arch"]},
             **cache_meta(cfg, dataset, joint_set), "dtype": dtype, "shape": [len(dataset), k, h, h]}
     if (root / META).is_file():
-        existing = TeacherCache(root)
-        old = {**existing.meta, "teacher": {n: v for n, v in existing.meta["teacher"].items() if n != "path"}}
-        new = {**meta, "teacher": {n: v for n, v in meta["teacher"].items() if n != "path"}}  # same file, any path
-        for key in ("teacher", *_CHECKED, "dtype", "shape"):
-            if old.get(key) != new.get(key):
-                raise ConfigError(f"{root}: holds a teacher cache for other settings ({key}: "
-                                  f"{short(old.get(key))} there, {short(new.get(key))} now); use another "
-                                  f"directory")
+        refuse_other_settings(root, TeacherCache(root).meta, meta, ("teacher", *_CHECKED, "dtype", "shape"),
+                              what="a teacher cache")
     else:
         atomic_write_json(root / META, meta)
     cache = TeacherCache(root)
@@ -237,6 +224,19 @@ def build_teacher_cache(teacher_ckpt: str | Path, cfg: ExperimentConfig, cache_d
             _write_epoch(root, epoch, teacher, view, loader, meta, dev, resolve_amp(cfg.train.amp, dev), bar,
                          on_batch)
     return cache
+
+
+def build_teacher_targets(teacher_ckpt: str | Path, cfg: ExperimentConfig, root: str | Path, *,
+                          epochs: int | None = None, batch_size: int | None = None, device: str | None = None,
+                          progress: bool = True, dtype: str = "float32") -> TeacherCache | WarpedTargets:
+    """The teacher heatmaps ``cfg`` distils from, built (or completed) in ``root``: the warped targets of
+    :func:`~posedistill.training.warped_teacher.build_warped_targets` when ``distill.teacher_targets`` is
+    ``warped``, else this module's per-epoch cache (``epochs``: see :func:`build_teacher_cache`)."""
+    if cfg.distill.teacher_targets == "warped":
+        return build_warped_targets(teacher_ckpt, cfg, root, batch_size=batch_size, device=device,
+                                    progress=progress, dtype=dtype)
+    return build_teacher_cache(teacher_ckpt, cfg, root, epochs=epochs, batch_size=batch_size, device=device,
+                               progress=progress, dtype=dtype)
 
 
 def _write_epoch(root: Path, epoch: int, teacher: torch.nn.Module, view: TeacherView, loader, meta: dict,
@@ -275,19 +275,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
-        if cfg.distill.teacher_targets == "warped":
-            from .warped_teacher import build_warped_targets
-
-            targets = build_warped_targets(args.teacher, cfg, args.out, batch_size=args.batch_size,
-                                           device=args.device, progress=not args.no_progress, dtype=args.dtype)
-            print(f"warped teacher targets {args.out}: {targets.shape[0]} people, heatmaps {targets.shape[2]} x "
-                  f"{targets.shape[3]} of a {targets.input_size} crop")
-            return
-        cache = build_teacher_cache(args.teacher, cfg, args.out, epochs=args.epochs, batch_size=args.batch_size,
-                                    device=args.device, progress=not args.no_progress, dtype=args.dtype)
+        built = build_teacher_targets(args.teacher, cfg, args.out, epochs=args.epochs, batch_size=args.batch_size,
+                                      device=args.device, progress=not args.no_progress, dtype=args.dtype)
     except PosedistillError as exc:
         raise SystemExit(f"error: {exc}") from None
-    print(f"teacher cache {args.out}: {cache.epochs_done()} epochs x {cache.num_samples} samples")
+    if isinstance(built, WarpedTargets):
+        print(f"warped teacher targets {args.out}: {built.shape[0]} people, heatmaps {built.shape[2]} x "
+              f"{built.shape[3]} of a {built.input_size} crop")
+    else:
+        print(f"teacher cache {args.out}: {built.epochs_done()} epochs x {built.num_samples} samples")
 
 
 if __name__ == "__main__":

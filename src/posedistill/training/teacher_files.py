@@ -14,11 +14,13 @@ import numpy as np
 
 from ..config import ExperimentConfig
 from ..data import PoseDataset
+from ..models.pretrained import sha256_file
 from ..errors import ConfigError, DataError
 from ..models import STRIDE
 from .datasets import read_training_data
 
-__all__ = ["DTYPES", "META", "read_meta", "records_sha256", "short", "training_dataset"]
+__all__ = ["DTYPES", "META", "check_against", "check_teacher_file", "read_meta", "records_sha256",
+           "refuse_other_settings", "short", "training_dataset"]
 
 META = "meta.json"
 DTYPES = ("float16", "float32")
@@ -61,3 +63,36 @@ def read_meta(root: Path, kind: str, *, build_hint: str) -> dict[str, Any]:
 def short(value: Any) -> str:
     text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_against(root: Path, have: dict[str, Any], want: dict[str, Any], keys: tuple[str, ...], *, subject: str,
+                  there: str) -> None:
+    """ConfigError naming the first of ``keys`` whose stored value (``have``, a store's meta) differs from the
+    student config's (``want``): "ROOT: SUBJECT match the student config: KEY is X THERE, Y in the config"."""
+    for key in keys:
+        if have.get(key) != want.get(key):
+            what = "training records (same count, different content)" if key == "records_sha256" else key
+            raise ConfigError(f"{root}: {subject} match the student config: {what} is {short(have.get(key))} "
+                              f"{there}, {short(want.get(key))} in the config")
+
+
+def check_teacher_file(root: Path, meta: dict[str, Any], teacher: str | Path, *, subject: str) -> None:
+    """ConfigError when the store of ``meta`` was built from another teacher checkpoint than ``teacher``
+    (compared by content, so the same file under another path passes)."""
+    sha = sha256_file(teacher)
+    if sha != meta["teacher"]["sha256"]:
+        raise ConfigError(f"{root}: {subject} built from another teacher ({meta['teacher']['path']}, sha256 "
+                          f"{meta['teacher']['sha256'][:12]}), not {teacher} (sha256 {sha[:12]})")
+
+
+def refuse_other_settings(root: Path, old: dict[str, Any], new: dict[str, Any], keys: tuple[str, ...], *,
+                          what: str) -> None:
+    """ConfigError when the existing store's meta ``old`` differs from the one a build would write (``new``) in
+    one of ``keys``; the teacher is compared without its path (the same file under any path)."""
+    for key in keys:
+        have, want = old.get(key), new.get(key)
+        if key == "teacher":
+            have, want = ({n: v for n, v in d.items() if n != "path"} for d in (have, want))
+        if have != want:
+            raise ConfigError(f"{root}: holds {what} for other settings ({key}: {short(have)} there, {short(want)} "
+                              f"now); use another directory")

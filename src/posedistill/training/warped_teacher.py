@@ -45,7 +45,8 @@ from ..models import STRIDE
 from ..models.pretrained import sha256_file
 from ..skeleton import get_joint_set
 from .precision import autocast, resolve_amp
-from .teacher_files import DTYPES, records_sha256, read_meta, short, training_dataset
+from .teacher_files import (DTYPES, META, check_against, check_teacher_file, read_meta, records_sha256,
+                            refuse_other_settings, training_dataset)
 from .teacher_model import load_teacher
 
 __all__ = ["WarpedTargets", "WarpedTeacher", "build_warped_targets", "warp_heatmaps"]
@@ -122,6 +123,7 @@ class WarpedTargets:
         if tuple(self.heatmaps.shape) != tuple(self.meta["shape"]) or self.matrices.shape != (self.shape[0], 2, 3):
             raise DataError(f"{self.root}: warped teacher targets do not have the shape of their meta.json "
                             f"{self.meta['shape']}")
+        self.flip_index = get_joint_set(self.meta["joint_set"]).flip_index
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -142,19 +144,14 @@ class WarpedTargets:
             dataset, joint_set = training_dataset(cfg)
         else:
             joint_set = dataset.joint_set.name
-        want = _meta(cfg, dataset, joint_set)
-        for key in _CHECKED:
-            if self.meta.get(key) != want[key]:
-                what = "training records (same count, different content)" if key == "records_sha256" else key
-                raise ConfigError(f"{self.root}: warped teacher targets do not match the student config: {what} "
-                                  f"is {short(self.meta.get(key))} there, {short(want[key])} in the config")
+        check_against(self.root, self.meta, _meta(cfg, dataset, joint_set), _CHECKED,
+                      subject="warped teacher targets do not", there="there")
         own = cfg.distill.teacher_input_size
         if own and own != self.input_size:
             raise ConfigError(f"{self.root}: warped teacher targets are of a teacher at input {self.input_size}, "
                               f"the config's distill.teacher_input_size is {own}")
-        if teacher is not None and sha256_file(teacher) != self.meta["teacher"]["sha256"]:
-            raise ConfigError(f"{self.root}: warped teacher targets were built from another teacher "
-                              f"({self.meta['teacher']['path']}), not {teacher}")
+        if teacher is not None:
+            check_teacher_file(self.root, self.meta, teacher, subject="warped teacher targets were")
 
     def targets(self, indices: torch.Tensor, matrices: torch.Tensor, input_size: int, heatmap_size: int,
                 flipped: torch.Tensor | None = None) -> torch.Tensor:
@@ -162,9 +159,8 @@ class WarpedTargets:
         original -> crop, side ``input_size``; ``flipped`` marks mirrored crops) on a ``heatmap_size`` grid."""
         idx = np.asarray(indices.cpu(), dtype=np.int64).reshape(-1)
         source = torch.from_numpy(np.asarray(self.heatmaps[idx], dtype=np.float32))
-        flip_index = get_joint_set(self.meta["joint_set"]).flip_index
         return warp_heatmaps(source, self.matrices[idx], self.input_size, matrices.cpu(), input_size, heatmap_size,
-                             flipped.cpu() if flipped is not None else None, flip_index)
+                             flipped.cpu() if flipped is not None else None, self.flip_index)
 
 
 @dataclass
@@ -207,15 +203,10 @@ def build_warped_targets(teacher_ckpt: str | Path, cfg: ExperimentConfig, root: 
             **_meta(cfg, dataset, joint_set), "dtype": dtype,
             "shape": [len(dataset), tmeta.num_joints, tmeta.input_size // tmeta.stride,
                       tmeta.input_size // tmeta.stride]}
-    if (root / "meta.json").is_file():
+    if (root / META).is_file():
         existing = WarpedTargets(root)
-        for key in ("teacher", *_CHECKED, "dtype", "shape"):
-            have, want = existing.meta.get(key), meta[key]
-            if key == "teacher":  # the same file under any path
-                have, want = ({n: v for n, v in d.items() if n != "path"} for d in (have, want))
-            if have != want:
-                raise ConfigError(f"{root}: holds warped teacher targets for other settings ({key}: {short(have)} "
-                                  f"there, {short(want)} now); use another directory")
+        refuse_other_settings(root, existing.meta, meta, ("teacher", *_CHECKED, "dtype", "shape"),
+                              what="warped teacher targets")
         return existing
     root.mkdir(parents=True, exist_ok=True)
     plain = PoseDataset(dataset.records, meta=tmeta, train=False, skip_bad=dataset.skip_bad, check_images=False)
