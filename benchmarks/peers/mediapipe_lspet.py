@@ -250,7 +250,7 @@ def main() -> None:
     from posedistill.data.images import load_image
     from posedistill.data.readers import lspet_split
     from posedistill.io import atomic_write_json
-    from posedistill.models.pretrained import default_weights, sha256_file
+    from posedistill.models.pretrained import default_weights, sha256_file, shipped_students
 
     torch.set_num_threads(args.threads)
     timing = not args.no_timing
@@ -266,7 +266,9 @@ def main() -> None:
     print(f"LSPET {args.split}: {len(people)} people, {int(scored.sum())} with a visible torso (scored); "
           f"{args.threads} torch thread(s); CPU {capability}", flush=True)
 
-    models = [(role, default_weights(role=role)) for role in ("student", "teacher")]  # the pose models
+    names, default = shipped_students()
+    models = [(f"student {name}", default_weights(model=name)) for name in names]
+    models += [("teacher", default_weights(role="teacher"))]  # every shipped pose model
     models += [(f"--weights {w.name}", w) for w in args.weights]
     rows, preds = [], {}
     for role, weights in models:
@@ -325,7 +327,7 @@ def main() -> None:
         else:
             name = box_setting(max(float(k) for k in args.mediapipe_box_scales.split(",")))
             draw_mapping(args.draw, people, images, [r["landmarks"] for r in mediapipe["settings"][name]["rows"]],
-                         preds.get(("student", "box")), args.draw_count)
+                         preds.get((f"student {default}", "box")), args.draw_count)
     atomic_write_json(args.out, {
         "split": args.split, "people": len(people), "scored": int(scored.sum()), "threads": args.threads,
         "warmup": warmup, "timing": timing, "cpu": capability, "torch": torch.__version__,
