@@ -40,7 +40,7 @@ from posedistill.evaluation import PairedPCK
 from posedistill.inference.predictor import Predictor
 from posedistill.inference.refine import squares
 from posedistill.io import atomic_write_json
-from posedistill.models.pretrained import default_weights
+from posedistill.models.pretrained import default_weights, shipped_students
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCALES = (0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6)
@@ -110,7 +110,7 @@ def main() -> None:
                         / "lspet")
     parser.add_argument("--split", default="val", help="val (choices) or test (figures)")
     parser.add_argument("--weights", action="append", default=None,
-                        help="checkpoint or ONNX file (repeatable; default: the shipped student)")
+                        help="checkpoint or ONNX file (repeatable; default: every shipped student)")
     parser.add_argument("--sweep", action="store_true",
                         help=f"also the rule's choices: IoU thresholds {THRESHOLDS} and margins {MARGINS}")
     parser.add_argument("--limit", type=int, default=0, help="first N people only (0: all)")
@@ -128,7 +128,7 @@ def main() -> None:
                     np.array([r.norm for r in records]))
     base = np.array([joints_box(r.joints, r.visible) for r in records])
     settings = settings_of(base)
-    weights = args.weights or [str(default_weights(role="student"))]
+    weights = args.weights or [str(default_weights(model=name)) for name in shipped_students()[0]]
     capability = torch.backends.cpu.get_cpu_capability()
     rows, sweeps, started = [], [], time.perf_counter()
     for w in weights:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Per-photo latency of the shipped student, from the JPEG on disk to keypoints: with a box and without (the
+"""Per-photo latency of each shipped student, from the JPEG on disk to keypoints: with a box and without (the
 predictor finds the person), one and two threads, eager PyTorch and ONNX Runtime, and MediaPipe Pose beside it
 when its interpreter is given.
 
@@ -50,7 +50,7 @@ from posedistill.inference.person_score import PersonScorer, sidecar_path
 from posedistill.inference.predictor import Predictor
 from posedistill.inference.timing import Clock, StageTimes
 from posedistill.io import atomic_write_json
-from posedistill.models.pretrained import default_weights
+from posedistill.models.pretrained import default_weights, shipped_students
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "photo_latency.json"
@@ -140,7 +140,9 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=["val", "test"])
     parser.add_argument("--photos", type=int, default=100, help="the first N photos of the split")
     parser.add_argument("--warmup", type=int, default=5, help="untimed photos per setting first")
-    parser.add_argument("--weights", type=Path, default=None, help="checkpoint (default: the shipped student)")
+    parser.add_argument("--weights", type=Path, default=None, help="checkpoint (default: the shipped students)")
+    parser.add_argument("--models", default=None,
+                        help="comma list of shipped students (default: every one; ignored with --weights)")
     parser.add_argument("--backends", default="torch,onnx")
     parser.add_argument("--threads", default="1,2", help="comma list")
     parser.add_argument("--mediapipe-python", default=os.environ.get("POSEDISTILL_MEDIAPIPE_PYTHON"),
@@ -156,22 +158,29 @@ def main() -> None:
     gt = np.stack([r.joints for r in people])
     visible = np.stack([r.visible for r in people])
     norm = np.array([r.norm for r in people])
-    weights = args.weights or default_weights(role="student", backend="torch")
+    if args.weights is not None:
+        models = {args.weights.stem: args.weights}
+    else:
+        names = args.models.split(",") if args.models else shipped_students()[0]
+        models = {name: default_weights(model=name, backend="torch") for name in names}
     threads = [int(t) for t in args.threads.split(",")]
     env = {**os.environ, "OMP_NUM_THREADS": str(max(threads))}
     workers: dict[str, Worker] = {}
     load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="photo_latency_") as tmp:
-        # the shipped student's own ONNX file (what predict runs by default; its scorer lies beside it), or an export
-        shipped = default_weights(role="student", backend="onnx") if args.weights is None else None
-        files = {"torch": (weights, "-"),
-                 "onnx": (shipped, "-") if shipped else (export_onnx(weights, Path(tmp)), str(weights))}
-        for backend in args.backends.split(","):
-            path, scorer_of = files[backend]
-            for t in threads:
-                name = f"{backend} {t}t"
-                workers[name] = Worker(name, [sys.executable, str(Path(__file__).resolve()), "--worker", str(path),
-                                              backend, str(t), scorer_of], {**env, "OMP_NUM_THREADS": str(t)})
+        for model, weights in models.items():
+            # a shipped student's own ONNX file (what predict runs by default; its scorer lies beside it), or an
+            # export of --weights whose candidates the scorer beside the checkpoint ranks
+            shipped = default_weights(model=model, backend="onnx") if args.weights is None else None
+            files = {"torch": (weights, "-"),
+                     "onnx": (shipped, "-") if shipped else (export_onnx(weights, Path(tmp)), str(weights))}
+            for backend in args.backends.split(","):
+                path, scorer_of = files[backend]
+                for t in threads:
+                    name = f"{model} {backend} {t}t"
+                    workers[name] = Worker(name, [sys.executable, str(Path(__file__).resolve()), "--worker",
+                                                  str(path), backend, str(t), scorer_of],
+                                           {**env, "OMP_NUM_THREADS": str(t)})
         if args.mediapipe_python:
             workers["MediaPipe 1t"] = Worker("MediaPipe 1t", [args.mediapipe_python, str(MEDIAPIPE_WORKER),
                                                                "--lines"],
@@ -206,7 +215,7 @@ def main() -> None:
 
     load.append(os.getloadavg()[0])
     capability = next((v["cpu"] for v in info.values() if "cpu" in v), "unknown")
-    reference = (f"{args.backends.split(',')[0]} {threads[0]}t", True)
+    reference = (f"{next(iter(models))} {args.backends.split(',')[0]} {threads[0]}t", True)
     rows = []
     for (w, boxed), got in answers.items():
         ms = [a["ms"] for a in got]
@@ -239,12 +248,13 @@ def main() -> None:
     kilobytes = np.median([r.image.stat().st_size for r in people]) / 1e3
     print(f"\n{len(people)} LSPET {args.split} photos (median {kilobytes:.0f} kB JPEG), the file on disk to keypoints, "
           f"one photo at a time, settings alternated photo by photo; CPU {capability} ({os.cpu_count()} cores), "
-          f"load average {min(load):.2f}-{max(load):.2f}; weights {Path(weights).name}, torch {torch.__version__}\n")
-    print(f"{'setting':<14} {'input':<6} {'median ms':>9} {'p90 ms':>7}  " + " ".join(f"{s:>8}" for s in STAGES)
+          f"load average {min(load):.2f}-{max(load):.2f}; weights "
+          f"{', '.join(f'{m}: {Path(w).name}' for m, w in models.items())}, torch {torch.__version__}\n")
+    print(f"{'setting':<20} {'input':<6} {'median ms':>9} {'p90 ms':>7}  " + " ".join(f"{s:>8}" for s in STAGES)
           + f"  {'/ ' + reference[0]:>10} {'/ MediaPipe':>11} {'PCK':>5}")
     for r in rows:
         st = r["stages_median_ms"]
-        print(f"{r['setting']:<14} {'box' if r['box'] else 'photo':<6} {r['ms']['median']:>9.1f} "
+        print(f"{r['setting']:<20} {'box' if r['box'] else 'photo':<6} {r['ms']['median']:>9.1f} "
               f"{r['ms']['p90']:>7.1f}  " + " ".join(f"{fmt(st.get(s)):>8}" for s in STAGES)
               + f"  {fmt(r['ratio_to_reference'], '.2f'):>10} {fmt(r['ratio_to_mediapipe'], '.2f'):>11} "
               f"{r['pck']:>5.1f}")
@@ -252,7 +262,8 @@ def main() -> None:
           f"photo's time in that setting (same input); PCK@0.2 over 14 joints (MediaPipe: its 12 limb joints, a "
           f"photo where it finds nobody counts as wrong)")
     atomic_write_json(args.out, {
-        "split": args.split, "photos": len(people), "warmup": args.warmup, "weights": Path(weights).name,
+        "split": args.split, "photos": len(people), "warmup": args.warmup,
+        "weights": {m: Path(w).name for m, w in models.items()},
         "cpu": capability, "cores": os.cpu_count(), "load_average": load, "workers": info,
         "reference": list(reference), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "rows": rows})
