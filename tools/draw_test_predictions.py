@@ -6,8 +6,7 @@ the weights when there is one); right: the prediction with the ground-truth box 
 visible joints), each captioned with its PCK@0.2 on that photo (torso-normalised, as the evaluation). The tiles
 are stacked into one JPEG for ``docs/``.
 
-    python tools/draw_test_predictions.py --weights src/posedistill/weights/student.pt \\
-        --out docs/student_predictions.jpg
+    python tools/draw_test_predictions.py --model base --out docs/predictions_base.jpg
 """
 
 from __future__ import annotations
@@ -47,7 +46,8 @@ def caption(image: np.ndarray, text: str) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, default=None, help="default: the shipped student")
+    parser.add_argument("--weights", type=Path, default=None, help="a checkpoint or ONNX file (default: --model's)")
+    parser.add_argument("--model", default=None, help="a shipped student by name (default: the default one)")
     parser.add_argument("--images", default=None,
                         help="comma list of LSPET test image names (default: the first three with a visible torso, "
                              "so that nothing is picked by its result)")
@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="JPEG to write")
     args = parser.parse_args()
 
-    weights = args.weights or default_weights(role="student")
+    weights = args.weights or default_weights(model=args.model)
     predictor = Predictor(weights, threads=2)  # localises like `posedistill predict` without a box
     by_name = {Path(r.image).stem: r for r in lspet_people(args.data or default_lspet_root(), "test", need_torso=True)}
     rows = []
