@@ -143,3 +143,32 @@ def test_evaluate_checkpoint_torch_and_onnx_agree(tmp_path):
     assert a.num_people == b.num_people > 0
     assert a.pck["mean"] == pytest.approx(b.pck["mean"], abs=1.0)
     assert len(a.pck["per_joint"]) == 14
+
+
+def test_evaluate_against_prints_the_paired_difference_and_writes_it(tmp_path):
+    """``evaluate A --against B`` on real embedded LSPET images: the difference is PCK(A) - PCK(B) on the same
+    people with a bootstrap standard error; against itself it is exactly 0 with no spread."""
+    import json
+
+    from click.testing import CliRunner
+
+    from posedistill.cli import main
+    from posedistill.models import build_model
+    from posedistill.quickstart import embedded_data_dir
+
+    for seed, name in ((0, "a.pt"), (1, "b.pt")):
+        torch.manual_seed(seed)
+        model = build_model("hg1_32").eval()
+        make_checkpoint(tmp_path / name, model, model_meta(model, "hg1_32", 64))
+    args = ["evaluate", str(tmp_path / "a.pt"), "--data", str(embedded_data_dir()), "--split", "501-540",
+            "--workers", "0", "--no-flip"]
+    res = CliRunner().invoke(main, [*args, "--against", str(tmp_path / "b.pt"), "--json", str(tmp_path / "ab.json")])
+    assert res.exit_code == 0, res.output
+    record = json.loads((tmp_path / "ab.json").read_text())
+    got = record["against"]
+    assert got["difference"] == pytest.approx(record["pck"]["mean"] - got["pck_mean"])
+    assert got["standard_error"] > 0
+    assert f"minus {tmp_path / 'b.pt'}: {got['difference']:+.1f}" in res.output
+    res = CliRunner().invoke(main, [*args, "--against", str(tmp_path / "a.pt"), "--json", str(tmp_path / "aa.json")])
+    same = json.loads((tmp_path / "aa.json").read_text())["against"]
+    assert same["difference"] == 0 and same["standard_error"] == 0

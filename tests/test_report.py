@@ -297,3 +297,25 @@ def test_training_names_the_init_checkpoint(tmp_path):
     from_file = make_run(r, "restart2", model="hg2_64", pck_flip=50.0, init="src/weights/teacher_hg4_128_lspet.pt")
     labels = {e.label: e.training for e in load_runs([from_run, from_file])}
     assert labels == {"restart": "ground truth, init teacher", "restart2": "ground truth, init teacher_hg4_128_lspet.pt"}
+
+
+def test_a_run_evaluated_on_several_splits_is_reported_on_test(tmp_path):
+    """Training-image evaluations beside the test ones (the train/validation gap) do not displace the test
+    figures; two splits without a test one, or two flip evaluations of one split, are refused by name."""
+    run = make_run(tmp_path, "twin", model="hg2_64", pck_flip=55.0, pck_noflip=53.0)
+    train = json.loads((run / "eval_test.json").read_text())
+    train.update(split="1-1000", pck={**train["pck"], "mean": 60.0})
+    (run / "eval_train_1-1000.json").write_text(json.dumps(train))
+    (entry,) = load_runs([run])
+    assert entry.pck_mean(True) == pytest.approx(55.0) and entry.pck_mean(False) == pytest.approx(53.0)
+    assert sum("--split 1-1000" in c for c in entry.commands) == 1  # its command is still listed
+    (run / "eval_test.json").rename(run / "eval_val.json")
+    (run / "eval_test_noflip.json").unlink()
+    val = json.loads((run / "eval_val.json").read_text())
+    (run / "eval_val.json").write_text(json.dumps({**val, "split": "val"}))
+    with pytest.raises(DataError, match="several splits"):
+        load_runs([run])
+    (run / "eval_val.json").write_text(json.dumps(val))
+    (run / "eval_again.json").write_text(json.dumps(val))
+    with pytest.raises(DataError, match="two flip evaluations of split 'test'"):
+        load_runs([run])

@@ -166,13 +166,31 @@ class EvalResult:
     pckh: dict[str, Any] | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # what was evaluated and how (evaluate_checkpoint)
     predictions: dict[str, np.ndarray] | None = field(default=None, repr=False)  # predict_dataset's, when kept
+    against: dict[str, Any] | None = None  # compare_with's paired difference against another model
 
     def to_dict(self) -> dict[str, Any]:
         d = {**self.settings, "joint_names": self.joint_names, "threshold": self.threshold, "num_people": self.num_people,
              "pck": self.pck, "auc": self.auc}
         if self.pckh is not None:
             d["pckh"] = self.pckh
+        if self.against is not None:
+            d["against"] = self.against
         return d
+
+    def compare_with(self, other: EvalResult, *, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+        """PCK of this result minus ``other``'s on the same people (both evaluated with ``keep_predictions``), with
+        its paired bootstrap standard error (:class:`PairedPCK`); stored as :attr:`against` and returned."""
+        mine, theirs = self.predictions, other.predictions
+        if mine is None or theirs is None:
+            raise ValueError("compare_with needs both results evaluated with keep_predictions=True")
+        if mine["gt"].shape != theirs["gt"].shape or not np.allclose(mine["gt"], theirs["gt"], equal_nan=True):
+            raise ValueError("compare_with needs two evaluations of the same people")
+        paired = PairedPCK(mine["gt"], mine["visible"], mine["norm"], threshold=self.threshold,
+                           resamples=resamples, seed=seed)
+        diff, se = paired.difference(mine["pred"], theirs["pred"])
+        self.against = {"checkpoint": other.settings.get("checkpoint"), "pck_mean": other.pck["mean"],
+                        "difference": diff, "standard_error": se, "resamples": resamples}
+        return self.against
 
     def table(self) -> str:
         """Per-joint table (percent)."""

@@ -23,19 +23,29 @@ from ..data.readers import DATASET_KINDS
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--against", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="CHECKPOINT",
+              help="Also evaluate CHECKPOINT on the same people and print CHECKPOINT's difference to it, with its "
+                   "paired bootstrap standard error (e.g. an FPD student against its ground-truth twin).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the settings, metrics and the command line as JSON "
                    "(posedistill.evaluation.write_evaluation).")
 def evaluate(checkpoint, data_root, dataset, split, flip, multi_scale, dark, pckh, batch_size, workers, device,
-             json_path):
+             against, json_path):
     """Evaluate CHECKPOINT: PCK@0.2 (torso), AUC, per-joint table; flip test on by default."""
     from ..evaluation import evaluate_checkpoint, write_evaluation
     from . import command_line
 
-    result = evaluate_checkpoint(checkpoint, data_root, dataset=dataset, split=split, flip=flip,
-                                 multi_scale=multi_scale, dark=dark or None, pckh=pckh, batch_size=batch_size,
-                                 workers=workers, device=device, progress=True)
+    options = dict(dataset=dataset, split=split, flip=flip, multi_scale=multi_scale, dark=dark or None, pckh=pckh,
+                   batch_size=batch_size, workers=workers, device=device, progress=True,
+                   keep_predictions=against is not None)
+    result = evaluate_checkpoint(checkpoint, data_root, **options)
     click.echo(result.table())
+    if against is not None:
+        other = evaluate_checkpoint(against, data_root, **options)
+        got = result.compare_with(other)
+        click.echo(f"{checkpoint} minus {against}: {got['difference']:+.1f} PCK@{result.threshold:g} "
+                   f"({result.pck['mean']:.1f} against {other.pck['mean']:.1f}; paired bootstrap standard error "
+                   f"{got['standard_error']:.1f} over the same {result.num_people} people)")
     if json_path is not None:
         write_evaluation(json_path, result, command_line())
         click.echo(f"wrote {json_path}")

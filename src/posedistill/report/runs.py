@@ -187,18 +187,27 @@ def evaluate_command(ev: dict[str, Any], json_path: str | Path) -> str:
 
 
 def _load_evals(run_dir: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    evals: dict[str, dict[str, Any]] = {}
+    """The evaluations the report's columns use ("flip" / "noflip"), and the commands of every evaluation. A run
+    evaluated on several splits (e.g. the test slice and training images, for the train/validation gap) is
+    reported on ``test``; a run evaluated on one split only, on that one."""
+    by_split: dict[str, dict[str, dict[str, Any]]] = {}
     commands = []
     for path in sorted(run_dir.glob("eval*.json")):
         ev = _read_json(path)
         if not isinstance(ev, dict) or "pck" not in ev or "mean" not in ev.get("pck", {}):
             raise DataError(f"{path}: not an evaluation JSON (written by `posedistill evaluate --json`)")
+        split = str(ev.get("split", "test"))
         key = "flip" if ev.get("flip", True) else "noflip"
+        evals = by_split.setdefault(split, {})
         if key in evals:
-            raise DataError(f"{run_dir}: two {key} evaluations ({evals[key]['path']} and {path}); keep one")
+            raise DataError(f"{run_dir}: two {key} evaluations of split {split!r} ({evals[key]['path']} and "
+                            f"{path}); keep one")
         evals[key] = {**ev, "path": str(path)}
         commands.append(evaluate_command(ev, path))
-    return evals, commands
+    if len(by_split) > 1 and "test" not in by_split:
+        raise DataError(f"{run_dir}: evaluations of several splits ({', '.join(sorted(by_split))}) and none of "
+                        f"'test'; keep the ones to report")
+    return by_split.get("test", next(iter(by_split.values()), {})), commands
 
 
 _RUN_FILES = ("config.yaml", "metrics.json", "cost.json", "run.json")  # results.json may be a folder's table
