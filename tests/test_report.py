@@ -319,3 +319,20 @@ def test_a_run_evaluated_on_several_splits_is_reported_on_test(tmp_path):
     (run / "eval_again.json").write_text(json.dumps(val))
     with pytest.raises(DataError, match="two flip evaluations of split 'test'"):
         load_runs([run])
+
+
+def test_training_words_name_fpd_with_negatives_and_its_targets(tmp_path):
+    """An FPD run with negatives reads as FPD (with its warped, flip-averaged targets), not as a ground-truth
+    fine-tune; an alpha-0 run with negatives still reads as ground truth only."""
+    fpd = make_run(tmp_path, "fpd", model="hg2_64", pck_flip=55.0, mode="distill", alpha=0.5,
+                   teacher=str(tmp_path / "teacher" / "best.pt"))
+    a0 = make_run(tmp_path, "a0", model="hg2_64", pck_flip=54.0, mode="distill", alpha=0.0,
+                  teacher=str(tmp_path / "teacher" / "best.pt"))
+    for run, extra in ((fpd, {"teacher_targets": "warped", "teacher_flip": True}), (a0, {})):
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        config["data"]["augment"]["negative_prob"] = 0.2
+        config["distill"].update(extra)
+        (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    words = {e.label: e.training for e in load_runs([fpd, a0])}
+    assert words["fpd"] == "FPD alpha=0.5 from teacher (warped, flip-averaged), 0.2 of the crops negatives (no person)"
+    assert words["a0"] == "ground truth only, 0.2 of the crops negatives (no person)"

@@ -59,6 +59,8 @@ class RunEntry:
     init: str | None = None
     control: str | None = None  # run.control: the run an FPD run is compared with
     teacher_norm: str | None = None  # distill.teacher_norm when not "none"
+    teacher_targets: str | None = None  # distill.teacher_targets when not "augmented" (e.g. "warped")
+    teacher_flip: bool = False  # distill.teacher_flip: flip-averaged teacher heatmaps
     negatives: float = 0.0  # data.augment.negative_prob: share of training crops without the person
     note: str | None = None  # e.g. "ONNX Runtime int8 of fpd_hg2_64" (cost.json / results.json "note")
     train_minutes: float | None = None  # sum of the engine's per-epoch training times (validation excluded)
@@ -85,19 +87,22 @@ class RunEntry:
 
     def _training(self) -> str:
         init = f", init {checkpoint_name(self.init)}" if self.init else ""
-        if self.negatives:  # a fine-tune with negatives is not the alpha-0 control of an FPD run
-            return f"ground truth only, {self.negatives:g} of the crops negatives (no person)" + init
+        negatives = f", {self.negatives:g} of the crops negatives (no person)" if self.negatives else ""
         if self.mode == "distill" and self.alpha == 0:  # no teacher term: a ground-truth control, not FPD
-            return "ground truth only (alpha-0 control of the FPD runs)" + init
+            # a fine-tune with negatives is not the alpha-0 control of an FPD run
+            return ("ground truth only" + negatives if negatives
+                    else "ground truth only (alpha-0 control of the FPD runs)") + init
         if self.mode == "distill":
             teacher = Path(self.teacher).parent.name if self.teacher else "?"
             text = f"FPD alpha={self.alpha:g} from {teacher}" if self.alpha is not None else f"FPD from {teacher}"
-            text += " (cached)" if self.teacher_cache else ""
+            targets = [self.teacher_targets or ("cached" if self.teacher_cache else "")]
+            targets += ["flip-averaged"] if self.teacher_flip else []
+            text += f" ({', '.join(t for t in targets if t)})" if any(targets) else ""
             if self.teacher_norm:
                 text += _TEACHER_NORM_WORDS.get(self.teacher_norm, f", teacher_norm={self.teacher_norm}")
-            return text + init
+            return text + negatives + init
         if self.mode == "train":
-            return "ground truth" + init
+            return "ground truth" + negatives + init
         return self.mode or ""
 
     def pck_mean(self, flip: bool) -> float | None:
@@ -254,6 +259,8 @@ def load_runs(run_dirs: Sequence[str | Path]) -> list[RunEntry]:
             alpha=distill.get("alpha"), teacher=run.get("teacher"),
             teacher_cache=run.get("teacher_cache"), init=run.get("init"), control=run.get("control"),
             teacher_norm=None if distill.get("teacher_norm", "none") == "none" else distill["teacher_norm"],
+            teacher_targets=None if distill.get("teacher_targets", "augmented") == "augmented"
+            else distill["teacher_targets"], teacher_flip=bool(distill.get("teacher_flip", False)),
             negatives=float(((config.get("data") or {}).get("augment") or {}).get("negative_prob") or 0.0),
             best_val_pck=metrics.get("best_val_pck"), evals=evals)
         history = metrics.get("history") or []
