@@ -32,16 +32,19 @@ def test_embedded_images_were_never_trained_on_by_the_shipped_models():
     assert all(7001 <= i <= 7500 for i in held)  # LSPET's test slice
 
 
-def _tiny_checkpoint(path, model_name, seed):
+def _tiny_checkpoint(path, model_name, seed, *, input_size=64, **overrides):
     torch.manual_seed(seed)
-    cfg = tiny_cfg(model__name=model_name)
+    cfg = tiny_cfg(model__name=model_name, data__input_size=input_size, **overrides)
     model = build_model(model_name, num_joints=14)
-    return make_checkpoint(path, model, model_meta(model, model_name, 64), config=cfg.to_dict())
+    return make_checkpoint(path, model, model_meta(model, model_name, input_size), config=cfg.to_dict())
 
 
 def test_quickstart_evaluates_shipped_models_and_adapts_the_student_both_ways(tmp_path):
-    teacher = _tiny_checkpoint(tmp_path / "teacher.pt", "hg2_32", 0)
-    student = _tiny_checkpoint(tmp_path / "student.pt", "hg1_32", 1)
+    # a teacher of a larger input, and a student trained with warped targets (which need a pre-built directory
+    # and refuse unlabeled photos): the quickstart's FPD runs the teacher on every crop, at its own input size
+    teacher = _tiny_checkpoint(tmp_path / "teacher.pt", "hg2_32", 0, input_size=128)
+    student = _tiny_checkpoint(tmp_path / "student.pt", "hg1_32", 1, distill__teacher_targets="warped",
+                               distill__teacher_flip=True)
     s = QuickstartSettings(teacher=teacher, student=student, adapt_epochs=1, batch_size=8, labeled_range="1-16",
                            unlabeled_range="17-24", test_range="501-516")
     assert s.control_epochs() == 2  # 3 steps of FPD over 24 images, 2 an epoch over the 16 labeled ones
@@ -63,7 +66,9 @@ def test_quickstart_evaluates_shipped_models_and_adapts_the_student_both_ways(tm
         ckpt = load_checkpoint(tmp_path / "qs" / role / "last.pt")
         assert ckpt["config"]["run"]["init"] == str(student) and ckpt["config"]["train"]["epochs"] == epochs
         assert ckpt["config"]["data"]["train"] == "1-16"
-    assert load_checkpoint(tmp_path / "qs" / "adapted_fpd" / "last.pt")["config"]["run"]["unlabeled"]
+    fpd_config = load_checkpoint(tmp_path / "qs" / "adapted_fpd" / "last.pt")["config"]
+    assert fpd_config["run"]["unlabeled"]
+    assert fpd_config["distill"]["teacher_targets"] == "augmented" and fpd_config["distill"]["teacher_input_size"] == 128
     assert not load_checkpoint(tmp_path / "qs" / "adapted_gt" / "last.pt")["config"]["run"]["unlabeled"]
     assert len(list((tmp_path / "qs" / "unlabeled_images").iterdir())) == 8  # the FPD run's --unlabeled folder
     # the report reads the quickstart like any runs; the alpha-0 row is labelled as the control

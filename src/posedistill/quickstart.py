@@ -79,11 +79,13 @@ class QuickstartSettings:
 
 
 def adaptation_config(s: QuickstartSettings, student_ckpt: dict[str, Any], *, role: str, alpha: float,
-                      epochs: int, teacher: Path, student: Path, unlabeled: Path | None = None):
+                      epochs: int, teacher: Path, student: Path, unlabeled: Path | None = None,
+                      teacher_input_size: int | None = None):
     """The student's own training config (model, depth, input size, sigma, loss, augmentation), on the embedded
     labeled images, for ``epochs`` epochs of cosine decay from ``s.lr`` without warm-up, at ``alpha``, started
     from ``student`` with ``teacher`` (and ``unlabeled`` images): these run inputs replace the ones the student
-    was trained with."""
+    was trained with. The teacher runs on every crop (the paper's targets: unlabeled photos have no person crop
+    to pre-compute), at ``teacher_input_size`` where that differs from the student's."""
     base = dict(student_ckpt.get("config") or {})
     arch = student_ckpt["arch"]
     data = {**(base.get("data") or {}), "dataset": "lspet", "root": str(embedded_data_dir()),
@@ -97,7 +99,9 @@ def adaptation_config(s: QuickstartSettings, student_ckpt: dict[str, Any], *, ro
         "optim": {**(base.get("optim") or {}), "lr": s.lr},
         "schedule": {"kind": "cosine", "warmup_epochs": 0, "min_lr_ratio": 0.01},
         "train": {**(base.get("train") or {}), "epochs": epochs, "batch_size": s.batch_size, "val_every": 1},
-        "distill": {**(base.get("distill") or {}), "alpha": alpha},
+        "distill": {**(base.get("distill") or {}), "alpha": alpha, "teacher_targets": "augmented",
+                    "teacher_input_size": 0 if teacher_input_size in (None, data["input_size"])
+                    else int(teacher_input_size)},
         "run": {"teacher": str(teacher), "init": str(student),
                 "unlabeled": str(unlabeled) if unlabeled is not None else None},
     })
@@ -137,6 +141,7 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
     teacher = Path(s.teacher) if s.teacher is not None else default_weights(role="teacher", backend="torch")
     student = Path(s.student) if s.student is not None else default_weights(role="student", backend="torch")
     student_ckpt = load_checkpoint(student)
+    teacher_input_size = int(load_checkpoint(teacher)["input_size"])
     data = embedded_data_dir()
     command = command if command is not None else ["posedistill", "quickstart", "--out", str(root)]
     log(f"quickstart: embedded LSPET images {data} (adapt on {s.labeled_range} labeled and {s.unlabeled_range} "
@@ -171,7 +176,7 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
             + (f", with {len(list(unlabeled.iterdir()))} unlabeled images" if extra else ", labeled images only"))
         start = time.perf_counter()
         cfg = adaptation_config(s, student_ckpt, role=role, alpha=alpha, epochs=epochs, teacher=teacher,
-                                student=student, unlabeled=extra)
+                                student=student, unlabeled=extra, teacher_input_size=teacher_input_size)
         Trainer(cfg, root / role, progress=progress, command=command).fit()
         finish(role, root / role / "last.pt", time.perf_counter() - start)
     fpd, gt = predictions["adapted_fpd"], predictions["adapted_gt"]
