@@ -100,7 +100,8 @@ def test_ship_weights_manifest_card_and_predictor(tmp_path, monkeypatch):
     assert "| teacher | `teacher_hg2_32_lspet.pt` | hg2_32 |" in text and "| 33.0 | 32.5 | 32.0 |" in text
     assert "Student `tiny`" in text and "Student `base`" in text and "`base`; `--model NAME`" in text
     assert "posedistill distill --out" in text and "alpha 0.5" in text and "Fast Pose Distillation" in text
-    assert "64x64 input; 100 epochs, batch 16, step learning-rate schedule; the shipped checkpoint is epoch 3" in text
+    assert "100 epochs, batch 16, step learning-rate schedule; the shipped checkpoint is epoch 3" in text
+    assert "Input: tiny 64x64; base 64x64; teacher 64x64." in text
 
 
 def test_ship_weights_refuses_unnamed_or_duplicate_students(tmp_path, monkeypatch, capsys):
@@ -112,3 +113,11 @@ def test_ship_weights_refuses_unnamed_or_duplicate_students(tmp_path, monkeypatc
             tool.main()
         assert exc.value.code == 2
     assert not (tmp_path / "default.json").exists()
+    # a manifest that cannot be read is not shipped over (its finder entry and files would be lost)
+    (tmp_path / "default.json").write_text("{not json")
+    (tmp_path / "person_finder.onnx").write_bytes(b"x")
+    monkeypatch.setattr("sys.argv", ["ship_weights.py", "--student", "a=runs/x", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit) as exc:
+        tool.main()
+    assert exc.value.code == 2 and "cannot be read" in capsys.readouterr().err
+    assert (tmp_path / "person_finder.onnx").exists() and (tmp_path / "default.json").read_text() == "{not json"

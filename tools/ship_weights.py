@@ -53,7 +53,8 @@ latency was measured by that command. Full results and the runs behind them: `do
 A student runs as its ONNX export under ONNX Runtime unless `--backend torch` asks for its checkpoint (the file to
 retrain or distil from). Every file's sha256 (in `default.json`) is checked before it is loaded, and checkpoints
 are read with `torch.load(weights_only=True)`; a changed or truncated file is refused with a one-line error.
-Latency: one person (batch 1), {threads} thread(s), median, this machine ({cpu}): ONNX Runtime on the shipped
+Latency: one person (batch 1), {threads} thread(s), median, this machine ({cpu}; PyTorch CPU capability
+{capability}): ONNX Runtime on the shipped
 `.onnx`, eager PyTorch on the checkpoint (`posedistill.bench.profiling.profile_models`).
 
 ## Data and training
@@ -65,13 +66,13 @@ Latency: one person (batch 1), {threads} thread(s), median, this machine ({cpu})
 * Joints (LSP order): right ankle, right knee, right hip, left hip, left knee, left ankle, right wrist, right
   elbow, right shoulder, left shoulder, left elbow, left wrist, neck, head top.
 {students}
-* Teacher: trained from ground truth only:
+* Teacher: trained from ground truth only; {teacher_schedule}:
 
   ```sh
   {teacher_command}
   ```
-* Scale: {input}x{input} input; {schedule}. PCK@0.2 is torso-normalised (LSP protocol); people whose torso is
-  not annotated are not scored.
+* Input: {inputs}. PCK@0.2 is torso-normalised (LSP protocol); people whose torso is not annotated are not
+  scored.
 
 ## Limits
 
@@ -154,10 +155,12 @@ def main() -> None:
         parser.error(f"--default {default!r} is not one of the students ({', '.join(names)})")
     args.out.mkdir(parents=True, exist_ok=True)
     manifest: dict = {"format": MANIFEST_FORMAT, "version": 2, "default": default, "students": {}}
-    try:  # the person finder ships apart (tools/ship_finder.py): keep its entry
-        finder = read_manifest(args.out).get("finder")
-    except CheckpointError:
-        finder = None
+    finder = None
+    if (args.out / "default.json").exists():  # the person finder ships apart (tools/ship_finder.py): keep its entry
+        try:
+            finder = read_manifest(args.out).get("finder")
+        except CheckpointError as exc:  # shipping over it would drop the finder and delete its files
+            parser.error(f"the manifest to replace cannot be read ({exc}); restore it first")
     for name, run in args.student:
         manifest["students"][name] = _ship(run, args.out, f"{run.name}_lspet.pt", onnx=True)
     if args.teacher is not None:
@@ -237,17 +240,22 @@ def write_card(manifest: dict, out: Path, path: Path, *, threads: int, command: 
                     f"{info['input_size']} | {ort} | {cost['latency_ms']:.1f} | {pck['flip']} | {pck['noflip']} | "
                     f"{info.get('best_val_pck') or 0:.1f} |")
         if name != "teacher":
-            students.append(f"* Student `{name}`: {_student_how(info)}\n  Training command:\n\n  ```sh\n"
-                            f"  {info['training_command']}\n  ```")
+            students.append(f"* Student `{name}`: {_student_how(info)} {info.get('schedule', '(not recorded)')}."
+                            f"\n  Training command:\n\n  ```sh\n  {info['training_command']}\n  ```")
+    import torch
+
     default = manifest["students"][manifest["default"]]
     size = default["input_size"]
+    inputs = "; ".join(f"{name} {info['input_size']}x{info['input_size']}" for name, info in _entries(manifest))
     train = {"train": "im00001-06500 and im07501-09800", "train6500": "im00001-06500"}.get(
         default.get("train_split"), default.get("train_split") or "(not recorded)")
     text = CARD.format(command=command, rows="\n".join(rows), threads=threads, default=manifest["default"],
-                       cpu=platform.processor() or platform.machine(), students="\n".join(students) +
+                       cpu=platform.processor() or platform.machine(),
+                       capability=torch.backends.cpu.get_cpu_capability(), students="\n".join(students) +
                        (f"\n\n  {note}" if note else ""), train=train,
                        teacher_command=manifest.get("teacher", {}).get("training_command", "(not shipped)"),
-                       input=size, cell=4, schedule=default.get("schedule", "(not recorded)"),
+                       input=size, cell=4, inputs=inputs,
+                       teacher_schedule=manifest.get("teacher", {}).get("schedule", "(not recorded)"),
                        finder=(manifest.get("finder", {}).get("onnx") or {}).get("file", "(not shipped)"))
     atomic_write_text(path, text)
 
