@@ -226,6 +226,8 @@ def _ort_ms(path: Path, input_size: int, threads: int) -> float:
 def write_card(manifest: dict, out: Path, path: Path, *, threads: int, command: str, note: str = "") -> None:
     import platform
 
+    import torch
+
     rows, students = [], []
     for name, info in _entries(manifest):
         cost = profile_models([info["model"]], input_size=info["input_size"], depth=info.get("depth", 4),
@@ -242,8 +244,6 @@ def write_card(manifest: dict, out: Path, path: Path, *, threads: int, command: 
         if name != "teacher":
             students.append(f"* Student `{name}`: {_student_how(info)} {info.get('schedule', '(not recorded)')}."
                             f"\n  Training command:\n\n  ```sh\n  {info['training_command']}\n  ```")
-    import torch
-
     default = manifest["students"][manifest["default"]]
     size = default["input_size"]
     inputs = "; ".join(f"{name} {info['input_size']}x{info['input_size']}" for name, info in _entries(manifest))

@@ -141,7 +141,6 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
     teacher = Path(s.teacher) if s.teacher is not None else default_weights(role="teacher", backend="torch")
     student = Path(s.student) if s.student is not None else default_weights(role="student", backend="torch")
     student_ckpt = load_checkpoint(student)
-    teacher_input_size = int(load_checkpoint(teacher)["input_size"])
     data = embedded_data_dir()
     command = command if command is not None else ["posedistill", "quickstart", "--out", str(root)]
     log(f"quickstart: embedded LSPET images {data} (adapt on {s.labeled_range} labeled and {s.unlabeled_range} "
@@ -168,6 +167,7 @@ def run_quickstart(out: str | Path | None = None, settings: QuickstartSettings |
             + (f" ({train_s:.0f} s adapting)" if train_s else ""))
 
     finish("teacher", teacher, 0.0)
+    teacher_input_size = rows[-1]["input_size"]  # the teacher's row, read from its checkpoint
     finish("student", student, 0.0)
     unlabeled = _unlabeled_folder(data, s.unlabeled_range, root / "unlabeled_images")
     for role, alpha, epochs, extra in (("adapted_gt", 0.0, s.control_epochs(), None),

@@ -95,9 +95,9 @@ class RunEntry:
         if self.mode == "distill":
             teacher = Path(self.teacher).parent.name if self.teacher else "?"
             text = f"FPD alpha={self.alpha:g} from {teacher}" if self.alpha is not None else f"FPD from {teacher}"
-            targets = [self.teacher_targets or ("cached" if self.teacher_cache else "")]
-            targets += ["flip-averaged"] if self.teacher_flip else []
-            text += f" ({', '.join(t for t in targets if t)})" if any(targets) else ""
+            targets = [t for t in (self.teacher_targets or ("cached" if self.teacher_cache else None),
+                                   "flip-averaged" if self.teacher_flip else None) if t]
+            text += f" ({', '.join(targets)})" if targets else ""
             if self.teacher_norm:
                 text += _TEACHER_NORM_WORDS.get(self.teacher_norm, f", teacher_norm={self.teacher_norm}")
             return text + negatives + init
