@@ -18,13 +18,14 @@ JOINTS = ["right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "le
 
 
 def make_run(root, name, *, model, pck_flip=None, pck_noflip=None, cost=None, mode="train", alpha=0.5,
-             teacher=None, init=None, control=None):
+             teacher=None, init=None, control=None, train="train"):
     run = root / name
     run.mkdir(parents=True)
     config = ExperimentConfig().to_dict()
     config["name"] = name
     config["model"]["name"] = model
     config["data"]["input_size"] = 128
+    config["data"]["train"] = train
     config["distill"]["alpha"] = alpha
     config["run"] = {"mode": mode, "teacher": teacher, "init": init, "unlabeled": None, "control": control}
     (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -56,7 +57,7 @@ def runs(tmp_path):
         make_run(r, "bin", model="hg2_64_bin", pck_flip=60.0,
                  cost={"params": 700_000, "gmacs": 0.9, "latency_ms": 12.0, "note": "binary weights",
                        "commands": ["posedistill export x --int8"]}),
-        make_run(r, "big_bad", model="hg4_64", pck_flip=65.0,
+        make_run(r, "big_bad", model="hg4_64", pck_flip=65.0, train="train6500",
                  cost={"params": 1_500_000, "gmacs": 2.0, "latency_ms": 20.0}),
     ]
 
@@ -81,10 +82,11 @@ def test_report_tables_front_and_figures(tmp_path, runs):
     md = (out / "results.md").read_text()
     table = md.split("## Accuracy and cost")[1].split("##")[0]
     rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
-    assert rows["teacher"].startswith("| teacher | hg4_128 | 128 | ground truth | 3.000 | 4.000 | 40.0 | 80.0 | 78.0 |")
-    assert rows["fpd"].startswith("| fpd | hg2_64 | 128 | FPD alpha=0.5 from teacher | 0.800 | 1.000 | 11.0 | 74.0 | 72.0 |")
+    assert rows["teacher"].startswith("| teacher | hg4_128 | 128 | train | ground truth | 3.000 | 4.000 | 40.0 | 80.0 | 78.0 |")
+    assert rows["fpd"].startswith("| fpd | hg2_64 | 128 | train | FPD alpha=0.5 from teacher | 0.800 | 1.000 | 11.0 | 74.0 | 72.0 |")
+    assert rows["big_bad"].startswith("| big_bad | hg4_64 | 128 | train6500 | ground truth |")  # the training set
     assert "posedistill export x --int8" in md.split("**bin**")[1]
-    assert rows["bin"].startswith("| bin | hg2_64_bin | 128 | ground truth; binary weights | 0.700 | 0.900 | 12.0 | 60.0 | – |")
+    assert rows["bin"].startswith("| bin | hg2_64_bin | 128 | train | ground truth; binary weights | 0.700 | 0.900 | 12.0 | 60.0 | – |")
     # per-joint tables (flip and no flip) with the JSON's values
     assert "## PCK@0.2 per joint, with flip test" in md and "## PCK@0.2 per joint, without flip test" in md
     assert "| run | r_ankle | r_knee |" in md
@@ -123,7 +125,7 @@ def test_fpd_gain_gap_and_alpha_sweep(tmp_path, runs):
     assert "| init_a0.5 | FPD alpha=0.5 from teacher, init student | 73.0 | 76.0 | +3.0 | 80.0 | 4.0 |" in fpd
     # the alpha-0 control is the baseline of the init runs, never an FPD row with a "gain" of its own
     assert "| init_a0 |" not in fpd
-    assert "| init_a0 | hg2_64 | 128 | ground truth only (alpha-0 control of the FPD runs), init student |" in table
+    assert "| init_a0 | hg2_64 | 128 | train | ground truth only (alpha-0 control of the FPD runs), init student |" in table
     sweep = md.split("## Alpha sweep: hg2_64 at 128x128")[1].split("##")[0]
     alphas = [line.split(" | ")[0].strip("| ") for line in sweep.splitlines() if line.startswith("| ")][2:]
     assert alphas == ["0", "0.25", "0.5", "1"]  # alpha 0 is the control the sweep's runs name

@@ -47,15 +47,18 @@ def format_markdown(entries: list[RunEntry], *, command: str, figures: dict[str,
         "",
         "## Accuracy and cost",
         "",
-        "| run | model | input | training | params (M) | GFLOPs | CPU latency (ms) | PCK@0.2 flip "
+        "`train set` is the run's named training split (`data.train`; on LSPET `train` is im00001-06500 plus "
+        "im07501-09800, 8,800 people, and `train6500` im00001-06500 alone).",
+        "",
+        "| run | model | input | train set | training | params (M) | GFLOPs | CPU latency (ms) | PCK@0.2 flip "
         "| PCK@0.2 no flip | AUC | split | best val PCK | epochs | train time (min) |",
-        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+        "| --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     for e in entries:
         ev = e.evals.get("flip") or e.evals.get("noflip")
         pck_flip = e.pck_mean(True) if e.evals else e.pck
         lines.append(
-            f"| {e.label} | {e.model} | {fmt(e.input_size, 'd')} | {e.training} | "
+            f"| {e.label} | {e.model} | {fmt(e.input_size, 'd')} | {e.train_split or '-'} | {e.training} | "
             f"{fmt(e.params and e.params / 1e6, '.3f')} | "
             f"{fmt(e.gmacs, '.3f')} | {fmt(e.latency_ms, '.1f')} | {fmt(pck_flip, '.1f')} | "
             f"{fmt(e.pck_mean(False), '.1f')} | {fmt(ev and ev.get('auc'), '.1f')} | "

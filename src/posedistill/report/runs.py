@@ -51,6 +51,7 @@ class RunEntry:
     run_dir: str
     model: str
     input_size: int | None = None
+    train_split: str | None = None  # data.train: the named training split (e.g. LSPET's train or train6500)
     depth: int = DEFAULT_DEPTH  # hourglass depth (model.depth)
     mode: str | None = None  # train | distill
     alpha: float | None = None
@@ -255,6 +256,7 @@ def load_runs(run_dirs: Sequence[str | Path]) -> list[RunEntry]:
         entry = RunEntry(
             label=str(cost.get("label") or extra.get("label") or run_dir.name), run_dir=str(run_dir),
             model=str(model), input_size=(config.get("data") or {}).get("input_size") or cost.get("input_size"),
+            train_split=(config.get("data") or {}).get("train"),
             depth=int((config.get("model") or {}).get("depth", DEFAULT_DEPTH)), mode=run.get("mode"),
             alpha=distill.get("alpha"), teacher=run.get("teacher"),
             teacher_cache=run.get("teacher_cache"), init=run.get("init"), control=run.get("control"),
