@@ -70,6 +70,18 @@ def settings_of(base: np.ndarray) -> list[tuple[str, list[np.ndarray]]]:
 
 
 
+def scored_people(split: list, limit: int = 0) -> tuple[list, list[np.ndarray], Scorer, np.ndarray]:
+    """The people of ``split`` that PCK scores (a visible torso), the first ``limit`` of them (0: all): their
+    records, their photos (BGR), a :class:`Scorer` for them, and the boxes their visible joints span."""
+    records = [r for r in split if np.isfinite(r.norm) and r.norm > 0 and (r.visible > 0).sum() >= 2]
+    if limit:
+        records = records[:limit]
+    images = [cv2.imread(str(r.image), cv2.IMREAD_COLOR) for r in records]
+    scorer = Scorer(np.stack([r.joints for r in records]), np.stack([r.visible for r in records]),
+                    np.array([r.norm for r in records]))
+    return records, images, scorer, np.array([joints_box(r.joints, r.visible) for r in records])
+
+
 def run(predictor: Predictor, images: list[np.ndarray], boxes: np.ndarray, *, refine: bool | str,
         batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints (N, K, 2) and whether each person was re-cropped (N,), one box per image, through
@@ -120,13 +132,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(1)
     split = lspet_split(args.data, args.split)
-    records = [r for r in split if np.isfinite(r.norm) and r.norm > 0 and (r.visible > 0).sum() >= 2]
-    if args.limit:
-        records = records[:args.limit]
-    images = [cv2.imread(str(r.image), cv2.IMREAD_COLOR) for r in records]
-    scorer = Scorer(np.stack([r.joints for r in records]), np.stack([r.visible for r in records]),
-                    np.array([r.norm for r in records]))
-    base = np.array([joints_box(r.joints, r.visible) for r in records])
+    records, images, scorer, base = scored_people(split, args.limit)
     settings = settings_of(base)
     weights = args.weights or [str(default_weights(model=name)) for name in shipped_students()[0]]
     capability = torch.backends.cpu.get_cpu_capability()

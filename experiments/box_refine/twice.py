@@ -21,10 +21,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from box_sensitivity import Scorer, run, settings_of  # noqa: E402
+from box_sensitivity import run, scored_people, settings_of  # noqa: E402
 
 from posedistill.data import lspet_split  # noqa: E402
-from posedistill.data.scenes import joints_box  # noqa: E402
 from posedistill.inference.predictor import Predictor  # noqa: E402
 
 
@@ -39,12 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(1)
-    records = [r for r in lspet_split(args.data, args.split)
-               if np.isfinite(r.norm) and r.norm > 0 and (r.visible > 0).sum() >= 2]
-    images = [cv2.imread(str(r.image), cv2.IMREAD_COLOR) for r in records]
-    scorer = Scorer(np.stack([r.joints for r in records]), np.stack([r.visible for r in records]),
-                    np.array([r.norm for r in records]))
-    base = np.array([joints_box(r.joints, r.visible) for r in records])
+    records, images, scorer, base = scored_people(lspet_split(args.data, args.split), 0)
     predictor = Predictor(args.weights, locate="none", threads=args.threads)
     rule = predictor.refinement
     table: dict[str, dict[str, float]] = {}

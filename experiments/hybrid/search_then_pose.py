@@ -23,10 +23,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from box_sensitivity import Scorer  # noqa: E402
+from box_sensitivity import scored_people  # noqa: E402
 
 from posedistill.data import lspet_split  # noqa: E402
-from posedistill.data.scenes import joints_box  # noqa: E402
 from posedistill.inference.predictor import Predictor  # noqa: E402
 from posedistill.inference.refine import BoxRefinement  # noqa: E402
 
@@ -44,14 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(1)
-    records = [r for r in lspet_split(args.data, args.split)
-               if np.isfinite(r.norm) and r.norm > 0 and (r.visible > 0).sum() >= 2]
-    if args.limit:
-        records = records[:args.limit]
-    images = [cv2.imread(str(r.image), cv2.IMREAD_COLOR) for r in records]
-    scorer = Scorer(np.stack([r.joints for r in records]), np.stack([r.visible for r in records]),
-                    np.array([r.norm for r in records]))
-    gt = np.array([joints_box(r.joints, r.visible) for r in records])
+    records, images, scorer, gt = scored_people(lspet_split(args.data, args.split), args.limit)
     small = Predictor(args.search, locate="auto", threads=args.threads)
     large = Predictor(args.pose, locate="auto", threads=args.threads)
     for p in (small, large):  # warm-up
