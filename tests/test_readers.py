@@ -8,6 +8,7 @@ import scipy.io
 from posedistill.data import (
     lsp_split,
     lspet_split,
+    lspet_split_images,
     read_coco,
     read_dataset,
     read_jsonfile,
@@ -64,6 +65,13 @@ def test_lspet_split_protocol(shared_data):
     assert held_out.isdisjoint(train)
     with pytest.raises(ConfigError, match="train, train6500, val, test"):
         lspet_split(shared_data / "lspet", "valid")
+
+
+def test_lspet_split_images_names_the_protocol_in_words():
+    assert lspet_split_images("train") == "im00001-06500 and im07501-09800"
+    assert lspet_split_images("train6500") == "im00001-06500"
+    assert lspet_split_images("test") == "im07001-07500"
+    assert lspet_split_images("1-1000") is None  # an image range, not a named split
 
 
 def test_mpii_reader(shared_data, tmp_path):

@@ -85,6 +85,7 @@ def test_report_tables_front_and_figures(tmp_path, runs):
     assert rows["teacher"].startswith("| teacher | hg4_128 | 128 | train | ground truth | 3.000 | 4.000 | 40.0 | 80.0 | 78.0 |")
     assert rows["fpd"].startswith("| fpd | hg2_64 | 128 | train | FPD alpha=0.5 from teacher | 0.800 | 1.000 | 11.0 | 74.0 | 72.0 |")
     assert rows["big_bad"].startswith("| big_bad | hg4_64 | 128 | train6500 | ground truth |")  # the training set
+    assert "`train` is im00001-06500 and im07501-09800, 8,800 people, and `train6500` im00001-06500 alone" in md
     assert "posedistill export x --int8" in md.split("**bin**")[1]
     assert rows["bin"].startswith("| bin | hg2_64_bin | 128 | train | ground truth; binary weights | 0.700 | 0.900 | 12.0 | 60.0 | – |")
     # per-joint tables (flip and no flip) with the JSON's values

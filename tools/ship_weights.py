@@ -25,6 +25,7 @@ import yaml
 
 from posedistill.bench.profiling import profile_models
 from posedistill.bench.worker import time_rounds
+from posedistill.data import lspet_split_images
 from posedistill.deploy.onnx import export_onnx
 from posedistill.deploy.runtime import INPUT_NAME, load_onnx_session
 from posedistill.inference.person_score import PersonScorer, copy_scorer, sidecar_path
@@ -247,8 +248,8 @@ def write_card(manifest: dict, out: Path, path: Path, *, threads: int, command: 
     default = manifest["students"][manifest["default"]]
     size = default["input_size"]
     inputs = "; ".join(f"{name} {info['input_size']}x{info['input_size']}" for name, info in _entries(manifest))
-    train = {"train": "im00001-06500 and im07501-09800", "train6500": "im00001-06500"}.get(
-        default.get("train_split"), default.get("train_split") or "(not recorded)")
+    train = (lspet_split_images(default.get("train_split") or "") or default.get("train_split")
+             or "(not recorded)")
     text = CARD.format(command=command, rows="\n".join(rows), threads=threads, default=manifest["default"],
                        cpu=platform.processor() or platform.machine(),
                        capability=torch.backends.cpu.get_cpu_capability(), students="\n".join(students) +

@@ -14,6 +14,7 @@ from .readers import (
     LSPET_SPLITS,
     lsp_split,
     lspet_split,
+    lspet_split_images,
     read_coco,
     read_dataset,
     read_jsonfile,
@@ -36,7 +37,8 @@ from .unlabeled import unlabeled_records
 
 __all__ = [
     "PersonRecord", "box_from_joints", "torso_norm", "read_lsp", "read_lspet", "lsp_split", "lspet_split",
-    "LSP_SPLITS", "LSPET_SPLITS", "read_mpii", "read_coco", "read_jsonfile", "read_dataset", "DATASET_KINDS",
+    "lspet_split_images", "LSP_SPLITS", "LSPET_SPLITS", "read_mpii", "read_coco", "read_jsonfile", "read_dataset",
+    "DATASET_KINDS",
     "AugmentConfig", "Augmentation", "normalize_image", "denormalize_image",
     "crop_person", "sample_augmentation", "PoseDataset", "record_problem", "build_loader", "EpochSampler",
     "check_image_file", "load_image", "READERS", "reader_spec", "read_split", "joint_set_for", "MixedDataset",

@@ -23,12 +23,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..data import LSPET_SPLITS, lspet_split_images
 from ..io import atomic_write_json, atomic_write_text
 from .baselines import distillation_sections
 from .plots import plot_curves, plot_pareto
 from .runs import RunEntry, fill_costs, fmt, load_runs
 
 __all__ = ["build_report", "format_markdown"]
+
+def _people(split: str) -> int:
+    """The number of images of a named LSPET split."""
+    return sum(stop - start for start, stop in LSPET_SPLITS[split])
+
 
 def _short_joint(name: str) -> str:
     return name.replace("right_", "r_").replace("left_", "l_")
@@ -47,8 +53,9 @@ def format_markdown(entries: list[RunEntry], *, command: str, figures: dict[str,
         "",
         "## Accuracy and cost",
         "",
-        "`train set` is the run's named training split (`data.train`; on LSPET `train` is im00001-06500 plus "
-        "im07501-09800, 8,800 people, and `train6500` im00001-06500 alone).",
+        f"`train set` is the run's named training split (`data.train`; on LSPET `train` is "
+        f"{lspet_split_images('train')}, {_people('train'):,} people, and `train6500` "
+        f"{lspet_split_images('train6500')} alone).",
         "",
         "| run | model | input | train set | training | params (M) | GFLOPs | CPU latency (ms) | PCK@0.2 flip "
         "| PCK@0.2 no flip | AUC | split | best val PCK | epochs | train time (min) |",

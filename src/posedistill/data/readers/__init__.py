@@ -23,11 +23,11 @@ from ..records import PersonRecord
 from .coco import read_coco
 from .common import find_json
 from .jsonfile import read_jsonfile
-from .leeds import LSP_SPLITS, LSPET_SPLITS, lsp_split, lspet_split, read_lsp, read_lspet
+from .leeds import LSP_SPLITS, LSPET_SPLITS, lsp_split, lspet_split, lspet_split_images, read_lsp, read_lspet
 from .mpii import read_mpii
 
 __all__ = [
-    "read_lsp", "read_lspet", "lsp_split", "lspet_split", "LSPET_SPLITS", "LSP_SPLITS", "read_mpii",
+    "read_lsp", "read_lspet", "lsp_split", "lspet_split", "lspet_split_images", "LSPET_SPLITS", "LSP_SPLITS", "read_mpii",
     "read_coco", "read_jsonfile", "read_dataset", "DATASET_KINDS", "READERS", "ReaderSpec", "reader_spec",
 ]
 

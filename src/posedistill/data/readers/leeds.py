@@ -19,7 +19,8 @@ from ...skeleton import LSP
 from ..records import PersonRecord, box_from_joints, torso_norm
 from .common import BadPeople
 
-__all__ = ["read_lsp", "read_lspet", "lsp_split", "lspet_split", "LSPET_SPLITS", "LSP_SPLITS"]
+__all__ = ["read_lsp", "read_lspet", "lsp_split", "lspet_split", "lspet_split_images", "LSPET_SPLITS",
+           "LSP_SPLITS"]
 
 #: The project's LSPET protocol: each split is a tuple of 0-based image index ranges [start, stop) (im00001 is
 #: index 0). ``train`` is im00001-06500 plus im07501-09800 (8,800 people); ``train6500`` is the 6,500-image
@@ -155,6 +156,15 @@ def lspet_split(root: str | Path, split: str, **kw) -> list[PersonRecord]:
     _, path = _mat_root(root)
     idx = _split_indices(LSPET_SPLITS, split, _num_people(path, -1), "LSPET")
     return read_lspet(root, indices=idx, **kw)
+
+
+def lspet_split_images(split: str) -> str | None:
+    """The images of a named LSPET split in words (``"train"`` -> ``"im00001-06500 and im07501-09800"``), from
+    :data:`LSPET_SPLITS`; None for a name that is not one (e.g. an image range)."""
+    ranges = LSPET_SPLITS.get(split)
+    if ranges is None:
+        return None
+    return " and ".join(f"im{start + 1:05d}-{stop:05d}" for start, stop in ranges)
 
 
 def lsp_split(root: str | Path, split: str, **kw) -> list[PersonRecord]:
